@@ -1,0 +1,308 @@
+// The autograd engine: graph recording helpers, the leaf accumulator, and backward().
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/grad_node.h"
+#include "core/tensor_impl.h"
+#include "ember/ops.h"
+
+namespace ember {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+}
+bool GradMode::is_enabled() { return t_grad_enabled; }
+void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+namespace autograd {
+
+Node::~Node() {
+  // Destroying a node drops its edges, which may destroy the next node, and so on: recursion as
+  // deep as the graph. Instead, park the edges and let the outermost destructor drain them.
+  thread_local std::vector<std::shared_ptr<Node>> parked;
+  thread_local bool draining = false;
+  for (Edge& e : next_edges_)
+    if (e.fn) parked.push_back(std::move(e.fn));
+  if (draining) return;
+  draining = true;
+  while (!parked.empty()) {
+    std::shared_ptr<Node> n = std::move(parked.back());
+    parked.pop_back();
+    n.reset();
+  }
+  draining = false;
+}
+
+namespace {
+
+// The sink of every path that ends in a leaf: adds the incoming gradient to leaf.grad().
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  std::string name() const override { return "AccumulateGrad"; }
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
+    Tensor& g = grads[0];
+    if (!g.defined()) return {};
+    AutogradMeta& meta = leaf_->meta();
+    if (g.shape() != leaf_->shape)
+      fail("backward: gradient of shape {} does not match leaf of shape {}", shape_str(g.shape()),
+           shape_str(leaf_->shape));
+    if (!meta.grad.defined()) {
+      // Keep the incoming buffer when nobody else can see it; gradients are often expanded views.
+      bool owned = g.is_contiguous() && g.use_count() == 1 && g.storage_offset() == 0 &&
+                   g.impl()->storage.use_count() == 1 && !g.requires_grad();
+      meta.grad = owned ? g : g.clone();
+    } else {
+      meta.grad.add_(g);
+    }
+    return {};
+  }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+}  // namespace
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.impl()->autograd) return {};
+  AutogradMeta& meta = *t.impl()->autograd;
+  if (meta.grad_fn) return Edge{meta.grad_fn, meta.output_nr};
+  if (!meta.requires_grad) return {};
+  auto acc = meta.accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
+    meta.accumulator = acc;
+  }
+  return Edge{acc, 0};
+}
+
+void set_history(Tensor& output, const std::shared_ptr<Node>& node, uint32_t output_nr) {
+  AutogradMeta& meta = output.impl()->meta();
+  meta.requires_grad = true;
+  meta.grad_fn = node;
+  meta.output_nr = output_nr;
+}
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
+  if (!fn_)
+    fail("{}: trying to backward through the graph a second time (its saved tensors were freed); "
+         "pass retain_graph = true to the first backward",
+         name_);
+  std::vector<Tensor> grads = fn_(BackwardArgs{grad_outputs, needs_});
+  if (grads.size() != needs_.size())
+    fail("{}: backward returned {} gradients for {} inputs", name_, grads.size(), needs_.size());
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!needs_[i]) {
+      grads[i] = Tensor();
+    } else if (grads[i].defined() && grads[i].shape() != input_shapes_[i]) {
+      fail("{}: backward produced a gradient of shape {} for input {} of shape {}", name_,
+           shape_str(grads[i].shape()), i, shape_str(input_shapes_[i]));
+    }
+  }
+  return grads;
+}
+
+void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& outputs,
+            GradFn fn) {
+  std::vector<bool> needs(inputs.size());
+  std::vector<Edge> edges(inputs.size());
+  std::vector<Shape> shapes(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) continue;
+    edges[i] = gradient_edge(inputs[i]);
+    needs[i] = edges[i].valid();
+    shapes[i] = inputs[i].shape();
+  }
+  auto node = std::make_shared<LambdaNode>(name, std::move(fn), std::move(needs), std::move(shapes));
+  node->set_next_edges(std::move(edges));
+  node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+  for (size_t i = 0; i < outputs.size(); ++i) set_history(*outputs[i], node, static_cast<uint32_t>(i));
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
+  Shape dims;
+  for (int64_t d = 0; d < grad.dim(); ++d)
+    if (d < lead || (shape[d - lead] == 1 && grad.size(d) != 1)) dims.push_back(d);
+  Tensor r = dims.empty() ? grad : grad.sum(dims, /*keepdim=*/true);
+  return r.view(shape);
+}
+
+// ---- saved tensors ----
+SavedTensor::SavedTensor(const Tensor& t) {
+  if (!t.defined()) return;
+  tensor_ = t.detach();
+  version_ = t.impl()->storage->version.load();
+}
+
+Tensor SavedTensor::unpack(std::string_view op) const {
+  if (tensor_.defined()) {
+    uint64_t now = tensor_.impl()->storage->version.load();
+    if (now != version_)
+      fail("{}: a tensor of shape {} saved for backward was modified by an in-place operation "
+           "(version {} at save, {} now)",
+           op, shape_str(tensor_.shape()), version_, now);
+  }
+  return tensor_;
+}
+
+// ---- custom functions ----
+void AutogradContext::save_for_backward(const std::vector<Tensor>& tensors) {
+  saved_.clear();
+  for (const Tensor& t : tensors) saved_.emplace_back(t);
+}
+std::vector<Tensor> AutogradContext::get_saved_variables() const {
+  std::vector<Tensor> out;
+  for (const SavedTensor& s : saved_) out.push_back(s.unpack(name_));
+  return out;
+}
+bool AutogradContext::needs_input_grad(size_t i) const {
+  return i < needs_input_grad_.size() && needs_input_grad_[i];
+}
+
+namespace detail {
+namespace {
+class CustomNode final : public Node {
+ public:
+  CustomNode(std::shared_ptr<AutogradContext> ctx, BackwardFn fn, std::vector<bool> arg_is_tensor,
+             std::vector<Shape> shapes)
+      : ctx_(std::move(ctx)), fn_(std::move(fn)), arg_is_tensor_(std::move(arg_is_tensor)),
+        shapes_(std::move(shapes)) {}
+  std::string name() const override { return ctx_ ? ctx_->name_ : "CustomFunction"; }
+  std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override {
+    if (!fn_) fail("{}: trying to backward through the graph a second time", name());
+    std::vector<Tensor> grads = fn_(ctx_.get(), std::move(grad_outputs));
+    if (grads.size() != arg_is_tensor_.size())
+      fail("{}: backward returned {} gradients but forward took {} arguments", name(), grads.size(),
+           arg_is_tensor_.size());
+    std::vector<Tensor> per_input;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!arg_is_tensor_[i]) continue;
+      size_t k = per_input.size();
+      if (grads[i].defined() && grads[i].shape() != shapes_[k])
+        fail("{}: backward returned a gradient of shape {} for argument {} of shape {}", name(),
+             shape_str(grads[i].shape()), i, shape_str(shapes_[k]));
+      per_input.push_back(ctx_->needs_input_grad(i) ? grads[i] : Tensor());
+    }
+    return per_input;
+  }
+  void release_saved() override {
+    fn_ = nullptr;
+    ctx_->saved_.clear();
+  }
+
+ private:
+  std::shared_ptr<AutogradContext> ctx_;
+  BackwardFn fn_;
+  std::vector<bool> arg_is_tensor_;
+  std::vector<Shape> shapes_;
+};
+}  // namespace
+
+std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, BackwardFn backward,
+                                       const std::vector<Tensor>& inputs,
+                                       const std::vector<bool>& arg_is_tensor) {
+  std::vector<Edge> edges;
+  std::vector<Shape> shapes;
+  for (const Tensor& t : inputs) {
+    edges.push_back(t.defined() ? gradient_edge(t) : Edge{});
+    shapes.push_back(t.defined() ? t.shape() : Shape{});
+  }
+  auto node = std::make_shared<CustomNode>(std::move(ctx), std::move(backward), arg_is_tensor, std::move(shapes));
+  node->set_next_edges(std::move(edges));
+  return node;
+}
+}  // namespace detail
+
+// ---- the engine ----
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs, bool retain_graph) {
+  NoGradGuard no_grad;  // backward formulas are not themselves recorded (no double backward)
+  struct Pending {
+    std::vector<Tensor> grads;
+    int dependencies = 0;
+  };
+  std::unordered_map<Node*, Pending> pending;
+  std::vector<std::shared_ptr<Node>> roots;
+
+  auto accumulate = [](std::vector<Tensor>& slot_list, uint32_t slot, const Tensor& g) {
+    Tensor& slot_ref = slot_list[slot];
+    slot_ref = slot_ref.defined() ? slot_ref + g : g;
+  };
+
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& out = outputs[i];
+    if (!out.requires_grad())
+      fail("backward: tensor of shape {} does not require grad and has no grad_fn", shape_str(out.shape()));
+    Tensor g = i < grad_outputs.size() ? grad_outputs[i] : Tensor();
+    if (!g.defined()) {
+      if (out.numel() != 1)
+        fail("backward: grad can be implicitly created only for scalar outputs; got shape {} "
+             "(pass a gradient of that shape)",
+             shape_str(out.shape()));
+      g = ones_like(out);
+    } else if (g.shape() != out.shape()) {
+      fail("backward: gradient of shape {} does not match output of shape {}", shape_str(g.shape()),
+           shape_str(out.shape()));
+    }
+    Edge e = gradient_edge(out);
+    Pending& p = pending[e.fn.get()];
+    p.grads.resize(e.fn->num_outputs());
+    accumulate(p.grads, e.input_nr, g.detach());
+    roots.push_back(e.fn);
+  }
+
+  // Count, for every reachable node, how many edges point at it (iterative DFS).
+  std::unordered_set<Node*> seen;
+  std::vector<Node*> stack;
+  for (auto& r : roots)
+    if (seen.insert(r.get()).second) stack.push_back(r.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges()) {
+      if (!e.valid()) continue;
+      pending[e.fn.get()].dependencies++;
+      if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
+    }
+  }
+
+  // Run nodes whose every consumer has already sent its gradient.
+  std::deque<std::shared_ptr<Node>> ready;
+  std::unordered_set<Node*> queued;
+  for (auto& r : roots)
+    if (pending[r.get()].dependencies == 0 && queued.insert(r.get()).second) ready.push_back(r);
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.front();
+    ready.pop_front();
+    std::vector<Tensor> grads = std::move(pending[node.get()].grads);
+    grads.resize(node->num_outputs());
+    pending.erase(node.get());
+    std::vector<Tensor> input_grads = node->apply(std::move(grads));
+    if (!retain_graph) node->release_saved();
+    const auto& edges = node->next_edges();
+    for (size_t i = 0; i < edges.size(); ++i) {
+      const Edge& e = edges[i];
+      if (!e.valid()) continue;
+      Pending& p = pending[e.fn.get()];
+      if (i < input_grads.size() && input_grads[i].defined()) {
+        p.grads.resize(e.fn->num_outputs());
+        accumulate(p.grads, e.input_nr, input_grads[i]);
+      }
+      if (--p.dependencies == 0) ready.push_back(e.fn);
+    }
+  }
+}
+
+}  // namespace autograd
+
+}  // namespace ember

@@ -1,0 +1,37 @@
+#pragma once
+// Storage: one reference-counted block of device memory. Tensors are views into it.
+// The version counter lives here so that every view of the same memory sees in-place writes.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ember/device.h"
+
+namespace ember {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr, size_t nbytes) = 0;
+};
+
+Allocator* cpu_allocator();
+// The CUDA backend registers its caching allocator here at load time.
+void register_allocator(Device::Type type, Allocator* allocator);
+Allocator* allocator_for(Device device);
+
+struct Storage {
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device;
+  Allocator* allocator = nullptr;
+  std::atomic<uint64_t> version{0};
+};
+
+}  // namespace ember

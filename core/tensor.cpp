@@ -1,0 +1,260 @@
+// Tensor handle methods that only touch metadata or raw data, plus the shape helpers.
+#include <cstring>
+#include <numeric>
+
+#include "core/grad_node.h"
+#include "core/tensor_impl.h"
+#include "ember/ops.h"
+#include "ops/kernels/copy.h"
+
+namespace ember {
+
+// ---- dtype ----
+size_t element_size(DType t) {
+  switch (t) {
+    case DType::float32: return 4;
+    case DType::float64: return 8;
+    case DType::int64: return 8;
+    case DType::int32: return 4;
+    case DType::uint8: return 1;
+    case DType::boolean: return 1;
+  }
+  return 0;
+}
+
+std::string_view dtype_name(DType t) {
+  switch (t) {
+    case DType::float32: return "float32";
+    case DType::float64: return "float64";
+    case DType::int64: return "int64";
+    case DType::int32: return "int32";
+    case DType::uint8: return "uint8";
+    case DType::boolean: return "bool";
+  }
+  return "?";
+}
+
+DType promote_types(DType a, DType b) {
+  auto rank = [](DType t) {
+    switch (t) {
+      case DType::boolean: return 0;
+      case DType::uint8: return 1;
+      case DType::int32: return 2;
+      case DType::int64: return 3;
+      case DType::float32: return 4;
+      case DType::float64: return 5;
+    }
+    return 0;
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+// ---- shape helpers ----
+std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t s = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= std::max<int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+bool is_contiguous_layout(const Shape& shape, const Shape& strides) {
+  int64_t expected = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, std::string_view op) {
+  int64_t n = std::max<int64_t>(ndim, 1);
+  if (dim < -n || dim >= n)
+    fail("{}: dim {} out of range for a {}-d tensor (expected in [{}, {}])", op, dim, ndim, -n, n - 1);
+  return dim < 0 ? dim + n : dim;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      fail("{}: shapes {} and {} cannot be broadcast (dim {}: {} vs {})", op, shape_str(a), shape_str(b), i,
+           da, db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+void check_shape_valid(const Shape& shape, std::string_view op) {
+  for (int64_t s : shape)
+    if (s < 0) fail("{}: negative dimension in shape {}", op, shape_str(shape));
+}
+
+Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape, Shape strides, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(storage);
+  impl->offset = offset;
+  impl->numel = shape_numel(shape);
+  impl->contiguous = is_contiguous_layout(shape, strides);
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
+  check_shape_valid(shape, "empty");
+  size_t nbytes = static_cast<size_t>(shape_numel(shape)) * element_size(dtype);
+  return make_tensor(std::make_shared<Storage>(nbytes, device), 0, shape, contiguous_strides(shape), dtype);
+}
+
+Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
+  Tensor v = make_tensor(base.impl()->storage, offset, std::move(shape), std::move(strides), base.dtype());
+  v.impl()->is_view = true;
+  return v;
+}
+
+// ---- metadata ----
+#define EMBER_CHECK_DEFINED(op) EMBER_CHECK(impl_ != nullptr, "{}: called on an undefined tensor", op)
+
+const Shape& Tensor::shape() const {
+  EMBER_CHECK_DEFINED("shape");
+  return impl_->shape;
+}
+const Shape& Tensor::strides() const {
+  EMBER_CHECK_DEFINED("strides");
+  return impl_->strides;
+}
+int64_t Tensor::dim() const {
+  EMBER_CHECK_DEFINED("dim");
+  return static_cast<int64_t>(impl_->shape.size());
+}
+int64_t Tensor::size(int64_t d) const {
+  EMBER_CHECK(dim() > 0, "size: a 0-d tensor has no dimension {}", d);
+  return impl_->shape[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  EMBER_CHECK(dim() > 0, "stride: a 0-d tensor has no dimension {}", d);
+  return impl_->strides[wrap_dim(d, dim(), "stride")];
+}
+int64_t Tensor::numel() const {
+  EMBER_CHECK_DEFINED("numel");
+  return impl_->numel;
+}
+int64_t Tensor::storage_offset() const {
+  EMBER_CHECK_DEFINED("storage_offset");
+  return impl_->offset;
+}
+DType Tensor::dtype() const {
+  EMBER_CHECK_DEFINED("dtype");
+  return impl_->dtype;
+}
+Device Tensor::device() const {
+  EMBER_CHECK_DEFINED("device");
+  return impl_->device();
+}
+TensorOptions Tensor::options() const { return TensorOptions().dtype(dtype()).device(device()); }
+bool Tensor::is_contiguous() const {
+  EMBER_CHECK_DEFINED("is_contiguous");
+  return impl_->contiguous;
+}
+void* Tensor::raw_data() const {
+  EMBER_CHECK_DEFINED("raw_data");
+  return impl_->data();
+}
+
+template <class T>
+T* Tensor::data_ptr() {
+  EMBER_CHECK_DEFINED("data_ptr");
+  EMBER_CHECK(dtype_of<T>() == dtype(), "data_ptr: requested {} but the tensor is {}", dtype_of<T>(), dtype());
+  return static_cast<T*>(impl_->data());
+}
+template <class T>
+const T* Tensor::data_ptr() const {
+  return const_cast<Tensor*>(this)->data_ptr<T>();
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  EMBER_CHECK_DEFINED("to_vector");
+  Tensor c = to(Device::cpu(), dtype_of<T>()).contiguous();
+  const T* p = static_cast<const T*>(c.raw_data());
+  return std::vector<T>(p, p + c.numel());
+}
+
+template <class T>
+T Tensor::item() const {
+  EMBER_CHECK_DEFINED("item");
+  EMBER_CHECK(numel() == 1, "item: expected a tensor with one element, got shape {}", shape_str(shape()));
+  return to_vector<T>()[0];
+}
+
+#define EMBER_INSTANTIATE(T)                            \
+  template T* Tensor::data_ptr<T>();                    \
+  template const T* Tensor::data_ptr<T>() const;        \
+  template std::vector<T> Tensor::to_vector<T>() const; \
+  template T Tensor::item<T>() const;
+EMBER_INSTANTIATE(float)
+EMBER_INSTANTIATE(double)
+EMBER_INSTANTIATE(int64_t)
+EMBER_INSTANTIATE(int32_t)
+EMBER_INSTANTIATE(uint8_t)
+EMBER_INSTANTIATE(bool)
+#undef EMBER_INSTANTIATE
+
+// ---- autograd accessors ----
+bool Tensor::requires_grad() const { return impl_ && impl_->autograd && impl_->autograd->requires_grad; }
+
+Tensor& Tensor::requires_grad_(bool on) {
+  EMBER_CHECK_DEFINED("requires_grad_");
+  if (on && !is_floating_point())
+    fail("requires_grad_: only floating-point tensors can require gradients (got {})", dtype());
+  if (!on && impl_->autograd && impl_->autograd->grad_fn)
+    fail("requires_grad_: cannot turn off requires_grad on a non-leaf tensor; use detach()");
+  impl_->meta().requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  if (!impl_ || !impl_->autograd) return {};
+  return impl_->autograd->grad;
+}
+
+void Tensor::set_grad(const Tensor& g) {
+  EMBER_CHECK_DEFINED("set_grad");
+  if (g.defined() && g.shape() != shape())
+    fail("set_grad: gradient shape {} does not match tensor shape {}", shape_str(g.shape()), shape_str(shape()));
+  impl_->meta().grad = g;
+}
+
+bool Tensor::is_leaf() const { return !impl_ || !impl_->autograd || !impl_->autograd->grad_fn; }
+
+std::shared_ptr<autograd::Node> Tensor::grad_fn() const {
+  return impl_ && impl_->autograd ? impl_->autograd->grad_fn : nullptr;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  EMBER_CHECK_DEFINED("backward");
+  autograd::backward({*this}, {gradient}, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  EMBER_CHECK_DEFINED("detach");
+  return make_tensor(impl_->storage, impl_->offset, impl_->shape, impl_->strides, impl_->dtype);
+}
+
+}  // namespace ember

@@ -1,0 +1,59 @@
+#pragma once
+// TensorImpl: the shared object behind a Tensor handle.
+//   element (i0, i1, ...) lives at storage->data + (offset + sum_k i_k * strides[k]) * itemsize.
+// A view is a new TensorImpl over the same Storage with different shape/strides/offset.
+#include <memory>
+
+#include "core/storage.h"
+#include "ember/autograd.h"
+#include "ember/tensor.h"
+
+namespace ember {
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;
+  std::shared_ptr<autograd::Node> grad_fn;  // null for leaves
+  uint32_t output_nr = 0;
+  std::weak_ptr<autograd::Node> accumulator;  // the leaf's AccumulateGrad node, while alive
+};
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  int64_t offset = 0;  // in elements
+  Shape shape;
+  Shape strides;  // in elements
+  DType dtype = DType::float32;
+  int64_t numel = 0;
+  bool contiguous = true;
+  bool is_view = false;  // shares storage with a tensor it was derived from
+  std::unique_ptr<AutogradMeta> autograd;  // allocated on first use
+
+  void* data() const {
+    return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(element_size(dtype));
+  }
+  Device device() const { return storage->device; }
+  AutogradMeta& meta() {
+    if (!autograd) autograd = std::make_unique<AutogradMeta>();
+    return *autograd;
+  }
+  void bump_version() { storage->version.fetch_add(1, std::memory_order_relaxed); }
+};
+
+// ---- shape helpers ----
+Shape contiguous_strides(const Shape& shape);
+int64_t shape_numel(const Shape& shape);
+bool is_contiguous_layout(const Shape& shape, const Shape& strides);
+// Wraps a possibly negative dim into [0, ndim); throws "op: dim d out of range for a N-d tensor".
+int64_t wrap_dim(int64_t dim, int64_t ndim, std::string_view op);
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op);
+void check_shape_valid(const Shape& shape, std::string_view op);
+
+// ---- construction ----
+Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape, Shape strides, DType dtype);
+// Allocates uninitialised contiguous memory.
+Tensor empty_tensor(const Shape& shape, DType dtype, Device device);
+// A view of `base` (same storage) with new geometry. Not recorded on the graph.
+Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
+
+}  // namespace ember

@@ -1,0 +1,186 @@
+#pragma once
+// Define-by-run autograd. Every differentiable op creates a Node that knows how to turn the
+// gradient of its outputs into gradients of its inputs; Tensor::backward walks that graph
+// (iteratively, in dependency order) and accumulates into the leaves' .grad().
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "ember/tensor.h"
+
+namespace ember {
+
+// Thread-local switch: while disabled, ops record nothing (like torch.no_grad()).
+struct GradMode {
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+namespace autograd {
+
+class Node;
+
+// Where a gradient flows next: input `input_nr` of node `fn`.
+struct Edge {
+  std::shared_ptr<Node> fn;
+  uint32_t input_nr = 0;
+  bool valid() const { return fn != nullptr; }
+};
+
+class Node {
+ public:
+  virtual ~Node();  // frees long chains iteratively, so a 100k-op graph cannot overflow the stack
+  virtual std::string name() const = 0;
+  // grad_outputs[i] is the gradient of output i (undefined if nothing flowed into it).
+  // Returns one gradient per next edge (undefined where none).
+  virtual std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) = 0;
+  // Frees what was saved for backward; called after apply unless retain_graph.
+  virtual void release_saved() {}
+
+  const std::vector<Edge>& next_edges() const { return next_edges_; }
+  uint32_t num_outputs() const { return num_outputs_; }
+  void set_next_edges(std::vector<Edge> edges) { next_edges_ = std::move(edges); }
+  void set_num_outputs(uint32_t n) { num_outputs_ = n; }
+
+ private:
+  std::vector<Edge> next_edges_;
+  uint32_t num_outputs_ = 1;
+};
+
+// The edge a gradient for `t` should flow into: its grad_fn, or its leaf accumulator.
+Edge gradient_edge(const Tensor& t);
+// Makes `output` (output number `output_nr` of `node`) a non-leaf that requires grad.
+void set_history(Tensor& output, const std::shared_ptr<Node>& node, uint32_t output_nr = 0);
+// Whether an op on these inputs must record itself.
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+// Runs backward from several roots at once.
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {},
+              bool retain_graph = false);
+
+// A tensor kept for backward. Remembers the storage version at save time so that an in-place
+// change before backward is reported instead of silently giving a wrong gradient.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  Tensor unpack(std::string_view op) const;
+  bool defined() const { return tensor_.defined(); }
+
+ private:
+  Tensor tensor_;  // detached: saving never creates a reference cycle through grad_fn
+  uint64_t version_ = 0;
+};
+
+// ---- user-defined differentiable functions (mirrors torch::autograd::Function) ----
+//
+//   struct Square : ember::autograd::Function<Square> {
+//     static Tensor forward(AutogradContext* ctx, const Tensor& x) {
+//       ctx->save_for_backward({x});
+//       return x * x;
+//     }
+//     static std::vector<Tensor> backward(AutogradContext* ctx, std::vector<Tensor> grad_out) {
+//       return {grad_out[0] * 2 * ctx->get_saved_variables()[0]};
+//     }
+//   };
+//   Tensor y = Square::apply(x);
+//
+// forward runs with grad recording off. backward returns one entry per forward argument after
+// ctx (undefined for non-tensor arguments or inputs that need no gradient).
+class AutogradContext {
+ public:
+  void save_for_backward(const std::vector<Tensor>& tensors);
+  std::vector<Tensor> get_saved_variables() const;
+  bool needs_input_grad(size_t arg_index) const;
+  std::map<std::string, double> saved_data;
+
+  // internals, used by Function<>::apply
+  std::string name_;
+  std::vector<bool> needs_input_grad_;
+  std::vector<SavedTensor> saved_;
+};
+
+namespace detail {
+using BackwardFn = std::function<std::vector<Tensor>(AutogradContext*, std::vector<Tensor>)>;
+// Builds the node for a custom function: arg_is_tensor[i] tells which forward arguments are
+// tensors; inputs are those tensors in order.
+std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, BackwardFn backward,
+                                       const std::vector<Tensor>& inputs,
+                                       const std::vector<bool>& arg_is_tensor);
+template <class A>
+void collect_arg(std::vector<Tensor>& tensors, std::vector<bool>& is_tensor, const A& a) {
+  if constexpr (std::is_same_v<std::decay_t<A>, Tensor>) {
+    tensors.push_back(a);
+    is_tensor.push_back(true);
+  } else {
+    is_tensor.push_back(false);
+  }
+}
+}  // namespace detail
+
+template <class Derived>
+struct Function {
+  template <class... Args>
+  static auto apply(Args&&... args) {
+    std::vector<Tensor> inputs;
+    std::vector<bool> arg_is_tensor;
+    (detail::collect_arg(inputs, arg_is_tensor, args), ...);
+    auto ctx = std::make_shared<AutogradContext>();
+    ctx->name_ = typeid(Derived).name();
+    bool record = any_requires_grad(inputs);
+    ctx->needs_input_grad_.resize(arg_is_tensor.size(), false);
+    for (size_t i = 0, t = 0; i < arg_is_tensor.size(); ++i)
+      if (arg_is_tensor[i]) ctx->needs_input_grad_[i] = record && inputs[t++].requires_grad();
+    auto outputs = [&] {
+      NoGradGuard no_grad;
+      return Derived::forward(ctx.get(), std::forward<Args>(args)...);
+    }();
+    if (record) {
+      auto node = detail::make_custom_node(ctx, &Derived::backward, inputs, arg_is_tensor);
+      if constexpr (std::is_same_v<decltype(outputs), Tensor>) {
+        set_history(outputs, node, 0);
+      } else {
+        node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+        for (size_t i = 0; i < outputs.size(); ++i)
+          if (outputs[i].is_floating_point()) set_history(outputs[i], node, static_cast<uint32_t>(i));
+      }
+    }
+    return outputs;
+  }
+};
+
+}  // namespace autograd
+
+// ---- gradient checking ----
+struct GradcheckOptions {
+  double eps = 1e-6;   // central-difference step
+  double atol = 1e-5;  // pass when |analytic - numeric| <= atol + rtol * |numeric|
+  double rtol = 1e-3;
+};
+struct GradcheckResult {
+  bool ok = true;
+  double max_abs_error = 0;
+  double max_rel_error = 0;
+  std::string worst;  // "input 1 element 3 (output element 0): analytic 0.5 vs numeric 0.49"
+};
+// Compares the analytic Jacobian (backward) with central finite differences, in float64.
+// Every floating input that requires grad is checked; others are held fixed.
+GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                          const std::vector<Tensor>& inputs, GradcheckOptions options = {});
+
+}  // namespace ember

@@ -1,0 +1,12 @@
+#pragma once
+// The umbrella header: everything a user of ember needs.
+#include "ember/autograd.h"
+#include "ember/cuda.h"
+#include "ember/device.h"
+#include "ember/dtype.h"
+#include "ember/error.h"
+#include "ember/ops.h"
+#include "ember/random.h"
+#include "ember/tensor.h"
+#include "ember/threads.h"
+#include "ember/memory.h"

@@ -1,0 +1,135 @@
+// Copies, casts, device moves and in-place fills.
+#include "ops/internal.h"
+#include "ops/kernels/copy.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(fill_stub, FillFn);
+EMBER_DEFINE_STUB(copy_stub, CopyFn);
+EMBER_DEFINE_STUB(device_transfer_stub, CopyFn);
+
+void check_defined(std::string_view op, const Tensor& t, std::string_view what) {
+  if (!t.defined()) fail("{}: {} is an undefined tensor", op, what);
+}
+
+void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : tensors) {
+    if (!t.defined()) continue;
+    if (first == nullptr) {
+      first = &t;
+    } else if (t.device() != first->device()) {
+      fail("{}: expected all tensors on the same device, got {} and {}", op, first->device(), t.device());
+    }
+  }
+}
+
+void copy_into(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  Shape b = broadcast_shapes(dst.shape(), src.shape(), "copy_");
+  if (b != dst.shape())
+    fail("copy_: source of shape {} cannot be broadcast to destination of shape {}", shape_str(src.shape()),
+         shape_str(dst.shape()));
+  Tensor s = src.shape() == dst.shape() ? src : src.detach().expand(dst.shape());
+  if (s.device() == dst.device()) {
+    copy_stub(dst.device(), dst, s);
+    return;
+  }
+  // Across devices: make a dense block of the right dtype on the source side, transfer, scatter.
+  Tensor dense = empty_tensor(dst.shape(), dst.dtype(), s.device());
+  copy_stub(s.device(), dense, s);
+  Device cuda_side = dst.device().is_cuda() ? dst.device() : s.device();
+  if (dst.is_contiguous()) {
+    device_transfer_stub(cuda_side, dst, dense);
+  } else {
+    Tensor staged = empty_tensor(dst.shape(), dst.dtype(), dst.device());
+    device_transfer_stub(cuda_side, staged, dense);
+    copy_stub(dst.device(), dst, staged);
+  }
+}
+
+Tensor cast_raw(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  Tensor out = empty_tensor(t.shape(), dtype, t.device());
+  copy_into(out, t);
+  return out;
+}
+
+Tensor Tensor::to(Device device, DType dtype) const {
+  check_defined("to", *this, "self");
+  if (device == this->device() && dtype == this->dtype()) return *this;
+  Tensor out = empty_tensor(shape(), dtype, device);
+  copy_into(out, *this);
+  if (autograd::any_requires_grad({*this}) && is_floating(dtype)) {
+    Device from_device = this->device();
+    DType from_dtype = this->dtype();
+    autograd::record("to", {*this}, out, [=](const autograd::BackwardArgs& a) {
+      return std::vector<Tensor>{a.grad().to(from_device, from_dtype)};
+    });
+  }
+  return out;
+}
+Tensor Tensor::to(DType dtype) const { return to(device(), dtype); }
+Tensor Tensor::to(Device device) const { return to(device, dtype()); }
+
+Tensor Tensor::clone() const {
+  check_defined("clone", *this, "self");
+  Tensor out = empty_tensor(shape(), dtype(), device());
+  copy_into(out, *this);
+  if (autograd::any_requires_grad({*this}))
+    autograd::record("clone", {*this}, out, [](const autograd::BackwardArgs& a) { return std::vector<Tensor>{a.grad()}; });
+  return out;
+}
+
+Tensor Tensor::contiguous() const {
+  check_defined("contiguous", *this, "self");
+  return is_contiguous() ? *this : clone();
+}
+
+Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
+                      const std::function<Tensor()>& out_of_place, bool needs_grad) {
+  check_defined(name, self, "self");
+  if (!needs_grad) {
+    kernel();
+    self.impl()->bump_version();
+    return self;
+  }
+  if (self.is_leaf() && self.requires_grad())
+    fail("{}: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or detach())", name);
+  if (self.impl()->is_view)
+    fail("{}: in-place op on a view, with autograd recording, is not supported; use the out-of-place op", name);
+  Tensor result = out_of_place();
+  if (result.shape() != self.shape())
+    fail("{}: result of shape {} cannot be written into a tensor of shape {}", name, shape_str(result.shape()),
+         shape_str(self.shape()));
+  copy_into(self, result.detach());
+  self.impl()->bump_version();
+  AutogradMeta& meta = self.impl()->meta();
+  meta.requires_grad = result.requires_grad();
+  meta.grad_fn = result.grad_fn();
+  meta.output_nr = result.impl()->autograd ? result.impl()->autograd->output_nr : 0;
+  return self;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_defined("copy_", src, "source");
+  bool grad = autograd::any_requires_grad({*this, src});
+  return apply_inplace(
+      *this, "copy_", [&] { copy_into(*this, src); },
+      [&] {
+        Tensor s = src.to(device(), dtype());
+        Tensor out = s.shape() == shape() ? s.clone() : s.expand(shape()).clone();
+        return out;
+      },
+      grad);
+}
+
+Tensor& Tensor::fill_(double value) {
+  return apply_inplace(
+      *this, "fill_", [&] { fill_stub(device(), *this, value); }, [&] { return full(shape(), value, options()); },
+      autograd::any_requires_grad({*this}));
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+}  // namespace ember

@@ -1,0 +1,435 @@
+// Elementwise ops: forward through unary_stub / binary_stub / where_stub, and each op's
+// derivative right beside it.
+#include <cmath>
+
+#include "ops/internal.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(unary_stub, UnaryFn);
+EMBER_DEFINE_STUB(binary_stub, BinaryFn);
+EMBER_DEFINE_STUB(where_stub, WhereFn);
+
+using autograd::BackwardArgs;
+using autograd::SavedTensor;
+using autograd::sum_to;
+using Grads = std::vector<Tensor>;
+
+bool unary_returns_bool(UnaryOp op) { return op >= UnaryOp::eq_scalar; }
+bool unary_float_only(UnaryOp op) {
+  return op <= UnaryOp::reciprocal || op == UnaryOp::pow_scalar || op == UnaryOp::rpow_scalar ||
+         op == UnaryOp::rdiv_scalar;
+}
+bool binary_returns_bool(BinaryOp op) { return op >= BinaryOp::eq && op <= BinaryOp::logical_xor; }
+
+namespace {
+bool is_float_op(BinaryOp op) { return op == BinaryOp::div || op == BinaryOp::pow || op > BinaryOp::leaky_relu_backward; }
+}  // namespace
+
+Tensor unary_raw(UnaryOp op, const Tensor& x, double a, double b) {
+  check_defined("unary", x);
+  Tensor in = x;
+  if (unary_float_only(op) && !is_floating(x.dtype())) in = cast_raw(x, DType::float32);
+  if (op == UnaryOp::affine && !is_floating(x.dtype()) &&
+      (a != std::floor(a) || b != std::floor(b) || x.dtype() == DType::boolean))
+    in = cast_raw(x, DType::float32);
+  DType out_dtype = unary_returns_bool(op) ? DType::boolean : in.dtype();
+  Tensor out = empty_tensor(in.shape(), out_dtype, in.device());
+  if (out.numel() > 0) unary_stub(in.device(), op, out, in, a, b);
+  return out;
+}
+
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha, std::string_view name) {
+  check_defined(name, a, "first operand");
+  check_defined(name, b, "second operand");
+  check_same_device(name, {a, b});
+  DType compute = promote_types(a.dtype(), b.dtype());
+  if (is_float_op(op) && !is_floating(compute)) compute = DType::float32;
+  if (compute == DType::boolean && !binary_returns_bool(op)) compute = DType::uint8;
+  Shape shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor x = cast_raw(a, compute), y = cast_raw(b, compute);
+  if (x.shape() != shape) x = x.detach().expand(shape);
+  if (y.shape() != shape) y = y.detach().expand(shape);
+  Tensor out = empty_tensor(shape, binary_returns_bool(op) ? DType::boolean : compute, a.device());
+  if (out.numel() > 0) binary_stub(a.device(), op, out, x, y, alpha);
+  return out;
+}
+
+namespace {
+
+// Records a single-input op whose gradient is `rule(grad, saved input, saved output)`.
+template <class Rule>
+Tensor unary_with_grad(const char* name, const Tensor& x, Tensor y, Rule rule, bool save_input, bool save_output) {
+  if (autograd::any_requires_grad({x})) {
+    SavedTensor xs = save_input ? SavedTensor(x) : SavedTensor();
+    SavedTensor ys = save_output ? SavedTensor(y) : SavedTensor();
+    autograd::record(name, {x}, y, [=](const BackwardArgs& a) {
+      return Grads{rule(a.grad(), xs.unpack(name), ys.unpack(name))};
+    });
+  }
+  return y;
+}
+
+#define EMBER_UNARY(fn, OP, SAVE_IN, SAVE_OUT, ...)                                          \
+  Tensor fn(const Tensor& x) {                                                               \
+    return unary_with_grad(#fn, x, unary_raw(UnaryOp::OP, x),                                \
+                           [](const Tensor& g, const Tensor& x, const Tensor& y) { return __VA_ARGS__; }, \
+                           SAVE_IN, SAVE_OUT);                                               \
+  }
+
+}  // namespace
+
+// name, kernel op, save input?, save output?, gradient
+EMBER_UNARY(exp, exp, false, true, g * y)
+EMBER_UNARY(log, log, true, false, g / x)
+EMBER_UNARY(log1p, log1p, true, false, g / (x + 1.0))
+EMBER_UNARY(expm1, expm1, false, true, g * (y + 1.0))
+EMBER_UNARY(sqrt, sqrt, false, true, g * 0.5 / y)
+EMBER_UNARY(rsqrt, rsqrt, false, true, g * -0.5 * y * y * y)
+EMBER_UNARY(abs, abs, true, false, g * sign(x))
+EMBER_UNARY(neg, neg, false, false, -g)
+EMBER_UNARY(sign, sign, false, false, zeros_like(g))
+EMBER_UNARY(square, square, true, false, g * 2.0 * x)
+EMBER_UNARY(reciprocal, reciprocal, false, true, -g * y * y)
+EMBER_UNARY(sin, sin, true, false, g * cos(x))
+EMBER_UNARY(cos, cos, true, false, -g * sin(x))
+EMBER_UNARY(erf, erf, true, false, g * (2.0 / std::sqrt(M_PI)) * exp(-square(x)))
+EMBER_UNARY(sigmoid, sigmoid, false, true, binary_raw(BinaryOp::sigmoid_backward, g, y))
+EMBER_UNARY(tanh, tanh, false, true, binary_raw(BinaryOp::tanh_backward, g, y))
+EMBER_UNARY(relu, relu, false, true, binary_raw(BinaryOp::relu_backward, g, y))
+EMBER_UNARY(silu, silu, true, false, binary_raw(BinaryOp::silu_backward, g, x))
+EMBER_UNARY(softplus, softplus, true, false, binary_raw(BinaryOp::softplus_backward, g, x))
+EMBER_UNARY(logsigmoid, logsigmoid, true, false, binary_raw(BinaryOp::softplus_backward, g, -x))
+#undef EMBER_UNARY
+
+Tensor gelu(const Tensor& x, bool tanh_approx) {
+  UnaryOp op = tanh_approx ? UnaryOp::gelu_tanh : UnaryOp::gelu;
+  BinaryOp back = tanh_approx ? BinaryOp::gelu_tanh_backward : BinaryOp::gelu_backward;
+  return unary_with_grad(
+      "gelu", x, unary_raw(op, x),
+      [back](const Tensor& g, const Tensor& x, const Tensor&) { return binary_raw(back, g, x); }, true, false);
+}
+
+Tensor leaky_relu(const Tensor& x, double slope) {
+  return unary_with_grad(
+      "leaky_relu", x, unary_raw(UnaryOp::leaky_relu, x, slope),
+      [slope](const Tensor& g, const Tensor& x, const Tensor&) {
+        return binary_raw(BinaryOp::leaky_relu_backward, g, x, slope);
+      },
+      true, false);
+}
+
+Tensor pow(const Tensor& x, double p) {
+  return unary_with_grad(
+      "pow", x, unary_raw(UnaryOp::pow_scalar, x, p),
+      [p](const Tensor& g, const Tensor& x, const Tensor&) {
+        if (p == 0.0) return zeros_like(g);
+        if (p == 1.0) return g;
+        if (p == 2.0) return g * 2.0 * x;
+        return g * p * pow(x, p - 1.0);
+      },
+      true, false);
+}
+
+Tensor pow(double base, const Tensor& e) {
+  return unary_with_grad(
+      "pow", e, unary_raw(UnaryOp::rpow_scalar, e, base),
+      [base](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * std::log(base); }, false, true);
+}
+
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  if (lo > hi) fail("clamp: lower bound {} is greater than upper bound {}", lo, hi);
+  return unary_with_grad(
+      "clamp", x, unary_raw(UnaryOp::clamp, x, lo, hi),
+      [lo, hi](const Tensor& g, const Tensor& x, const Tensor&) {
+        return where(logical_and(x >= lo, x <= hi), g, 0.0);
+      },
+      true, false);
+}
+Tensor clamp_min(const Tensor& x, double lo) { return clamp(x, lo, INFINITY); }
+Tensor clamp_max(const Tensor& x, double hi) { return clamp(x, -INFINITY, hi); }
+
+// ---- tensor (op) scalar ----
+namespace {
+Tensor affine(const char* name, const Tensor& x, double scale, double shift) {
+  return unary_with_grad(
+      name, x, unary_raw(UnaryOp::affine, x, scale, shift),
+      [scale](const Tensor& g, const Tensor&, const Tensor&) { return scale == 1.0 ? g : g * scale; }, false,
+      false);
+}
+}  // namespace
+
+Tensor operator+(const Tensor& a, double b) { return affine("add", a, 1.0, b); }
+Tensor operator-(const Tensor& a, double b) { return affine("sub", a, 1.0, -b); }
+Tensor operator*(const Tensor& a, double b) { return affine("mul", a, b, 0.0); }
+Tensor operator/(const Tensor& a, double b) {
+  if (!is_floating(a.dtype())) return a.to(DType::float32) / b;
+  return affine("div", a, 1.0 / b, 0.0);
+}
+Tensor operator+(double a, const Tensor& b) { return affine("add", b, 1.0, a); }
+Tensor operator-(double a, const Tensor& b) { return affine("rsub", b, -1.0, a); }
+Tensor operator*(double a, const Tensor& b) { return affine("mul", b, a, 0.0); }
+Tensor operator/(double a, const Tensor& b) {
+  return unary_with_grad(
+      "rdiv", b, unary_raw(UnaryOp::rdiv_scalar, b, a),
+      [](const Tensor& g, const Tensor& x, const Tensor& y) { return -g * y / x; }, true, true);
+}
+Tensor operator-(const Tensor& a) { return neg(a); }
+
+// ---- tensor (op) tensor ----
+Tensor add(const Tensor& a, const Tensor& b, double alpha) {
+  Tensor out = binary_raw(BinaryOp::add, a, b, alpha, "add");
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record("add", {a, b}, out, [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+      return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                   g.needs(1) ? sum_to(alpha == 1.0 ? g.grad() : g.grad() * alpha, sb) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
+  Tensor out = binary_raw(BinaryOp::sub, a, b, alpha, "sub");
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record("sub", {a, b}, out, [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+      return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                   g.needs(1) ? sum_to(g.grad() * -alpha, sb) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::mul, a, b, 1.0, "mul");
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record("mul", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
+      Tensor x = sa.unpack("mul"), y = sb.unpack("mul");
+      return Grads{g.needs(0) ? sum_to(g.grad() * y, x.shape()) : Tensor(),
+                   g.needs(1) ? sum_to(g.grad() * x, y.shape()) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::div, a, b, 1.0, "div");
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record("div", {a, b}, out,
+                     [sa = a.shape(), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
+                       Tensor y = sb.unpack("div");
+                       Tensor ga = g.grad() / y;
+                       return Grads{g.needs(0) ? sum_to(ga, sa) : Tensor(),
+                                    g.needs(1) ? sum_to(-ga * so.unpack("div"), y.shape()) : Tensor()};
+                     });
+  }
+  return out;
+}
+
+Tensor pow(const Tensor& x, const Tensor& e) {
+  Tensor out = binary_raw(BinaryOp::pow, x, e, 1.0, "pow");
+  if (autograd::any_requires_grad({x, e})) {
+    autograd::record("pow", {x, e}, out,
+                     [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor(out)](const BackwardArgs& g) {
+                       Tensor b = sx.unpack("pow"), p = se.unpack("pow"), y = so.unpack("pow");
+                       Tensor gx, ge;
+                       if (g.needs(0)) gx = sum_to(g.grad() * p * pow(b, p - 1.0), b.shape());
+                       // d/dp b^p = b^p log b; define it as 0 where b == 0 (the limit for p > 0)
+                       if (g.needs(1)) ge = sum_to(where(b == 0.0, 0.0, g.grad() * y * log(b)), p.shape());
+                       return Grads{gx, ge};
+                     });
+  }
+  return out;
+}
+
+namespace {
+Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(op, a, b, 1.0, name);
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record(name, {a, b}, out,
+                     [name, sa = SavedTensor(a), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
+                       Tensor x = sa.unpack(name), y = sb.unpack(name), o = so.unpack(name);
+                       // Ties split the gradient evenly, as PyTorch does.
+                       Tensor tie = x == y;
+                       Tensor half = where(tie, g.grad() * 0.5, g.grad());
+                       return Grads{g.needs(0) ? sum_to(where(logical_or(x == o, tie), half, 0.0), x.shape()) : Tensor(),
+                                    g.needs(1) ? sum_to(where(logical_or(y == o, tie), half, 0.0), y.shape()) : Tensor()};
+                     });
+  }
+  return out;
+}
+}  // namespace
+Tensor maximum(const Tensor& a, const Tensor& b) { return min_max(BinaryOp::maximum, "maximum", a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return min_max(BinaryOp::minimum, "minimum", a, b); }
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+
+// ---- where / masked_fill ----
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_defined("where", cond, "condition");
+  check_same_device("where", {cond, a, b});
+  if (cond.dtype() != DType::boolean)
+    fail("where: condition must be a bool tensor, got {}", cond.dtype());
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  DType dtype = promote_types(a.dtype(), b.dtype());
+  auto prep = [&](const Tensor& t) {
+    Tensor c = cast_raw(t, dtype);
+    return c.shape() == shape ? c : c.detach().expand(shape);
+  };
+  Tensor c = cond.shape() == shape ? cond : cond.detach().expand(shape);
+  Tensor out = empty_tensor(shape, dtype, a.device());
+  if (out.numel() > 0) where_stub(a.device(), out, c, prep(a), prep(b));
+  if (autograd::any_requires_grad({a, b})) {
+    autograd::record("where", {a, b}, out, [sc = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+      Tensor c = sc.unpack("where");
+      Tensor zero = zeros({}, g.grad().options());
+      return Grads{g.needs(0) ? sum_to(where(c, g.grad(), zero), sa) : Tensor(),
+                   g.needs(1) ? sum_to(where(c, zero, g.grad()), sb) : Tensor()};
+    });
+  }
+  return out;
+}
+Tensor where(const Tensor& cond, const Tensor& a, double b) {
+  return where(cond, a, full({}, b, TensorOptions(a.dtype()).device(a.device())));
+}
+Tensor where(const Tensor& cond, double a, const Tensor& b) {
+  return where(cond, full({}, a, TensorOptions(b.dtype()).device(b.device())), b);
+}
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  check_defined("masked_fill", x);
+  check_defined("masked_fill", mask, "mask");
+  if (mask.dtype() != DType::boolean) fail("masked_fill: mask must be a bool tensor, got {}", mask.dtype());
+  Shape b = broadcast_shapes(x.shape(), mask.shape(), "masked_fill");
+  if (b != x.shape())
+    fail("masked_fill: mask of shape {} does not broadcast to input of shape {}", shape_str(mask.shape()),
+         shape_str(x.shape()));
+  return where(mask, full({}, value, x.options()), x);
+}
+
+// ---- comparisons and logic ----
+namespace {
+Tensor compare_scalar(UnaryOp op, const Tensor& a, double b) { return unary_raw(op, a, b); }
+}  // namespace
+Tensor eq(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::eq, a, b, 1, "eq"); }
+Tensor ne(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::ne, a, b, 1, "ne"); }
+Tensor lt(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::lt, a, b, 1, "lt"); }
+Tensor le(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::le, a, b, 1, "le"); }
+Tensor gt(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::gt, a, b, 1, "gt"); }
+Tensor ge(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::ge, a, b, 1, "ge"); }
+Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
+Tensor operator==(const Tensor& a, double b) { return compare_scalar(UnaryOp::eq_scalar, a, b); }
+Tensor operator!=(const Tensor& a, double b) { return compare_scalar(UnaryOp::ne_scalar, a, b); }
+Tensor operator<(const Tensor& a, double b) { return compare_scalar(UnaryOp::lt_scalar, a, b); }
+Tensor operator<=(const Tensor& a, double b) { return compare_scalar(UnaryOp::le_scalar, a, b); }
+Tensor operator>(const Tensor& a, double b) { return compare_scalar(UnaryOp::gt_scalar, a, b); }
+Tensor operator>=(const Tensor& a, double b) { return compare_scalar(UnaryOp::ge_scalar, a, b); }
+Tensor logical_and(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_and, a, b, 1, "logical_and"); }
+Tensor logical_or(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_or, a, b, 1, "logical_or"); }
+Tensor logical_xor(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_xor, a, b, 1, "logical_xor"); }
+Tensor logical_not(const Tensor& a) { return unary_raw(UnaryOp::logical_not, a); }
+Tensor operator&&(const Tensor& a, const Tensor& b) { return logical_and(a, b); }
+Tensor operator||(const Tensor& a, const Tensor& b) { return logical_or(a, b); }
+Tensor operator!(const Tensor& a) { return logical_not(a); }
+Tensor isnan(const Tensor& a) { return unary_raw(UnaryOp::isnan, a); }
+Tensor isinf(const Tensor& a) { return unary_raw(UnaryOp::isinf, a); }
+Tensor isfinite(const Tensor& a) { return unary_raw(UnaryOp::isfinite, a); }
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  if (broadcast_shapes(a.shape(), b.shape(), "allclose") != a.shape()) return false;
+  NoGradGuard g;
+  Tensor x = a.to(DType::float64), y = b.to(DType::float64);
+  Tensor ok = abs(x - y) <= abs(y) * rtol + atol;
+  // NaNs in the same places count as equal
+  ok = logical_or(ok, logical_and(isnan(x), isnan(y)));
+  ok = logical_or(ok, x == y);  // equal infinities
+  return logical_not(ok).to(DType::int64).sum().item<int64_t>() == 0;
+}
+
+bool equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return false;
+  return (a != b).to(DType::int64).sum().item<int64_t>() == 0;
+}
+
+// ---- in place ----
+namespace {
+Tensor& binary_inplace(Tensor& self, const char* name, BinaryOp op, const Tensor& other, double alpha,
+                       Tensor (*out_of_place)(const Tensor&, const Tensor&, double)) {
+  check_defined(name, other, "other");
+  check_same_device(name, {self, other});
+  DType promoted = promote_types(self.dtype(), other.dtype());
+  if (is_floating(promoted) && !is_floating(self.dtype()))
+    fail("{}: result type {} cannot be written into a {} tensor in place", name, promoted, self.dtype());
+  if (op == BinaryOp::div && !is_floating(self.dtype()))
+    fail("{}: true division cannot be written into a {} tensor in place", name, self.dtype());
+  return apply_inplace(
+      self, name,
+      [&] {
+        Shape b = broadcast_shapes(self.shape(), other.shape(), name);
+        if (b != self.shape())
+          fail("{}: operand of shape {} does not broadcast to {}", name, shape_str(other.shape()),
+               shape_str(self.shape()));
+        Tensor o = cast_raw(other, self.dtype());
+        if (o.shape() != self.shape()) o = o.detach().expand(self.shape());
+        binary_stub(self.device(), op, self, self, o, alpha);
+      },
+      [&] { return out_of_place(self, other, alpha); }, autograd::any_requires_grad({self, other}));
+}
+Tensor add_alpha(const Tensor& a, const Tensor& b, double alpha) { return add(a, b, alpha); }
+Tensor sub_alpha(const Tensor& a, const Tensor& b, double alpha) { return sub(a, b, alpha); }
+Tensor mul_2(const Tensor& a, const Tensor& b, double) { return mul(a, b); }
+Tensor div_2(const Tensor& a, const Tensor& b, double) { return div(a, b); }
+
+Tensor& scalar_inplace(Tensor& self, const char* name, UnaryOp op, double a, double b,
+                       const std::function<Tensor()>& out_of_place) {
+  if (!is_floating(self.dtype()) && op == UnaryOp::affine && (a != std::floor(a) || b != std::floor(b)))
+    fail("{}: a non-integer scalar cannot be applied to a {} tensor in place", name, self.dtype());
+  return apply_inplace(
+      self, name, [&] { unary_stub(self.device(), op, self, self, a, b); }, out_of_place,
+      autograd::any_requires_grad({self}));
+}
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& o, double alpha) { return binary_inplace(*this, "add_", BinaryOp::add, o, alpha, add_alpha); }
+Tensor& Tensor::sub_(const Tensor& o, double alpha) { return binary_inplace(*this, "sub_", BinaryOp::sub, o, alpha, sub_alpha); }
+Tensor& Tensor::mul_(const Tensor& o) { return binary_inplace(*this, "mul_", BinaryOp::mul, o, 1.0, mul_2); }
+Tensor& Tensor::div_(const Tensor& o) { return binary_inplace(*this, "div_", BinaryOp::div, o, 1.0, div_2); }
+Tensor& Tensor::add_(double v) {
+  return scalar_inplace(*this, "add_", UnaryOp::affine, 1.0, v, [&] { return *this + v; });
+}
+Tensor& Tensor::sub_(double v) {
+  return scalar_inplace(*this, "sub_", UnaryOp::affine, 1.0, -v, [&] { return *this - v; });
+}
+Tensor& Tensor::mul_(double v) {
+  return scalar_inplace(*this, "mul_", UnaryOp::affine, v, 0.0, [&] { return *this * v; });
+}
+Tensor& Tensor::div_(double v) {
+  if (!is_floating(dtype())) fail("div_: true division cannot be written into a {} tensor in place", dtype());
+  return scalar_inplace(*this, "div_", UnaryOp::affine, 1.0 / v, 0.0, [&] { return *this / v; });
+}
+Tensor& Tensor::clamp_(double lo, double hi) {
+  if (lo > hi) fail("clamp_: lower bound {} is greater than upper bound {}", lo, hi);
+  return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi, [&] { return ember::clamp(*this, lo, hi); });
+}
+Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
+  return apply_inplace(
+      *this, "masked_fill_", [&] { copy_into(*this, ember::masked_fill(this->detach(), mask, value)); },
+      [&] { return ember::masked_fill(*this, mask, value); }, autograd::any_requires_grad({*this}));
+}
+
+Tensor& operator+=(Tensor& a, const Tensor& b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, const Tensor& b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, const Tensor& b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, const Tensor& b) { return a.div_(b); }
+Tensor& operator+=(Tensor& a, double b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, double b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, double b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, double b) { return a.div_(b); }
+
+}  // namespace ember

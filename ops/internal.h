@@ -1,0 +1,37 @@
+#pragma once
+// Helpers shared by the op implementations (not part of the public API).
+#include <functional>
+#include <string_view>
+
+#include "core/grad_node.h"
+#include "core/tensor_impl.h"
+#include "ember/ops.h"
+#include "ops/kernels/elementwise.h"
+
+namespace ember {
+
+// Raw data copy (no autograd): src is broadcast to dst's shape and cast to dst's dtype; devices
+// may differ.
+void copy_into(const Tensor& dst, const Tensor& src);
+// Casts without autograd; returns `t` itself when the dtype already matches.
+Tensor cast_raw(const Tensor& t, DType dtype);
+// Throws unless every defined tensor is on the same device.
+void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
+// Throws unless t is defined.
+void check_defined(std::string_view op, const Tensor& t, std::string_view what = "input");
+
+// Elementwise building blocks without autograd (the public ops add the graph on top).
+Tensor unary_raw(UnaryOp op, const Tensor& x, double a = 0, double b = 0);
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1.0,
+                  std::string_view name = "binary");
+
+// Runs an in-place op. Without autograd, `kernel(self)` writes into self directly; with
+// autograd, `out_of_place()` builds the result and the graph, the result is copied into self,
+// and self takes over its history. Bumps the version counter either way.
+Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
+                      const std::function<Tensor()>& out_of_place, bool needs_grad);
+
+// Turns a list of dims (possibly negative, possibly empty = all) into a sorted bitmask vector.
+std::vector<bool> dims_mask(const Shape& dims, int64_t ndim, std::string_view op);
+
+}  // namespace ember

@@ -1,0 +1,66 @@
+#pragma once
+// The op test harness. An op case is one table row: a function of some input tensors, the
+// inputs (float64; those that require grad are gradient-checked), and the expected forward
+// values worked out by hand. EMBER_OP_SUITE turns a table into parameterised tests that, for
+// every row, check the forward values on the CPU, run gradcheck, and (when a GPU is present)
+// run the same row on CUDA and compare with the CPU.
+#include <gtest/gtest.h>
+
+#include <ember/ember.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ember::testing {
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+struct OpCase {
+  std::string name;               // unique, [A-Za-z0-9_]
+  OpFn fn;
+  std::vector<Tensor> inputs;     // on the CPU
+  Tensor expected;                // hand-computed result (undefined: skip the value check)
+  double tol = 1e-6;              // absolute + relative tolerance for the value check
+  bool gradcheck = true;          // false for non-differentiable ops
+  GradcheckOptions grad_options = {};
+};
+
+// A float64 CPU tensor from values; requires grad unless told otherwise.
+Tensor T(const std::vector<double>& values, const Shape& shape, bool requires_grad = true);
+// Deterministic pseudo-random float64 values in [lo, hi) (independent of ember's RNG).
+Tensor R(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 1, bool requires_grad = true);
+// Integer (int64) index tensor.
+Tensor I(const std::vector<int64_t>& values, const Shape& shape);
+
+// gtest assertions with readable messages.
+::testing::AssertionResult tensors_close(const Tensor& actual, const Tensor& expected, double tol);
+::testing::AssertionResult passes_gradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
+                                            GradcheckOptions options = {});
+// Expects `body` to throw ember::Error whose message contains `needle`.
+::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle);
+
+// Moves every input to `device` (keeping requires_grad on leaves).
+std::vector<Tensor> inputs_on(const std::vector<Tensor>& inputs, Device device, std::optional<DType> dtype = {});
+
+// gtest prints a row by its name
+inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+void run_forward_check(const OpCase& c);
+void run_gradcheck(const OpCase& c);
+void run_cuda_parity(const OpCase& c);  // skips without a GPU
+
+}  // namespace ember::testing
+
+#define EMBER_EXPECT_THROW_MSG(stmt, needle) EXPECT_TRUE(::ember::testing::throws_error([&] { stmt; }, needle))
+
+// Declares a parameterised suite over the rows returned by `cases_fn()`.
+#define EMBER_OP_SUITE(Suite, cases_fn)                                                               \
+  class Suite : public ::testing::TestWithParam<::ember::testing::OpCase> {};                         \
+  TEST_P(Suite, Forward) { ::ember::testing::run_forward_check(GetParam()); }                        \
+  TEST_P(Suite, Gradcheck) { ::ember::testing::run_gradcheck(GetParam()); }                          \
+  TEST_P(Suite, CudaParity) { ::ember::testing::run_cuda_parity(GetParam()); }                       \
+  INSTANTIATE_TEST_SUITE_P(Ops, Suite, ::testing::ValuesIn(cases_fn()),                                \
+                           [](const ::testing::TestParamInfo<::ember::testing::OpCase>& info) {      \
+                             return info.param.name;                                                  \
+                           })

@@ -1,0 +1,173 @@
+// Elementwise ops: hand-computed values, gradcheck, CUDA parity (one table row each).
+#include <cmath>
+
+#include "harness.h"
+
+namespace ember::testing {
+namespace {
+
+std::vector<OpCase> unary_cases() {
+  Tensor x = T({-1.5, -0.5, 0.25, 2.0}, {2, 2});
+  Tensor pos = T({0.5, 1.0, 2.0, 4.0}, {2, 2});
+  auto u = [](Tensor (*f)(const Tensor&)) { return [f](const std::vector<Tensor>& in) { return f(in[0]); }; };
+  auto map = [](const Tensor& t, double (*f)(double)) {
+    std::vector<double> v = t.to_vector<double>();
+    for (double& e : v) e = f(e);
+    return tensor<double>(v, t.shape());
+  };
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  std::vector<OpCase> cases = {
+      {"exp", u(exp), {x}, tensor<double>({std::exp(-1.5), std::exp(-0.5), std::exp(0.25), std::exp(2.0)}, {2, 2})},
+      {"log", u(log), {pos}, tensor<double>({std::log(0.5), 0.0, std::log(2.0), std::log(4.0)}, {2, 2})},
+      {"log1p", u(log1p), {pos}, map(pos, [](double v) { return std::log1p(v); })},
+      {"expm1", u(expm1), {x}, map(x, [](double v) { return std::expm1(v); })},
+      {"sqrt", u(sqrt), {pos}, tensor<double>({std::sqrt(0.5), 1.0, std::sqrt(2.0), 2.0}, {2, 2})},
+      {"rsqrt", u(rsqrt), {pos}, tensor<double>({1 / std::sqrt(0.5), 1.0, 1 / std::sqrt(2.0), 0.5}, {2, 2})},
+      {"abs", u(abs), {x}, tensor<double>({1.5, 0.5, 0.25, 2.0}, {2, 2})},
+      {"neg", u(neg), {x}, tensor<double>({1.5, 0.5, -0.25, -2.0}, {2, 2})},
+      {"sign", u(sign), {x}, tensor<double>({-1, -1, 1, 1}, {2, 2})},
+      {"square", u(square), {x}, tensor<double>({2.25, 0.25, 0.0625, 4.0}, {2, 2})},
+      {"reciprocal", u(reciprocal), {pos}, tensor<double>({2.0, 1.0, 0.5, 0.25}, {2, 2})},
+      {"sin", u(sin), {x}, map(x, [](double v) { return std::sin(v); })},
+      {"cos", u(cos), {x}, map(x, [](double v) { return std::cos(v); })},
+      {"erf", u(erf), {x}, map(x, [](double v) { return std::erf(v); })},
+      {"sigmoid", u(sigmoid), {x}, tensor<double>({sig(-1.5), sig(-0.5), sig(0.25), sig(2.0)}, {2, 2})},
+      {"tanh", u(tanh), {x}, map(x, [](double v) { return std::tanh(v); })},
+      {"relu", u(relu), {x}, tensor<double>({0, 0, 0.25, 2.0}, {2, 2})},
+      {"silu", u(silu), {x}, map(x, [](double v) { return v / (1.0 + std::exp(-v)); })},
+      {"softplus", u(softplus), {x}, map(x, [](double v) { return std::log(1.0 + std::exp(v)); })},
+      {"logsigmoid", u(logsigmoid), {x}, map(x, [](double v) { return -std::log(1.0 + std::exp(-v)); })},
+      {"gelu", [](const std::vector<Tensor>& in) { return gelu(in[0]); }, {x},
+       map(x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); })},
+      {"gelu_tanh", [](const std::vector<Tensor>& in) { return gelu(in[0], true); }, {x},
+       map(x, [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); })},
+      {"leaky_relu", [](const std::vector<Tensor>& in) { return leaky_relu(in[0], 0.1); }, {x},
+       tensor<double>({-0.15, -0.05, 0.25, 2.0}, {2, 2})},
+      {"pow_scalar", [](const std::vector<Tensor>& in) { return pow(in[0], 3.0); }, {x},
+       tensor<double>({-3.375, -0.125, 0.015625, 8.0}, {2, 2})},
+      {"pow_fractional", [](const std::vector<Tensor>& in) { return pow(in[0], 0.5); }, {pos},
+       tensor<double>({std::sqrt(0.5), 1.0, std::sqrt(2.0), 2.0}, {2, 2})},
+      {"rpow", [](const std::vector<Tensor>& in) { return pow(2.0, in[0]); }, {x},
+       tensor<double>({std::pow(2, -1.5), std::pow(2, -0.5), std::pow(2, 0.25), 4.0}, {2, 2})},
+      {"clamp", [](const std::vector<Tensor>& in) { return clamp(in[0], -1.0, 1.0); }, {x},
+       tensor<double>({-1.0, -0.5, 0.25, 1.0}, {2, 2})},
+      {"scalar_arith", [](const std::vector<Tensor>& in) { return (2.0 - in[0] * 3.0) / 4.0 + 1.0; }, {x},
+       tensor<double>({2.625, 1.875, 1.3125, 0.0}, {2, 2})},
+      {"rdiv", [](const std::vector<Tensor>& in) { return 1.0 / in[0]; }, {pos},
+       tensor<double>({2.0, 1.0, 0.5, 0.25}, {2, 2})},
+      {"transposed_input", [](const std::vector<Tensor>& in) { return exp(in[0].t()); }, {x},
+       tensor<double>({std::exp(-1.5), std::exp(0.25), std::exp(-0.5), std::exp(2.0)}, {2, 2})},
+  };
+  return cases;
+}
+EMBER_OP_SUITE(Unary, unary_cases);
+
+std::vector<OpCase> binary_cases() {
+  Tensor a = T({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = T({0.5, -1, 2, 4, 1, -3}, {2, 3});
+  Tensor row = T({10, 20, 30}, {3});
+  Tensor col = T({2, 4}, {2, 1});
+  auto f = [](auto op) { return [op](const std::vector<Tensor>& in) { return op(in[0], in[1]); }; };
+  return {
+      {"add", f([](const Tensor& x, const Tensor& y) { return x + y; }), {a, b},
+       tensor<double>({1.5, 1, 5, 8, 6, 3}, {2, 3})},
+      {"add_alpha", f([](const Tensor& x, const Tensor& y) { return add(x, y, 2.0); }), {a, b},
+       tensor<double>({2, 0, 7, 12, 7, 0}, {2, 3})},
+      {"sub", f([](const Tensor& x, const Tensor& y) { return x - y; }), {a, b},
+       tensor<double>({0.5, 3, 1, 0, 4, 9}, {2, 3})},
+      {"mul", f([](const Tensor& x, const Tensor& y) { return x * y; }), {a, b},
+       tensor<double>({0.5, -2, 6, 16, 5, -18}, {2, 3})},
+      {"div", f([](const Tensor& x, const Tensor& y) { return x / y; }), {a, b},
+       tensor<double>({2, -2, 1.5, 1, 5, -2}, {2, 3})},
+      {"add_row_broadcast", f([](const Tensor& x, const Tensor& y) { return x + y; }), {a, row},
+       tensor<double>({11, 22, 33, 14, 25, 36}, {2, 3})},
+      {"mul_col_broadcast", f([](const Tensor& x, const Tensor& y) { return x * y; }), {a, col},
+       tensor<double>({2, 4, 6, 16, 20, 24}, {2, 3})},
+      {"outer_broadcast", f([](const Tensor& x, const Tensor& y) { return x * y; }), {col, row},
+       tensor<double>({20, 40, 60, 40, 80, 120}, {2, 3})},
+      {"div_broadcast_both", f([](const Tensor& x, const Tensor& y) { return x / y; }), {row, col},
+       tensor<double>({5, 10, 15, 2.5, 5, 7.5}, {2, 3})},
+      {"pow_tensor", f([](const Tensor& x, const Tensor& y) { return pow(x, y); }), {a, T({2, 0.5, 1, 0, 2, -1}, {2, 3})},
+       tensor<double>({1, std::sqrt(2.0), 3, 1, 25, 1.0 / 6}, {2, 3})},
+      {"maximum", f([](const Tensor& x, const Tensor& y) { return maximum(x, y); }), {a, b},
+       tensor<double>({1, 2, 3, 4, 5, 6}, {2, 3})},
+      {"minimum", f([](const Tensor& x, const Tensor& y) { return minimum(x, y); }), {a, b},
+       tensor<double>({0.5, -1, 2, 4, 1, -3}, {2, 3})},
+      {"where", [](const std::vector<Tensor>& in) { return where(in[1] > 0.0, in[0], in[1] * 2.0); }, {a, b},
+       tensor<double>({1, -2, 3, 4, 5, -6}, {2, 3})},
+      {"masked_fill", [](const std::vector<Tensor>& in) { return masked_fill(in[0], in[1] < 0.0, -7.0); }, {a, b},
+       tensor<double>({1, -7, 3, 4, 5, -7}, {2, 3})},
+  };
+}
+EMBER_OP_SUITE(Binary, binary_cases);
+
+TEST(Elementwise, ComparisonsReturnBool) {
+  Tensor a = tensor<double>({1, 2, 3}), b = tensor<double>({3, 2, 1});
+  EXPECT_EQ((a < b).dtype(), kBool);
+  EXPECT_EQ((a < b).to_vector<bool>(), (std::vector<bool>{true, false, false}));
+  EXPECT_EQ((a == b).to_vector<bool>(), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ((a >= 2.0).to_vector<bool>(), (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(logical_and(a > 1.0, b > 1.0).to_vector<bool>(), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(logical_not(a > 1.0).to_vector<bool>(), (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(isnan(tensor<double>({NAN, 1.0})).to_vector<bool>(), (std::vector<bool>{true, false}));
+}
+
+TEST(Elementwise, TypePromotion) {
+  Tensor i = tensor<int64_t>({1, 2, 3});
+  Tensor f = tensor<float>({0.5f, 0.5f, 0.5f});
+  EXPECT_EQ((i + f).dtype(), kFloat32);
+  EXPECT_EQ((i + i).dtype(), kInt64);
+  EXPECT_EQ((i * 2.0).dtype(), kInt64);
+  EXPECT_EQ((i * 2.5).dtype(), kFloat32);
+  EXPECT_EQ((i / i).dtype(), kFloat32);
+  EXPECT_EQ(exp(i).dtype(), kFloat32);
+  EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5.0f, 7.5f}));
+  EXPECT_EQ((tensor<float>({1}) + tensor<double>({1})).dtype(), kFloat64);
+}
+
+TEST(Elementwise, LargeContiguousAndStridedAgree) {
+  // exercises the parallel split of the strided loop, including runs that start mid-row
+  Tensor a = rand({257, 1031}, kFloat64);
+  Tensor b = rand({1031}, kFloat64);
+  Tensor s = a + b;
+  Tensor st = (a.t().contiguous().t()) + b;
+  EXPECT_TRUE(allclose(s, st, 0, 0));
+  std::vector<double> av = a.to_vector<double>(), bv = b.to_vector<double>(), sv = s.to_vector<double>();
+  for (int64_t i = 0; i < 257 * 1031; i += 997) EXPECT_DOUBLE_EQ(sv[i], av[i] + bv[i % 1031]);
+}
+
+TEST(Elementwise, InPlace) {
+  Tensor a = tensor<double>({1, 2, 3});
+  a.add_(tensor<double>({1, 1, 1}), 2.0);
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{3, 4, 5}));
+  a.mul_(2.0).sub_(1.0);
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{5, 7, 9}));
+  a /= 2.0;
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{2.5, 3.5, 4.5}));
+  a.clamp_(3.0, 4.0);
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{3, 3.5, 4}));
+  Tensor m = zeros({2, 3});
+  m.add_(tensor<float>({1, 2, 3}));  // broadcast row
+  EXPECT_EQ(m.to_vector<float>(), (std::vector<float>{1, 2, 3, 1, 2, 3}));
+  Tensor v = m.select(0, 1);
+  v.fill_(7.0);  // writes through the view
+  EXPECT_EQ(m.to_vector<float>(), (std::vector<float>{1, 2, 3, 7, 7, 7}));
+}
+
+TEST(Elementwise, Errors) {
+  Tensor a = ones({2, 3}), b = ones({4});
+  EMBER_EXPECT_THROW_MSG(a + b, "add: shapes [2,3] and [4] cannot be broadcast");
+  EMBER_EXPECT_THROW_MSG(a * ones({3, 3}), "mul: shapes [2,3] and [3,3]");
+  Tensor i = tensor<int64_t>({1, 2});
+  EMBER_EXPECT_THROW_MSG(i.add_(tensor<float>({0.5f, 0.5f})), "cannot be written into a int64 tensor");
+  EMBER_EXPECT_THROW_MSG(a.add_(ones({3, 3})), "add_: shapes [2,3] and [3,3] cannot be broadcast");
+  EMBER_EXPECT_THROW_MSG(clamp(a, 2.0, 1.0), "clamp: lower bound 2 is greater than upper bound 1");
+  EMBER_EXPECT_THROW_MSG(where(a, a, a), "where: condition must be a bool tensor");
+  EMBER_EXPECT_THROW_MSG(masked_fill(a, ones({2, 3}), 0.0), "masked_fill: mask must be a bool tensor");
+  EMBER_EXPECT_THROW_MSG(Tensor() + a, "add: first operand is an undefined tensor");
+  if (!cuda::is_available())
+    EMBER_EXPECT_THROW_MSG(ones({2}, TensorOptions().device(Device::cuda())), "CUDA");
+}
+
+}  // namespace
+}  // namespace ember::testing
