@@ -87,7 +87,7 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
-                      const std::function<Tensor()>& out_of_place, bool needs_grad) {
+                      const std::function<Tensor(const Tensor& before)>& out_of_place, bool needs_grad) {
   check_defined(name, self, "self");
   if (!needs_grad) {
     kernel();
@@ -98,7 +98,15 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
     fail("{}: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or detach())", name);
   if (self.impl()->is_view)
     fail("{}: in-place op on a view, with autograd recording, is not supported; use the out-of-place op", name);
-  Tensor result = out_of_place();
+  // The snapshot carries self's history, so gradients still flow to whatever produced self.
+  Tensor before = self.detach().clone();
+  if (self.requires_grad()) {
+    AutogradMeta& m = before.impl()->meta();
+    m.requires_grad = true;
+    m.grad_fn = self.grad_fn();
+    m.output_nr = self.impl()->autograd->output_nr;
+  }
+  Tensor result = out_of_place(before);
   if (result.shape() != self.shape())
     fail("{}: result of shape {} cannot be written into a tensor of shape {}", name, shape_str(result.shape()),
          shape_str(self.shape()));
@@ -116,7 +124,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   bool grad = autograd::any_requires_grad({*this, src});
   return apply_inplace(
       *this, "copy_", [&] { copy_into(*this, src); },
-      [&] {
+      [&](const Tensor&) {
         Tensor s = src.to(device(), dtype());
         Tensor out = s.shape() == shape() ? s.clone() : s.expand(shape()).clone();
         return out;
@@ -126,7 +134,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::fill_(double value) {
   return apply_inplace(
-      *this, "fill_", [&] { fill_stub(device(), *this, value); }, [&] { return full(shape(), value, options()); },
+      *this, "fill_", [&] { fill_stub(device(), *this, value); }, [&](const Tensor&) { return full(shape(), value, options()); },
       autograd::any_requires_grad({*this}));
 }
 

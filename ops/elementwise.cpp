@@ -379,7 +379,8 @@ Tensor& binary_inplace(Tensor& self, const char* name, BinaryOp op, const Tensor
         if (o.shape() != self.shape()) o = o.detach().expand(self.shape());
         binary_stub(self.device(), op, self, self, o, alpha);
       },
-      [&] { return out_of_place(self, other, alpha); }, autograd::any_requires_grad({self, other}));
+      [&](const Tensor& before) { return out_of_place(before, other, alpha); },
+      autograd::any_requires_grad({self, other}));
 }
 Tensor add_alpha(const Tensor& a, const Tensor& b, double alpha) { return add(a, b, alpha); }
 Tensor sub_alpha(const Tensor& a, const Tensor& b, double alpha) { return sub(a, b, alpha); }
@@ -387,7 +388,7 @@ Tensor mul_2(const Tensor& a, const Tensor& b, double) { return mul(a, b); }
 Tensor div_2(const Tensor& a, const Tensor& b, double) { return div(a, b); }
 
 Tensor& scalar_inplace(Tensor& self, const char* name, UnaryOp op, double a, double b,
-                       const std::function<Tensor()>& out_of_place) {
+                       const std::function<Tensor(const Tensor&)>& out_of_place) {
   if (!is_floating(self.dtype()) && op == UnaryOp::affine && (a != std::floor(a) || b != std::floor(b)))
     fail("{}: a non-integer scalar cannot be applied to a {} tensor in place", name, self.dtype());
   return apply_inplace(
@@ -401,26 +402,26 @@ Tensor& Tensor::sub_(const Tensor& o, double alpha) { return binary_inplace(*thi
 Tensor& Tensor::mul_(const Tensor& o) { return binary_inplace(*this, "mul_", BinaryOp::mul, o, 1.0, mul_2); }
 Tensor& Tensor::div_(const Tensor& o) { return binary_inplace(*this, "div_", BinaryOp::div, o, 1.0, div_2); }
 Tensor& Tensor::add_(double v) {
-  return scalar_inplace(*this, "add_", UnaryOp::affine, 1.0, v, [&] { return *this + v; });
+  return scalar_inplace(*this, "add_", UnaryOp::affine, 1.0, v, [v](const Tensor& t) { return t + v; });
 }
 Tensor& Tensor::sub_(double v) {
-  return scalar_inplace(*this, "sub_", UnaryOp::affine, 1.0, -v, [&] { return *this - v; });
+  return scalar_inplace(*this, "sub_", UnaryOp::affine, 1.0, -v, [v](const Tensor& t) { return t - v; });
 }
 Tensor& Tensor::mul_(double v) {
-  return scalar_inplace(*this, "mul_", UnaryOp::affine, v, 0.0, [&] { return *this * v; });
+  return scalar_inplace(*this, "mul_", UnaryOp::affine, v, 0.0, [v](const Tensor& t) { return t * v; });
 }
 Tensor& Tensor::div_(double v) {
   if (!is_floating(dtype())) fail("div_: true division cannot be written into a {} tensor in place", dtype());
-  return scalar_inplace(*this, "div_", UnaryOp::affine, 1.0 / v, 0.0, [&] { return *this / v; });
+  return scalar_inplace(*this, "div_", UnaryOp::affine, 1.0 / v, 0.0, [v](const Tensor& t) { return t / v; });
 }
 Tensor& Tensor::clamp_(double lo, double hi) {
   if (lo > hi) fail("clamp_: lower bound {} is greater than upper bound {}", lo, hi);
-  return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi, [&] { return ember::clamp(*this, lo, hi); });
+  return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi, [=](const Tensor& t) { return ember::clamp(t, lo, hi); });
 }
 Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
   return apply_inplace(
       *this, "masked_fill_", [&] { copy_into(*this, ember::masked_fill(this->detach(), mask, value)); },
-      [&] { return ember::masked_fill(*this, mask, value); }, autograd::any_requires_grad({*this}));
+      [&](const Tensor& t) { return ember::masked_fill(t, mask, value); }, autograd::any_requires_grad({*this}));
 }
 
 Tensor& operator+=(Tensor& a, const Tensor& b) { return a.add_(b); }

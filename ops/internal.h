@@ -25,11 +25,12 @@ Tensor unary_raw(UnaryOp op, const Tensor& x, double a = 0, double b = 0);
 Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1.0,
                   std::string_view name = "binary");
 
-// Runs an in-place op. Without autograd, `kernel(self)` writes into self directly; with
-// autograd, `out_of_place()` builds the result and the graph, the result is copied into self,
-// and self takes over its history. Bumps the version counter either way.
+// Runs an in-place op. Without autograd, `kernel()` writes into self directly. With autograd,
+// `out_of_place(before)` builds the result and the graph from a snapshot `before` of self (so a
+// backward that needs the old value still has it), the result is copied into self, and self
+// takes over the result's history. Bumps the version counter either way.
 Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
-                      const std::function<Tensor()>& out_of_place, bool needs_grad);
+                      const std::function<Tensor(const Tensor& before)>& out_of_place, bool needs_grad);
 
 // Turns a list of dims (possibly negative, possibly empty = all) into a sorted bitmask vector.
 std::vector<bool> dims_mask(const Shape& dims, int64_t ndim, std::string_view op);
