@@ -70,16 +70,12 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
         double abs_err = std::abs(a - numeric);
         bool bad = !(abs_err <= opt.atol + opt.rtol * std::abs(numeric)) && !(std::isnan(a) && std::isnan(numeric));
         double rel_err = abs_err / std::max(std::abs(numeric), 1e-12);
-        if (bad || abs_err > result.max_abs_error) {
-          if (bad && result.ok) {
-            result.worst = fmt::format("input {} element {} (output element {}): analytic {} vs numeric {}",
-                                       checked[k], e, j, a, numeric);
-          } else if (result.ok) {
-            result.worst = fmt::format("input {} element {} (output element {}): analytic {} vs numeric {}",
-                                       checked[k], e, j, a, numeric);
-          }
-          if (bad) result.ok = false;
-        }
+        // Report the first failing element, or (when all pass) the one with the largest error.
+        bool report = bad ? result.ok : (result.ok && abs_err >= result.max_abs_error);
+        if (report)
+          result.worst = fmt::format("input {} element {} (output element {}): analytic {} vs numeric {}",
+                                     checked[k], e, j, a, numeric);
+        if (bad) result.ok = false;
         result.max_abs_error = std::max(result.max_abs_error, abs_err);
         if (std::abs(numeric) > opt.atol) result.max_rel_error = std::max(result.max_rel_error, rel_err);
       }

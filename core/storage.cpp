@@ -60,7 +60,7 @@ Allocator* allocator_for(Device device) {
 }
 
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d), allocator(allocator_for(d)) {
-  data = allocator->allocate(n);
+  data = allocator->allocate_on(d, n);
 }
 
 Storage::~Storage() {

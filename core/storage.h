@@ -13,6 +13,8 @@ class Allocator {
  public:
   virtual ~Allocator() = default;
   virtual void* allocate(size_t nbytes) = 0;
+  // Allocation on a given device; one-device allocators (the CPU's) ignore the index.
+  virtual void* allocate_on(Device device, size_t nbytes) { return allocate(nbytes); }
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
 };
 

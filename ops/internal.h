@@ -7,6 +7,7 @@
 #include "core/tensor_impl.h"
 #include "ember/ops.h"
 #include "ops/kernels/elementwise.h"
+#include "ops/kernels/scan.h"
 
 namespace ember {
 
@@ -24,6 +25,8 @@ void check_defined(std::string_view op, const Tensor& t, std::string_view what =
 Tensor unary_raw(UnaryOp op, const Tensor& x, double a = 0, double b = 0);
 Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1.0,
                   std::string_view name = "binary");
+// A scan along `dim` without autograd (see ops/kernels/scan.h); used by backward passes too.
+Tensor scan_raw(ScanOp op, const Tensor& x, int64_t dim, bool reverse = false, bool exclusive = false);
 
 // Runs an in-place op. Without autograd, `kernel()` writes into self directly. With autograd,
 // `out_of_place(before)` builds the result and the graph from a snapshot `before` of self (so a
@@ -34,5 +37,7 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
 
 // Turns a list of dims (possibly negative, possibly empty = all) into a sorted bitmask vector.
 std::vector<bool> dims_mask(const Shape& dims, int64_t ndim, std::string_view op);
+// The shape a reduction over `mask` leaves: reduced dims become 1 (keepdim) or disappear.
+Shape reduced_shape(const Shape& shape, const std::vector<bool>& mask, bool keepdim);
 
 }  // namespace ember

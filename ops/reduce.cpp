@@ -1,6 +1,7 @@
 // sum, mean, prod, amax, amin, any, all over any set of dims.
-#include "ops/internal.h"
 #include "ops/kernels/reduce.h"
+
+#include "ops/internal.h"
 
 namespace ember {
 
@@ -20,23 +21,29 @@ std::vector<bool> dims_mask(const Shape& dims, int64_t ndim, std::string_view op
   return mask;
 }
 
+Shape reduced_shape(const Shape& shape, const std::vector<bool>& mask, bool keepdim) {
+  Shape s;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (!mask[d])
+      s.push_back(shape[d]);
+    else if (keepdim)
+      s.push_back(1);
+  }
+  return s;
+}
+
 namespace {
 
 Shape keep_shape(const Tensor& x, const std::vector<bool>& mask) {
-  Shape s = x.shape();
-  for (size_t d = 0; d < s.size(); ++d)
-    if (mask[d]) s[d] = 1;
-  return s;
+  return reduced_shape(x.shape(), mask, true);
 }
 Shape drop_shape(const Tensor& x, const std::vector<bool>& mask) {
-  Shape s;
-  for (size_t d = 0; d < mask.size(); ++d)
-    if (!mask[d]) s.push_back(x.size(static_cast<int64_t>(d)));
-  return s;
+  return reduced_shape(x.shape(), mask, false);
 }
 
 // Runs the kernel; returns the result in keepdim shape.
-Tensor reduce_raw(ReduceOp op, const Tensor& x, const std::vector<bool>& mask, DType out_dtype, std::string_view name) {
+Tensor reduce_raw(ReduceOp op, const Tensor& x, const std::vector<bool>& mask, DType out_dtype,
+                  std::string_view name) {
   Tensor out = empty_tensor(keep_shape(x, mask), out_dtype, x.device());
   if (out.numel() == 0) return out;
   if (x.numel() == 0) {
@@ -60,12 +67,12 @@ DType sum_dtype(DType t) { return is_floating(t) ? t : DType::int64; }
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   check_defined("sum", x);
   auto mask = dims_mask(dims, x.dim(), "sum");
-  Tensor out = finish_shape(reduce_raw(ReduceOp::sum, x, mask, sum_dtype(x.dtype()), "sum"), x, mask, keepdim);
+  Tensor out =
+      finish_shape(reduce_raw(ReduceOp::sum, x, mask, sum_dtype(x.dtype()), "sum"), x, mask, keepdim);
   if (autograd::any_requires_grad({x})) {
     Shape in_shape = x.shape(), kshape = keep_shape(x, mask);
-    autograd::record("sum", {x}, out, [=](const BackwardArgs& a) {
-      return Grads{a.grad().reshape(kshape).expand(in_shape)};
-    });
+    autograd::record("sum", {x}, out,
+                     [=](const BackwardArgs& a) { return Grads{a.grad().reshape(kshape).expand(in_shape)}; });
   }
   return out;
 }
@@ -86,23 +93,19 @@ Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 Tensor prod(const Tensor& x, int64_t dim, bool keepdim) {
   check_defined("prod", x);
   auto mask = dims_mask({dim}, x.dim(), "prod");
-  Tensor out = finish_shape(reduce_raw(ReduceOp::prod, x, mask, sum_dtype(x.dtype()), "prod"), x, mask, keepdim);
+  Tensor out =
+      finish_shape(reduce_raw(ReduceOp::prod, x, mask, sum_dtype(x.dtype()), "prod"), x, mask, keepdim);
   if (autograd::any_requires_grad({x})) {
     Shape kshape = keep_shape(x, mask);
     int64_t d = wrap_dim(dim, x.dim(), "prod");
     autograd::record("prod", {x}, out, [=, sx = SavedTensor(x)](const BackwardArgs& a) {
-      // d prod / d x_i = product of the others: exclusive prefix * exclusive suffix products,
-      // which stays exact when some x_j are zero.
+      // d prod / d x_i is the product of all the other elements: the exclusive prefix product
+      // times the exclusive suffix product along the dim. Two scans, O(n), and exact when some
+      // x_j are zero (dividing the product by x_i would give 0/0 there).
       Tensor xv = sx.unpack("prod");
-      int64_t n = xv.dim() == 0 ? 1 : xv.size(d);
-      std::vector<Tensor> parts;
-      for (int64_t i = 0; i < n; ++i) {
-        Tensor others = ones(kshape, xv.options());
-        for (int64_t j = 0; j < n; ++j)
-          if (j != i) others = others * xv.narrow(d, j, 1);
-        parts.push_back(others);
-      }
-      return Grads{cat(parts, d) * a.grad().reshape(kshape)};
+      Tensor before = scan_raw(ScanOp::prod, xv, d, /*reverse=*/false, /*exclusive=*/true);
+      Tensor after = scan_raw(ScanOp::prod, xv, d, /*reverse=*/true, /*exclusive=*/true);
+      return Grads{before * after * a.grad().reshape(kshape)};
     });
   }
   return out;
@@ -130,8 +133,12 @@ Tensor extreme(ReduceOp op, const char* name, const Tensor& x, const Shape& dims
   return out;
 }
 }  // namespace
-Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) { return extreme(ReduceOp::max, "amax", x, dims, keepdim); }
-Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) { return extreme(ReduceOp::min, "amin", x, dims, keepdim); }
+Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) {
+  return extreme(ReduceOp::max, "amax", x, dims, keepdim);
+}
+Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) {
+  return extreme(ReduceOp::min, "amin", x, dims, keepdim);
+}
 
 Tensor Tensor::any() const {
   auto mask = dims_mask({}, dim(), "any");

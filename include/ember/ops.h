@@ -113,17 +113,21 @@ Tensor prod(const Tensor& x);
 Tensor prod(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor amax(const Tensor& x, const Shape& dims, bool keepdim = false);
 Tensor amin(const Tensor& x, const Shape& dims, bool keepdim = false);
+// {values, int64 indices}; ties give the first index, NaN wins (as in PyTorch).
 std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false);
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);
+// dims empty = all dims; divides by max(0, N - correction).
 Tensor var(const Tensor& x, const Shape& dims, int64_t correction = 1, bool keepdim = false);
 Tensor std(const Tensor& x, const Shape& dims, int64_t correction = 1, bool keepdim = false);
+// p > 0, 0 (count of nonzeros), inf (max |x|) or -inf (min |x|); the one-argument form reduces all dims.
 Tensor norm(const Tensor& x, double p = 2.0);
 Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim = false);
 Tensor cumsum(const Tensor& x, int64_t dim);
 Tensor logcumsumexp(const Tensor& x, int64_t dim);
+// A lane of all -inf has no softmax: its outputs are NaN (as in PyTorch).
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 

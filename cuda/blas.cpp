@@ -1,0 +1,64 @@
+// Row-major GEMM on cuBLAS; see cuda/blas.h for the column-major translation.
+#include "cuda/blas.h"
+
+#include <climits>
+#include <type_traits>
+
+#include "cuda/runtime.h"
+#include "ember/cuda.h"
+
+namespace ember::cuda {
+namespace {
+
+int cublas_int(int64_t v, const char* what) {
+  if (v > INT_MAX || v < 0) fail("matmul (cuda): {} = {} is outside cuBLAS's range [0, 2^31 - 1]", what, v);
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+template <class T>
+void gemm_rowmajor(int device, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                   const T* a, int64_t lda, int64_t stride_a, const T* b, int64_t ldb, int64_t stride_b,
+                   T beta, T* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuBLAS GEMM is for float and double");
+  if (m == 0 || n == 0 || batch == 0) return;
+  DeviceGuard guard(device);
+  cublasHandle_t h = cublas_handle(device);
+  const int im = cublas_int(m, "rows"), in = cublas_int(n, "columns"), ik = cublas_int(k, "inner dimension");
+  // cuBLAS insists on ld >= the stored rows even where that dim has size 1.
+  const int ilda = cublas_int(std::max<int64_t>(lda, std::max<int64_t>(1, trans_a ? m : k)), "lda");
+  const int ildb = cublas_int(std::max<int64_t>(ldb, std::max<int64_t>(1, trans_b ? k : n)), "ldb");
+  const int ildc = cublas_int(std::max<int64_t>(ldc, std::max<int64_t>(1, n)), "ldc");
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if constexpr (std::is_same_v<T, float>) {
+    // TF32 tensor cores (inputs rounded to 10 mantissa bits) only when the user allowed them.
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    if (batch == 1) {
+      EMBER_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, in, im, ik, &alpha, b, ildb, a, ilda, &beta, c, ildc));
+    } else {
+      EMBER_CUBLAS_CHECK(cublasSgemmStridedBatched(h, op_b, op_a, in, im, ik, &alpha, b, ildb, stride_b, a,
+                                                   ilda, stride_a, &beta, c, ildc, stride_c,
+                                                   cublas_int(batch, "batch")));
+    }
+  } else {
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    if (batch == 1) {
+      EMBER_CUBLAS_CHECK(cublasDgemm(h, op_b, op_a, in, im, ik, &alpha, b, ildb, a, ilda, &beta, c, ildc));
+    } else {
+      EMBER_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, in, im, ik, &alpha, b, ildb, stride_b, a,
+                                                   ilda, stride_a, &beta, c, ildc, stride_c,
+                                                   cublas_int(batch, "batch")));
+    }
+  }
+}
+
+template void gemm_rowmajor<float>(int, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                   int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t,
+                                   int64_t);
+template void gemm_rowmajor<double>(int, bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                                    int64_t, int64_t, const double*, int64_t, int64_t, double, double*,
+                                    int64_t, int64_t, int64_t);
+
+}  // namespace ember::cuda

@@ -1,0 +1,53 @@
+#pragma once
+// Device math with one name per function for float and double (expf vs exp, ...), so that the
+// kernels can be written once for T and read like the CPU kernels in ops/cpu/. Also the few
+// composite functions (sigmoid, softplus) with the same numerically stable formulas as the CPU.
+#include <cuda_runtime.h>
+
+namespace ember::cuda::dmath {
+
+#define EMBER_DMATH_UNARY(name, fname, dname)                           \
+  __device__ __forceinline__ float name(float x) { return ::fname(x); } \
+  __device__ __forceinline__ double name(double x) { return ::dname(x); }
+EMBER_DMATH_UNARY(exp, expf, exp)
+EMBER_DMATH_UNARY(log, logf, log)
+EMBER_DMATH_UNARY(log1p, log1pf, log1p)
+EMBER_DMATH_UNARY(expm1, expm1f, expm1)
+EMBER_DMATH_UNARY(sqrt, sqrtf, sqrt)
+EMBER_DMATH_UNARY(sin, sinf, sin)
+EMBER_DMATH_UNARY(cos, cosf, cos)
+EMBER_DMATH_UNARY(erf, erff, erf)
+EMBER_DMATH_UNARY(tanh, tanhf, tanh)
+EMBER_DMATH_UNARY(fabs, fabsf, fabs)
+#undef EMBER_DMATH_UNARY
+
+__device__ __forceinline__ float pow(float x, float y) { return ::powf(x, y); }
+__device__ __forceinline__ double pow(double x, double y) { return ::pow(x, y); }
+
+// Classification on doubles (integers are converted first, as on the CPU).
+__device__ __forceinline__ bool isnan(double x) { return x != x; }
+__device__ __forceinline__ bool isinf(double x) {
+  return ::fabs(x) == __longlong_as_double(0x7ff0000000000000LL);
+}
+__device__ __forceinline__ bool isfinite(double x) {
+  return ::fabs(x) < __longlong_as_double(0x7ff0000000000000LL);
+}
+
+template <class T>
+__device__ __forceinline__ T sigmoid(T x) {
+  // Stable for large |x|: never exponentiates a large positive number.
+  if (x >= T(0)) return T(1) / (T(1) + exp(-x));
+  T e = exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T>
+__device__ __forceinline__ T softplus(T x) {            // log(1 + e^x) without overflow
+  return (x < T(0) ? T(0) : x) + log1p(exp(-fabs(x)));  // the first term is std::max(x, 0)
+}
+
+constexpr double kSqrt2 = 1.4142135623730951;
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kInvSqrt2Pi = 0.3989422804014327;
+
+}  // namespace ember::cuda::dmath

@@ -1,0 +1,25 @@
+#pragma once
+// Conv2d: 2-D convolution (cross-correlation, as in every framework) over [N, C, H, W].
+#include "ember/nn/module.h"
+#include "ember/nn/size2.h"
+
+namespace ember::nn {
+
+// weight: [out_channels, in_channels / groups, kh, kw], bias: [out_channels]. Output size per
+// spatial dim: (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
+// PyTorch's init: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in/groups * kh * kw.
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride = 1, Size2 padding = 0,
+         Size2 dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;  // [N, C, H, W] or unbatched [C, H, W]
+  void reset_parameters();
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Size2 kernel_size, stride, padding, dilation;
+  int64_t groups;
+  Tensor weight, bias;
+};
+
+}  // namespace ember::nn

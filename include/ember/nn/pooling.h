@@ -1,0 +1,41 @@
+#pragma once
+// 2-D pooling over [N, C, H, W] (or unbatched [C, H, W]).
+#include <optional>
+
+#include "ember/nn/module.h"
+#include "ember/nn/size2.h"
+
+namespace ember::nn {
+
+// Max over each kernel window; stride defaults to the kernel size. Padding counts as -inf.
+class MaxPool2d : public Module {
+ public:
+  MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  Size2 kernel_size, stride, padding;
+};
+
+// Mean over each kernel window; stride defaults to the kernel size.
+class AvgPool2d : public Module {
+ public:
+  AvgPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  Size2 kernel_size, stride, padding;
+};
+
+// Averages into a fixed output size; window i along a dim of size n covers
+// [floor(i * n / out), ceil((i + 1) * n / out)).
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(Size2 output_size);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  Size2 output_size;
+};
+
+}  // namespace ember::nn

@@ -1,0 +1,19 @@
+#pragma once
+// The fused softmax cross-entropy on class ids, per target position, shared by cross_entropy
+// and the comp-sum losses (which are functions of this per-position nll).
+#include <string_view>
+
+#include "ember/tensor.h"
+#include "losses/kernels/cross_entropy.h"
+
+namespace ember::losses {
+
+struct ClassNLL {
+  Tensor loss;         // the target's shape; differentiable w.r.t. the logits (fused backward)
+  Tensor denominator;  // 0-d, no gradient: sum of weight[target] over the non-ignored positions
+};
+// `loss` names the public loss in error messages. Weight may be undefined.
+ClassNLL class_nll(std::string_view loss, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                   const ClassTargetParams& params);
+
+}  // namespace ember::losses

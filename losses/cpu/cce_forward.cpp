@@ -1,0 +1,171 @@
+// Cut Cross-Entropy, CPU forward: the row-wise log-sum-exp of E·C^T without storing E·C^T.
+//
+// The idea. Cross-entropy needs two numbers per scored row r: the target logit z_{r,x_r} and
+// LSE_r = log sum_j exp(z_rj). Neither needs the whole row of V logits at once. We walk the
+// vocabulary in blocks of fwd_vocab entries; for a block of fwd_rows rows, one GEMM produces the
+// [rows x block] tile of logits in a scratch buffer (512 KiB with the default sizes, so it stays
+// in L2), and each row's running maximum m and running sum l = sum exp(z - m) absorb the tile:
+//
+//     m' = max(m, max_j z_j)                  (the new reference point)
+//     l' = l * exp(m - m') + sum_j exp(z_j - m')   (rescale the old sum to m', add the tile)
+//
+// This "online log-sum-exp" is exact (not an approximation) and never overflows, since every
+// exponent is <= 0. At the end LSE = m + log(l). The target logit is read out of whichever tile
+// holds it, so it is bit-for-bit the value that entered the sum, and nll = LSE - z_x >= 0 up to
+// the rounding of the log.
+//
+// Parallelism. Tasks are (row block, vocabulary split) pairs. With many rows, every task covers
+// all of the vocabulary (one split); with few rows the vocabulary is split too, so that short
+// batches still use every thread, and each split keeps its own (m, l) per row; the splits are
+// merged afterwards with the same rescaling rule (log-add-exp). The number of splits depends
+// only on the problem size, never on the thread count, so the loss is the same on any number
+// of threads.
+//
+// Vocabulary sorting statistic. When the backward will filter gradients, the forward also
+// accumulates each vocabulary entry's average logit over the scored rows (per-thread partial
+// column sums, added at the end); the backward orders its vocabulary blocks by it.
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "core/tensor_impl.h"
+#include "ember/threads.h"
+#include "losses/cpu/cce_tiles.h"
+#include "losses/kernels/cce.h"
+
+namespace ember::cpu {
+namespace {
+
+using cce::finish_logits;
+using cce::logits_tile;
+using cce::row_block;
+
+// Aim for at least this many tasks when choosing the number of vocabulary splits.
+constexpr int64_t kMinTasks = 32;
+
+template <class T>
+void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_t, const Tensor& rows_t,
+                       const Tensor& targets_t, double softcap, const Tensor& lse_t, const Tensor& nll_t,
+                       const Tensor& avg_t) {
+  const int64_t n = rows_t.numel(), V = C_t.size(0), D = C_t.size(1);
+  const bool want_avg = avg_t.defined();
+  T* avg_out = want_avg ? static_cast<T*>(avg_t.raw_data()) : nullptr;
+  if (n == 0) {
+    if (want_avg) std::fill(avg_out, avg_out + V, T(0));
+    return;
+  }
+  const T* E = E_t.data_ptr<T>();
+  const T* C = C_t.data_ptr<T>();
+  const T* bias = bias_t.defined() ? bias_t.data_ptr<T>() : nullptr;
+  const int64_t* rows = rows_t.data_ptr<int64_t>();
+  const int64_t* targets = targets_t.data_ptr<int64_t>();
+  T* lse_out = static_cast<T*>(lse_t.raw_data());
+  T* nll_out = static_cast<T*>(nll_t.raw_data());
+  const T cap = static_cast<T>(softcap);
+
+  const cce::TileConfig cfg = cce::tile_config();
+  const int64_t NB = cfg.fwd_rows, VB = cfg.fwd_vocab;
+  const int64_t row_blocks = (n + NB - 1) / NB, vocab_blocks = (V + VB - 1) / VB;
+  const int64_t splits = std::clamp<int64_t>((kMinTasks + row_blocks - 1) / row_blocks, 1, vocab_blocks);
+  const int64_t tasks = row_blocks * splits;
+  const int64_t workers = std::min<int64_t>(get_num_threads(), tasks);
+
+  // All scratch is ember tensors, so memory_stats() sees it: per worker one logits tile and one
+  // gathered row block; per (split, row) the running max and sum; per row the target logit;
+  // per worker a column-sum vector when the sorting statistic is wanted.
+  const int64_t per_worker = NB * VB + NB * D;
+  Tensor scratch = empty_tensor({workers * per_worker}, dtype_of<T>(), Device::cpu());
+  Tensor running = empty_tensor({2 * splits * n}, DType::float64, Device::cpu());
+  Tensor target_logit = empty_tensor({n}, dtype_of<T>(), Device::cpu());
+  Tensor col_sums = want_avg ? zeros({workers, V}, DType::float64) : Tensor();
+  double* run_m = running.data_ptr<double>();
+  double* run_l = run_m + splits * n;
+  T* tz = target_logit.data_ptr<T>();
+
+  auto run_task = [&](int64_t task, int64_t w) {
+    const int64_t b = task / splits, s = task % splits;
+    const int64_t k0 = b * NB, k1 = std::min(n, k0 + NB), nb = k1 - k0;
+    T* tile = scratch.data_ptr<T>() + w * per_worker;
+    const T* Eb = row_block(E, D, rows, k0, k1, tile + NB * VB);
+    double* m = run_m + s * n + k0;
+    double* l = run_l + s * n + k0;
+    std::fill(m, m + nb, -std::numeric_limits<double>::infinity());
+    std::fill(l, l + nb, 0.0);
+    const int64_t j_begin = s * vocab_blocks / splits, j_end = (s + 1) * vocab_blocks / splits;
+    for (int64_t J = j_begin; J < j_end; ++J) {
+      const int64_t j0 = J * VB, vb = std::min(VB, V - j0);
+      logits_tile(Eb, nb, C + j0 * D, vb, D, tile);
+      for (int64_t i = 0; i < nb; ++i) {
+        T* x = tile + i * vb;
+        finish_logits(x, vb, bias ? bias + j0 : nullptr, cap);
+        const int64_t t = targets[k0 + i];
+        if (t >= j0 && t < j0 + vb) tz[k0 + i] = x[t - j0];
+        T tile_max = -std::numeric_limits<T>::infinity();
+        for (int64_t c = 0; c < vb; ++c)  // a NaN wins and stays, so NaN reaches the sum and the LSE
+          tile_max = (x[c] > tile_max || std::isnan(x[c])) ? x[c] : tile_max;
+        // A tile of only -inf logits (e.g. a -inf bias block) adds exp(-inf) = 0: skip it, which
+        // also avoids (-inf) - (-inf) = NaN below.
+        if (tile_max == -std::numeric_limits<T>::infinity()) continue;
+        const double m_new = std::max(m[i], static_cast<double>(tile_max));
+        const T ref = static_cast<T>(m_new);  // exact: m_new is a T value
+        T sum = 0;
+        for (int64_t c = 0; c < vb; ++c) sum += std::exp(x[c] - ref);
+        l[i] = l[i] * std::exp(m[i] - m_new) + static_cast<double>(sum);
+        m[i] = m_new;
+      }
+      if (want_avg) {
+        double* cs = col_sums.data_ptr<double>() + w * V + j0;
+        for (int64_t i = 0; i < nb; ++i)
+          for (int64_t c = 0; c < vb; ++c) cs[c] += tile[i * vb + c];
+      }
+    }
+  };
+  // Worker w takes tasks w, w + workers, ... (static, so every run schedules the same way).
+  parallel_for(0, workers, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w)
+      for (int64_t task = w; task < tasks; task += workers) run_task(task, w);
+  });
+
+  // Merge the splits: LSE = M + log(sum_s l_s exp(m_s - M)), M = max_s m_s.
+  parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      double big_m = -std::numeric_limits<double>::infinity();
+      for (int64_t s = 0; s < splits; ++s) big_m = std::max(big_m, run_m[s * n + k]);
+      // Splits whose max is big_m itself add l unscaled; this also covers big_m = -inf (every
+      // logit -inf: log(0) = -inf) without evaluating exp(-inf - -inf), and lets a NaN through.
+      double sum = 0;
+      for (int64_t s = 0; s < splits; ++s) {
+        const double ms = run_m[s * n + k], ls = run_l[s * n + k];
+        sum += ms == big_m ? ls : ls * std::exp(ms - big_m);
+      }
+      const double lse = big_m + std::log(sum);
+      lse_out[rows[k]] = static_cast<T>(lse);
+      nll_out[rows[k]] = static_cast<T>(lse - static_cast<double>(tz[k]));
+    }
+  });
+
+  if (want_avg) {
+    const double* cs = col_sums.data_ptr<double>();
+    parallel_for(0, V, 8192, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        double s = 0;
+        for (int64_t w = 0; w < workers; ++w) s += cs[w * V + j];
+        avg_out[j] = static_cast<T>(s / static_cast<double>(n));
+      }
+    });
+  }
+}
+
+void cce_forward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
+                     const Tensor& logit_avg) {
+  dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
+    cce_forward_typed<T>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+  });
+}
+
+}  // namespace
+
+EMBER_REGISTER_KERNEL(cce_forward_stub, cpu, &cce_forward_cpu);
+
+}  // namespace ember::cpu

@@ -1,0 +1,203 @@
+// CPU kernels of cross_entropy and nll_loss (contracts in losses/kernels/cross_entropy.h).
+// One pass over the targets (serial: it is C times cheaper than the rows) validates them and sums
+// the mean's divisor; the rows then run in parallel, each touching only its own C scores.
+#include "losses/kernels/cross_entropy.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "core/tensor_impl.h"
+#include "losses/cpu/data.h"
+
+namespace ember::losses::cpu {
+namespace {
+
+struct Rows {
+  int64_t outer, classes, inner;
+  explicit Rows(const Tensor& blocked)
+      : outer(blocked.size(0)), classes(blocked.size(1)), inner(blocked.size(2)) {}
+  int64_t count() const { return outer * inner; }
+  // Offset of element (row r, class 0); class c is `c * inner` further.
+  int64_t base(int64_t r) const { return (r / inner) * classes * inner + r % inner; }
+  // Rows per parallel task: about 32k scores of work each.
+  int64_t grain() const { return std::max<int64_t>(1, kDefaultGrain / classes); }
+};
+
+bool is_ignored(int64_t y, const ClassTargetParams& p) { return p.has_ignore_index && y == p.ignore_index; }
+
+// Returns the first invalid target (or -1) and sets `divisor` to the sum of the targets' weights.
+template <class T>
+int64_t check_targets(const int64_t* y, int64_t n, int64_t classes, const T* w, const ClassTargetParams& p,
+                      double& divisor) {
+  divisor = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    if (is_ignored(y[r], p)) continue;
+    if (y[r] < 0 || y[r] >= classes) return r;
+    divisor += w ? static_cast<double>(w[y[r]]) : 1.0;
+  }
+  return -1;
+}
+
+// log sum_c exp(x[c * stride]), shifted by the row max so no exp overflows. A NaN score makes
+// the sum NaN; a row of -inf gives NaN, as log_softmax does.
+template <class T>
+T row_logsumexp(const T* x, int64_t classes, int64_t stride) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t c = 0; c < classes; ++c) m = std::max(m, x[c * stride]);
+  double s = 0;
+  for (int64_t c = 0; c < classes; ++c) s += std::exp(x[c * stride] - m);
+  return static_cast<T>(m + std::log(s));
+}
+
+template <class T>
+int64_t cross_entropy_forward(const Tensor& loss_t, const Tensor& lse_t, const Tensor& denom_t,
+                              const Tensor& logits_t, const Tensor& target_t, const Tensor& weight_t,
+                              const ClassTargetParams& p) {
+  const Rows rows(logits_t);
+  const int64_t C = rows.classes;
+  const T* x = in_data<T>(logits_t);
+  const int64_t* y = in_data<int64_t>(target_t);
+  const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
+  T* loss = out_data<T>(loss_t);
+  T* lse = out_data<T>(lse_t);
+  double divisor = 0;
+  int64_t bad = check_targets(y, rows.count(), C, w, p, divisor);
+  if (bad >= 0) return bad;
+  *out_data<T>(denom_t) = static_cast<T>(divisor);
+
+  const double eps = p.label_smoothing;
+  parallel_for(0, rows.count(), rows.grain(), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* row = x + rows.base(r);
+      const T l = row_logsumexp(row, C, rows.inner);
+      lse[r] = l;
+      if (is_ignored(y[r], p)) {
+        loss[r] = 0;
+        continue;
+      }
+      const double wy = w ? w[y[r]] : 1.0;
+      double value = (1.0 - eps) * wy * (l - row[y[r] * rows.inner]);
+      if (eps > 0) {
+        // sum_c w_c (lse - x_c): the cross-entropy against the uniform distribution, per class weighted
+        double smooth = 0;
+        for (int64_t c = 0; c < C; ++c) smooth += (w ? w[c] : 1.0) * (l - row[c * rows.inner]);
+        value += eps / static_cast<double>(C) * smooth;
+      }
+      loss[r] = static_cast<T>(value);
+    }
+  });
+  return -1;
+}
+
+template <class T>
+void cross_entropy_backward(const Tensor& grad_t, const Tensor& grad_loss_t, const Tensor& logits_t,
+                            const Tensor& lse_t, const Tensor& target_t, const Tensor& weight_t,
+                            const ClassTargetParams& p) {
+  const Rows rows(logits_t);
+  const int64_t C = rows.classes, stride = rows.inner;
+  const T* x = in_data<T>(logits_t);
+  const T* lse = in_data<T>(lse_t);
+  const T* g = in_data<T>(grad_loss_t);
+  const int64_t* y = in_data<int64_t>(target_t);
+  const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
+  T* grad = out_data<T>(grad_t);
+  const double eps = p.label_smoothing;
+  double weight_total = static_cast<double>(C);
+  if (w) {
+    weight_total = 0;
+    for (int64_t c = 0; c < C; ++c) weight_total += w[c];
+  }
+
+  parallel_for(0, rows.count(), rows.grain(), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* row = x + rows.base(r);
+      T* out = grad + rows.base(r);
+      if (is_ignored(y[r], p)) {
+        for (int64_t c = 0; c < C; ++c) out[c * stride] = 0;
+        continue;
+      }
+      const double wy = w ? w[y[r]] : 1.0;
+      // d loss / d x_c = p_c * total - (1 - eps) w_y [c = y] - (eps / C) w_c
+      const T total = static_cast<T>(g[r] * ((1.0 - eps) * wy + eps * weight_total / static_cast<double>(C)));
+      const T smooth = static_cast<T>(g[r] * eps / static_cast<double>(C));
+      const T l = lse[r];
+      for (int64_t c = 0; c < C; ++c) {
+        T v = std::exp(row[c * stride] - l) * total;
+        if (eps > 0) v -= smooth * (w ? w[c] : T(1));
+        out[c * stride] = v;
+      }
+      out[y[r] * stride] -= static_cast<T>(g[r] * (1.0 - eps) * wy);
+    }
+  });
+}
+
+template <class T>
+int64_t nll_forward(const Tensor& loss_t, const Tensor& denom_t, const Tensor& input_t,
+                    const Tensor& target_t, const Tensor& weight_t, const ClassTargetParams& p) {
+  const Rows rows(input_t);
+  const T* x = in_data<T>(input_t);
+  const int64_t* y = in_data<int64_t>(target_t);
+  const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
+  T* loss = out_data<T>(loss_t);
+  double divisor = 0;
+  int64_t bad = check_targets(y, rows.count(), rows.classes, w, p, divisor);
+  if (bad >= 0) return bad;
+  *out_data<T>(denom_t) = static_cast<T>(divisor);
+  for (int64_t r = 0; r < rows.count(); ++r) {
+    if (is_ignored(y[r], p)) {
+      loss[r] = 0;
+      continue;
+    }
+    loss[r] = -(w ? w[y[r]] : T(1)) * x[rows.base(r) + y[r] * rows.inner];
+  }
+  return -1;
+}
+
+template <class T>
+void nll_backward(const Tensor& grad_t, const Tensor& grad_loss_t, const Tensor& target_t,
+                  const Tensor& weight_t, const ClassTargetParams& p) {
+  const Rows rows(grad_t);
+  const T* g = in_data<T>(grad_loss_t);
+  const int64_t* y = in_data<int64_t>(target_t);
+  const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
+  T* grad = out_data<T>(grad_t);
+  std::fill(grad, grad + grad_t.numel(), T(0));
+  for (int64_t r = 0; r < rows.count(); ++r)
+    if (!is_ignored(y[r], p)) grad[rows.base(r) + y[r] * rows.inner] = -(w ? w[y[r]] : T(1)) * g[r];
+}
+
+int64_t cross_entropy_forward_cpu(const Tensor& loss, const Tensor& lse, const Tensor& denominator,
+                                  const Tensor& logits, const Tensor& target, const Tensor& weight,
+                                  const ClassTargetParams& params) {
+  return dispatch_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
+    return cross_entropy_forward<T>(loss, lse, denominator, logits, target, weight, params);
+  });
+}
+void cross_entropy_backward_cpu(const Tensor& grad, const Tensor& grad_loss, const Tensor& logits,
+                                const Tensor& lse, const Tensor& target, const Tensor& weight,
+                                const ClassTargetParams& params) {
+  dispatch_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
+    cross_entropy_backward<T>(grad, grad_loss, logits, lse, target, weight, params);
+  });
+}
+int64_t nll_forward_cpu(const Tensor& loss, const Tensor& denominator, const Tensor& input,
+                        const Tensor& target, const Tensor& weight, const ClassTargetParams& params) {
+  return dispatch_floating(input.dtype(), "nll_loss", [&]<class T>() {
+    return nll_forward<T>(loss, denominator, input, target, weight, params);
+  });
+}
+void nll_backward_cpu(const Tensor& grad, const Tensor& grad_loss, const Tensor& target, const Tensor& weight,
+                      const ClassTargetParams& params) {
+  dispatch_floating(grad.dtype(), "nll_loss",
+                    [&]<class T>() { nll_backward<T>(grad, grad_loss, target, weight, params); });
+}
+
+}  // namespace
+
+EMBER_REGISTER_KERNEL(cross_entropy_forward_stub, cpu, &cross_entropy_forward_cpu);
+EMBER_REGISTER_KERNEL(cross_entropy_backward_stub, cpu, &cross_entropy_backward_cpu);
+EMBER_REGISTER_KERNEL(nll_forward_stub, cpu, &nll_forward_cpu);
+EMBER_REGISTER_KERNEL(nll_backward_stub, cpu, &nll_backward_cpu);
+
+}  // namespace ember::losses::cpu

@@ -1,0 +1,43 @@
+#pragma once
+// Cut Cross-Entropy kernels (CPU: losses/cpu/cce_forward.cpp and cce_backward.cpp; a CUDA
+// backend registers the same signatures).
+//
+// Shared contract. E: [R, D] contiguous (the embeddings, flattened over the batch dims);
+// C: [V, D] contiguous; bias: [V] or undefined; all of one floating dtype. rows: int64 [n], the
+// rows of E that are scored, in ascending order; targets: int64 [n], their class ids, already
+// checked to lie in [0, V). Write zhat_rj = softcap(e_r . c_j + b_j) for the (capped) logits.
+// Neither kernel may allocate anything of size R x V.
+#include "core/dispatch.h"
+#include "ember/tensor.h"
+
+namespace ember {
+
+// Forward. For every k < n, with r = rows[k]:
+//   lse[r] = log sum_j exp(zhat_rj),   nll[r] = lse[r] - zhat_{r, targets[k]}.
+// lse and nll are [R] of the input dtype, zero-filled by the caller; entries of unscored rows
+// are left alone. logit_avg, when defined ([V], input dtype), receives
+//   logit_avg[j] = sum_k zhat_{rows[k], j} / n,
+// the statistic the backward sorts the vocabulary by.
+using CCEForwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                              const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
+                              const Tensor& logit_avg);
+EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
+
+// Backward. grad_nll and grad_lse are [R] (grad_lse may be undefined: zero); for a scored row r
+// with target x, softmax S_rj = exp(zhat_rj - lse[r]), g = grad_nll[r], h = grad_lse[r]:
+//   dzhat_rj = g (S_rj - 1[j = x]) + h S_rj,    dz_rj = dzhat_rj (1 - (zhat_rj / softcap)^2) when capped,
+//   dE[r] += sum_j dz_rj c_j,   dC[j] += sum_r dz_rj e_r,   db[j] += sum_r dz_rj.
+// dE [R, D], dC [V, D], db [V] are zero-filled by the caller, or undefined when not wanted.
+// Gradient filtering: with filter_eps > 0, a tile (a block of rows x a block of vocabulary
+// entries) whose max |S_rj - 1[j = x]| is below filter_eps contributes nothing.
+// vocab_order: an int64 [V] permutation, or undefined for 0..V-1: vocabulary blocks are formed
+// from consecutive entries of this order. It never changes the math, only which tiles filtering
+// can skip (sorting by logit_avg groups the rarely-likely entries into all-skippable tiles).
+using CCEBackwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                               const Tensor& targets, double softcap, const Tensor& lse,
+                               const Tensor& grad_nll, const Tensor& grad_lse, double filter_eps,
+                               const Tensor& vocab_order, const Tensor& dE, const Tensor& dC,
+                               const Tensor& db);
+EMBER_DECLARE_STUB(cce_backward_stub, CCEBackwardFn);
+
+}  // namespace ember

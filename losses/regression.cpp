@@ -1,0 +1,35 @@
+// mse_loss, l1_loss, smooth_l1_loss: short composites of elementwise ops, so autograd gives both
+// the input and the target their gradients.
+#include <cmath>
+
+#include "ember/losses/standard.h"
+#include "losses/elementwise_checks.h"
+#include "ops/internal.h"
+
+namespace ember::losses {
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, const MSEOptions& o) {
+  Tensor y = check_pair("mse_loss", input, target, "input");
+  return reduce_loss(square(input - y), o.reduction);
+}
+
+Tensor l1_loss(const Tensor& input, const Tensor& target, const L1Options& o) {
+  Tensor y = check_pair("l1_loss", input, target, "input");
+  return reduce_loss(abs(input - y), o.reduction);  // gradient sign(x - y): 0 where they are equal
+}
+
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1Options& o) {
+  Tensor y = check_pair("smooth_l1_loss", input, target, "input");
+  if (!(o.beta >= 0.0) || !std::isfinite(o.beta))
+    fail("smooth_l1_loss: beta must be a finite number >= 0, got {}", o.beta);
+  // beta = 0 would divide by zero in the quadratic branch; the limit is exactly l1_loss.
+  if (o.beta == 0.0) return l1_loss(input, y, {o.reduction});
+  Tensor d = input - y;
+  Tensor ad = abs(d);
+  // 0.5 d^2 / beta inside (-beta, beta), |d| - beta / 2 outside: the two meet with equal value
+  // and slope at |d| = beta.
+  Tensor loss = where(ad < o.beta, square(d) * (0.5 / o.beta), ad - 0.5 * o.beta);
+  return reduce_loss(loss, o.reduction);
+}
+
+}  // namespace ember::losses

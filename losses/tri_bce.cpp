@@ -1,0 +1,110 @@
+// Tri-BCE (FCN): validation, the forward from three BCE sums, and the closed-form backward.
+//
+// Notation: L, L_a, L_b are the mean BCEs of the fused, tower-a and tower-b logits, N the number
+// of elements, and a = 1[L_a > L], s = 1[L_b > L] say which tower weights are active.
+//
+//   tri_bce = L + w_a L_a + w_b L_b,   w_a = max(L_a - L, 0),  w_b = max(L_b - L, 0).
+//
+// Differentiating through the weights (the reference code) gives
+//   d tri_bce = (1 - a L_a - s L_b) dL + a (2 L_a - L) dL_a + s (2 L_b - L) dL_b,
+// and with detached weights simply dL + w_a dL_a + w_b dL_b. Each dL_k / dz_k[i] is
+// (sigmoid(z_k[i]) - y[i]) / N, so the whole backward is one elementwise pass per input with
+// one scalar coefficient each. At L_k == L exactly the weight's slope is taken as 0 (torch.where
+// picks the zero branch).
+#include "ember/losses/tri_bce.h"
+
+#include "ember/autograd.h"
+#include "losses/kernels/tri_bce.h"
+#include "ops/internal.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(tri_bce_sums_stub, TriBCESumsFn);
+EMBER_DEFINE_STUB(tri_bce_backward_stub, TriBCEBackwardFn);
+
+namespace losses {
+namespace {
+
+void validate(const Tensor& z, const Tensor& za, const Tensor& zb, const Tensor& y) {
+  check_defined("tri_bce", z, "fused_logits");
+  check_defined("tri_bce", za, "logits_a");
+  check_defined("tri_bce", zb, "logits_b");
+  check_defined("tri_bce", y, "target");
+  check_same_device("tri_bce", {z, za, zb, y});
+  if (!z.is_floating_point()) fail("tri_bce: fused_logits must be float32 or float64, got {}", z.dtype());
+  const std::pair<const char*, const Tensor*> others[] = {{"logits_a", &za}, {"logits_b", &zb}};
+  for (const auto& [name, t] : others) {
+    if (t->shape() != z.shape())
+      fail("tri_bce: {} has shape {} but fused_logits has shape {}; the three logits must have one shape",
+           name, shape_str(t->shape()), shape_str(z.shape()));
+    if (t->dtype() != z.dtype())
+      fail("tri_bce: {} is {} but fused_logits is {}; the three logits must have one dtype", name, t->dtype(),
+           z.dtype());
+  }
+  if (y.shape() != z.shape())
+    fail("tri_bce: target has shape {} but the logits have shape {}", shape_str(y.shape()),
+         shape_str(z.shape()));
+  if (!y.is_floating_point()) fail("tri_bce: target must be a float tensor of 0/1 labels, got {}", y.dtype());
+  if (z.numel() == 0)
+    fail("tri_bce: empty input (shape {}); the loss is a batch mean and needs at least one element",
+         shape_str(z.shape()));
+}
+
+}  // namespace
+
+Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor& logits_b,
+               const Tensor& target, const TriBCEOptions& options) {
+  validate(fused_logits, logits_a, logits_b, target);
+  const Device device = fused_logits.device();
+  // Raw, contiguous copies (no copy when already contiguous); the graph node is recorded on the
+  // caller's tensors below.
+  Tensor z = fused_logits.detach().contiguous();
+  Tensor za = logits_a.detach().contiguous();
+  Tensor zb = logits_b.detach().contiguous();
+  Tensor y = cast_raw(target.detach(), z.dtype()).contiguous();
+
+  Tensor sums_t = empty_tensor({5}, DType::float64, device);
+  tri_bce_sums_stub(device, z, za, zb, y, sums_t);
+  const std::vector<double> sums = sums_t.to_vector<double>();
+  if (sums[3] > 0)
+    fail("tri_bce: target must hold 0/1 labels (values in [0, 1]); {} of {} entries are outside, e.g. {}",
+         static_cast<int64_t>(sums[3]), z.numel(), sums[4]);
+
+  const double n = static_cast<double>(z.numel());
+  const double loss = sums[0] / n, loss_a = sums[1] / n, loss_b = sums[2] / n;
+  const bool active_a = loss_a > loss, active_b = loss_b > loss;
+  const double w_a = active_a ? loss_a - loss : 0.0, w_b = active_b ? loss_b - loss : 0.0;
+  // w * L (not a branch on w) so that a NaN tower loss still poisons the result.
+  Tensor out = scalar_tensor(loss + w_a * loss_a + w_b * loss_b, TensorOptions(z.dtype()).device(device));
+
+  if (autograd::any_requires_grad({fused_logits, logits_a, logits_b})) {
+    // Coefficients of (sigmoid(z_k) - y) before the upstream gradient and the 1/N.
+    std::array<double, 3> coef;
+    if (options.detach_weights) {
+      coef = {1.0, w_a, w_b};
+    } else {
+      coef = {1.0 - (active_a ? loss_a : 0.0) - (active_b ? loss_b : 0.0), active_a ? 2 * loss_a - loss : 0.0,
+              active_b ? 2 * loss_b - loss : 0.0};
+    }
+    for (double& c : coef) c /= n;
+    autograd::record(
+        "tri_bce", {fused_logits, logits_a, logits_b}, out,
+        [coef, sz = autograd::SavedTensor(z), sa = autograd::SavedTensor(za), sb = autograd::SavedTensor(zb),
+         sy = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
+          Tensor z = sz.unpack("tri_bce"), za = sa.unpack("tri_bce"), zb = sb.unpack("tri_bce");
+          Tensor y = sy.unpack("tri_bce");
+          const double g = a.grad().item<double>();
+          std::vector<Tensor> grads(3);
+          for (size_t k = 0; k < 3; ++k)
+            if (a.needs(k)) grads[k] = empty_tensor(z.shape(), z.dtype(), z.device());
+          tri_bce_backward_stub(z.device(), z, za, zb, y,
+                                std::array<double, 3>{g * coef[0], g * coef[1], g * coef[2]}, grads[0],
+                                grads[1], grads[2]);
+          return grads;
+        });
+  }
+  return out;
+}
+
+}  // namespace losses
+}  // namespace ember

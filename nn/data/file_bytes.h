@@ -1,0 +1,48 @@
+#pragma once
+// Whole-file reading for the data readers: gunzips transparently and gives a bounds-checked cursor
+// whose errors name the file and the byte offset. Internal to ember.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/error.h"
+
+namespace ember::data::detail {
+
+struct FileBytes {
+  std::string path;
+  std::vector<uint8_t> bytes;  // decompressed when the file was gzipped
+  bool gzipped = false;
+  // "byte offset 16" or, for a gzipped file, "byte offset 16 of the decompressed data"
+  std::string where(uint64_t offset) const;
+};
+
+// Reads `path` completely; a gzip stream (magic 1f 8b) is decompressed. Errors start with `op`.
+FileBytes read_file_bytes(const std::string& path, std::string_view op);
+
+// Sequential big-endian reads that never run past the end: a short read throws
+// "op: path: truncated at byte offset N: expected <what> (k bytes), but the file ends at M".
+class ByteCursor {
+ public:
+  ByteCursor(const FileBytes& file, std::string_view op) : file_(file), op_(op) {}
+  uint8_t u8(std::string_view what);
+  uint32_t u32_be(std::string_view what);
+  // Returns a pointer to the next n bytes and skips them.
+  const uint8_t* take(uint64_t n, std::string_view what);
+  uint64_t offset() const { return offset_; }
+  uint64_t remaining() const { return file_.bytes.size() - offset_; }
+  // Throws "op: path: byte offset N: message".
+  template <class... Args>
+  [[noreturn]] void fail_at(uint64_t offset, fmt::format_string<Args...> format, Args&&... args) const {
+    ember::fail("{}: {}: {}: {}", op_, file_.path, file_.where(offset),
+                fmt::format(format, std::forward<Args>(args)...));
+  }
+
+ private:
+  const FileBytes& file_;
+  std::string_view op_;
+  uint64_t offset_ = 0;
+};
+
+}  // namespace ember::data::detail

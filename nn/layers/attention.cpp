@@ -1,0 +1,141 @@
+// MultiheadAttention: the in-projection, scaled dot-product attention per head with masks, and
+// the out-projection, composed from ember ops (matmul, softmax, masked_fill, dropout).
+#include "ember/nn/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "ember/nn/init.h"
+#include "ember/ops.h"
+
+namespace ember::nn {
+
+Tensor causal_mask(int64_t query_len, int64_t key_len, Device device) {
+  if (query_len < 0 || key_len < 0)
+    fail("causal_mask: lengths must be non-negative, got {} x {}", query_len, key_len);
+  Tensor rows =
+      arange(static_cast<double>(query_len), TensorOptions(DType::int64).device(device)).unsqueeze(1);
+  Tensor cols = arange(static_cast<double>(key_len), TensorOptions(DType::int64).device(device)).unsqueeze(0);
+  return cols > rows;
+}
+
+MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, double p, bool bias, bool bf)
+    : embed_dim(e), num_heads(h), head_dim(h > 0 ? e / h : 0), dropout(p), batch_first(bf) {
+  if (e <= 0 || h <= 0) fail("MultiheadAttention: embed_dim ({}) and num_heads ({}) must be positive", e, h);
+  if (e % h != 0) fail("MultiheadAttention: embed_dim ({}) must be divisible by num_heads ({})", e, h);
+  if (!(p >= 0 && p <= 1)) fail("MultiheadAttention: dropout must be in [0, 1], got {}", p);
+  in_proj_weight = register_parameter("in_proj_weight", empty({3 * e, e}));
+  if (bias) in_proj_bias = register_parameter("in_proj_bias", empty({3 * e}));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(e, e, bias));
+  reset_parameters();
+}
+
+void MultiheadAttention::reset_parameters() {
+  init::xavier_uniform_(in_proj_weight);
+  if (in_proj_bias.defined()) {
+    init::zeros_(in_proj_bias);
+    init::zeros_(out_proj->bias);
+  }
+}
+
+Tensor MultiheadAttention::forward(const Tensor& x) { return attend(x, x, x, {}, {}, false, false).first; }
+
+Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                   const Tensor& mask, const Tensor& key_padding_mask, bool is_causal) {
+  return attend(query, key, value, mask, key_padding_mask, is_causal, false).first;
+}
+
+std::pair<Tensor, Tensor> MultiheadAttention::forward_with_weights(const Tensor& query, const Tensor& key,
+                                                                   const Tensor& value, const Tensor& mask,
+                                                                   const Tensor& key_padding_mask,
+                                                                   bool is_causal) {
+  return attend(query, key, value, mask, key_padding_mask, is_causal, true);
+}
+
+std::pair<Tensor, Tensor> MultiheadAttention::attend(const Tensor& query, const Tensor& key,
+                                                     const Tensor& value, const Tensor& mask,
+                                                     const Tensor& key_padding_mask, bool is_causal,
+                                                     bool need_weights) {
+  const char* op = "MultiheadAttention";
+  if (!query.defined() || !key.defined() || !value.defined())
+    fail("{}: query, key and value must be defined", op);
+  const int64_t nd = query.dim();
+  if ((nd != 2 && nd != 3) || key.dim() != nd || value.dim() != nd)
+    fail("{}: query, key and value must all be 3-D (batched) or all 2-D (unbatched), got {}, {}, {}", op,
+         shape_str(query.shape()), shape_str(key.shape()), shape_str(value.shape()));
+  const bool batched = nd == 3;
+  // Bring everything to [B, len, E].
+  auto to_ble = [&](const Tensor& t) {
+    return !batched ? t.unsqueeze(0) : batch_first ? t : t.transpose(0, 1);
+  };
+  Tensor q = to_ble(query), k = to_ble(key), v = to_ble(value);
+  const int64_t B = q.size(0), L = q.size(1), S = k.size(1), E = embed_dim, H = num_heads, D = head_dim;
+  if (q.size(2) != E || k.size(2) != E || v.size(2) != E)
+    fail("{}: query {}, key {} and value {} must have embed_dim = {} features", op, shape_str(query.shape()),
+         shape_str(key.shape()), shape_str(value.shape()), E);
+  if (k.size(0) != B || v.size(0) != B || v.size(1) != S)
+    fail("{}: query {}, key {} and value {} disagree on batch size or key/value length", op,
+         shape_str(query.shape()), shape_str(key.shape()), shape_str(value.shape()));
+
+  // Project, then split E into H heads of D: [B, len, E] -> [B, H, len, D].
+  auto project = [&](const Tensor& t, int64_t block, int64_t len) {
+    Tensor w = in_proj_weight.narrow(0, block * E, E);
+    Tensor b = in_proj_bias.defined() ? in_proj_bias.narrow(0, block * E, E) : Tensor();
+    return linear(t, w, b).view({B, len, H, D}).permute({0, 2, 1, 3});
+  };
+  Tensor qh = project(q, 0, L), kh = project(k, 1, S), vh = project(v, 2, S);
+  Tensor scores =
+      matmul(qh, kh.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(D)));  // [B, H, L, S]
+
+  // Masks: bool ones are collected into `blocked` (true = may not attend); float ones are added.
+  Tensor blocked;
+  auto add_mask = [&](const Tensor& m, const char* what) {
+    if (m.dtype() == DType::boolean) {
+      blocked = blocked.defined() ? logical_or(blocked, m) : m;
+    } else if (m.is_floating_point()) {
+      scores = scores + m.to(scores.dtype());
+    } else {
+      fail("{}: {} must be bool (true = masked) or floating (added to the scores), got {}", op, what,
+           m.dtype());
+    }
+  };
+  if (mask.defined()) {
+    if (mask.dim() == 2 && mask.size(0) == L && mask.size(1) == S) {
+      add_mask(mask, "mask");
+    } else if (mask.dim() == 3 && mask.size(0) == B * H && mask.size(1) == L && mask.size(2) == S) {
+      add_mask(mask.reshape({B, H, L, S}), "mask");
+    } else {
+      fail("{}: mask of shape {} should be [L, S] = [{}, {}] or [B * num_heads, L, S] = [{}, {}, {}]", op,
+           shape_str(mask.shape()), L, S, B * H, L, S);
+    }
+  }
+  if (key_padding_mask.defined()) {
+    Shape want = batched ? Shape{B, S} : Shape{S};
+    if (key_padding_mask.shape() != want)
+      fail("{}: key_padding_mask of shape {} should be {}", op, shape_str(key_padding_mask.shape()),
+           shape_str(want));
+    add_mask(key_padding_mask.reshape({B, 1, 1, S}), "key_padding_mask");
+  }
+  if (is_causal) add_mask(causal_mask(L, S, scores.device()), "causal mask");
+  if (blocked.defined()) scores = masked_fill(scores, blocked, -std::numeric_limits<double>::infinity());
+
+  Tensor attn = softmax(scores, -1);
+  if (dropout > 0 && is_training()) attn = ember::dropout(attn, dropout, true);
+  Tensor out = matmul(attn, vh).permute({0, 2, 1, 3}).reshape({B, L, E});  // heads side by side again
+  out = out_proj->forward(out);
+  out = !batched ? out.squeeze(0) : batch_first ? out : out.transpose(0, 1);
+
+  Tensor weights;
+  if (need_weights) {
+    weights = attn.mean({1});  // average over heads: [B, L, S]
+    if (!batched) weights = weights.squeeze(0);
+  }
+  return {out, weights};
+}
+
+std::string MultiheadAttention::extra_repr() const {
+  return fmt::format("embed_dim={}, num_heads={}, dropout={}, bias={}, batch_first={}", embed_dim, num_heads,
+                     dropout, in_proj_bias.defined(), batch_first);
+}
+
+}  // namespace ember::nn

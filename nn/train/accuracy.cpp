@@ -1,0 +1,49 @@
+#include "ember/error.h"
+#include "ember/train.h"
+
+namespace ember::train {
+
+int64_t count_correct(const Tensor& logits_in, const Tensor& targets_in, int64_t k) {
+  if (!logits_in.defined() || !targets_in.defined())
+    fail("count_correct: logits and targets must be defined");
+  if (logits_in.dim() != 2)
+    fail("count_correct: expected logits [N, C], got {}", shape_str(logits_in.shape()));
+  if (!is_integral(targets_in.dtype()))
+    fail("count_correct: targets must be integer class indices, got {}", targets_in.dtype());
+  const int64_t n = logits_in.size(0), classes = logits_in.size(1);
+  if (targets_in.dim() != 1 || targets_in.size(0) != n)
+    fail("count_correct: logits {} need targets [{}], got {}", shape_str(logits_in.shape()), n,
+         shape_str(targets_in.shape()));
+  if (k < 1 || k > classes)
+    fail("count_correct: k must be in [1, {}] for {} classes, got {}", classes, classes, k);
+  const Tensor logits = logits_in.cpu().contiguous();
+  const Tensor targets = targets_in.cpu().to(DType::int64).contiguous();
+  const int64_t* t = targets.data_ptr<int64_t>();
+  return dispatch_floating(logits.dtype(), "count_correct", [&]<class T>() {
+    const T* l = logits.data_ptr<T>();
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (t[i] < 0 || t[i] >= classes)
+        fail("count_correct: target {} of row {} is out of range [0, {})", t[i], i, classes);
+      const T* row = l + i * classes;
+      const T target = row[t[i]];
+      if (target != target) continue;  // a NaN score is never a correct prediction
+      // The target's rank: classes that beat it, counting ties before it as beating it (as argmax does).
+      int64_t rank = 0;
+      for (int64_t c = 0; c < classes && rank < k; ++c)
+        rank += row[c] > target || (c < t[i] && row[c] == target);
+      correct += rank < k;
+    }
+    return correct;
+  });
+}
+
+double accuracy(const Tensor& logits, const Tensor& targets) { return topk_accuracy(logits, targets, 1); }
+
+double topk_accuracy(const Tensor& logits, const Tensor& targets, int64_t k) {
+  const int64_t correct = count_correct(logits, targets, k);
+  const int64_t n = logits.size(0);
+  return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+}
+
+}  // namespace ember::train

@@ -1,0 +1,103 @@
+// conv2d: argument checks, the kernel call, and the backward (the kernels are in ops/cpu/conv.cpp).
+#include "ops/kernels/conv.h"
+
+#include "ops/internal.h"
+#include "ops/linalg.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(conv2d_forward_stub, Conv2dForwardFn);
+EMBER_DEFINE_STUB(conv2d_backward_input_stub, Conv2dBackwardInputFn);
+EMBER_DEFINE_STUB(conv2d_backward_weight_stub, Conv2dBackwardWeightFn);
+
+using autograd::BackwardArgs;
+using autograd::SavedTensor;
+using Grads = std::vector<Tensor>;
+
+namespace {
+
+std::string pair_str(std::array<int64_t, 2> v) { return fmt::format("[{},{}]", v[0], v[1]); }
+
+void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+  if (x.dim() != 4)
+    fail("conv2d: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape {}", shape_str(x.shape()));
+  if (w.dim() != 4)
+    fail("conv2d: expected weight [out_channels, in_channels/groups, kH, kW], got shape {}",
+         shape_str(w.shape()));
+  if (p.groups < 1) fail("conv2d: groups must be positive, got {}", p.groups);
+  if (p.stride[0] < 1 || p.stride[1] < 1) fail("conv2d: stride must be positive, got {}", pair_str(p.stride));
+  if (p.dilation[0] < 1 || p.dilation[1] < 1)
+    fail("conv2d: dilation must be positive, got {}", pair_str(p.dilation));
+  if (p.padding[0] < 0 || p.padding[1] < 0)
+    fail("conv2d: padding must be non-negative, got {}", pair_str(p.padding));
+  if (w.size(2) < 1 || w.size(3) < 1)
+    fail("conv2d: kernel size must be positive, got weight {}", shape_str(w.shape()));
+  if (x.size(1) != w.size(1) * p.groups)
+    fail("conv2d: input {} has {} channels, but weight {} with groups={} expects {}", shape_str(x.shape()),
+         x.size(1), shape_str(w.shape()), p.groups, w.size(1) * p.groups);
+  if (w.size(0) % p.groups != 0)
+    fail("conv2d: out_channels ({}) must be divisible by groups ({})", w.size(0), p.groups);
+  for (int d = 0; d < 2; ++d) {
+    int64_t in = x.size(2 + d) + 2 * p.padding[d], kernel = p.dilation[d] * (w.size(2 + d) - 1) + 1;
+    if (in < kernel)
+      fail("conv2d: input {} padded by {} is smaller than the kernel {} dilated by {} (size {} in dim {})",
+           shape_str(x.shape()), pair_str(p.padding), shape_str({w.size(2), w.size(3)}), pair_str(p.dilation),
+           kernel, 2 + d);
+  }
+  if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0)))
+    fail("conv2d: bias must have shape [{}] (out_channels), got {}", w.size(0), shape_str(b.shape()));
+  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
+    fail("conv2d: dtype mismatch: input {}, weight {}{}", x.dtype(), w.dtype(),
+         b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
+  if (!is_floating(x.dtype())) fail("conv2d: expected floating-point tensors, got {}", x.dtype());
+  check_same_device("conv2d", {x, w, b});
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
+              std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+  check_defined("conv2d", x, "input");
+  check_defined("conv2d", w, "weight");
+  if (x.dim() == 3) return conv2d(x.unsqueeze(0), w, b, stride, padding, dilation, groups).squeeze(0);
+  const Conv2dParams p{stride, padding, dilation, groups};
+  check_conv_args(x, w, b, p);
+
+  const Tensor xc = contiguous_raw(x), wc = contiguous_raw(w),
+               bc = b.defined() ? contiguous_raw(b) : Tensor();
+  const Shape out_shape{x.size(0), w.size(0),
+                        conv2d_output_size(x.size(2), w.size(2), stride[0], padding[0], dilation[0]),
+                        conv2d_output_size(x.size(3), w.size(3), stride[1], padding[1], dilation[1])};
+  Tensor out = empty_tensor(out_shape, x.dtype(), x.device());
+  if (out.numel() > 0) {
+    if (w.numel() > 0) {
+      conv2d_forward_stub(x.device(), out, xc, wc, bc, p);
+    } else {  // zero input channels: every output is just the bias
+      copy_into(out, b.defined() ? bc.view({-1, 1, 1}) : zeros({}, x.options()));
+    }
+  }
+
+  if (autograd::any_requires_grad({x, w, b})) {
+    autograd::record(
+        "conv2d", {x, w, b}, out, [sx = SavedTensor(xc), sw = SavedTensor(wc), p](const BackwardArgs& a) {
+          Tensor xv = sx.unpack("conv2d"), wv = sw.unpack("conv2d");
+          Tensor g = contiguous_raw(a.grad());
+          Grads grads(3);
+          // The kernels overwrite their output; with an empty operand the gradient is all zeros.
+          const bool empty = xv.numel() == 0 || wv.numel() == 0 || g.numel() == 0;
+          if (a.needs(0)) {
+            grads[0] = empty ? zeros_like(xv) : empty_tensor(xv.shape(), xv.dtype(), xv.device());
+            if (!empty) conv2d_backward_input_stub(g.device(), grads[0], g, wv, p);
+          }
+          if (a.needs(1)) {
+            grads[1] = empty ? zeros_like(wv) : empty_tensor(wv.shape(), wv.dtype(), wv.device());
+            if (!empty) conv2d_backward_weight_stub(g.device(), grads[1], g, xv, p);
+          }
+          if (a.needs(2)) grads[2] = g.sum({0, 2, 3});
+          return grads;
+        });
+  }
+  return out;
+}
+
+}  // namespace ember

@@ -1,0 +1,283 @@
+// CPU kernels for batch norm and layer norm (contracts in ops/kernels/norm.h).
+//
+// Batch norm views x [N, C, S] as N * C "planes" of S contiguous values. Every pass works plane
+// by plane in parallel and leaves one partial sum per plane; channels then add up their N partial
+// sums in a fixed order. That keeps all cores busy even with few channels (C = 1 for grayscale
+// images) and gives the same bits whatever the thread count.
+#include "ops/kernels/norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace ember::cpu {
+namespace {
+
+// Enough planes (or rows) per task that a task does ~32k element-steps of work.
+int64_t grain_for(int64_t inner) { return std::max<int64_t>(1, kDefaultGrain / std::max<int64_t>(inner, 1)); }
+
+// Kernels get const handles to the tensors they write; the dtype was checked by the dispatch.
+template <class T>
+T* data(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? data<T>(t) : nullptr;
+}
+
+// ---- batch norm ----
+
+// sums[c] = sum over n of plane_fn(n, c) (each plane's value is computed in parallel).
+template <class PlaneFn>
+std::vector<double> per_channel_sum(int64_t N, int64_t C, int64_t S, const PlaneFn& plane_fn) {
+  std::vector<double> plane(static_cast<size_t>(N * C));
+  parallel_for(0, N * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) plane[p] = plane_fn(p / C, p % C);
+  });
+  std::vector<double> sums(static_cast<size_t>(C), 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) sums[c] += plane[n * C + c];
+  return sums;
+}
+
+template <class T>
+void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
+  const T* px = data<T>(x);
+  const double count = static_cast<double>(N * S);
+  // Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which cancels badly.
+  std::vector<double> mu = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
+    const T* v = px + (n * C + c) * S;
+    double s = 0;
+    for (int64_t i = 0; i < S; ++i) s += v[i];
+    return s;
+  });
+  for (double& m : mu) m /= count;
+  std::vector<double> sq = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
+    const T* v = px + (n * C + c) * S;
+    const double m = mu[c];
+    double s = 0;
+    for (int64_t i = 0; i < S; ++i) s += (v[i] - m) * (v[i] - m);
+    return s;
+  });
+  T* pm = data<T>(mean);
+  T* pv = data<T>(var);
+  for (int64_t c = 0; c < C; ++c) {
+    pm[c] = static_cast<T>(mu[c]);
+    pv[c] = static_cast<T>(sq[c] / count);
+  }
+}
+
+template <class T>
+void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
+                      const Tensor& bias, const Tensor& out) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
+  const T *pm = data<T>(mean), *pi = data<T>(invstd);
+  const T *pw = ptr_or_null<T>(weight), *pb = ptr_or_null<T>(bias);
+  // Fold everything into y = x * scale + shift per channel.
+  std::vector<T> scale(C), shift(C);
+  for (int64_t c = 0; c < C; ++c) {
+    double s = static_cast<double>(pi[c]) * (pw ? pw[c] : 1.0);
+    scale[c] = static_cast<T>(s);
+    shift[c] = static_cast<T>((pb ? pb[c] : 0.0) - static_cast<double>(pm[c]) * s);
+  }
+  const T* px = data<T>(x);
+  T* py = data<T>(out);
+  parallel_for(0, N * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const T s = scale[p % C], h = shift[p % C];
+      const T* v = px + p * S;
+      T* o = py + p * S;
+      for (int64_t i = 0; i < S; ++i) o[i] = v[i] * s + h;
+    }
+  });
+}
+
+template <class T>
+void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                         const Tensor& weight, bool batch_stats, const Tensor& grad_input,
+                         const Tensor& grad_weight, const Tensor& grad_bias) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
+  const T *px = data<T>(x), *pg = data<T>(grad_out);
+  const T *pm = data<T>(mean), *pi = data<T>(invstd), *pw = ptr_or_null<T>(weight);
+  const bool need_sums =
+      grad_weight.defined() || grad_bias.defined() || (grad_input.defined() && batch_stats);
+  std::vector<double> sum_dy(C, 0.0), sum_dy_xc(C, 0.0);  // sum(dy), sum(dy * (x - mean))
+  if (need_sums) {
+    sum_dy = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
+      const T* g = pg + (n * C + c) * S;
+      double s = 0;
+      for (int64_t i = 0; i < S; ++i) s += g[i];
+      return s;
+    });
+    sum_dy_xc = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
+      const T* g = pg + (n * C + c) * S;
+      const T* v = px + (n * C + c) * S;
+      const double m = pm[c];
+      double s = 0;
+      for (int64_t i = 0; i < S; ++i) s += g[i] * (v[i] - m);
+      return s;
+    });
+  }
+  if (grad_bias.defined()) {
+    T* p = data<T>(grad_bias);
+    for (int64_t c = 0; c < C; ++c) p[c] = static_cast<T>(sum_dy[c]);
+  }
+  if (grad_weight.defined()) {
+    T* p = data<T>(grad_weight);
+    for (int64_t c = 0; c < C; ++c) p[c] = static_cast<T>(sum_dy_xc[c] * pi[c]);
+  }
+  if (!grad_input.defined()) return;
+  // dx = k * dy - k * a - (x - mean) * k * r, per channel:
+  //   k = weight * invstd, a = sum(dy) / M, r = invstd^2 * sum(dy * (x - mean)) / M
+  const double M = static_cast<double>(N * S);
+  std::vector<T> k(C), ka(C), kr(C), m(C);
+  for (int64_t c = 0; c < C; ++c) {
+    double kc = (pw ? pw[c] : 1.0) * static_cast<double>(pi[c]);
+    double ic = pi[c];
+    k[c] = static_cast<T>(kc);
+    ka[c] = static_cast<T>(batch_stats ? kc * sum_dy[c] / M : 0.0);
+    kr[c] = static_cast<T>(batch_stats ? kc * ic * ic * sum_dy_xc[c] / M : 0.0);
+    m[c] = pm[c];
+  }
+  T* pdx = data<T>(grad_input);
+  parallel_for(0, N * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const int64_t c = p % C;
+      const T kc = k[c], kac = ka[c], krc = kr[c], mc = m[c];
+      const T *g = pg + p * S, *v = px + p * S;
+      T* o = pdx + p * S;
+      for (int64_t i = 0; i < S; ++i) o[i] = kc * g[i] - kac - (v[i] - mc) * krc;
+    }
+  });
+}
+
+// ---- layer norm ----
+
+template <class T>
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                        const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  const int64_t M = x.size(0), N = x.size(1);
+  const T *px = data<T>(x), *pw = ptr_or_null<T>(weight), *pb = ptr_or_null<T>(bias);
+  T *py = data<T>(out), *pm = data<T>(mean), *pr = data<T>(rstd);
+  parallel_for(0, M, grain_for(N), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* v = px + r * N;
+      double mu = 0, var = 0;
+      for (int64_t i = 0; i < N; ++i) mu += v[i];
+      mu /= static_cast<double>(N);
+      for (int64_t i = 0; i < N; ++i) var += (v[i] - mu) * (v[i] - mu);
+      var /= static_cast<double>(N);
+      const double rs = 1.0 / std::sqrt(var + eps);
+      pm[r] = static_cast<T>(mu);
+      pr[r] = static_cast<T>(rs);
+      const T tm = static_cast<T>(mu), trs = static_cast<T>(rs);
+      T* o = py + r * N;
+      if (pw && pb) {
+        for (int64_t i = 0; i < N; ++i) o[i] = (v[i] - tm) * trs * pw[i] + pb[i];
+      } else {
+        for (int64_t i = 0; i < N; ++i) o[i] = (v[i] - tm) * trs * (pw ? pw[i] : T(1)) + (pb ? pb[i] : T(0));
+      }
+    }
+  });
+}
+
+template <class T>
+void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& weight, const Tensor& grad_input, const Tensor& grad_weight,
+                         const Tensor& grad_bias) {
+  const int64_t M = x.size(0), N = x.size(1);
+  const T *px = data<T>(x), *pg = data<T>(grad_out), *pw = ptr_or_null<T>(weight);
+  const T *pm = data<T>(mean), *pr = data<T>(rstd);
+  if (grad_input.defined()) {
+    T* pdx = data<T>(grad_input);
+    parallel_for(0, M, grain_for(N), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T *g = pg + r * N, *v = px + r * N;
+        const double mu = pm[r], rs = pr[r];
+        double sum_g = 0, sum_gx = 0;  // sums of g = dy * w and of g * xhat
+        for (int64_t i = 0; i < N; ++i) {
+          double gi = static_cast<double>(g[i]) * (pw ? pw[i] : 1.0);
+          sum_g += gi;
+          sum_gx += gi * (v[i] - mu) * rs;
+        }
+        const T a = static_cast<T>(sum_g / static_cast<double>(N));
+        const T c = static_cast<T>(sum_gx / static_cast<double>(N));
+        const T tm = static_cast<T>(mu), trs = static_cast<T>(rs);
+        T* o = pdx + r * N;
+        for (int64_t i = 0; i < N; ++i) {
+          T xhat = (v[i] - tm) * trs;
+          o[i] = trs * (g[i] * (pw ? pw[i] : T(1)) - a - xhat * c);
+        }
+      }
+    });
+  }
+  if (!grad_weight.defined() && !grad_bias.defined()) return;
+  // Column sums over rows: a fixed number of row blocks each sums into its own partial row, then
+  // the partials are added in block order (deterministic, independent of the thread count).
+  const int64_t blocks = std::min<int64_t>(M, 64), rows_per = (M + blocks - 1) / blocks;
+  std::vector<double> part_w(static_cast<size_t>(blocks * N), 0.0),
+      part_b(static_cast<size_t>(blocks * N), 0.0);
+  parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      double *w = &part_w[blk * N], *bb = &part_b[blk * N];
+      for (int64_t r = blk * rows_per; r < std::min(M, (blk + 1) * rows_per); ++r) {
+        const T *g = pg + r * N, *v = px + r * N;
+        const double mu = pm[r], rs = pr[r];
+        for (int64_t i = 0; i < N; ++i) {
+          w[i] += static_cast<double>(g[i]) * (v[i] - mu) * rs;
+          bb[i] += g[i];
+        }
+      }
+    }
+  });
+  T* gw = grad_weight.defined() ? data<T>(grad_weight) : nullptr;
+  T* gb = grad_bias.defined() ? data<T>(grad_bias) : nullptr;
+  for (int64_t i = 0; i < N; ++i) {
+    double sw = 0, sb = 0;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      sw += part_w[blk * N + i];
+      sb += part_b[blk * N + i];
+    }
+    if (gw) gw[i] = static_cast<T>(sw);
+    if (gb) gb[i] = static_cast<T>(sb);
+  }
+}
+
+// ---- dtype dispatch ----
+
+void bn_stats_cpu(const Tensor& x, const Tensor& mean, const Tensor& var) {
+  dispatch_floating(x.dtype(), "batch_norm", [&]<class T>() { batch_norm_stats<T>(x, mean, var); });
+}
+void bn_apply_cpu(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& w, const Tensor& b,
+                  const Tensor& out) {
+  dispatch_floating(x.dtype(), "batch_norm",
+                    [&]<class T>() { batch_norm_apply<T>(x, mean, invstd, w, b, out); });
+}
+void bn_backward_cpu(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                     const Tensor& w, bool batch_stats, const Tensor& gi, const Tensor& gw,
+                     const Tensor& gb) {
+  dispatch_floating(x.dtype(), "batch_norm_backward", [&]<class T>() {
+    batch_norm_backward<T>(g, x, mean, invstd, w, batch_stats, gi, gw, gb);
+  });
+}
+void ln_forward_cpu(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& out,
+                    const Tensor& mean, const Tensor& rstd) {
+  dispatch_floating(x.dtype(), "layer_norm",
+                    [&]<class T>() { layer_norm_forward<T>(x, w, b, eps, out, mean, rstd); });
+}
+void ln_backward_cpu(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                     const Tensor& w, const Tensor& gi, const Tensor& gw, const Tensor& gb) {
+  dispatch_floating(x.dtype(), "layer_norm_backward",
+                    [&]<class T>() { layer_norm_backward<T>(g, x, mean, rstd, w, gi, gw, gb); });
+}
+
+}  // namespace
+EMBER_REGISTER_KERNEL(batch_norm_stats_stub, cpu, &bn_stats_cpu);
+EMBER_REGISTER_KERNEL(batch_norm_apply_stub, cpu, &bn_apply_cpu);
+EMBER_REGISTER_KERNEL(batch_norm_backward_stub, cpu, &bn_backward_cpu);
+EMBER_REGISTER_KERNEL(layer_norm_forward_stub, cpu, &ln_forward_cpu);
+EMBER_REGISTER_KERNEL(layer_norm_backward_stub, cpu, &ln_backward_cpu);
+}  // namespace ember::cpu

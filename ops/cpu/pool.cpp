@@ -1,0 +1,193 @@
+// CPU pooling kernels: one loop per output pixel over its window, planes in parallel.
+// (Window formulas and the tensor layout are described in ops/kernels/pool.h.)
+#include "ops/kernels/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "core/parallel.h"
+#include "core/tensor_impl.h"
+
+namespace ember::cpu {
+namespace {
+
+struct Window {
+  int64_t begin, end;
+};
+
+// Fixed-size sliding window, clipped to the input (the padding contributes nothing).
+struct SlidingWindows {
+  int64_t in, kernel, stride, pad;
+  Window operator()(int64_t i) const {
+    int64_t b = i * stride - pad;
+    return {std::max<int64_t>(b, 0), std::min(b + kernel, in)};
+  }
+};
+
+// Adaptive windows: output i covers [floor(i*in/out), ceil((i+1)*in/out)).
+struct AdaptiveWindows {
+  int64_t in, out;
+  Window operator()(int64_t i) const { return {i * in / out, ((i + 1) * in + out - 1) / out}; }
+};
+
+struct Planes {
+  int64_t count, h, w, oh, ow;
+};
+Planes planes_of(const Tensor& in, const Tensor& out) {
+  return {in.size(0), in.size(1), in.size(2), out.size(1), out.size(2)};
+}
+
+// Runs f(plane) for every plane, in parallel; `cost` estimates the work of one plane.
+template <class F>
+void for_each_plane(int64_t count, int64_t cost, const F& f) {
+  parallel_for(0, count, std::max<int64_t>(1, kDefaultGrain / std::max<int64_t>(1, cost)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t p = b; p < e; ++p) f(p);
+               });
+}
+
+template <class T>
+void max_pool(const Tensor& out, const Tensor& indices, const Tensor& x, const Pool2dParams& prm) {
+  const Planes s = planes_of(x, out);
+  const SlidingWindows rows{s.h, prm.kernel[0], prm.stride[0], prm.padding[0]};
+  const SlidingWindows cols{s.w, prm.kernel[1], prm.stride[1], prm.padding[1]};
+  const T* xp = static_cast<const T*>(x.raw_data());
+  T* op = static_cast<T*>(out.raw_data());
+  int64_t* ip = static_cast<int64_t*>(indices.raw_data());
+  for_each_plane(s.count, s.oh * s.ow * prm.kernel[0] * prm.kernel[1], [&](int64_t plane) {
+    const T* xin = xp + plane * s.h * s.w;
+    for (int64_t i = 0; i < s.oh; ++i) {
+      const Window r = rows(i);
+      for (int64_t j = 0; j < s.ow; ++j) {
+        const Window c = cols(j);
+        int64_t best = r.begin * s.w + c.begin;  // the window is never empty (pad <= kernel / 2)
+        for (int64_t h = r.begin; h < r.end; ++h)
+          for (int64_t w = c.begin; w < c.end; ++w) {
+            const T v = xin[h * s.w + w];
+            bool better = v > xin[best];
+            if constexpr (std::is_floating_point_v<T>) better = better || std::isnan(v);
+            if (better) best = h * s.w + w;
+          }
+        const int64_t o = (plane * s.oh + i) * s.ow + j;
+        op[o] = xin[best];
+        ip[o] = best;
+      }
+    }
+  });
+}
+
+// Each output's gradient goes to the input pixel that won its window (overlapping windows add up).
+template <class T>
+void max_pool_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
+  const Planes s = planes_of(grad_x, grad_out);
+  const T* gp = static_cast<const T*>(grad_out.raw_data());
+  const int64_t* ip = static_cast<const int64_t*>(indices.raw_data());
+  T* dp = static_cast<T*>(grad_x.raw_data());
+  for_each_plane(s.count, s.h * s.w + s.oh * s.ow, [&](int64_t plane) {
+    T* dx = dp + plane * s.h * s.w;
+    std::fill(dx, dx + s.h * s.w, T(0));
+    const int64_t base = plane * s.oh * s.ow;
+    for (int64_t o = 0; o < s.oh * s.ow; ++o) dx[ip[base + o]] += gp[base + o];
+  });
+}
+
+// out = mean of each window, with divisor(row window, col window) as the count.
+template <class T, class Windows, class Divisor>
+void avg_pool(const Tensor& out, const Tensor& x, const Windows& rows, const Windows& cols,
+              int64_t window_cost, const Divisor& divisor) {
+  const Planes s = planes_of(x, out);
+  const T* xp = static_cast<const T*>(x.raw_data());
+  T* op = static_cast<T*>(out.raw_data());
+  for_each_plane(s.count, s.oh * s.ow * window_cost, [&](int64_t plane) {
+    const T* xin = xp + plane * s.h * s.w;
+    T* o = op + plane * s.oh * s.ow;
+    for (int64_t i = 0; i < s.oh; ++i) {
+      const Window r = rows(i);
+      for (int64_t j = 0; j < s.ow; ++j) {
+        const Window c = cols(j);
+        double sum = 0;  // accumulate in double, as PyTorch's CPU kernels do for float
+        for (int64_t h = r.begin; h < r.end; ++h)
+          for (int64_t w = c.begin; w < c.end; ++w) sum += xin[h * s.w + w];
+        o[i * s.ow + j] = static_cast<T>(sum / static_cast<double>(divisor(r, c)));
+      }
+    }
+  });
+}
+
+// The adjoint: each output's gradient, divided by the same count, is spread over its window.
+template <class T, class Windows, class Divisor>
+void avg_pool_backward(const Tensor& grad_x, const Tensor& grad_out, const Windows& rows, const Windows& cols,
+                       int64_t window_cost, const Divisor& divisor) {
+  const Planes s = planes_of(grad_x, grad_out);
+  const T* gp = static_cast<const T*>(grad_out.raw_data());
+  T* dp = static_cast<T*>(grad_x.raw_data());
+  for_each_plane(s.count, s.h * s.w + s.oh * s.ow * window_cost, [&](int64_t plane) {
+    T* dx = dp + plane * s.h * s.w;
+    const T* g = gp + plane * s.oh * s.ow;
+    std::fill(dx, dx + s.h * s.w, T(0));
+    for (int64_t i = 0; i < s.oh; ++i) {
+      const Window r = rows(i);
+      for (int64_t j = 0; j < s.ow; ++j) {
+        const Window c = cols(j);
+        const T share = static_cast<T>(g[i * s.ow + j] / static_cast<double>(divisor(r, c)));
+        for (int64_t h = r.begin; h < r.end; ++h)
+          for (int64_t w = c.begin; w < c.end; ++w) dx[h * s.w + w] += share;
+      }
+    }
+  });
+}
+
+// count_include_pad = true: the divisor is the full kernel area, padding included.
+auto kernel_area(const Pool2dParams& p) {
+  return [area = p.kernel[0] * p.kernel[1]](Window, Window) { return area; };
+}
+auto window_area() {
+  return [](Window r, Window c) { return (r.end - r.begin) * (c.end - c.begin); };
+}
+int64_t adaptive_cost(int64_t in, int64_t out) { return (in + out - 1) / out + 1; }
+
+void max_pool_cpu(const Tensor& out, const Tensor& indices, const Tensor& x, const Pool2dParams& p) {
+  dispatch_numeric(x.dtype(), "max_pool2d", [&]<class T>() { max_pool<T>(out, indices, x, p); });
+}
+void max_pool_backward_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
+  dispatch_floating(grad_out.dtype(), "max_pool2d",
+                    [&]<class T>() { max_pool_backward<T>(grad_x, grad_out, indices); });
+}
+void avg_pool_cpu(const Tensor& out, const Tensor& x, const Pool2dParams& p) {
+  SlidingWindows rows{x.size(1), p.kernel[0], p.stride[0], p.padding[0]};
+  SlidingWindows cols{x.size(2), p.kernel[1], p.stride[1], p.padding[1]};
+  dispatch_floating(x.dtype(), "avg_pool2d", [&]<class T>() {
+    avg_pool<T>(out, x, rows, cols, p.kernel[0] * p.kernel[1], kernel_area(p));
+  });
+}
+void avg_pool_backward_cpu(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) {
+  SlidingWindows rows{grad_x.size(1), p.kernel[0], p.stride[0], p.padding[0]};
+  SlidingWindows cols{grad_x.size(2), p.kernel[1], p.stride[1], p.padding[1]};
+  dispatch_floating(grad_out.dtype(), "avg_pool2d", [&]<class T>() {
+    avg_pool_backward<T>(grad_x, grad_out, rows, cols, p.kernel[0] * p.kernel[1], kernel_area(p));
+  });
+}
+void adaptive_avg_pool_cpu(const Tensor& out, const Tensor& x) {
+  AdaptiveWindows rows{x.size(1), out.size(1)}, cols{x.size(2), out.size(2)};
+  int64_t cost = adaptive_cost(x.size(1), out.size(1)) * adaptive_cost(x.size(2), out.size(2));
+  dispatch_floating(x.dtype(), "adaptive_avg_pool2d",
+                    [&]<class T>() { avg_pool<T>(out, x, rows, cols, cost, window_area()); });
+}
+void adaptive_avg_pool_backward_cpu(const Tensor& grad_x, const Tensor& grad_out) {
+  AdaptiveWindows rows{grad_x.size(1), grad_out.size(1)}, cols{grad_x.size(2), grad_out.size(2)};
+  int64_t cost =
+      adaptive_cost(grad_x.size(1), grad_out.size(1)) * adaptive_cost(grad_x.size(2), grad_out.size(2));
+  dispatch_floating(grad_out.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+    avg_pool_backward<T>(grad_x, grad_out, rows, cols, cost, window_area());
+  });
+}
+
+}  // namespace
+EMBER_REGISTER_KERNEL(max_pool2d_stub, cpu, &max_pool_cpu);
+EMBER_REGISTER_KERNEL(max_pool2d_backward_stub, cpu, &max_pool_backward_cpu);
+EMBER_REGISTER_KERNEL(avg_pool2d_stub, cpu, &avg_pool_cpu);
+EMBER_REGISTER_KERNEL(avg_pool2d_backward_stub, cpu, &avg_pool_backward_cpu);
+EMBER_REGISTER_KERNEL(adaptive_avg_pool2d_stub, cpu, &adaptive_avg_pool_cpu);
+EMBER_REGISTER_KERNEL(adaptive_avg_pool2d_backward_stub, cpu, &adaptive_avg_pool_backward_cpu);
+}  // namespace ember::cpu

@@ -1,0 +1,240 @@
+// Indexing ops: gather, scatter, scatter_add, index_select, embedding, one_hot.
+// Index tensors are int64 (int32 is accepted and widened); every index is range-checked here,
+// before any kernel writes, so kernels (ops/kernels/index.h) can trust them.
+#include "ops/internal.h"
+#include "ops/kernels/index.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(gather_stub, GatherFn);
+EMBER_DEFINE_STUB(scatter_stub, ScatterFn);
+EMBER_DEFINE_STUB(index_add_stub, IndexAddFn);
+
+using autograd::BackwardArgs;
+using autograd::SavedTensor;
+using Grads = std::vector<Tensor>;
+
+namespace {
+
+// `index` as int64: int32 is widened (a copy), any other dtype is an error.
+Tensor index_as_int64(std::string_view op, const Tensor& index) {
+  check_defined(op, index, "index");
+  if (index.dtype() != DType::int64 && index.dtype() != DType::int32)
+    fail("{}: index must be an int64 or int32 tensor, got {}", op, index.dtype());
+  return cast_raw(index, DType::int64);
+}
+
+// Throws unless 0 <= index < size everywhere; `what` names the indexed extent, e.g. "dim 1 of size 3".
+// Uses the min and max (two reductions, on the index's own device) rather than a kernel of its own.
+void check_index_range(std::string_view op, const Tensor& index, int64_t size, std::string_view what) {
+  if (index.numel() == 0) return;
+  int64_t lo = amin(index, {}).item<int64_t>(), hi = amax(index, {}).item<int64_t>();
+  if (lo < 0 || hi >= size)
+    fail("{}: index {} is out of range for {} (valid range [0, {}))", op, lo < 0 ? lo : hi, what, size);
+}
+
+std::string dim_text(const Tensor& t, int64_t dim) {
+  return fmt::format("dim {} of size {}", dim, t.size(dim));
+}
+
+void check_has_dims(std::string_view op, const Tensor& t, std::string_view what) {
+  if (t.dim() == 0) fail("{}: {} must have at least one dimension, got a 0-d tensor", op, what);
+}
+
+// The gather / scatter shape rule: index has as many dims as `t` and is no larger in any dim
+// (except `dim`, when skip_dim is set).
+void check_index_fits(std::string_view op, const Tensor& index, const Tensor& t, std::string_view what,
+                      int64_t dim, bool skip_dim) {
+  if (index.dim() != t.dim())
+    fail("{}: index has {} dims ({}) but {} has {} ({}); they must match", op, index.dim(),
+         shape_str(index.shape()), what, t.dim(), shape_str(t.shape()));
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (!(skip_dim && d == dim) && index.size(d) > t.size(d))
+      fail("{}: index shape {} is larger than {} shape {} in dim {}", op, shape_str(index.shape()), what,
+           shape_str(t.shape()), d);
+}
+
+// The gradient of scatter/scatter_add for src: g gathered at index. src may be larger than index
+// in some dims; the positions that index does not reach get no gradient.
+Tensor src_grad(const Tensor& g, int64_t dim, const Tensor& index, const Shape& src_shape) {
+  Tensor part = empty_tensor(index.shape(), g.dtype(), g.device());
+  if (part.numel() > 0) gather_stub(g.device(), part, g, dim, index);
+  if (index.shape() == src_shape) return part;
+  Tensor full = zeros(src_shape, g.options());
+  Tensor window = full;
+  for (int64_t d = 0; d < index.dim(); ++d) window = window.narrow(d, 0, index.size(d));
+  copy_into(window, part);
+  return full;
+}
+
+Tensor scatter_impl(const char* op, ScatterMode mode, const Tensor& self, int64_t dim, const Tensor& index_in,
+                    const Tensor& src) {
+  check_defined(op, self, "self");
+  check_defined(op, src, "src");
+  Tensor index = index_as_int64(op, index_in);
+  check_same_device(op, {self, index, src});
+  check_has_dims(op, self, "self");
+  dim = wrap_dim(dim, self.dim(), op);
+  if (self.dtype() != src.dtype())
+    fail("{}: self is {} but src is {}; they must have the same dtype", op, self.dtype(), src.dtype());
+  check_index_fits(op, index, self, "self", dim, /*skip_dim=*/true);
+  check_index_fits(op, index, src, "src", dim, /*skip_dim=*/false);
+  check_index_range(op, index, self.size(dim), dim_text(self, dim));
+
+  Tensor out = empty_tensor(self.shape(), self.dtype(), self.device());
+  copy_into(out, self);
+  if (index.numel() > 0) scatter_stub(out.device(), mode, out, dim, index, src);
+
+  if (autograd::any_requires_grad({self, src})) {
+    Shape src_shape = src.shape();
+    autograd::record(op, {self, src}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
+      Tensor idx = si.unpack(op);
+      const Tensor& g = a.grad();
+      Tensor g_self, g_src;
+      if (a.needs(0)) {
+        if (mode == ScatterMode::add) {
+          g_self = g;
+        } else {  // the scattered positions were overwritten: no gradient flows back to self there
+          g_self = empty_tensor(g.shape(), g.dtype(), g.device());
+          copy_into(g_self, g);
+          if (idx.numel() > 0)
+            scatter_stub(g.device(), ScatterMode::assign, g_self, dim, idx,
+                         scalar_tensor(0.0, g.options()).expand(idx.shape()));
+        }
+      }
+      if (a.needs(1)) g_src = src_grad(g, dim, idx, src_shape);
+      return Grads{g_self, g_src};
+    });
+  }
+  return out;
+}
+
+// The rows index[i] of x along dim (no autograd); index is 1-D int64 and range-checked.
+Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
+  Shape shape = x.shape();
+  shape[dim] = index.numel();
+  Tensor out = empty_tensor(shape, x.dtype(), x.device());
+  if (out.numel() == 0) return out;
+  // index seen as a tensor of out's shape that varies only along dim, so gather does the work.
+  Shape strides(shape.size(), 0);
+  strides[dim] = index.stride(0);
+  gather_stub(x.device(), out, x, dim, make_view(index, shape, strides, index.storage_offset()));
+  return out;
+}
+
+// The backward of index_select: a zero tensor of `shape` with g's slices added at the indices.
+Tensor index_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& g) {
+  Tensor out = zeros(shape, g.options());
+  if (g.numel() > 0) index_add_stub(g.device(), out, dim, index, g.contiguous());
+  return out;
+}
+
+}  // namespace
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index_in) {
+  check_defined("gather", x);
+  Tensor index = index_as_int64("gather", index_in);
+  check_same_device("gather", {x, index});
+  check_has_dims("gather", x, "input");
+  dim = wrap_dim(dim, x.dim(), "gather");
+  check_index_fits("gather", index, x, "input", dim, /*skip_dim=*/true);
+  check_index_range("gather", index, x.size(dim), dim_text(x, dim));
+
+  Tensor out = empty_tensor(index.shape(), x.dtype(), x.device());
+  if (out.numel() > 0) gather_stub(x.device(), out, x, dim, index);
+  if (autograd::any_requires_grad({x})) {
+    Shape x_shape = x.shape();
+    autograd::record("gather", {x}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
+      // Each x element receives the sum of the gradients of every output that read it.
+      Tensor idx = si.unpack("gather");
+      Tensor gx = zeros(x_shape, a.grad().options());
+      if (idx.numel() > 0) scatter_stub(gx.device(), ScatterMode::add, gx, dim, idx, a.grad());
+      return Grads{gx};
+    });
+  }
+  return out;
+}
+
+Tensor scatter(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_impl("scatter", ScatterMode::assign, self, dim, index, src);
+}
+
+Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_impl("scatter_add", ScatterMode::add, self, dim, index, src);
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
+  check_defined("index_select", x);
+  Tensor index = index_as_int64("index_select", index_in);
+  check_same_device("index_select", {x, index});
+  check_has_dims("index_select", x, "input");
+  dim = wrap_dim(dim, x.dim(), "index_select");
+  if (index.dim() > 1) fail("index_select: index must be 0-d or 1-d, got shape {}", shape_str(index.shape()));
+  check_index_range("index_select", index, x.size(dim), dim_text(x, dim));
+  index = index.reshape({-1}).contiguous();
+
+  Tensor out = index_select_raw(x, dim, index);
+  if (autograd::any_requires_grad({x})) {
+    Shape x_shape = x.shape();
+    autograd::record("index_select", {x}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
+      return Grads{index_add_into_zeros(x_shape, dim, si.unpack("index_select"), a.grad())};
+    });
+  }
+  return out;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& indices_in, int64_t padding_idx) {
+  check_defined("embedding", weight, "weight");
+  Tensor indices = index_as_int64("embedding", indices_in);
+  check_same_device("embedding", {weight, indices});
+  if (weight.dim() != 2)
+    fail("embedding: weight must be 2-D [num_embeddings, embedding_dim], got shape {}",
+         shape_str(weight.shape()));
+  const int64_t rows = weight.size(0), width = weight.size(1);
+  if (padding_idx < -1 || padding_idx >= rows)
+    fail("embedding: padding_idx {} is out of range for {} embeddings (valid range [0, {}), or -1 for none)",
+         padding_idx, rows, rows);
+  check_index_range("embedding", indices, rows, fmt::format("a weight of {} rows", rows));
+
+  Tensor flat = indices.reshape({-1}).contiguous();
+  Shape out_shape = indices.shape();
+  out_shape.push_back(width);
+  Tensor out = index_select_raw(weight, 0, flat).view(out_shape);
+  if (autograd::any_requires_grad({weight})) {
+    Shape w_shape = weight.shape();
+    autograd::record("embedding", {weight}, out, [=, sf = SavedTensor(flat)](const BackwardArgs& a) {
+      Tensor idx = sf.unpack("embedding");
+      // Rows looked up several times accumulate every lookup's gradient.
+      Tensor gw = index_add_into_zeros(w_shape, 0, idx, a.grad().reshape({idx.numel(), width}));
+      // The padding row is a fixed vector (e.g. zeros for padded tokens): it never learns.
+      if (padding_idx >= 0) gw.select(0, padding_idx).zero_();
+      return Grads{gw};
+    });
+  }
+  return out;
+}
+
+Tensor one_hot(const Tensor& indices_in, int64_t num_classes) {
+  Tensor indices = index_as_int64("one_hot", indices_in);
+  if (num_classes < -1) fail("one_hot: num_classes must be -1 (infer) or >= 0, got {}", num_classes);
+  if (num_classes == -1) {
+    if (indices.numel() == 0)
+      fail("one_hot: cannot infer num_classes from an empty index tensor of shape {}; pass it explicitly",
+           shape_str(indices.shape()));
+    num_classes = std::max<int64_t>(amax(indices, {}).item<int64_t>() + 1, 0);
+  }
+  check_index_range("one_hot", indices, num_classes, fmt::format("num_classes {}", num_classes));
+
+  Shape shape = indices.shape();
+  shape.push_back(num_classes);
+  Tensor out = zeros(shape, TensorOptions(DType::int64).device(indices.device()));
+  if (out.numel() > 0) {
+    // out[..., indices[...]] = 1: a scatter along the new last dim.
+    Tensor column = indices.unsqueeze(-1);
+    scatter_stub(out.device(), ScatterMode::assign, out, out.dim() - 1, column,
+                 scalar_tensor(1.0, out.options()).expand(column.shape()));
+  }
+  return out;
+}
+
+}  // namespace ember

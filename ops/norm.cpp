@@ -1,0 +1,158 @@
+// batch_norm and layer_norm: validation, the running-statistics update, and the autograd record.
+// The arithmetic lives in the kernels (ops/kernels/norm.h; CPU: ops/cpu/norm.cpp).
+#include "ops/kernels/norm.h"
+
+#include "ember/nn/functional.h"
+#include "ops/internal.h"
+
+namespace ember {
+
+EMBER_DEFINE_STUB(batch_norm_stats_stub, BatchNormStatsFn);
+EMBER_DEFINE_STUB(batch_norm_apply_stub, BatchNormApplyFn);
+EMBER_DEFINE_STUB(batch_norm_backward_stub, BatchNormBackwardFn);
+EMBER_DEFINE_STUB(layer_norm_forward_stub, LayerNormForwardFn);
+EMBER_DEFINE_STUB(layer_norm_backward_stub, LayerNormBackwardFn);
+
+namespace nn::functional {
+
+using autograd::BackwardArgs;
+using autograd::SavedTensor;
+using Grads = std::vector<Tensor>;
+
+namespace {
+
+// A per-channel (or per-feature) tensor must match the input's dtype and device and have `shape`.
+void check_aux(const char* op, const Tensor& input, const Tensor& t, const char* what, const Shape& shape) {
+  if (!t.defined()) return;
+  if (t.shape() != shape)
+    fail("{}: {} has shape {}, expected {} for input of shape {}", op, what, shape_str(t.shape()),
+         shape_str(shape), shape_str(input.shape()));
+  if (t.dtype() != input.dtype())
+    fail("{}: {} is {} but the input is {}; convert them to one dtype", op, what, t.dtype(), input.dtype());
+  if (t.device() != input.device())
+    fail("{}: {} is on {} but the input is on {}", op, what, t.device(), input.device());
+}
+
+// The raw data of an optional tensor, contiguous, with the given shape (undefined stays undefined).
+Tensor raw(const Tensor& t, const Shape& shape) {
+  return t.defined() ? t.detach().contiguous().view(shape) : Tensor();
+}
+
+Tensor new_like(bool wanted, const Shape& shape, const Tensor& like) {
+  return wanted ? empty_tensor(shape, like.dtype(), like.device()) : Tensor();
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps) {
+  const char* op = "batch_norm";
+  check_defined(op, input);
+  if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());
+  if (input.dim() < 2)
+    fail("{}: expected an input of shape [N, C, ...], got {}", op, shape_str(input.shape()));
+  if (!(eps > 0)) fail("{}: eps must be positive, got {}", op, eps);
+  const int64_t N = input.size(0), C = input.size(1), S = input.numel() / std::max<int64_t>(N * C, 1);
+  const Shape channel{C};
+  check_aux(op, input, weight, "weight", channel);
+  check_aux(op, input, bias, "bias", channel);
+  check_aux(op, input, running_mean, "running_mean", channel);
+  check_aux(op, input, running_var, "running_var", channel);
+  if (running_mean.defined() != running_var.defined())
+    fail("{}: running_mean and running_var must both be given or both be omitted", op);
+  if (!training && !running_mean.defined())
+    fail("{}: evaluation mode needs running_mean and running_var (or pass training = true)", op);
+  const int64_t M = N * S;  // values per channel
+  if (training && M <= 1)
+    fail("{}: expected more than 1 value per channel when training, got input of shape {}", op,
+         shape_str(input.shape()));
+  if (input.numel() == 0) return empty_like(input);
+
+  Tensor x = input.detach().contiguous().view({N, C, S});
+  Tensor mean, invstd;
+  {
+    NoGradGuard no_grad;
+    if (training) {
+      mean = empty_tensor(channel, x.dtype(), x.device());
+      Tensor var = empty_tensor(channel, x.dtype(), x.device());
+      batch_norm_stats_stub(x.device(), x, mean, var);
+      invstd = rsqrt(var + eps);
+      if (running_mean.defined()) {
+        // The running variance estimates the population variance, hence Bessel's correction.
+        Tensor rm = running_mean, rv = running_var;
+        rm.mul_(1.0 - momentum).add_(mean, momentum);
+        rv.mul_(1.0 - momentum).add_(var, momentum * static_cast<double>(M) / static_cast<double>(M - 1));
+      }
+    } else {
+      mean = running_mean.detach().contiguous().clone();  // a snapshot: the buffers change later
+      invstd = rsqrt(running_var.detach() + eps);
+    }
+  }
+  Tensor w = raw(weight, channel), b = raw(bias, channel);
+  Tensor out = empty_tensor(x.shape(), x.dtype(), x.device());
+  batch_norm_apply_stub(x.device(), x, mean, invstd, w, b, out);
+  out = out.view(input.shape());
+
+  if (autograd::any_requires_grad({input, weight, bias})) {
+    Shape in_shape = input.shape();
+    autograd::record(op, {input, weight, bias}, out,
+                     [=, sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
+                       Tensor xs = sx.unpack("batch_norm"), ws = sw.unpack("batch_norm");
+                       Tensor g = a.grad().contiguous().view(xs.shape());
+                       Tensor gi = new_like(a.needs(0), xs.shape(), xs);
+                       Tensor gw = new_like(a.needs(1), channel, xs);
+                       Tensor gb = new_like(a.needs(2), channel, xs);
+                       batch_norm_backward_stub(xs.device(), g, xs, mean, invstd, ws, training, gi, gw, gb);
+                       return Grads{gi.defined() ? gi.view(in_shape) : gi, gw, gb};
+                     });
+  }
+  return out;
+}
+
+Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  const char* op = "layer_norm";
+  check_defined(op, input);
+  if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());
+  if (!(eps > 0)) fail("{}: eps must be positive, got {}", op, eps);
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  if (k == 0) fail("{}: normalized_shape must not be empty", op);
+  bool tail_matches = input.dim() >= k;
+  for (int64_t d = 0; tail_matches && d < k; ++d)
+    tail_matches = input.size(input.dim() - k + d) == normalized_shape[d];
+  if (!tail_matches)
+    fail("{}: input of shape {} does not end with normalized_shape {}", op, shape_str(input.shape()),
+         shape_str(normalized_shape));
+  check_aux(op, input, weight, "weight", normalized_shape);
+  check_aux(op, input, bias, "bias", normalized_shape);
+  const int64_t N = shape_numel(normalized_shape);
+  const int64_t M = N == 0 ? 0 : input.numel() / N;
+  if (input.numel() == 0) return empty_like(input);
+
+  Tensor x = input.detach().contiguous().view({M, N});
+  Tensor w = raw(weight, {N}), b = raw(bias, {N});
+  Tensor out = empty_tensor({M, N}, x.dtype(), x.device());
+  Tensor mean = empty_tensor({M}, x.dtype(), x.device());
+  Tensor rstd = empty_tensor({M}, x.dtype(), x.device());
+  layer_norm_forward_stub(x.device(), x, w, b, eps, out, mean, rstd);
+  out = out.view(input.shape());
+
+  if (autograd::any_requires_grad({input, weight, bias})) {
+    Shape in_shape = input.shape();
+    autograd::record(
+        op, {input, weight, bias}, out, [=, sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
+          Tensor xs = sx.unpack("layer_norm"), ws = sw.unpack("layer_norm");
+          Tensor g = a.grad().contiguous().view({M, N});
+          Tensor gi = new_like(a.needs(0), {M, N}, xs);
+          Tensor gw = new_like(a.needs(1), {N}, xs);
+          Tensor gb = new_like(a.needs(2), {N}, xs);
+          layer_norm_backward_stub(xs.device(), g, xs, mean, rstd, ws, gi, gw, gb);
+          return Grads{gi.defined() ? gi.view(in_shape) : gi, gw.defined() ? gw.view(normalized_shape) : gw,
+                       gb.defined() ? gb.view(normalized_shape) : gb};
+        });
+  }
+  return out;
+}
+
+}  // namespace nn::functional
+}  // namespace ember

@@ -1,0 +1,261 @@
+// Layers: forward against hand-computed values, gradcheck (float64) through the layer with respect
+// to its input and its parameters, and argument errors. BatchNorm/LayerNorm are in test_nn_norm,
+// attention in test_nn_attention.
+#include <ember/nn.h>
+
+#include <cmath>
+
+#include "harness.h"
+#include "nn_test_util.h"
+
+namespace ember::testing {
+namespace {
+
+// ---- parameter-free layers as op-harness rows (forward, gradcheck, CUDA parity) ----
+
+template <class Layer, class... Args>
+OpFn layer_fn(Args... args) {
+  return [=](const std::vector<Tensor>& in) { return Layer(args...).forward(in[0]); };
+}
+
+std::vector<OpCase> activation_cases() {
+  Tensor x = T({-2.0, -0.5, 0.25, 1.5}, {2, 2});
+  auto map = [&](double (*f)(double)) {
+    std::vector<double> v = x.to_vector<double>();
+    for (double& e : v) e = f(e);
+    return tensor<double>(v, {2, 2});
+  };
+  return {
+      {"ReLU", layer_fn<nn::ReLU>(), {x}, tensor<double>({0, 0, 0.25, 1.5}, {2, 2})},
+      {"GELU", layer_fn<nn::GELU>(), {x}, map([](double v) {
+         return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+       })},
+      {"GELU_tanh", layer_fn<nn::GELU>(std::string("tanh")), {x}, map([](double v) {
+         return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+       })},
+      {"SiLU", layer_fn<nn::SiLU>(), {x}, map([](double v) { return v / (1 + std::exp(-v)); })},
+      {"Sigmoid", layer_fn<nn::Sigmoid>(), {x}, map([](double v) { return 1 / (1 + std::exp(-v)); })},
+      {"Tanh", layer_fn<nn::Tanh>(), {x}, map([](double v) { return std::tanh(v); })},
+      {"Flatten",
+       layer_fn<nn::Flatten>(),
+       {T({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2})},
+       tensor<double>({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4})},
+      {"Flatten_middle",
+       layer_fn<nn::Flatten>(int64_t{0}, int64_t{1}),
+       {T({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2})},
+       tensor<double>({1, 2, 3, 4, 5, 6, 7, 8}, {4, 2})},
+      {"Dropout_eval_or_p0",
+       layer_fn<nn::Dropout>(0.0),
+       {x},
+       tensor<double>({-2.0, -0.5, 0.25, 1.5}, {2, 2})},
+  };
+}
+EMBER_OP_SUITE(ActivationLayers, activation_cases);
+
+std::vector<OpCase> pooling_cases() {
+  // 4x4 image 0..15 (distinct values keep max pooling differentiable for gradcheck)
+  std::vector<double> v16;
+  for (int i = 0; i < 16; ++i) v16.push_back(i * 0.5 - ((i * 7) % 5) * 0.1);
+  Tensor img = T(v16, {1, 1, 4, 4});
+  auto at = [&](int r, int c) { return v16[r * 4 + c]; };
+  auto max4 = [&](int r, int c) {
+    return std::max({at(r, c), at(r, c + 1), at(r + 1, c), at(r + 1, c + 1)});
+  };
+  auto avg4 = [&](int r, int c) { return (at(r, c) + at(r, c + 1) + at(r + 1, c) + at(r + 1, c + 1)) / 4; };
+  auto mean_rows_cols = [&](int r0, int r1, int c0, int c1) {
+    double s = 0;
+    for (int r = r0; r < r1; ++r)
+      for (int c = c0; c < c1; ++c) s += at(r, c);
+    return s / ((r1 - r0) * (c1 - c0));
+  };
+  return {
+      {"MaxPool2d_2",
+       layer_fn<nn::MaxPool2d>(nn::Size2(2)),
+       {img},
+       tensor<double>({max4(0, 0), max4(0, 2), max4(2, 0), max4(2, 2)}, {1, 1, 2, 2})},
+      {"MaxPool2d_3_stride1",
+       layer_fn<nn::MaxPool2d>(nn::Size2(3), std::optional<nn::Size2>(1)),
+       {img},
+       tensor<double>({std::max({max4(0, 0), max4(0, 1), max4(1, 0), max4(1, 1)}),
+                       std::max({max4(0, 1), max4(0, 2), max4(1, 1), max4(1, 2)}),
+                       std::max({max4(1, 0), max4(1, 1), max4(2, 0), max4(2, 1)}),
+                       std::max({max4(1, 1), max4(1, 2), max4(2, 1), max4(2, 2)})},
+                      {1, 1, 2, 2})},
+      // Padding 1 with kernel 2, stride 2: windows start at -1, 1, 3; padding never wins a max.
+      {"MaxPool2d_padded",
+       layer_fn<nn::MaxPool2d>(nn::Size2(2), std::optional<nn::Size2>(2), nn::Size2(1)),
+       {img},
+       tensor<double>({at(0, 0), std::max(at(0, 1), at(0, 2)), at(0, 3),                        //
+                       std::max(at(1, 0), at(2, 0)), max4(1, 1), std::max(at(1, 3), at(2, 3)),  //
+                       at(3, 0), std::max(at(3, 1), at(3, 2)), at(3, 3)},
+                      {1, 1, 3, 3})},
+      {"AvgPool2d_2",
+       layer_fn<nn::AvgPool2d>(nn::Size2(2)),
+       {img},
+       tensor<double>({avg4(0, 0), avg4(0, 2), avg4(2, 0), avg4(2, 2)}, {1, 1, 2, 2})},
+      {"AdaptiveAvgPool2d_1",
+       layer_fn<nn::AdaptiveAvgPool2d>(nn::Size2(1)),
+       {img},
+       tensor<double>({mean_rows_cols(0, 4, 0, 4)}, {1, 1, 1, 1})},
+      // Output 3 from 4: windows [0,2), [1,3), [2,4) per dim.
+      {"AdaptiveAvgPool2d_3x2",
+       layer_fn<nn::AdaptiveAvgPool2d>(nn::Size2(3, 2)),
+       {img},
+       tensor<double>({mean_rows_cols(0, 2, 0, 2), mean_rows_cols(0, 2, 2, 4), mean_rows_cols(1, 3, 0, 2),
+                       mean_rows_cols(1, 3, 2, 4), mean_rows_cols(2, 4, 0, 2), mean_rows_cols(2, 4, 2, 4)},
+                      {1, 1, 3, 2})},
+      {"MaxPool2d_unbatched",
+       layer_fn<nn::MaxPool2d>(nn::Size2(2)),
+       {img.detach().view({1, 4, 4}).requires_grad_()},
+       tensor<double>({max4(0, 0), max4(0, 2), max4(2, 0), max4(2, 2)}, {1, 2, 2})},
+  };
+}
+EMBER_OP_SUITE(PoolingLayers, pooling_cases);
+
+TEST(Layers, ParameterFreeErrors) {
+  EMBER_EXPECT_THROW_MSG(nn::GELU("fast"), "approximate must be \"none\" or \"tanh\", got \"fast\"");
+  EMBER_EXPECT_THROW_MSG(nn::Dropout(1.5), "Dropout: probability must be in [0, 1], got 1.5");
+  EMBER_EXPECT_THROW_MSG(nn::MaxPool2d(2, 2, 2), "padding 2 must be non-negative and at most half");
+  EMBER_EXPECT_THROW_MSG(nn::AvgPool2d(0), "kernel_size must be positive");
+  EMBER_EXPECT_THROW_MSG(nn::AdaptiveAvgPool2d({0, 2}), "output_size must be positive");
+  EMBER_EXPECT_THROW_MSG(nn::MaxPool2d(2).forward(zeros({4, 4})),
+                         "expected input [N, C, H, W] or [C, H, W], got shape [4,4]");
+  EMBER_EXPECT_THROW_MSG(nn::ReLU().forward(Tensor()), "ReLU: input is an undefined tensor");
+}
+
+TEST(Layers, DropoutTrainingAndEval) {
+  manual_seed(3);
+  nn::Dropout drop(0.25);
+  Tensor x = full({100, 100}, 2.0, DType::float64).requires_grad_();
+  Tensor y = drop.forward(x);
+  std::vector<double> v = y.to_vector<double>();
+  int64_t zeros_seen = 0;
+  for (double e : v) {
+    EXPECT_TRUE(e == 0.0 || std::abs(e - 2.0 / 0.75) < 1e-12) << e;  // kept values are scaled by 1 / (1 - p)
+    zeros_seen += e == 0.0;
+  }
+  EXPECT_NEAR(zeros_seen / 10000.0, 0.25, 5 * std::sqrt(0.25 * 0.75 / 10000));
+  y.sum().backward();
+  EXPECT_TRUE(tensors_close(x.grad(), y.detach() / 2.0, 1e-12));  // the gradient is the same scaled mask
+  drop.eval();
+  EXPECT_TRUE(equal(drop.forward(x), x));
+  EXPECT_TRUE(equal(nn::Dropout(1.0).forward(x), zeros({100, 100}, DType::float64)));
+}
+
+// ---- layers with parameters ----
+
+TEST(Layers, LinearForward) {
+  nn::Linear lin(2, 3);
+  set_values(lin.weight, {1, 2, 3, -1, 0, 0.5});
+  set_values(lin.bias, {0.5, -1, 2});
+  Tensor x = tensor<float>({1, -1, 2, 0.5}, {2, 2});
+  EXPECT_TRUE(tensors_close(lin.forward(x), tensor<double>({-0.5, 3, 1.5, 3.5, 4.5, 2.25}, {2, 3}), 1e-6));
+  // Leading dims broadcast: [2, 1, 2] -> [2, 1, 3].
+  EXPECT_TRUE(tensors_close(lin.forward(x.view({2, 1, 2})),
+                            tensor<double>({-0.5, 3, 1.5, 3.5, 4.5, 2.25}, {2, 1, 3}), 1e-6));
+  nn::Linear nobias(2, 1, false);
+  EXPECT_FALSE(nobias.bias.defined());
+  EXPECT_EQ(nobias.parameters().size(), 1u);
+  set_values(nobias.weight, {2, 3});
+  EXPECT_TRUE(tensors_close(nobias.forward(x), tensor<double>({-1, 5.5}, {2, 1}), 1e-6));
+  EMBER_EXPECT_THROW_MSG(lin.forward(zeros({2, 5})),
+                         "Linear: input of shape [2,5] should have in_features = 2");
+  EMBER_EXPECT_THROW_MSG(nn::Linear(-1, 2), "feature counts must be non-negative");
+}
+
+TEST(Layers, LinearGradcheck) {
+  manual_seed(4);
+  auto lin = std::make_shared<nn::Linear>(3, 2);
+  EXPECT_TRUE(module_gradcheck(*lin, {&lin->weight, &lin->bias}, R({4, 3}),
+                               [&](const Tensor& x) { return lin->forward(x); }));
+}
+
+TEST(Layers, Conv2dForward) {
+  nn::Conv2d conv(1, 1, 2);
+  set_values(conv.weight, {1, 2, -1, 0.5});
+  set_values(conv.bias, {0.5});
+  Tensor x = arange(1, 10, 1, DType::float32).view({1, 1, 3, 3});
+  EXPECT_TRUE(tensors_close(conv.forward(x), tensor<double>({4.0, 6.5, 11.5, 14.0}, {1, 1, 2, 2}), 1e-6));
+  // Unbatched input [C, H, W].
+  EXPECT_TRUE(tensors_close(conv.forward(x.view({1, 3, 3})),
+                            tensor<double>({4.0, 6.5, 11.5, 14.0}, {1, 2, 2}), 1e-6));
+  // Stride 2 with zero padding 1.
+  nn::Conv2d strided(1, 1, 2, 2, 1);
+  set_values(strided.weight, {1, 2, -1, 0.5});
+  set_values(strided.bias, {0.5});
+  EXPECT_TRUE(tensors_close(strided.forward(x), tensor<double>({1.0, 0.0, 12.0, 14.0}, {1, 1, 2, 2}), 1e-6));
+  // Dilation 2: the taps are the four corners.
+  nn::Conv2d dilated(1, 1, 2, 1, 0, 2);
+  set_values(dilated.weight, {1, 2, -1, 0.5});
+  set_values(dilated.bias, {0.5});
+  EXPECT_TRUE(tensors_close(dilated.forward(x), tensor<double>({5.0}, {1, 1, 1, 1}), 1e-6));
+  // Groups: each output channel sees only its own input channel.
+  nn::Conv2d grouped(2, 2, 1, 1, 0, 1, 2, false);
+  set_values(grouped.weight, {2, -1});
+  Tensor two = tensor<float>({1, 2, 3, 4}, {1, 2, 1, 2});
+  EXPECT_TRUE(tensors_close(grouped.forward(two), tensor<double>({2, 4, -3, -4}, {1, 2, 1, 2}), 1e-6));
+  // Rectangular kernel and output size.
+  nn::Conv2d rect(1, 2, {1, 3});
+  EXPECT_EQ(rect.forward(zeros({2, 1, 4, 5})).shape(), (Shape{2, 2, 4, 3}));
+}
+
+TEST(Layers, Conv2dGradcheck) {
+  manual_seed(5);
+  auto conv = std::make_shared<nn::Conv2d>(2, 2, 2, 1, 1);
+  EXPECT_TRUE(module_gradcheck(*conv, {&conv->weight, &conv->bias}, R({1, 2, 3, 3}),
+                               [&](const Tensor& x) { return conv->forward(x); }));
+  auto grouped = std::make_shared<nn::Conv2d>(2, 4, nn::Size2(2, 1), 2, 0, 1, 2);
+  EXPECT_TRUE(module_gradcheck(*grouped, {&grouped->weight, &grouped->bias}, R({1, 2, 4, 3}, -1, 1, 2),
+                               [&](const Tensor& x) { return grouped->forward(x); }));
+}
+
+TEST(Layers, Conv2dErrors) {
+  EMBER_EXPECT_THROW_MSG(nn::Conv2d(3, 4, 3, 1, 0, 1, 2),
+                         "in_channels (3) and out_channels (4) must both be divisible by groups (2)");
+  EMBER_EXPECT_THROW_MSG(nn::Conv2d(1, 1, {0, 3}), "kernel_size must be positive, got (0, 3)");
+  EMBER_EXPECT_THROW_MSG(nn::Conv2d(1, 1, 3, 0), "stride must be positive");
+  EMBER_EXPECT_THROW_MSG(nn::Conv2d(1, 1, 3, 1, -1), "padding must be non-negative");
+  nn::Conv2d conv(3, 4, 3);
+  EMBER_EXPECT_THROW_MSG(conv.forward(zeros({1, 2, 5, 5})),
+                         "input of shape [1,2,5,5] has 2 channels, expected in_channels = 3");
+  EMBER_EXPECT_THROW_MSG(conv.forward(zeros({5, 5})), "expected input [N, C, H, W] or [C, H, W]");
+}
+
+TEST(Layers, EmbeddingForwardAndPadding) {
+  nn::Embedding emb(4, 2, 1);
+  EXPECT_TRUE(equal(emb.weight.select(0, 1), zeros({2})));  // the padding row starts at zero
+  set_values(emb.weight, {0, 1, 2, 3, 4, 5, 6, 7});
+  Tensor idx = tensor<int64_t>({3, 0, 1, 1}, {2, 2});
+  Tensor y = emb.forward(idx);
+  EXPECT_TRUE(tensors_close(y, tensor<double>({6, 7, 0, 1, 2, 3, 2, 3}, {2, 2, 2}), 0));
+  EXPECT_TRUE(tensors_close(emb.forward(tensor<int32_t>({2})), tensor<double>({4, 5}, {1, 2}), 0));
+  (y * 2.0).sum().backward();
+  // Row 0 and 3 were looked up once; row 1 (padding) gets nothing; row 2 none.
+  EXPECT_TRUE(tensors_close(emb.weight.grad(), tensor<double>({2, 2, 0, 0, 0, 0, 2, 2}, {4, 2}), 0));
+  EMBER_EXPECT_THROW_MSG(emb.forward(tensor<float>({1.0f})),
+                         "Embedding: indices must be int64 or int32, got float32");
+  EMBER_EXPECT_THROW_MSG(emb.forward(tensor<int64_t>({4})), "out of range");
+  EMBER_EXPECT_THROW_MSG(nn::Embedding(4, 2, 4), "padding_idx 4 is out of range for 4 embeddings");
+}
+
+TEST(Layers, EmbeddingGradcheck) {
+  manual_seed(6);
+  auto emb = std::make_shared<nn::Embedding>(5, 3);
+  Tensor idx = tensor<int64_t>({4, 0, 4, 2}, {2, 2});
+  EXPECT_TRUE(
+      module_gradcheck(*emb, {&emb->weight}, Tensor(), [&](const Tensor&) { return emb->forward(idx); }));
+}
+
+TEST(Layers, SequentialChainsAndGradchecks) {
+  manual_seed(7);
+  auto a = std::make_shared<nn::Linear>(3, 4);
+  auto b = std::make_shared<nn::Linear>(4, 2);
+  auto seq = std::make_shared<nn::Sequential>(a, std::make_shared<nn::Tanh>(), b);
+  Tensor x = randn({5, 3});
+  EXPECT_TRUE(tensors_close(seq->forward(x), b->forward(tanh(a->forward(x))), 1e-6));
+  EXPECT_TRUE(module_gradcheck(*seq, {&a->weight, &a->bias, &b->weight, &b->bias}, R({2, 3}),
+                               [&](const Tensor& in) { return seq->forward(in); }));
+}
+
+}  // namespace
+}  // namespace ember::testing

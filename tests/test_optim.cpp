@@ -1,0 +1,416 @@
+// Optimizers, schedulers and gradient clipping. Trajectories and schedules are compared with
+// values recorded from PyTorch by tests/fixtures/make_optim_fixtures.py (optim_fixtures.json);
+// single steps are also checked against the update rule worked out by hand.
+#include <ember/optim.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+#include "nn_test_util.h"
+
+namespace ember::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace ember::optim;
+
+const json& fixtures() {
+  static const json data = [] {
+    std::ifstream in(fixture("optim_fixtures.json"));
+    EXPECT_TRUE(in.good()) << "missing " << fixture("optim_fixtures.json");
+    return json::parse(in);
+  }();
+  return data;
+}
+
+Tensor from_json(const json& j, DType dtype) {
+  std::vector<double> v;
+  Shape shape{static_cast<int64_t>(j.size())};
+  if (j[0].is_array()) {
+    shape.push_back(static_cast<int64_t>(j[0].size()));
+    for (const json& row : j)
+      for (double x : row) v.push_back(x);
+  } else {
+    for (double x : j) v.push_back(x);
+  }
+  return tensor<double>(v, shape).to(dtype);
+}
+
+// The fixture's loss: sum(W1 * p1) + sum(W2 * p1^2) + 0.5 * sum(p2^2) + sum(sum(p1, 0) * p2).
+Tensor fixture_loss(const Tensor& p1, const Tensor& p2) {
+  const json& init = fixtures()["init"];
+  Tensor w1 = from_json(init["W1"], p1.dtype()), w2 = from_json(init["W2"], p1.dtype());
+  return (w1 * p1).sum() + (w2 * p1 * p1).sum() + 0.5 * (p2 * p2).sum() + (p1.sum({0}) * p2).sum();
+}
+
+template <class Options>
+Options options_from(const json& o) {
+  Options opt;
+  if (o.contains("lr")) opt.lr = o["lr"];
+  if (o.contains("weight_decay")) opt.weight_decay = o["weight_decay"];
+  if constexpr (std::is_same_v<Options, SGDOptions>) {
+    if (o.contains("momentum")) opt.momentum = o["momentum"];
+    if (o.contains("dampening")) opt.dampening = o["dampening"];
+    if (o.contains("nesterov")) opt.nesterov = o["nesterov"];
+  } else {
+    if (o.contains("betas")) opt.betas = {o["betas"][0], o["betas"][1]};
+    if (o.contains("eps")) opt.eps = o["eps"];
+    if (o.contains("amsgrad")) opt.amsgrad = o["amsgrad"];
+  }
+  return opt;
+}
+
+// Runs the fixture's optimisation with `make(p1, p2)` and compares every step with PyTorch.
+template <class MakeOpt>
+void expect_trajectory(const std::string& name, DType dtype, double tol, MakeOpt make) {
+  SCOPED_TRACE(name + " in " + std::string(dtype_name(dtype)));
+  const json& init = fixtures()["init"];
+  Tensor p1 = from_json(init["P1"], dtype).requires_grad_(),
+         p2 = from_json(init["P2"], dtype).requires_grad_();
+  auto opt = make(p1, p2);
+  const json& steps = fixtures()["optimizers"][name]["steps"];
+  ASSERT_EQ(steps.size(), 5u);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    opt->zero_grad();
+    fixture_loss(p1, p2).backward();
+    opt->step();
+    EXPECT_TRUE(tensors_close(p1.view({-1}), from_json(steps[s]["p1"], DType::float64), tol))
+        << "step " << s + 1;
+    EXPECT_TRUE(tensors_close(p2, from_json(steps[s]["p2"], DType::float64), tol)) << "step " << s + 1;
+  }
+}
+
+TEST(Optim, TrajectoriesMatchPyTorch) {
+  int cases = 0;
+  for (const auto& [name, c] : fixtures()["optimizers"].items()) {
+    if (c.contains("groups")) continue;
+    ++cases;
+    for (auto [dtype, tol] : {std::pair{DType::float64, 1e-12}, std::pair{DType::float32, 2e-5}}) {
+      expect_trajectory(
+          name, dtype, tol, [&](const Tensor& p1, const Tensor& p2) -> std::unique_ptr<Optimizer> {
+            const json& o = c["options"];
+            if (name.starts_with("sgd"))
+              return std::make_unique<SGD>(std::vector<Tensor>{p1, p2}, options_from<SGDOptions>(o));
+            if (name.starts_with("adamw"))
+              return std::make_unique<AdamW>(std::vector<Tensor>{p1, p2}, options_from<AdamWOptions>(o));
+            return std::make_unique<Adam>(std::vector<Tensor>{p1, p2}, options_from<AdamOptions>(o));
+          });
+    }
+  }
+  EXPECT_EQ(cases, 9);  // 4 SGD, 3 Adam, 2 AdamW configurations
+}
+
+TEST(Optim, ParamGroupsHaveTheirOwnOptions) {
+  expect_trajectory("sgd_groups", DType::float64, 1e-12, [](const Tensor& p1, const Tensor& p2) {
+    return std::make_unique<SGD>(
+        std::vector<ParamGroup<SGDOptions>>{{{p1}, SGDOptions{0.1}}, {{p2}, SGDOptions{0.01, 0.9}}});
+  });
+  expect_trajectory("adam_groups", DType::float64, 1e-12, [](const Tensor& p1, const Tensor& p2) {
+    AdamOptions second;
+    second.lr = 0.02;
+    second.weight_decay = 0.5;
+    auto adam = std::make_unique<Adam>(std::vector<Tensor>{p1}, AdamOptions{0.1});
+    adam->add_param_group({{p2}, second});
+    EXPECT_EQ(adam->num_param_groups(), 2u);
+    EXPECT_DOUBLE_EQ(adam->lr(1), 0.02);
+    return adam;
+  });
+}
+
+// ---- single steps worked out by hand ----
+
+TEST(Optim, SgdStepsByHand) {
+  // loss = p^2 -> g = 2p. p0 = 1.
+  Tensor p = tensor<double>({1.0}).requires_grad_();
+  SGD sgd({p}, SGDOptions{0.1, 0.9, 0.0, 0.5});  // lr, momentum, dampening, weight_decay
+  auto step = [&] {
+    sgd.zero_grad();
+    (p * p).sum().backward();
+    sgd.step();
+    return p.item<double>();
+  };
+  // step 1: d = 2 + 0.5 * 1 = 2.5; buf = 2.5; p = 1 - 0.25 = 0.75
+  EXPECT_DOUBLE_EQ(step(), 0.75);
+  // step 2: d = 1.5 + 0.375 = 1.875; buf = 0.9 * 2.5 + 1.875 = 4.125; p = 0.75 - 0.4125
+  EXPECT_NEAR(step(), 0.3375, 1e-15);
+  EXPECT_TRUE(
+      tensors_close(sgd.state_dict().tensors.at("state.0.momentum_buffer"), tensor<double>({4.125}), 1e-15));
+}
+
+TEST(Optim, AdamFirstStepIsSignLike) {
+  // After one step the bias-corrected moments are g and g^2: p -= lr * g / (|g| + eps).
+  Tensor p = tensor<double>({1.0, -2.0, 0.5}).requires_grad_();
+  Adam adam({p}, AdamOptions{0.1, {0.9, 0.999}, 1e-3});
+  (p * tensor<double>({3.0, 1.0, -0.5})).sum().backward();  // g = {3, 1, -0.5}
+  adam.step();
+  EXPECT_TRUE(tensors_close(
+      p, tensor<double>({1 - 0.1 * 3 / 3.001, -2 - 0.1 * 1 / 1.001, 0.5 + 0.1 * 0.5 / 0.501}), 1e-14));
+  // AdamW first decays the parameter: p * (1 - lr * wd), then the same step.
+  Tensor q = tensor<double>({2.0}).requires_grad_();
+  AdamW adamw({q}, AdamWOptions{0.1, {0.9, 0.999}, 0.0, 0.5});
+  (q * 4.0).sum().backward();
+  adamw.step();
+  EXPECT_NEAR(q.item<double>(), 2.0 * 0.95 - 0.1, 1e-15);
+}
+
+TEST(Optim, SkipsParametersWithoutGradients) {
+  Tensor a = tensor<double>({1.0}).requires_grad_(), b = tensor<double>({5.0}).requires_grad_();
+  Adam adam({a, b});
+  (a * 2.0).sum().backward();
+  adam.step();
+  EXPECT_EQ(b.item<double>(), 5.0);
+  EXPECT_LT(a.item<double>(), 1.0);
+  StateDict sd = adam.state_dict();
+  EXPECT_TRUE(sd.tensors.count("state.0.exp_avg"));
+  EXPECT_FALSE(sd.tensors.count("state.1.exp_avg"));  // b never stepped: no state
+  adam.zero_grad();
+  EXPECT_FALSE(a.grad().defined());
+}
+
+// ---- state dicts ----
+
+TEST(Optim, StateDictKeysAndResume) {
+  const json& init = fixtures()["init"];
+  auto run = [&](Tensor& p1, Tensor& p2, Optimizer& opt, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      opt.zero_grad();
+      fixture_loss(p1, p2).backward();
+      opt.step();
+    }
+  };
+  Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
+         a2 = from_json(init["P2"], DType::float64).requires_grad_();
+  AdamOptions o{0.1, {0.8, 0.99}, 1e-8, 0.01, true};
+  Adam first({a1, a2}, o);
+  run(a1, a2, first, 2);
+  StateDict sd = first.state_dict();
+  EXPECT_EQ(sd.metadata.at("optimizer"), "Adam");
+  EXPECT_EQ(sd.metadata.at("param_groups"), "1");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.params"), "0,1");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.lr"), "0.1");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.betas"), "0.8,0.99");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.amsgrad"), "true");
+  EXPECT_EQ(sd.tensors.at("state.1.step").item<int64_t>(), 2);
+  EXPECT_EQ(sd.tensors.at("state.0.max_exp_avg_sq").shape(), (Shape{2, 3}));
+  EXPECT_EQ(sd.tensors.size(), 8u);
+
+  // A fresh optimizer (default options) on copies of the parameters, loaded from the state,
+  // continues exactly like the original.
+  Tensor b1 = a1.detach().clone().requires_grad_(), b2 = a2.detach().clone().requires_grad_();
+  Adam second({b1, b2});
+  second.load_state_dict(sd);
+  EXPECT_DOUBLE_EQ(second.options(0).betas.first, 0.8);
+  EXPECT_TRUE(second.options(0).amsgrad);
+  run(a1, a2, first, 3);
+  run(b1, b2, second, 3);
+  EXPECT_TRUE(equal(a1, b1));
+  EXPECT_TRUE(equal(a2, b2));
+  // The loaded state is a copy: it does not alias the original optimizer's buffers.
+  EXPECT_NE(sd.tensors.at("state.0.exp_avg").raw_data(),
+            second.state_dict().tensors.at("state.0.exp_avg").raw_data());
+}
+
+TEST(Optim, LoadStateDictChecks) {
+  Tensor p = zeros({2}).requires_grad_();
+  SGD sgd({p}, SGDOptions{0.1, 0.9});
+  p.set_grad(ones({2}));
+  sgd.step();
+  StateDict sd = sgd.state_dict();
+  Adam adam({p});
+  EMBER_EXPECT_THROW_MSG(adam.load_state_dict(sd), "Adam.load_state_dict: the state is for a SGD optimizer");
+  SGD two({ParamGroup<SGDOptions>{{p}, {}}, ParamGroup<SGDOptions>{{zeros({1}).requires_grad_()}, {}}});
+  EMBER_EXPECT_THROW_MSG(two.load_state_dict(sd), "the state has 1 parameter groups, this optimizer has 2");
+  StateDict bad_shape = sd;
+  bad_shape.tensors["state.0.momentum_buffer"] = zeros({3});
+  EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(bad_shape),
+                         "'state.0.momentum_buffer' has shape [3] but parameter 0 has shape [2]");
+  StateDict bad_key = sd;
+  bad_key.tensors["state.x.momentum_buffer"] = zeros({2});
+  EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(bad_key), "unexpected tensor key 'state.x.momentum_buffer'");
+  StateDict bad_id = sd;
+  bad_id.tensors["state.4.momentum_buffer"] = zeros({2});
+  EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(bad_id), "refers to parameter 4, but there are 1");
+  StateDict bad_option = sd;
+  bad_option.metadata["param_groups.0.lr"] = "fast";
+  EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(bad_option), "option 'lr' = 'fast' is not a number");
+  EXPECT_DOUBLE_EQ(sgd.options(0).lr, 0.1);  // the failed loads changed nothing
+  // float32 state is cast to a float64 parameter's dtype.
+  Tensor q = zeros({2}, DType::float64).requires_grad_();
+  SGD sgd64({q}, SGDOptions{0.1, 0.9});
+  sgd64.load_state_dict(sd);
+  EXPECT_EQ(sgd64.state_dict().tensors.at("state.0.momentum_buffer").dtype(), DType::float64);
+}
+
+TEST(Optim, OptionAndParameterErrors) {
+  Tensor p = zeros({2}).requires_grad_();
+  EMBER_EXPECT_THROW_MSG(SGD({p}, SGDOptions{-0.1}), "SGD: invalid learning rate -0.1");
+  EMBER_EXPECT_THROW_MSG(SGD({p}, SGDOptions{0.1, 0.0, 0.0, 0.0, true}),
+                         "Nesterov momentum requires a momentum > 0");
+  EMBER_EXPECT_THROW_MSG(Adam({p}, AdamOptions{0.1, {1.0, 0.999}}), "Adam: invalid beta1 1");
+  EMBER_EXPECT_THROW_MSG(AdamW({p}, AdamWOptions{0.1, {0.9, 0.999}, -1.0}), "AdamW: invalid eps -1");
+  EMBER_EXPECT_THROW_MSG(SGD({p, p}), "appears more than once");
+  EMBER_EXPECT_THROW_MSG(SGD(std::vector<Tensor>{}), "needs at least one parameter");
+  EMBER_EXPECT_THROW_MSG(SGD({p * 2.0}), "not a leaf tensor");
+  EMBER_EXPECT_THROW_MSG(SGD({zeros({2}, DType::int64)}), "only floating tensors can be optimized");
+  SGD sgd({p});
+  EMBER_EXPECT_THROW_MSG(sgd.add_param_group({{p}, {}}), "appears more than once");
+  p.set_grad(zeros({2}, DType::float64));
+  EMBER_EXPECT_THROW_MSG(sgd.step(),
+                         "gradient ([2] float64 on cpu) does not match its parameter ([2] float32 on cpu)");
+}
+
+// ---- schedulers ----
+
+struct Recorded {
+  std::vector<double> lr, momentum;
+};
+
+template <class Make>
+Recorded run_schedule(Optimizer& opt, int steps, Make make) {
+  auto sched = make(opt);
+  Recorded r;
+  for (int i = 0;; ++i) {
+    r.lr.push_back(opt.lr(0));
+    r.momentum.push_back(opt.momentum(0));
+    if (i == steps) break;
+    opt.step();
+    sched->step();
+  }
+  EXPECT_EQ(sched->last_epoch(), steps);
+  EXPECT_EQ(sched->get_last_lr(), std::vector<double>{opt.lr(0)});
+  return r;
+}
+
+template <class Make>
+void expect_schedule(const std::string& name, Make make, bool adam = false) {
+  SCOPED_TRACE(name);
+  const json& f = fixtures()["schedulers"][name];
+  Tensor p = zeros({1}).requires_grad_();
+  std::unique_ptr<Optimizer> opt;
+  if (adam) {
+    opt = std::make_unique<Adam>(std::vector<Tensor>{p}, AdamOptions{0.5});
+  } else {
+    opt = std::make_unique<SGD>(std::vector<Tensor>{p}, SGDOptions{0.5, 0.9});
+  }
+  const int steps = static_cast<int>(f["lr"].size()) - 1;
+  Recorded r = run_schedule(*opt, steps, make);
+  for (int i = 0; i <= steps; ++i) {
+    EXPECT_NEAR(r.lr[i], f["lr"][i].get<double>(), 1e-12) << "lr after step " << i;
+    if (f.contains("momentum"))
+      EXPECT_NEAR(r.momentum[i], f["momentum"][i].get<double>(), 1e-12) << "momentum " << i;
+  }
+}
+
+TEST(Scheduler, SchedulesMatchPyTorch) {
+  expect_schedule("step_lr", [](Optimizer& o) { return std::make_unique<StepLR>(o, 3, 0.5); });
+  expect_schedule("multistep_lr", [](Optimizer& o) {
+    return std::make_unique<MultiStepLR>(o, std::vector<int64_t>{9, 2, 5, 5}, 0.1);
+  });
+  expect_schedule("exponential_lr", [](Optimizer& o) { return std::make_unique<ExponentialLR>(o, 0.8); });
+  expect_schedule("cosine_lr", [](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 8, 0.01); });
+  expect_schedule("warmup_cosine",
+                  [](Optimizer& o) { return std::make_unique<LinearWarmupCosineLR>(o, 3, 10, 0.02, 0.25); });
+  expect_schedule("onecycle_cos", [](Optimizer& o) { return std::make_unique<OneCycleLR>(o, 1.0, 10); });
+  expect_schedule(
+      "onecycle_linear_adam",
+      [](Optimizer& o) {
+        return std::make_unique<OneCycleLR>(o, 0.2, 9, 0.4, AnnealStrategy::linear, true, 0.8, 0.9, 10.0,
+                                            100.0);
+      },
+      /*adam=*/true);
+  expect_schedule("onecycle_three_phase", [](Optimizer& o) {
+    return std::make_unique<OneCycleLR>(o, 0.4, 12, 0.25, AnnealStrategy::cos, false, 0.85, 0.95, 25.0, 1e4,
+                                        true);
+  });
+}
+
+TEST(Scheduler, ClosedFormsByHand) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p}, SGDOptions{1.0});
+  // Warmup from 0: 0, 1/4, 2/4, 3/4, then cosine over 4 steps down to 0 and staying there.
+  LinearWarmupCosineLR s(sgd, 4, 8);
+  std::vector<double> expect{
+      0, 0.25, 0.5, 0.75, 1.0, (1 + std::cos(M_PI / 4)) / 2, 0.5, (1 + std::cos(3 * M_PI / 4)) / 2, 0, 0};
+  for (size_t i = 0; i < expect.size(); ++i) {
+    EXPECT_NEAR(sgd.lr(0), expect[i], 1e-15) << "epoch " << i;
+    s.step();
+  }
+}
+
+TEST(Scheduler, StateDictResumes) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD a({p}, SGDOptions{0.3});
+  CosineAnnealingLR sa(a, 10, 0.01);
+  for (int i = 0; i < 4; ++i) sa.step();
+  StateDict sd = sa.state_dict();
+  EXPECT_EQ(sd.metadata.at("scheduler"), "CosineAnnealingLR");
+  EXPECT_EQ(sd.metadata.at("last_epoch"), "4");
+  EXPECT_EQ(sd.metadata.at("base_lrs"), "0.3");
+
+  Tensor q = zeros({1}).requires_grad_();
+  SGD b({q}, SGDOptions{123.0});
+  CosineAnnealingLR sb(b, 10, 0.01);
+  sb.load_state_dict(sd);
+  EXPECT_EQ(sb.last_epoch(), 4);
+  EXPECT_EQ(b.lr(0), a.lr(0));
+  for (int i = 0; i < 3; ++i) {
+    sa.step();
+    sb.step();
+    EXPECT_EQ(b.lr(0), a.lr(0));
+  }
+  StepLR other(b, 2);
+  EMBER_EXPECT_THROW_MSG(other.load_state_dict(sd),
+                         "StepLR.load_state_dict: the state is for a CosineAnnealingLR scheduler");
+}
+
+TEST(Scheduler, Errors) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p}, SGDOptions{0.1});
+  EMBER_EXPECT_THROW_MSG(StepLR(sgd, 0), "step_size must be positive");
+  EMBER_EXPECT_THROW_MSG(CosineAnnealingLR(sgd, 0), "T_max must be positive");
+  EMBER_EXPECT_THROW_MSG(LinearWarmupCosineLR(sgd, 5, 5), "need 0 <= warmup_steps < total_steps");
+  EMBER_EXPECT_THROW_MSG(OneCycleLR(sgd, 1.0, 10, 0.1), "leaves a phase with no steps");
+  OneCycleLR one(sgd, 1.0, 3);
+  for (int i = 0; i < 3; ++i) one.step();
+  EMBER_EXPECT_THROW_MSG(one.step(), "OneCycleLR: tried to step 4 times, but total_steps is 3");
+  EXPECT_EQ(one.last_epoch(), 3);  // the failed step changed nothing
+}
+
+// ---- gradient clipping ----
+
+TEST(ClipGrad, NormAndValue) {
+  Tensor a = zeros({2}).requires_grad_(), b = zeros({1}).requires_grad_(), none = zeros({1}).requires_grad_();
+  auto set = [&] {
+    a.set_grad(tensor<float>({3, -4}));
+    b.set_grad(tensor<float>({12}));
+  };
+  set();
+  // joint L2 norm sqrt(9 + 16 + 144) = 13; scaled by 6.5 / (13 + 1e-6)
+  EXPECT_NEAR(clip_grad_norm_({a, b, none}, 6.5), 13.0, 1e-6);
+  const double c = 6.5 / (13.0 + 1e-6);
+  EXPECT_TRUE(tensors_close(a.grad(), tensor<double>({3 * c, -4 * c}), 1e-6));
+  EXPECT_TRUE(tensors_close(b.grad(), tensor<double>({12 * c}), 1e-6));
+  set();
+  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0), 13.0, 1e-6);  // below the limit: unchanged
+  EXPECT_TRUE(tensors_close(b.grad(), tensor<double>({12}), 0));
+  set();
+  EXPECT_NEAR(clip_grad_norm_({a, b}, 6.0, INFINITY), 12.0, 1e-6);
+  EXPECT_TRUE(tensors_close(b.grad(), tensor<double>({6}), 1e-6));
+  set();
+  EXPECT_NEAR(clip_grad_norm_({a, b}, 100.0, 1.0), 19.0, 1e-6);
+  EXPECT_EQ(clip_grad_norm_({none}, 1.0), 0.0);
+  a.set_grad(tensor<float>({NAN, 1}));
+  EMBER_EXPECT_THROW_MSG(clip_grad_norm_({a}, 1.0, 2.0, true), "is non-finite");
+  EMBER_EXPECT_THROW_MSG(clip_grad_norm_({a}, 1.0, 0.5), "norm_type must be >= 1");
+
+  set();
+  clip_grad_value_({a, b, none}, 3.5);
+  EXPECT_TRUE(tensors_close(a.grad(), tensor<double>({3, -3.5}), 0));
+  EXPECT_TRUE(tensors_close(b.grad(), tensor<double>({3.5}), 0));
+  EMBER_EXPECT_THROW_MSG(clip_grad_value_({a}, -1.0), "clip_value must be non-negative");
+}
+
+}  // namespace
+}  // namespace ember::testing
