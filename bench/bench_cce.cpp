@@ -23,17 +23,21 @@
 //    the rest of the logit is context noise (std `noise`); targets are drawn from the same Zipf
 //    prior. Most vocabulary tiles are then negligible and filtering skips them, as on a trained
 //    model (the backward prints the fraction of tiles it kept).
+#include <cblas.h>
 #include <ember/ember.h>
 #include <ember/losses/cce.h>
 #include <ember/losses/standard.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <random>
+#include <string>
 #include <utility>
 
 #include "../losses/cpu/cce_config.h"  // the backward's tile counters (kept / visited)
@@ -145,6 +149,14 @@ void compare(Problem p, int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in bench_core: OpenBLAS 0.3.21 falls back to its generic "Prescott" kernels on CPUs newer
+  // than itself; on an AVX-512 CPU rerun with its SkylakeX kernels (the core is fixed when OpenBLAS
+  // loads, hence exec). Set OPENBLAS_CORETYPE yourself to measure another core.
+  if (std::string(openblas_get_corename()) == "Prescott" && __builtin_cpu_supports("avx512f") &&
+      std::getenv("OPENBLAS_CORETYPE") == nullptr && argc > 0) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 4096;
   const int64_t D = argc > 2 ? std::atoll(argv[2]) : 512;
   const int64_t V = argc > 3 ? std::atoll(argv[3]) : 65536;
@@ -154,6 +166,13 @@ int main(int argc, char** argv) {
   std::printf("bench_cce: N = %lld, D = %lld, V = %lld, float32, %d threads, best of %d rounds\n",
               static_cast<long long>(N), static_cast<long long>(D), static_cast<long long>(V),
               get_num_threads(), rounds);
+  std::printf("BLAS kernels: %s%s\n", openblas_get_corename(),
+              std::getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE)" : "");
+  if (std::ifstream load("/proc/loadavg"); load) {
+    double one_minute = 0;
+    load >> one_minute;
+    std::printf("machine load (1-minute average): %.1f\n", one_minute);
+  }
   std::fflush(stdout);
   manual_seed(0);
   compare(flat(N, D, V), rounds);

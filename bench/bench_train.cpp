@@ -16,10 +16,12 @@
 // where to look when the step is slow. --cpu-time measures process CPU time instead of wall time
 // (for a machine busy with other work; best with --threads 1 and OMP_WAIT_POLICY=passive, so that
 // idle threads do not spin).
+#include <cblas.h>
 #include <ember/ember.h>
 #include <ember/losses.h>
 #include <ember/nn.h>
 #include <ember/optim.h>
+#include <omp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,6 +286,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train: --threads and --rounds must be positive\n");
     return 2;
   }
+  // Debian 12's OpenBLAS 0.3.21 does not recognise CPUs newer than itself (Sapphire/Emerald Rapids)
+  // and falls back to its generic "Prescott" kernels, about 5x slower; the core is fixed when OpenBLAS
+  // loads, so rerun with its closest AVX-512 kernels (as bench_core does; docs/performance.md).
+  if (std::string(openblas_get_corename()) == "Prescott" && __builtin_cpu_supports("avx512f") &&
+      std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   set_num_threads(threads);
 
   char script[] = "/tmp/ember_bench_train_XXXXXX.py";
@@ -298,6 +308,10 @@ int main(int argc, char** argv) {
   std::printf(
       "== Training step: ember vs PyTorch, %d thread(s), best of %d rounds, %s (goal: ember <= 0.8x) ==\n",
       threads, rounds, g_cpu_time ? "process CPU time" : "wall time");
+  double load = 0;
+  if (std::ifstream loadavg("/proc/loadavg"); loadavg) loadavg >> load;
+  std::printf("BLAS kernels: %s; machine load (1-minute average) %.1f on %d hardware threads\n",
+              openblas_get_corename(), load, omp_get_num_procs());
   std::printf("%-52s %9s %9s %9s %9s | %9s %9s %9s %9s | %6s\n", "", "fwd ms", "bwd ms", "opt ms", "step ms",
               "fwd ms", "bwd ms", "opt ms", "step ms", "ratio");
   std::string torch_note, torch_version;

@@ -5,6 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${EMBER_BUILD_DIR:-$root/build}"
+export CCACHE_BASEDIR="$root"
 "$root/scripts/setup.sh"
 
 echo "== build"

@@ -54,7 +54,7 @@ TEST(CudaKernels, SoftmaxAlongEveryLayout) {
     expect_parity(sm(-1, log), {R({64, 1000}, -5, 5, 1)}, 1e-12);    // long contiguous rows
     expect_parity(sm(0, log), {R({300, 40}, -5, 5, 2)}, 1e-12);      // short strided lanes
     expect_parity(sm(1, log), {R({16, 20, 128}, -5, 5, 3)}, 1e-12);  // one thread per lane
-    expect_parity(sm(1, log), {R({8, 3, 5}, -5, 5, 4).to(kFloat32).requires_grad_()}, 1e-5);
+    expect_parity(sm(1, log), {R({8, 3, 5}, -5, 5, 4, false).to(kFloat32).requires_grad_()}, 1e-5);
   }
 }
 
@@ -127,20 +127,23 @@ TEST(CudaKernels, IndexingWithAtomicAndPerLineWrites) {
   REQUIRE_GPU();
   Tensor idx1 = (R({5000}, 0, 1000, 15, false) * 1.0).to(kInt64);  // repeats: many writes per element
   // scatter_add along a single long line: the atomic path
-  expect_parity([&](const std::vector<Tensor>& in) { return scatter_add(in[0], 0, idx1, in[1]); },
-                {R({1000}, -1, 1, 16), R({5000}, -1, 1, 17)}, 1e-12);
+  expect_parity(
+      [&](const std::vector<Tensor>& in) { return scatter_add(in[0], 0, idx1.to(in[0].device()), in[1]); },
+      {R({1000}, -1, 1, 16), R({5000}, -1, 1, 17)}, 1e-12);
   // many short lines: one thread per line, in order
   Tensor idx2 = (R({20000, 3}, 0, 3, 18, false)).to(kInt64);
-  expect_parity([&](const std::vector<Tensor>& in) { return scatter_add(in[0], 1, idx2, in[1]); },
-                {R({20000, 3}, -1, 1, 19), R({20000, 3}, -1, 1, 20)}, 1e-12);
+  expect_parity(
+      [&](const std::vector<Tensor>& in) { return scatter_add(in[0], 1, idx2.to(in[0].device()), in[1]); },
+      {R({20000, 3}, -1, 1, 19), R({20000, 3}, -1, 1, 20)}, 1e-12);
   Tensor idx3 = (R({3000}, 0, 1000, 21, false)).to(kInt64);
-  expect_parity([&](const std::vector<Tensor>& in) { return index_select(in[0], 0, idx3); },
-                {R({1000, 16}, -1, 1, 22)}, 1e-12);  // backward: index_add with atomics
+  expect_parity(
+      [&](const std::vector<Tensor>& in) { return index_select(in[0], 0, idx3.to(in[0].device())); },
+      {R({1000, 16}, -1, 1, 22)}, 1e-12);  // backward: index_add with atomics
   Tensor tokens = (R({64, 10}, 0, 100, 23, false)).to(kInt64);
-  expect_parity([&](const std::vector<Tensor>& in) { return embedding(in[0], tokens); },
+  expect_parity([&](const std::vector<Tensor>& in) { return embedding(in[0], tokens.to(in[0].device())); },
                 {R({100, 32}, -1, 1, 24)}, 1e-12);
   Tensor gidx = (R({50, 30}, 0, 60, 25, false)).to(kInt64);
-  expect_parity([&](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx); },
+  expect_parity([&](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx.to(in[0].device())); },
                 {R({50, 60}, -1, 1, 26)}, 1e-12);
   Tensor iadd = (R({4000}, 0, 100, 27, false)).to(kInt64);
   Tensor counts = zeros({100}, TensorOptions(kInt64));

@@ -13,7 +13,8 @@
 // Gradient filtering. S_rj sums to 1 over j, so in a large vocabulary almost all entries are
 // tiny. A tile in which every |S_rj - 1[j = x_r]| is below filter_eps (2^-28 for float32: far
 // below what float32 sums can resolve) contributes nothing measurable, and is skipped after the
-// first GEMM. The test runs on the unscaled softmax-minus-onehot, as in the reference.
+// first GEMM. The test runs on the unscaled softmax-minus-onehot, as in the reference, but on
+// the logits (S >= eps <=> z - LSE >= log eps), so a skipped tile costs no exponentials either.
 //
 // Vocabulary sorting. Filtering only pays off when a tile's entries are *all* negligible. The
 // forward recorded each entry's average logit; visiting the vocabulary in that order groups the
@@ -55,50 +56,64 @@ struct RowInfo {
   const int64_t* position;  // where each vocabulary id sits in the visiting order; null = identity
 };
 
-// Turns one tile row of logits x (vocabulary positions p0 .. p0 + cols of the visiting order)
-// into dz, in place. Returns whether any |S - onehot| in the row reaches eps.
+// The column of row k's target in a tile covering visiting-order positions p0 .. p0 + cols
+// (outside [0, cols) when the target is in another tile).
 template <class T>
-bool gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info, T cap, T eps) {
-  const int64_t r = info.rows[k], t = info.targets[k];
-  const int64_t tc = (info.position ? info.position[t] : t) - p0;  // the target's column, if in [0, cols)
+int64_t target_column(int64_t k, int64_t p0, const RowInfo<T>& info) {
+  const int64_t t = info.targets[k];
+  return (info.position ? info.position[t] : t) - p0;
+}
+
+// Gradient filtering's test, run on the logits before any exponential: does some entry of the
+// tile have |S - onehot| >= eps? Off the target column |S| >= eps  <=>  z - LSE >= log(eps), so
+// a max over the row decides it; the target column is checked on its own.
+template <class T>
+bool tile_has_signal(const T* tile, int64_t nb, int64_t cols, int64_t k0, int64_t p0, const RowInfo<T>& info,
+                     T eps) {
+  const T log_eps = std::log(eps);
+  for (int64_t i = 0; i < nb; ++i) {
+    const T* x = tile + i * cols;
+    const T lse = info.lse[info.rows[k0 + i]];
+    const int64_t tc = target_column(k0 + i, p0, info);
+    T row_max = -std::numeric_limits<T>::infinity();
+    for (int64_t c = 0; c < cols; ++c) {
+      if (c == tc) continue;
+      row_max = (x[c] > row_max || std::isnan(x[c])) ? x[c] : row_max;  // a NaN wins: keep the tile
+    }
+    if (!(row_max - lse < log_eps)) return true;
+    if (tc >= 0 && tc < cols && !(std::abs(std::exp(x[tc] - lse) - T(1)) < eps)) return true;
+  }
+  return false;
+}
+
+// Turns one tile row of logits x (visiting-order positions p0 .. p0 + cols) into dz, in place.
+template <class T>
+void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info, T cap) {
+  const int64_t r = info.rows[k];
+  const int64_t tc = target_column(k, p0, info);
   const bool has_target = tc >= 0 && tc < cols;
   const T lse = info.lse[r], g = info.grad_nll[r], h = info.grad_lse ? info.grad_lse[r] : T(0);
-  // The target column is done separately: park -inf there so the main loop sees S = 0.
-  T z_target = 0;
-  if (has_target) {
-    z_target = x[tc];
-    x[tc] = -std::numeric_limits<T>::infinity();
-  }
-  // Off-target entries: |S - 0| = S, and dz = (g + h) S, times the slope of the soft cap,
-  // d/dz [cap tanh(z / cap)] = 1 - tanh^2 = 1 - (zhat / cap)^2.
+  // Every column first gets the off-target value dz = (g + h) S, times the slope of the soft cap,
+  // d/dz [cap tanh(z / cap)] = 1 - tanh^2 = 1 - (zhat / cap)^2; the target column is redone below.
+  const T z_target = has_target ? x[tc] : T(0);
   const T gh = g + h;
-  T max_s = 0;
   if (cap > 0) {
     const T inv = T(1) / cap;
     for (int64_t c = 0; c < cols; ++c) {
-      const T s = std::exp(x[c] - lse), u = x[c] * inv;
-      max_s = s > max_s ? s : max_s;
-      x[c] = gh * s * (T(1) - u * u);
+      const T u = x[c] * inv;
+      x[c] = gh * std::exp(x[c] - lse) * (T(1) - u * u);
     }
   } else {
-    for (int64_t c = 0; c < cols; ++c) {
-      const T s = std::exp(x[c] - lse);
-      max_s = s > max_s ? s : max_s;
-      x[c] = gh * s;
-    }
+    for (int64_t c = 0; c < cols; ++c) x[c] = gh * std::exp(x[c] - lse);
   }
-  bool keep = !(max_s < eps);  // written so that NaN keeps the tile and reaches the gradients
   if (has_target) {
-    const T s = std::exp(z_target - lse);
-    keep = keep || !(std::abs(s - T(1)) < eps);
-    T dz = gh * s - g;
+    T dz = gh * std::exp(z_target - lse) - g;
     if (cap > 0) {
       const T u = z_target / cap;
       dz *= T(1) - u * u;
     }
     x[tc] = dz;
   }
-  return keep;
 }
 
 template <class T>
@@ -185,16 +200,13 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
         const int64_t nb = std::min(NB, ng - R0);
         const T* Er = Eg + R0 * D;
         logits_tile(Er, nb, Cj, cols, D, tile);  // recompute z for this tile
-        bool keep = false;
-        for (int64_t i = 0; i < nb; ++i) {
-          T* x = tile + i * cols;
-          finish_logits(x, cols, bj, cap);
-          keep |= gradient_row(x, cols, g0 + R0 + i, p0, info, cap, eps);
-        }
+        for (int64_t i = 0; i < nb; ++i) finish_logits(tile + i * cols, cols, bj, cap);
         ++st.tiles;
-        if (!keep) continue;  // gradient filtering: the whole tile is negligible
+        // Gradient filtering: a tile that is negligible everywhere costs one GEMM and one pass.
+        if (eps > 0 && !tile_has_signal(tile, nb, cols, g0 + R0, p0, info, eps)) continue;
         ++st.kept;
         any_kept = true;
+        for (int64_t i = 0; i < nb; ++i) gradient_row(tile + i * cols, cols, g0 + R0 + i, p0, info, cap);
         const int ib = static_cast<int>(nb), ic = static_cast<int>(cols), id = static_cast<int>(D);
         if (dE_copy)
           blas_gemm<T>(false, false, ib, id, ic, T(1), tile, ic, Cj, id, T(1), dE_copy + R0 * D, id);

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -83,13 +84,14 @@ struct Panel {
 
 std::string script(const std::string& terminal, const std::string& png, const std::string& data,
                    const PlotOptions& options, const std::vector<std::string>& names,
-                   const std::vector<Panel>& panels) {
+                   const std::vector<Panel>& panels, bool integer_ticks) {
   std::string s;
   s += fmt::format("set terminal {} size {},450 noenhanced\n", terminal, 600 * panels.size());
   s += fmt::format("set output {}\n", gp_quote(png));
   s += "set datafile missing '?'\nset grid\n";
   s += fmt::format("set multiplot layout 1,{} title {}\n", panels.size(), gp_quote(options.title));
   s += fmt::format("set xlabel {}\n", gp_quote(options.x));
+  if (integer_ticks) s += "set xtics 1\n";  // epochs 1, 2, 3 rather than 1, 1.5, 2
   for (const Panel& p : panels) {
     s += fmt::format("set ylabel {}\nset key {}\nplot ", gp_quote(p.ylabel), p.key);
     for (size_t i = 0; i < p.series.size(); ++i)
@@ -148,6 +150,11 @@ PlotResult plot_training_curves(const std::string& metrics_path, const std::stri
     return {false, fmt::format("no plot: {} has no rows with '{}' and a loss or accuracy column",
                                metrics_path, options.x)};
 
+  // Whole-number x values over a short range (epochs) get one tick each.
+  const auto [lo, hi] = std::minmax_element(xs.begin(), xs.end());
+  const bool integer_ticks =
+      *hi - *lo <= 20 && std::all_of(xs.begin(), xs.end(), [](double x) { return x == std::floor(x); });
+
   std::optional<std::string> gnuplot = find_program(options.gnuplot);
   if (!gnuplot)
     return {false,
@@ -176,7 +183,7 @@ PlotResult plot_training_curves(const std::string& metrics_path, const std::stri
     fs::remove(png_path, ec);
     {
       std::ofstream out(script_path);
-      out << script(terminal, png_path, data_path, options, names, panels);
+      out << script(terminal, png_path, data_path, options, names, panels, integer_ticks);
     }
     RunResult run = run_capture(shell_quote(*gnuplot) + " " + shell_quote(script_path));
     if (run.status == 0 && fs::exists(png_path, ec) && fs::file_size(png_path, ec) > 0) {
