@@ -181,10 +181,12 @@ summary() {
   text=$({
     echo
     echo "==================== ember GPU check summary ===================="
+    echo "GPU: ${R[gpu]:-none}"
     printf '%-40s %-22s %-10s %s\n' "measure" "value" "goal" "verdict"
+    local tests_verdict=FAIL
+    if [ -z "${R[gpu]:-}" ]; then tests_verdict="NO GPU"; elif [ "${R[tests_failed]:-1}" = 0 ]; then tests_verdict=PASS; fi
     printf '%-40s %-22s %-10s %s\n' "CUDA tests passed / failed / skipped" \
-      "${R[tests_passed]:-?} / ${R[tests_failed]:-?} / ${R[tests_skipped]:-?}" "0 failed" \
-      "$([ "${R[tests_failed]:-1}" = 0 ] && echo PASS || echo FAIL)"
+      "${R[tests_passed]:-?} / ${R[tests_failed]:-?} / ${R[tests_skipped]:-?}" "0 failed" "$tests_verdict"
     printf '%-40s %-22s %-10s %s\n' "matmul 4096^3 f32: ember / cuBLAS" \
       "${R[matmul_ratio]:-n/a} (${R[matmul_ember_tflops]:-?} vs ${R[matmul_cublas_tflops]:-?} TFLOP/s)" ">= 0.97" \
       "$(verdict "${R[matmul_ratio]:-}" ">=" 0.97)"
@@ -215,7 +217,8 @@ run() {
   local cuda_libs
   cuda_libs=$(find_cuda_libs)
   export LD_LIBRARY_PATH="$BUNDLE/lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  R[gpu]=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
+  echo "GPU: ${R[gpu]:-none found (the CUDA tests will skip)}"
   run_tests
   run_bench
   summary
