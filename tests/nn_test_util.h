@@ -51,8 +51,10 @@ inline ::testing::AssertionResult module_gradcheck(nn::Module& module, const std
 }
 
 // tests/fixtures, found next to this source file.
+// EMBER_TEST_FIXTURES is an absolute path set by tests/CMakeLists.txt (__FILE__ can be relative
+// under ccache's CCACHE_BASEDIR, which the build scripts set).
 inline std::string fixture(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path() / "fixtures" / name).string();
+  return (std::filesystem::path(EMBER_TEST_FIXTURES) / name).string();
 }
 
 }  // namespace ember::testing
