@@ -6,9 +6,9 @@
 //        linear 128->10, batch 64, Adam
 //
 // The goal is ember <= 0.8x PyTorch's step time. Each contender is measured in rounds, alternating
-// (ember, PyTorch, ember, ...), and the best step time of each is kept, so background load on a
-// shared machine hits both alike. PyTorch runs as an embedded python3 script and is skipped cleanly
-// when `import torch` fails.
+// (ember, PyTorch, ember, ...); the ratio is the median over rounds of the two best step times of
+// that round, so background load on a shared machine hits both alike. PyTorch runs as an embedded Python
+// script and is skipped cleanly when `import torch` fails.
 //
 //   bench_train [--threads N] [--rounds R] [--profile] [--cpu-time]
 //
@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -208,12 +209,24 @@ std::string json_string(const std::string& line, const std::string& key) {
   return line.substr(begin, end - begin);
 }
 
-TorchResult torch_round(const std::string& script, const std::string& model, int threads, int steps) {
+// The Python that can import torch: $EMBER_PYTHON if set, else the first of python3 on PATH and the
+// system's /usr/bin/python3 (a pyenv or venv python3 on PATH does not see Debian's python3-torch).
+std::string find_torch_python() {
+  std::vector<std::string> candidates = {"python3", "/usr/bin/python3"};
+  if (const char* chosen = std::getenv("EMBER_PYTHON")) candidates = {chosen};
+  for (const std::string& python : candidates)
+    if (std::system(fmt::format("'{}' -c 'import torch' >/dev/null 2>&1", python).c_str()) == 0)
+      return python;
+  return "";
+}
+
+TorchResult torch_round(const std::string& python, const std::string& script, const std::string& model,
+                        int threads, int steps) {
   TorchResult r;
-  FILE* pipe = popen(
-      fmt::format("python3 {} {} {} {} {} 2>&1", script, model, threads, steps, g_cpu_time ? "cpu" : "wall")
-          .c_str(),
-      "r");
+  FILE* pipe = popen(fmt::format("'{}' {} {} {} {} {} 2>&1", python, script, model, threads, steps,
+                                 g_cpu_time ? "cpu" : "wall")
+                         .c_str(),
+                     "r");
   if (!pipe) return {std::nullopt, "", "cannot start python3"};
   std::string out, last;
   char buf[4096];
@@ -305,46 +318,55 @@ int main(int argc, char** argv) {
   close(fd);
   std::ofstream(script) << kTorchScript;
 
-  std::printf(
-      "== Training step: ember vs PyTorch, %d thread(s), best of %d rounds, %s (goal: ember <= 0.8x) ==\n",
-      threads, rounds, g_cpu_time ? "process CPU time" : "wall time");
+  std::printf("== Training step: ember vs PyTorch, %d thread(s), %d rounds, %s (goal: ember <= 0.8x) ==\n",
+              threads, rounds, g_cpu_time ? "process CPU time" : "wall time");
   double load = 0;
   if (std::ifstream loadavg("/proc/loadavg"); loadavg) loadavg >> load;
   std::printf("BLAS kernels: %s; machine load (1-minute average) %.1f on %d hardware threads\n",
               openblas_get_corename(), load, omp_get_num_procs());
   std::printf("%-52s %9s %9s %9s %9s | %9s %9s %9s %9s | %6s\n", "", "fwd ms", "bwd ms", "opt ms", "step ms",
               "fwd ms", "bwd ms", "opt ms", "step ms", "ratio");
-  std::string torch_note, torch_version;
+  const std::string python = find_torch_python();
+  std::string torch_note =
+      python.empty() ? "import torch failed (in python3 and /usr/bin/python3; set EMBER_PYTHON)" : "";
+  std::string torch_version;
   for (const Workload& w : workloads()) {
     EmberRun ember_run(w);
     ember_run.round(2);  // warm-up
     StepTimes ember_best, torch_best;
+    std::vector<double> ratios;  // per round: the two contenders ran seconds apart, under similar load
     bool have_torch = torch_note.empty();
     for (int r = 0; r < rounds; ++r) {
-      ember_best.keep_best(ember_run.round(w.steps));
+      const StepTimes e = ember_run.round(w.steps);
+      ember_best.keep_best(e);
       if (!have_torch) continue;
-      TorchResult t = torch_round(script, w.torch_name, threads, w.steps);
+      TorchResult t = torch_round(python, script, w.torch_name, threads, w.steps);
       if (!t.times) {
         have_torch = false;
         torch_note = t.why_not;
         continue;
       }
       torch_best.keep_best(*t.times);
+      ratios.push_back(e.step / t.times->step);
       torch_version = t.version;
     }
     std::printf("%-52s %9.3f %9.3f %9.3f %9.3f | ", w.name.c_str(), ember_best.forward * 1e3,
                 ember_best.backward * 1e3, ember_best.update * 1e3, ember_best.step * 1e3);
-    if (have_torch && torch_best.step < 1e29)
+    if (have_torch && !ratios.empty()) {
+      std::sort(ratios.begin(), ratios.end());
+      const double median = ratios[ratios.size() / 2];
       std::printf("%9.3f %9.3f %9.3f %9.3f | %5.2fx\n", torch_best.forward * 1e3, torch_best.backward * 1e3,
-                  torch_best.update * 1e3, torch_best.step * 1e3, ember_best.step / torch_best.step);
-    else
+                  torch_best.update * 1e3, torch_best.step * 1e3, median);
+    } else
       std::printf("%9s %9s %9s %9s | %6s\n", "-", "-", "-", "-", "-");
     if (with_profile) profile(w);
   }
   if (!torch_note.empty()) std::printf("PyTorch skipped: %s\n", torch_note.c_str());
-  if (!torch_version.empty()) std::printf("PyTorch %s\n", torch_version.c_str());
+  if (!torch_version.empty()) std::printf("PyTorch %s (%s)\n", torch_version.c_str(), python.c_str());
   std::printf(
-      "(ratio = ember step / PyTorch step; fwd includes the loss; columns left: ember, right: PyTorch)\n");
+      "(columns left: ember, right: PyTorch, best step of all rounds; fwd includes the loss. ratio = median "
+      "over "
+      "rounds of ember's best step / PyTorch's best step in that round)\n");
   std::remove(script);
   return 0;
 }

@@ -24,6 +24,8 @@
 #include <memory>
 #include <thread>
 
+#include "blas_kernels.h"
+
 namespace nn = ember::nn;
 namespace data = ember::data;
 namespace train = ember::train;
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "seeds initialisation and shuffling")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  examples::use_native_blas_kernels(argv);
   if (epochs <= 0) epochs = model_name == "cnn" ? 3 : 10;
 
   try {
@@ -145,8 +148,9 @@ int main(int argc, char** argv) {
     // Cosine decay from --lr to 0 over the whole run, stepped per batch: the small steps at the end
     // settle the weights, so the last epoch is the best one rather than a noisy sample.
     ember::optim::CosineAnnealingLR schedule(*optimizer, epochs * train_loader.num_batches());
-    std::cout << fmt::format("Fashion-MNIST: {} training and {} test images; {} threads\n{}\n",
-                             train_set->size(), test_set->size(), threads, model->str());
+    std::cout << fmt::format(
+        "Fashion-MNIST: {} training and {} test images; {} threads, OpenBLAS {} kernels\n{}\n",
+        train_set->size(), test_set->size(), threads, openblas_get_corename(), model->str());
 
     const std::string metrics_path = (std::filesystem::path(out_dir) / "metrics.jsonl").string();
     std::filesystem::remove(metrics_path);  // one file per run
