@@ -25,93 +25,14 @@
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
+
 using namespace ember;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_of(const std::function<void()>& fn) {
-  auto t0 = Clock::now();
-  fn();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// The outcome of timing ember (a) against a reference (b).
-struct Race {
-  double best_a, best_b;  // best seconds per call of each
-  double ratio;           // median over rounds of t_b / t_a: ember's speed relative to the reference
-};
-
-// Alternates a and b (a, b, a, b, ...) for about `budget` seconds (at least `min_rounds` rounds)
-// after one warm-up call each. The two calls of a round run milliseconds apart under the same
-// machine load, so the median of the per-round ratios stays meaningful on a busy machine, where
-// best-of times alone are luck.
-Race race(const std::function<void()>& a, const std::function<void()>& b, double budget, int min_rounds = 5) {
-  a();
-  b();
-  Race r{1e30, 1e30, 0};
-  std::vector<double> ratios;
-  double spent = 0;
-  for (int round = 0; (round < min_rounds || spent < budget) && round < 20000; ++round) {
-    double ta = seconds_of(a), tb = seconds_of(b);
-    r.best_a = std::min(r.best_a, ta);
-    r.best_b = std::min(r.best_b, tb);
-    ratios.push_back(tb / ta);
-    spent += ta + tb;
-  }
-  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
-  r.ratio = ratios[ratios.size() / 2];
-  return r;
-}
-
-// CPU seconds this thread has used: unlike wall time, not inflated when other processes compete
-// for the cores. Used for the single-threaded overhead figure.
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-// Best seconds per call of `fn` repeated `inner` times per measurement.
-double best_per_call(const std::function<void()>& fn, int inner, int rounds) {
-  fn();
-  double best = 1e30;
-  for (int r = 0; r < rounds; ++r)
-    best = std::min(best, seconds_of([&] {
-                            for (int i = 0; i < inner; ++i) fn();
-                          }) / inner);
-  return best;
-}
-
-const char* verdict(double value, double goal, bool higher_is_better) {
-  return (higher_is_better ? value >= goal : value <= goal) ? "met" : "MISSED";
-}
-
-// ---- PyTorch, through python3 (skipped cleanly when torch is not installed) ----
-bool torch_available() { return std::system("python3 -c 'import torch' >/dev/null 2>&1") == 0; }
-
-// Runs a Python snippet and returns the number it prints last.
-std::optional<double> run_python(const std::string& code) {
-  char path[] = "/tmp/ember_bench_XXXXXX.py";
-  int fd = mkstemps(path, 3);
-  if (fd < 0) return std::nullopt;
-  close(fd);
-  std::ofstream(path) << code;
-  FILE* pipe = popen(fmt::format("python3 {} 2>/dev/null", path).c_str(), "r");
-  std::optional<double> value;
-  if (pipe != nullptr) {
-    char line[256];
-    while (std::fgets(line, sizeof line, pipe) != nullptr) {
-      char* end = nullptr;
-      double v = std::strtod(line, &end);
-      if (end != line) value = v;
-    }
-    if (pclose(pipe) != 0) value.reset();
-  }
-  std::remove(path);
-  return value;
-}
+using namespace ember::bench;
 
 // ---- 1. matmul ----
 void bench_matmul() {
@@ -157,7 +78,7 @@ std::pair<double, double> per_op_cost(const std::function<void()>& op, int inner
   return {best_cpu, best_wall};
 }
 
-void bench_overhead(bool torch) {
+void bench_overhead(const std::string& python) {
   std::printf("\n== 2. per-op overhead: 16-element float32 add (goal <= 1.5 us with autograd) ==\n");
   std::printf("%-40s %12s %12s\n", "case", "CPU us/op", "wall us/op");
   const int inner = 100000;
@@ -168,11 +89,11 @@ void bench_overhead(bool torch) {
   Tensor an = randn({16}), bn = randn({16});
   auto [cpu_n, wall_n] = per_op_cost([&] { Tensor c = an + bn; }, inner);
   std::printf("%-40s %12.3f %12.3f\n", "ember, no autograd", cpu_n * 1e6, wall_n * 1e6);
-  if (!torch) {
-    std::printf("%-40s %s\n", "PyTorch", "skipped (python3 cannot import torch)");
+  if (python.empty()) {
+    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
     return;
   }
-  auto py = run_python(fmt::format(R"(
+  auto py = run_python(python, fmt::format(R"(
 import time, torch
 torch.set_num_threads({0})
 a = torch.randn(16, requires_grad=True); b = torch.randn(16, requires_grad=True)
@@ -184,7 +105,7 @@ for _ in range(5):
     best = min(best, (time.thread_time() - t) / {1})
 print(best * 1e6)
 )",
-                                   get_num_threads(), inner));
+                                           get_num_threads(), inner));
   if (py) {
     std::printf("%-40s %12.3f %12s  (from Python: includes the interpreter)\n", "PyTorch, recording", *py,
                 "");
@@ -249,7 +170,7 @@ void bench_elementwise() {
 }
 
 // ---- 4. conv2d ----
-void bench_conv(bool torch) {
+void bench_conv(const std::string& python) {
   std::printf("\n== 4. conv2d forward + backward: x [64,32,28,28], w [64,32,3,3], padding 1 ==\n");
   Tensor x = randn({64, 32, 28, 28}).requires_grad_(), w = randn({64, 32, 3, 3}).requires_grad_();
   Tensor b = randn({64}).requires_grad_();
@@ -271,11 +192,11 @@ void bench_conv(bool torch) {
   std::printf("%-40s %9.1f ms  (%.1f GFLOP/s)\n", "ember forward", fwd * 1e3, flops / fwd / 1e9);
   std::printf("%-40s %9.1f ms  (%.1f GFLOP/s)\n", "ember forward + backward", both * 1e3,
               3 * flops / both / 1e9);
-  if (!torch) {
-    std::printf("%-40s %s\n", "PyTorch", "skipped (python3 cannot import torch)");
+  if (python.empty()) {
+    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
     return;
   }
-  auto py = run_python(fmt::format(R"(
+  auto py = run_python(python, fmt::format(R"(
 import time, torch
 import torch.nn.functional as F
 torch.set_num_threads({})
@@ -289,7 +210,7 @@ for _ in range(5):
     t = time.perf_counter(); step(); best = min(best, time.perf_counter() - t)
 print(best * 1e3)
 )",
-                                   get_num_threads()));
+                                           get_num_threads()));
   if (py) {
     std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward + backward", *py,
                 both * 1e3 / *py);
@@ -312,11 +233,11 @@ int main(int argc, char** argv) {
   }
   auto t0 = Clock::now();
   manual_seed(0);
-  bool torch = torch_available();
+  const std::string python = find_torch_python();
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   std::printf("ember bench_core: %d threads; %s; BLAS kernels: %s%s; PyTorch %s\n", get_num_threads(),
               openblas_get_config(), openblas_get_corename(), coretype ? " (OPENBLAS_CORETYPE)" : "",
-              torch ? "available" : "not available");
+              python.empty() ? "not available" : python.c_str());
   if (std::ifstream load("/proc/loadavg"); load) {
     double one_minute = 0;
     load >> one_minute;
@@ -324,9 +245,9 @@ int main(int argc, char** argv) {
                 omp_get_num_procs(), one_minute > omp_get_num_procs() ? ": expect noisy wall times" : "");
   }
   bench_matmul();
-  bench_overhead(torch);
+  bench_overhead(python);
   bench_elementwise();
-  bench_conv(torch);
+  bench_conv(python);
   std::printf("\ntotal %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   return 0;
 }

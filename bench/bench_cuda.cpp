@@ -6,8 +6,11 @@
 //   * one training step (forward, backward, optimizer step) of the two Fashion-MNIST models of
 //     bench_train on the GPU: MLP 784-256-256-10 (batch 128, SGD momentum) and the CNN (conv32,
 //     conv64, pool, fc128; batch 64, Adam).
-// scripts/gpu_check.sh measures PyTorch's launch overhead and training steps the same way and
-// compares (goal: ember's step <= 1.0x PyTorch's).
+//   * attention (no goal, for the record): nn::MultiheadAttention forward + backward, causal
+//     self-attention, batch 8, length 1024, embed 512, 8 heads, float32; and the fused
+//     masked_softmax kernel alone in GB/s (to set against copy_gbs).
+// scripts/gpu_check.sh measures PyTorch's launch overhead, training steps and attention step the
+// same way and compares (goal: ember's training step <= 1.0x PyTorch's).
 // Prints one "RESULT <name> <value>" line per number; scripts/gpu_check.sh collects them into its
 // summary table. Without a GPU it says so and exits 0.
 //
@@ -170,6 +173,31 @@ void bench_training() {
   }
 }
 
+// Causal self-attention, forward + backward of sum(out), as gpu_check.sh's PyTorch reference.
+void bench_attention() {
+  using namespace ember;
+  const Device gpu = Device::cuda();
+  const int64_t batch = 8, len = 1024, embed = 512, heads = 8;
+  manual_seed(0);
+  nn::MultiheadAttention mha(embed, heads, 0.0, true, /*batch_first=*/true);
+  mha.to(gpu);
+  Tensor x = randn({batch, len, embed}, gpu).requires_grad_();
+  auto step = [&] {
+    mha.zero_grad();
+    x.set_grad(Tensor());
+    mha.forward(x, x, x, {}, {}, /*is_causal=*/true).sum().backward();
+  };
+  auto sync = [] { cuda::synchronize(); };
+  result("attn_ms_ember", seconds_per_call(step, sync, 10, 3, 3) * 1e3);
+
+  // The fused softmax alone on [B, H, L, L] scores, without the causal mask (which would skip
+  // half the reads): every score read once and every weight written once.
+  Tensor scores = randn({batch, heads, len, len}, gpu);
+  const double t =
+      seconds_per_call([&] { Tensor y = nn::functional::masked_softmax(scores, 0.125, false); }, sync, 20, 3);
+  result("masked_softmax_gbs", 2.0 * static_cast<double>(scores.numel()) * sizeof(float) / t / 1e9);
+}
+
 }  // namespace
 
 int main() {
@@ -182,6 +210,7 @@ int main() {
     bench_add();
     bench_launch();
     bench_training();
+    bench_attention();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());
     return 1;

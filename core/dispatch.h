@@ -22,8 +22,12 @@ struct DispatchStub {
   const char* name;
   Fn cpu = nullptr;
   Fn cuda = nullptr;
+  // Set when two kernels claim the same slot (a build mistake: which one wins would depend on
+  // static initialisation order). Reported on use, because throwing during library load aborts.
+  bool registered_twice = false;
 
   Fn get(Device device) const {
+    if (registered_twice) fail("{}: two kernels were registered for the same device", name);
     Fn fn = device.is_cpu() ? cpu : cuda;
     if (fn == nullptr) {
       if (device.is_cuda())
@@ -41,17 +45,19 @@ struct DispatchStub {
 template <class Fn>
 struct KernelRegistration {
   KernelRegistration(DispatchStub<Fn>& stub, Device::Type type, Fn fn) {
-    (type == Device::Type::cpu ? stub.cpu : stub.cuda) = fn;
+    Fn& slot = type == Device::Type::cpu ? stub.cpu : stub.cuda;
+    if (slot != nullptr && slot != fn) stub.registered_twice = true;
+    slot = fn;
   }
 };
 
 }  // namespace ember
 
 #define EMBER_DECLARE_STUB(stub, fn_type) extern ::ember::DispatchStub<fn_type> stub
-#define EMBER_DEFINE_STUB(stub, fn_type) constinit ::ember::DispatchStub<fn_type> stub{#stub}
+#define EMBER_DEFINE_STUB(stub, fn_type) \
+  constinit ::ember::DispatchStub<fn_type> stub { #stub }
 #define EMBER_CONCAT_INNER(a, b) a##b
 #define EMBER_CONCAT(a, b) EMBER_CONCAT_INNER(a, b)
-#define EMBER_REGISTER_KERNEL(stub, device, fn)                                                  \
-  static ::ember::KernelRegistration<decltype(stub.cpu)> EMBER_CONCAT(stub##_##device##_reg_,  \
-                                                                      __LINE__)(               \
+#define EMBER_REGISTER_KERNEL(stub, device, fn)                                                          \
+  static ::ember::KernelRegistration<decltype(stub.cpu)> EMBER_CONCAT(stub##_##device##_reg_, __LINE__)( \
       stub, ::ember::Device::Type::device, fn)

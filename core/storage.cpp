@@ -4,18 +4,25 @@
 #include <cstring>
 #include <new>
 
+#include "core/cpu_block_cache.h"
 #include "ember/error.h"
 #include "ember/memory.h"
 
 namespace ember {
 namespace {
 
-// 64-byte aligned host memory with byte counters for memory_stats().
+// 64-byte aligned host memory with byte counters for memory_stats(); freed blocks of 64 KiB and more
+// are kept for reuse.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes) override {
-    size_t rounded = (nbytes + 63) / 64 * 64;
-    void* p = rounded == 0 ? nullptr : std::aligned_alloc(64, rounded);
+    const size_t rounded = (nbytes + 63) / 64 * 64;
+    void* p = rounded == 0 ? nullptr : cache_.take(rounded);
+    if (rounded != 0 && p == nullptr) p = std::aligned_alloc(64, rounded);
+    if (rounded != 0 && p == nullptr) {  // out of memory: give back the cached blocks and try again
+      cache_.release();
+      p = std::aligned_alloc(64, rounded);
+    }
     if (rounded != 0 && p == nullptr) fail("cpu allocator: out of memory allocating {} bytes", nbytes);
     int64_t now = current_.fetch_add(static_cast<int64_t>(nbytes)) + static_cast<int64_t>(nbytes);
     int64_t peak = peak_.load();
@@ -25,16 +32,17 @@ class CpuAllocator final : public Allocator {
     return p;
   }
   void deallocate(void* p, size_t nbytes) override {
-    std::free(p);
+    if (p != nullptr && !cache_.put(p, (nbytes + 63) / 64 * 64)) std::free(p);
     current_.fetch_sub(static_cast<int64_t>(nbytes));
   }
   MemoryStats stats() const {
-    return MemoryStats{current_.load(), peak_.load(), allocations_.load(), 0};
+    return MemoryStats{current_.load(), peak_.load(), allocations_.load(), cache_.cached_bytes()};
   }
   void reset_peak() { peak_.store(current_.load()); }
 
  private:
   std::atomic<int64_t> current_{0}, peak_{0}, allocations_{0};
+  CpuBlockCache cache_;  // freed blocks kept for reuse (core/cpu_block_cache.h says why)
 };
 
 CpuAllocator& cpu_alloc_instance() {

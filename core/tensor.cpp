@@ -12,24 +12,40 @@ namespace ember {
 // ---- dtype ----
 size_t element_size(DType t) {
   switch (t) {
-    case DType::float32: return 4;
-    case DType::float64: return 8;
-    case DType::int64: return 8;
-    case DType::int32: return 4;
-    case DType::uint8: return 1;
-    case DType::boolean: return 1;
+    case DType::float32:
+      return 4;
+    case DType::float64:
+      return 8;
+    case DType::int64:
+      return 8;
+    case DType::int32:
+      return 4;
+    case DType::uint8:
+      return 1;
+    case DType::boolean:
+      return 1;
+    case DType::bfloat16:
+      return 2;
   }
   return 0;
 }
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::float32: return "float32";
-    case DType::float64: return "float64";
-    case DType::int64: return "int64";
-    case DType::int32: return "int32";
-    case DType::uint8: return "uint8";
-    case DType::boolean: return "bool";
+    case DType::float32:
+      return "float32";
+    case DType::float64:
+      return "float64";
+    case DType::int64:
+      return "int64";
+    case DType::int32:
+      return "int32";
+    case DType::uint8:
+      return "uint8";
+    case DType::boolean:
+      return "bool";
+    case DType::bfloat16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -37,12 +53,20 @@ std::string_view dtype_name(DType t) {
 DType promote_types(DType a, DType b) {
   auto rank = [](DType t) {
     switch (t) {
-      case DType::boolean: return 0;
-      case DType::uint8: return 1;
-      case DType::int32: return 2;
-      case DType::int64: return 3;
-      case DType::float32: return 4;
-      case DType::float64: return 5;
+      case DType::boolean:
+        return 0;
+      case DType::uint8:
+        return 1;
+      case DType::int32:
+        return 2;
+      case DType::int64:
+        return 3;
+      case DType::bfloat16:
+        return 4;
+      case DType::float32:
+        return 5;
+      case DType::float64:
+        return 6;
     }
     return 0;
   };
@@ -69,6 +93,7 @@ int64_t shape_numel(const Shape& shape) {
 }
 
 bool is_contiguous_layout(const Shape& shape, const Shape& strides) {
+  if (shape_numel(shape) == 0) return true;  // no element is out of place (PyTorch agrees)
   int64_t expected = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     if (shape[i] == 1) continue;
@@ -104,7 +129,8 @@ void check_shape_valid(const Shape& shape, std::string_view op) {
     if (s < 0) fail("{}: negative dimension in shape {}", op, shape_str(shape));
 }
 
-Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape, Shape strides, DType dtype) {
+Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape, Shape strides,
+                   DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(storage);
   impl->offset = offset;
@@ -180,7 +206,8 @@ void* Tensor::raw_data() const {
 template <class T>
 T* Tensor::data_ptr() {
   EMBER_CHECK_DEFINED("data_ptr");
-  EMBER_CHECK(dtype_of<T>() == dtype(), "data_ptr: requested {} but the tensor is {}", dtype_of<T>(), dtype());
+  EMBER_CHECK(dtype_of<T>() == dtype(), "data_ptr: requested {} but the tensor is {}", dtype_of<T>(),
+              dtype());
   return static_cast<T*>(impl_->data());
 }
 template <class T>
@@ -214,6 +241,7 @@ EMBER_INSTANTIATE(int64_t)
 EMBER_INSTANTIATE(int32_t)
 EMBER_INSTANTIATE(uint8_t)
 EMBER_INSTANTIATE(bool)
+EMBER_INSTANTIATE(bfloat16)
 #undef EMBER_INSTANTIATE
 
 // ---- autograd accessors ----
@@ -237,7 +265,8 @@ Tensor Tensor::grad() const {
 void Tensor::set_grad(const Tensor& g) {
   EMBER_CHECK_DEFINED("set_grad");
   if (g.defined() && g.shape() != shape())
-    fail("set_grad: gradient shape {} does not match tensor shape {}", shape_str(g.shape()), shape_str(shape()));
+    fail("set_grad: gradient shape {} does not match tensor shape {}", shape_str(g.shape()),
+         shape_str(shape()));
   impl_->meta().grad = g;
 }
 

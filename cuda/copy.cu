@@ -1,5 +1,7 @@
 // CUDA kernels that set or move data: fill, copy (with a dtype cast and any source strides,
 // including the zero strides of a broadcast source) and transfers between host and device.
+#include <cuda_bf16.h>
+
 #include <type_traits>
 
 #include "cuda/loops.cuh"
@@ -16,6 +18,11 @@ void fill_typed(const KernelContext& ctx, const Tensor& out, double value) {
 
 void fill_cuda(const Tensor& out, double value) {
   KernelContext ctx(out, "fill");
+  if (out.dtype() == DType::bfloat16) {  // rounded once on the host, stored as raw bits
+    const uint16_t bits = bfloat16(static_cast<float>(value)).bits;
+    gpu_map<uint16_t>(ctx, [bits] __device__() { return bits; }, out, {});
+    return;
+  }
   dispatch_all(out.dtype(), "fill", [&]<class T>() { fill_typed<T>(ctx, out, value); });
 }
 
@@ -27,6 +34,17 @@ __device__ __forceinline__ TD convert(TS v) {
   } else {
     return static_cast<TD>(v);
   }
+}
+
+// bfloat16 travels as its uint16_t bits (ember::bfloat16 and __nv_bfloat16 share that layout).
+// Conversions go through float32 like the CPU's; NaN is made quiet the way the CPU does it
+// (the hardware conversion returns one canonical NaN instead), so the two backends agree bit for bit.
+__device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
+  if (isnan(f)) return static_cast<uint16_t>((__float_as_uint(f) >> 16) | 0x40u);
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+__device__ __forceinline__ float bf16_bits_to_float(uint16_t b) {
+  return __bfloat162float(__ushort_as_bfloat16(b));
 }
 
 template <class TD, class TS>
@@ -41,6 +59,19 @@ void copy_typed(const KernelContext& ctx, const Tensor& dst, const Tensor& src) 
   gpu_map<TD, TS>(ctx, [] __device__(TS v) { return convert<TD>(v); }, dst, {&src});
 }
 
+// (Named functions, not code inside the dispatch lambdas: nvcc allows no __device__ lambda
+// inside a generic lambda.)
+template <class TS>
+void copy_to_bf16(const KernelContext& ctx, const Tensor& dst, const Tensor& src) {
+  gpu_map<uint16_t, TS>(ctx, [] __device__(TS v) { return float_to_bf16_bits(static_cast<float>(v)); }, dst,
+                        {&src});
+}
+template <class TD>
+void copy_from_bf16(const KernelContext& ctx, const Tensor& dst, const Tensor& src) {
+  gpu_map<TD, uint16_t>(ctx, [] __device__(uint16_t v) { return convert<TD>(bf16_bits_to_float(v)); }, dst,
+                        {&src});
+}
+
 void copy_cuda(const Tensor& dst, const Tensor& src) {
   if (dst.shape() != src.shape())
     fail("copy (cuda): source shape {} differs from destination shape {} (expand it first)",
@@ -50,9 +81,17 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
          dst.device());
   if (dst.numel() == 0) return;
   KernelContext ctx(dst, "copy");
-  dispatch_all(dst.dtype(), "copy", [&]<class TD>() {
-    dispatch_all(src.dtype(), "copy", [&]<class TS>() { copy_typed<TD, TS>(ctx, dst, src); });
-  });
+  if (dst.dtype() == DType::bfloat16 && src.dtype() == DType::bfloat16) {
+    copy_typed<uint16_t, uint16_t>(ctx, dst, src);
+  } else if (dst.dtype() == DType::bfloat16) {
+    dispatch_all(src.dtype(), "copy", [&]<class TS>() { copy_to_bf16<TS>(ctx, dst, src); });
+  } else if (src.dtype() == DType::bfloat16) {
+    dispatch_all(dst.dtype(), "copy", [&]<class TD>() { copy_from_bf16<TD>(ctx, dst, src); });
+  } else {
+    dispatch_all(dst.dtype(), "copy", [&]<class TD>() {
+      dispatch_all(src.dtype(), "copy", [&]<class TS>() { copy_typed<TD, TS>(ctx, dst, src); });
+    });
+  }
 }
 
 // Between the host and a device, or between two devices. Both tensors are contiguous with the

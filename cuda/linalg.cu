@@ -84,6 +84,8 @@ void gemm_cuda(const Tensor& out, const Tensor& a, const Tensor& b, double alpha
       return gemm_integer<uint8_t>(ctx, out, a, b, alpha, beta);
     case DType::boolean:
       break;
+    case DType::bfloat16:
+      fail_bfloat16("matmul");
   }
   fail("matmul: not defined for {} tensors", out.dtype());
 }

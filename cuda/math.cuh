@@ -50,4 +50,18 @@ constexpr double kSqrt2 = 1.4142135623730951;
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
 
+// Associative combine functions shared by the reductions and the scans.
+struct SumOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const {
+    return a + b;
+  }
+};
+struct ProdOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const {
+    return a * b;
+  }
+};
+
 }  // namespace ember::cuda::dmath

@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "cuda/loops.cuh"
+#include "cuda/math.cuh"
 #include "ops/kernels/reduce.h"
 
 namespace ember::cuda {
@@ -73,19 +74,7 @@ DimGroup make_group(const std::vector<std::pair<int64_t, int64_t>>& dims) {
   return g;
 }
 
-// ---- the combine functions ----
-struct SumOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a + b;
-  }
-};
-struct ProdOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a * b;
-  }
-};
+// ---- the combine functions (sum and product are in cuda/math.cuh) ----
 struct MaxOp {
   template <class A>
   __device__ A operator()(A a, A b) const {
@@ -150,6 +139,8 @@ struct Sink {
         break;
       case DType::boolean:
         static_cast<bool*>(out)[o] = v != Acc(0);
+        break;
+      case DType::bfloat16:  // rejected by reduce_cuda before any launch (ops reduce bfloat16 in float32)
         break;
     }
   }
@@ -330,6 +321,7 @@ void reduce_cuda(ReduceOp op, const Tensor& out, const Tensor& in, const std::ve
   if (in.numel() == 0 && (op == ReduceOp::max || op == ReduceOp::min))
     fail("reduce (cuda): cannot take the max or min of an empty dimension (input shape {})",
          shape_str(in.shape()));
+  if (out.dtype() == DType::bfloat16) fail_bfloat16("reduce");
   KernelContext ctx(in, "reduce");
 
   dispatch_all(in.dtype(), "reduce", [&]<class T>() {
@@ -344,9 +336,9 @@ void reduce_cuda(ReduceOp op, const Tensor& out, const Tensor& in, const std::ve
     using Acc = sum_acc_t<T>;
     switch (op) {
       case ReduceOp::sum:
-        return reduce_typed<T, Acc>(ctx, out, in, reduce, SumOp{}, Acc(0));
+        return reduce_typed<T, Acc>(ctx, out, in, reduce, dmath::SumOp{}, Acc(0));
       case ReduceOp::prod:
-        return reduce_typed<T, Acc>(ctx, out, in, reduce, ProdOp{}, Acc(1));
+        return reduce_typed<T, Acc>(ctx, out, in, reduce, dmath::ProdOp{}, Acc(1));
       case ReduceOp::any:
         return reduce_typed<T, Acc>(ctx, out, in, reduce, AnyOp{}, Acc(0));
       case ReduceOp::all:

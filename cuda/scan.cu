@@ -17,18 +17,6 @@
 namespace ember::cuda {
 namespace {
 
-struct AddOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a + b;
-  }
-};
-struct MulOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a * b;
-  }
-};
 // log(exp(a) + exp(b)) without overflow (the CPU's log_add_exp): factor out the larger term; the
 // infinite cases are answered directly, since inf - inf would be NaN.
 struct LogAddExpOp {
@@ -101,9 +89,9 @@ void scan_cuda(ScanOp op, const Tensor& out, const Tensor& in, int64_t dim, bool
                 out.dtype());
     switch (op) {
       case ScanOp::sum:
-        return launch_scan<T, Out, Acc>(ctx, out, in, g, reverse, exclusive, AddOp{}, Acc(0));
+        return launch_scan<T, Out, Acc>(ctx, out, in, g, reverse, exclusive, dmath::SumOp{}, Acc(0));
       case ScanOp::prod:
-        return launch_scan<T, Out, Acc>(ctx, out, in, g, reverse, exclusive, MulOp{}, Acc(1));
+        return launch_scan<T, Out, Acc>(ctx, out, in, g, reverse, exclusive, dmath::ProdOp{}, Acc(1));
       case ScanOp::logsumexp:
         if constexpr (kFloat) {
           return launch_scan<T, Out, double>(ctx, out, in, g, reverse, exclusive, LogAddExpOp{}, -HUGE_VAL);

@@ -15,6 +15,7 @@
 #include "ember/autograd.h"
 #include "losses/anyloss_metrics.h"
 #include "losses/kernels/anyloss.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -102,6 +103,12 @@ SoftConfusion soft_confusion(const Tensor& probabilities, const Tensor& p, const
 }  // namespace
 
 Tensor anyloss(const Tensor& probabilities, const Tensor& target, const AnyLossOptions& options) {
+  if (any_bfloat16(
+          probabilities,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& p, const Tensor& t) { return anyloss(p, t, options); },
+                       probabilities, target);
+  }
   validate(probabilities, target, options);
   Tensor p = probabilities.detach().contiguous();
   Tensor y = cast_raw(target.detach(), p.dtype()).contiguous();

@@ -2,12 +2,23 @@
 // and binary_cross_entropy on probabilities (PyTorch's clamped logs and clamped backward).
 #include "ember/losses/standard.h"
 #include "losses/elementwise_checks.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         const BCEWithLogitsOptions& o) {
+  if (any_bfloat16(
+          logits, target, o.weight,
+          o.pos_weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    BCEWithLogitsOptions o32 = o;
+    o32.weight = bf16_upcast(o.weight);
+    o32.pos_weight = bf16_upcast(o.pos_weight);
+    return via_float32(
+        [&](const Tensor& x, const Tensor& t) { return binary_cross_entropy_with_logits(x, t, o32); }, logits,
+        target);
+  }
   const char* name = "binary_cross_entropy_with_logits";
   Tensor y = check_pair(name, logits, target, "logits");
   check_broadcasts_to(name, "weight", o.weight, logits);
@@ -27,6 +38,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 }
 
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const BCEOptions& o) {
+  if (any_bfloat16(
+          probs, target,
+          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    BCEOptions o32 = o;
+    o32.weight = bf16_upcast(o.weight);
+    return via_float32([&](const Tensor& p, const Tensor& t) { return binary_cross_entropy(p, t, o32); },
+                       probs, target);
+  }
   const char* name = "binary_cross_entropy";
   Tensor y = check_pair(name, probs, target, "probs");
   check_broadcasts_to(name, "weight", o.weight, probs);

@@ -50,7 +50,8 @@ void validate(const Tensor& E, const Tensor& C, const Tensor& target, const CCEO
   check_defined(kName, C, "classifier");
   check_defined(kName, target, "target");
   check_same_device(kName, {E, C, target, o.bias});
-  if (!E.is_floating_point()) fail("{}: embeddings must be float32 or float64, got {}", kName, E.dtype());
+  if (!E.is_floating_point())
+    fail("{}: embeddings must be float32, float64 or bfloat16, got {}", kName, E.dtype());
   if (E.dim() != 2 && E.dim() != 3)
     fail("{}: embeddings must be [N, D] or [B, T, D], got shape {}", kName, shape_str(E.shape()));
   if (C.dim() != 2) fail("{}: classifier must be [V, D], got shape {}", kName, shape_str(C.shape()));
@@ -88,10 +89,15 @@ void validate(const Tensor& E, const Tensor& C, const Tensor& target, const CCEO
 }
 
 // cce.md: eps = finfo(dtype).eps / 32, the size below which an addend cannot change a sum of
-// order-1 terms: 2^-28 for float32, 2^-57 for float64.
+// order-1 terms: 2^-12 for bfloat16 (the gradients' dtype), 2^-28 for float32, 2^-57 for float64.
 double default_filter_eps(DType dtype) {
+  if (dtype == DType::bfloat16) return std::ldexp(1.0, -12);
   return dtype == DType::float32 ? std::ldexp(1.0, -28) : std::ldexp(1.0, -57);
 }
+
+// The dtype of the loss, the LSE and every per-row vector: float32 for bfloat16 inputs (as in the
+// reference: logits accumulate in fp32), the input dtype otherwise.
+DType cce_accumulation_dtype(DType input) { return input == DType::bfloat16 ? DType::float32 : input; }
 
 Problem prepare(const Tensor& embeddings, const Tensor& classifier, const Tensor& target,
                 const CCEOptions& o) {
@@ -139,7 +145,7 @@ Tensor unscored_tail_dropped(const Tensor& per_row, const Problem& p, int64_t sh
 CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& target, const CCEOptions& o) {
   Problem p = prepare(embeddings, classifier, target, o);
   const Device device = embeddings.device();
-  const DType dtype = embeddings.dtype();
+  const DType dtype = cce_accumulation_dtype(embeddings.dtype());
   const int64_t R = p.B * p.T;
   const std::vector<Tensor> inputs = {embeddings, classifier, o.bias};
   const bool needs_grad = autograd::any_requires_grad(inputs);
@@ -155,31 +161,32 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
   if (needs_grad) {
     // The node keeps the raw inputs (version-checked), the row list and LSE: O(N + V) beyond
     // what the caller already holds.
-    autograd::record(kName, inputs, {&nll, &lse},
-                     [e_shape = embeddings.shape(), rows = p.rows, targets = p.targets, V = p.V, D = p.D,
-                      eps = p.filter_eps, softcap = o.softcap, se = SavedTensor(p.E), sc = SavedTensor(p.C),
-                      sb = p.bias.defined() ? SavedTensor(p.bias) : SavedTensor(),
-                      sl = SavedTensor(lse.detach()), logit_avg](const BackwardArgs& a) {
-                       std::vector<Tensor> grads(3);
-                       Tensor E = se.unpack(kName), C = sc.unpack(kName),
-                              bias = sb.defined() ? sb.unpack(kName) : Tensor();
-                       const TensorOptions opts = TensorOptions(E.dtype()).device(E.device());
-                       auto per_row = [&](size_t i) {
-                         return a.grad(i).defined() ? cast_raw(a.grad(i), E.dtype()).contiguous() : Tensor();
-                       };
-                       Tensor g = per_row(0), h = per_row(1);
-                       if (!g.defined() && !h.defined()) return grads;
-                       if (!g.defined()) g = zeros({E.size(0)}, opts);
-                       Tensor order =
-                           logit_avg.defined() ? argsort(logit_avg) : Tensor();  // ascending average logit
-                       if (a.needs(0)) grads[0] = zeros({E.size(0), D}, opts);
-                       if (a.needs(1)) grads[1] = zeros({V, D}, opts);
-                       if (a.needs(2)) grads[2] = zeros({V}, opts);
-                       cce_backward_stub(E.device(), E, C, bias, rows, targets, softcap, sl.unpack(kName), g,
-                                         h, eps, order, grads[0], grads[1], grads[2]);
-                       if (grads[0].defined()) grads[0] = grads[0].view(e_shape);
-                       return grads;
-                     });
+    autograd::record(
+        kName, inputs, {&nll, &lse},
+        [e_shape = embeddings.shape(), rows = p.rows, targets = p.targets, V = p.V, D = p.D,
+         eps = p.filter_eps, softcap = o.softcap, se = SavedTensor(p.E), sc = SavedTensor(p.C),
+         sb = p.bias.defined() ? SavedTensor(p.bias) : SavedTensor(), sl = SavedTensor(lse.detach()),
+         logit_avg, deterministic = o.deterministic](const BackwardArgs& a) {
+          std::vector<Tensor> grads(3);
+          Tensor E = se.unpack(kName), C = sc.unpack(kName),
+                 bias = sb.defined() ? sb.unpack(kName) : Tensor();
+          const DType acc = cce_accumulation_dtype(E.dtype());
+          auto per_row = [&](size_t i) {
+            return a.grad(i).defined() ? cast_raw(a.grad(i), acc).contiguous() : Tensor();
+          };
+          Tensor g = per_row(0), h = per_row(1);
+          if (!g.defined() && !h.defined()) return grads;
+          if (!g.defined()) g = zeros({E.size(0)}, TensorOptions(acc).device(E.device()));
+          Tensor order = logit_avg.defined() ? argsort(logit_avg) : Tensor();  // ascending average logit
+          // In the input dtype; the kernel writes every entry.
+          if (a.needs(0)) grads[0] = empty_tensor({E.size(0), D}, E.dtype(), E.device());
+          if (a.needs(1)) grads[1] = empty_tensor({V, D}, E.dtype(), E.device());
+          if (a.needs(2)) grads[2] = empty_tensor({V}, E.dtype(), E.device());
+          cce_backward_stub(E.device(), E, C, bias, rows, targets, softcap, sl.unpack(kName), g, h, eps,
+                            order, deterministic, grads[0], grads[1], grads[2]);
+          if (grads[0].defined()) grads[0] = grads[0].view(e_shape);
+          return grads;
+        });
   }
 
   CCEResult result;

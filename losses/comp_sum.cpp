@@ -6,6 +6,7 @@
 
 #include "ember/losses/standard.h"
 #include "losses/class_nll.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
@@ -16,6 +17,9 @@ Tensor nll_per_position(std::string_view loss, const Tensor& logits, const Tenso
 }  // namespace
 
 Tensor generalized_cross_entropy(const Tensor& logits, const Tensor& target, double q) {
+  if (is_bfloat16(logits))  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return generalized_cross_entropy(x, t, q); },
+                       logits, target);
   if (!(q > 0.0) || !std::isfinite(q))
     fail("generalized_cross_entropy: q must be a positive finite number, got {} (q -> 0 is cross_entropy)",
          q);
@@ -24,11 +28,16 @@ Tensor generalized_cross_entropy(const Tensor& logits, const Tensor& target, dou
 }
 
 Tensor mae_loss(const Tensor& logits, const Tensor& target) {
+  if (is_bfloat16(logits))  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return mae_loss(x, t); }, logits, target);
   Tensor nll = nll_per_position("mae_loss", logits, target);
   return (-expm1(-nll)).mean();  // 1 - p_y, tau = 2
 }
 
 Tensor sum_exponential_loss(const Tensor& logits, const Tensor& target) {
+  if (is_bfloat16(logits))  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return sum_exponential_loss(x, t); }, logits,
+                       target);
   Tensor nll = nll_per_position("sum_exponential_loss", logits, target);
   return expm1(nll).mean();  // 1 / p_y - 1, tau = 0
 }

@@ -5,6 +5,7 @@
 #include "ember/losses/standard.h"
 #include "losses/class_layout.h"
 #include "losses/class_nll.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
@@ -78,6 +79,14 @@ Tensor cross_entropy_probabilities(const Tensor& logits, const Tensor& target, c
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  if (any_bfloat16(
+          logits, target,
+          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    CrossEntropyOptions o32 = o;
+    o32.weight = bf16_upcast(o.weight);
+    return via_float32([&](const Tensor& x, const Tensor& t) { return cross_entropy(x, t, o32); }, logits,
+                       target);
+  }
   check_defined("cross_entropy", logits, "logits");
   check_defined("cross_entropy", target, "target");
   class_layout("cross_entropy", logits, "logits");  // validates the logits before the target decides the path

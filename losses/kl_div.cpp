@@ -4,11 +4,17 @@
 
 #include "ember/losses/standard.h"
 #include "losses/elementwise_checks.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
 
 Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions& o) {
+  if (any_bfloat16(
+          log_input,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return kl_div(x, t, o); }, log_input, target);
+  }
   Tensor t = check_pair("kl_div", log_input, target, "log_input");
   Tensor pointwise;
   if (o.log_target) {
@@ -33,6 +39,11 @@ Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions&
 }
 
 Tensor kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const KDOptions& o) {
+  if (any_bfloat16(student_logits, teacher_logits)) {  // bfloat16: computed in float32; the loss and the
+                                                       // gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return kd_loss(x, t, o); }, student_logits,
+                       teacher_logits);
+  }
   Tensor teacher = check_pair("kd_loss", student_logits, teacher_logits, "student_logits");
   if (student_logits.dim() == 0)
     fail("kd_loss: logits must be [N, C], [N, C, d1, ...] or [C], got a 0-d tensor");

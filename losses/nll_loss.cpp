@@ -2,6 +2,7 @@
 #include "ember/losses/standard.h"
 #include "losses/class_layout.h"
 #include "losses/kernels/cross_entropy.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
@@ -10,6 +11,14 @@ EMBER_DEFINE_STUB(nll_forward_stub, NLLForwardFn);
 EMBER_DEFINE_STUB(nll_backward_stub, NLLBackwardFn);
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLOptions& o) {
+  if (any_bfloat16(
+          log_probs,
+          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    NLLOptions o32 = o;
+    o32.weight = bf16_upcast(o.weight);
+    return via_float32([&](const Tensor& x, const Tensor& t) { return nll_loss(x, t, o32); }, log_probs,
+                       target);
+  }
   const ClassLayout layout = class_layout("nll_loss", log_probs, "log_probs");
   check_class_target("nll_loss", layout, log_probs, target);
   const Tensor weight = class_weight("nll_loss", o.weight, layout.classes, log_probs);

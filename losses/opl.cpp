@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "losses/kernels/opl.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
@@ -12,6 +13,11 @@ EMBER_DEFINE_STUB(opl_forward_stub, OPLForwardFn);
 EMBER_DEFINE_STUB(opl_backward_stub, OPLBackwardFn);
 
 Tensor opl(const Tensor& features, const Tensor& target, const OPLOptions& o) {
+  if (any_bfloat16(
+          features,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return opl(x, t, o); }, features, target);
+  }
   check_defined("opl", features, "features");
   check_defined("opl", target, "target");
   check_same_device("opl", {features, target});

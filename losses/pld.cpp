@@ -1,7 +1,8 @@
 // pld: Plackett-Luce distillation as one fused custom function. The forward kernel ranks each
-// row once (O(C log C)) and saves the ranking with the per-step quantities the backward needs,
-// so the backward is a single O(C) pass per row. The teacher is a constant: it is detached and
-// never put on the graph.
+// row once (O(C log C)) and, when a backward will run, also writes each row's gradient while the
+// ranking and the suffix sums are still in cache (an O(C) recurrence); the backward then only
+// scales it by the incoming gradient. The teacher is a constant: it is detached and never put on
+// the graph.
 #include "ember/losses/pld.h"
 
 #include <cmath>
@@ -9,17 +10,20 @@
 
 #include "losses/class_layout.h"
 #include "losses/kernels/pld.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
 
 EMBER_DEFINE_STUB(pld_forward_stub, PLDForwardFn);
-EMBER_DEFINE_STUB(pld_backward_stub, PLDBackwardFn);
 
 Tensor pld(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& target,
            const PLDOptions& o) {
   if (!(o.temperature > 0.0) || !std::isfinite(o.temperature))
     fail("pld: temperature must be a positive finite number, got {}", o.temperature);
+  if (any_bfloat16(student_logits, teacher_logits))  // computed in float32 (pld.md: upcast for the scans)
+    return via_float32([&](const Tensor& s, const Tensor& t) { return pld(s, t, target, o); }, student_logits,
+                       teacher_logits);
   const ClassLayout layout = class_layout("pld", student_logits, "student_logits");
   check_defined("pld", teacher_logits, "teacher_logits");
   check_same_device("pld", {student_logits, teacher_logits});
@@ -41,15 +45,9 @@ Tensor pld(const Tensor& student_logits, const Tensor& teacher_logits, const Ten
   const bool needs_grad = autograd::any_requires_grad({student_logits});
 
   Tensor loss = empty_tensor(layout.target_shape, dtype, device);
-  Tensor order, alpha, sigma, kappa;  // saved for backward only when one will run
-  if (needs_grad) {
-    const Shape ranked = {layout.rows(), layout.classes};
-    order = empty_tensor(ranked, DType::int32, device);
-    alpha = empty_tensor(ranked, dtype, device);
-    sigma = empty_tensor(ranked, dtype, device);
-    kappa = empty_tensor(ranked, dtype, device);
-  }
-  PLDCheck check = pld_forward_stub(device, loss, order, alpha, sigma, kappa, s, t, y, o.temperature);
+  // d loss[r] / d student, in the student's blocked layout: only when a backward will run
+  const Tensor row_grad = needs_grad ? empty_tensor(blocked, dtype, device) : Tensor();
+  PLDCheck check = pld_forward_stub(device, loss, row_grad, s, t, y, o.temperature);
   if (check.bad_target >= 0) fail_bad_target("pld", y, check.bad_target, layout.classes, false, 0);
   if (check.nan_teacher_row >= 0)
     fail("pld: teacher_logits row {} contains NaN, so the teacher's ranking is undefined",
@@ -57,15 +55,11 @@ Tensor pld(const Tensor& student_logits, const Tensor& teacher_logits, const Ten
 
   if (needs_grad) {
     const Shape shape = student_logits.shape();
+    const Shape per_row = {layout.outer, 1, layout.inner};  // grad_loss, broadcast over the classes
     autograd::record("pld", {student_logits}, loss,
-                     [=, os = autograd::SavedTensor(order), as = autograd::SavedTensor(alpha),
-                      ss = autograd::SavedTensor(sigma),
-                      ks = autograd::SavedTensor(kappa)](const autograd::BackwardArgs& a) {
-                       Tensor grad = empty_tensor(blocked, dtype, device);
-                       pld_backward_stub(device, grad, cast_raw(a.grad(), dtype).contiguous(),
-                                         os.unpack("pld"), as.unpack("pld"), ss.unpack("pld"),
-                                         ks.unpack("pld"));
-                       return std::vector<Tensor>{grad.view(shape)};
+                     [=, gs = autograd::SavedTensor(row_grad)](const autograd::BackwardArgs& a) {
+                       const Tensor scale = cast_raw(a.grad(), dtype).reshape(per_row);
+                       return std::vector<Tensor>{(gs.unpack("pld") * scale).view(shape)};
                      });
   }
   return reduce_loss(loss, o.reduction);

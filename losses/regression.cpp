@@ -4,21 +4,38 @@
 
 #include "ember/losses/standard.h"
 #include "losses/elementwise_checks.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember::losses {
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const MSEOptions& o) {
+  if (any_bfloat16(
+          input,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return mse_loss(x, t, o); }, input, target);
+  }
   Tensor y = check_pair("mse_loss", input, target, "input");
   return reduce_loss(square(input - y), o.reduction);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const L1Options& o) {
+  if (any_bfloat16(
+          input,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return l1_loss(x, t, o); }, input, target);
+  }
   Tensor y = check_pair("l1_loss", input, target, "input");
   return reduce_loss(abs(input - y), o.reduction);  // gradient sign(x - y): 0 where they are equal
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1Options& o) {
+  if (any_bfloat16(
+          input,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& x, const Tensor& t) { return smooth_l1_loss(x, t, o); }, input,
+                       target);
+  }
   Tensor y = check_pair("smooth_l1_loss", input, target, "input");
   if (!(o.beta >= 0.0) || !std::isfinite(o.beta))
     fail("smooth_l1_loss: beta must be a finite number >= 0, got {}", o.beta);

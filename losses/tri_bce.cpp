@@ -15,6 +15,7 @@
 
 #include "ember/autograd.h"
 #include "losses/kernels/tri_bce.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -54,6 +55,13 @@ void validate(const Tensor& z, const Tensor& za, const Tensor& zb, const Tensor&
 
 Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor& logits_b,
                const Tensor& target, const TriBCEOptions& options) {
+  if (any_bfloat16(
+          fused_logits, logits_a, logits_b,
+          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+    return via_float32([&](const Tensor& z, const Tensor& za, const Tensor& zb,
+                           const Tensor& t) { return tri_bce(z, za, zb, t, options); },
+                       fused_logits, logits_a, logits_b, target);
+  }
   validate(fused_logits, logits_a, logits_b, target);
   const Device device = fused_logits.device();
   // Raw, contiguous copies (no copy when already contiguous); the graph node is recorded on the

@@ -28,8 +28,11 @@ void write(const Tensor& t, const Tensor& values) {
 
 void fill_random(const Tensor& t, RandomDist dist, double a, double b) {
   if (t.numel() == 0) return;
-  // The kernel writes a contiguous block; a strided tensor gets a temporary and a copy.
-  Tensor dst = t.is_contiguous() ? t : empty_tensor(t.shape(), t.dtype(), t.device());
+  // The kernel writes a contiguous block; a strided tensor gets a temporary and a copy. bfloat16
+  // has no random kernel: it draws in float32 and is rounded by the copy.
+  const bool direct = t.is_contiguous() && t.dtype() != DType::bfloat16;
+  const DType draw = t.dtype() == DType::bfloat16 ? DType::float32 : t.dtype();
+  Tensor dst = direct ? t : empty_tensor(t.shape(), draw, t.device());
   uint64_t seed;
   uint64_t offset = reserve_random_offset(dst.numel(), &seed);
   random_stub(dst.device(), dist, dst, a, b, seed, offset);

@@ -34,8 +34,9 @@ struct DTypeCode {
   DType dtype;
   const char* code;
 };
-constexpr DTypeCode kCodes[] = {{DType::float32, "F32"}, {DType::float64, "F64"}, {DType::int64, "I64"},
-                                {DType::int32, "I32"},   {DType::uint8, "U8"},    {DType::boolean, "BOOL"}};
+constexpr DTypeCode kCodes[] = {{DType::float32, "F32"},  {DType::float64, "F64"}, {DType::int64, "I64"},
+                                {DType::int32, "I32"},    {DType::uint8, "U8"},    {DType::boolean, "BOOL"},
+                                {DType::bfloat16, "BF16"}};
 
 const char* code_of(DType t) {
   for (const auto& c : kCodes)
@@ -254,7 +255,8 @@ StateDict load_safetensors(const std::string& path) {
     const std::string code = info["dtype"].get<std::string>();
     std::optional<DType> dtype = dtype_of_code(code);
     if (!dtype)
-      bad_file(path, "tensor '{}' has dtype {}, which ember does not support (F32, F64, I64, I32, U8, BOOL)",
+      bad_file(path,
+               "tensor '{}' has dtype {}, which ember does not support (F32, F64, I64, I32, U8, BOOL, BF16)",
                name, code);
     if (!info.contains("shape") || !info["shape"].is_array())
       bad_file(path, "tensor '{}' has no shape array", name);

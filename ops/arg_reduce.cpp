@@ -1,6 +1,7 @@
 // max/min along a dim (values and indices) and argmax/argmin, through arg_reduce_stub.
 #include "ops/kernels/arg_reduce.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -42,6 +43,8 @@ Tensor drop_dim(const Tensor& t, int64_t d, bool keepdim) {
 
 std::pair<Tensor, Tensor> extreme_with_index(ArgReduceOp op, const char* name, const Tensor& x, int64_t dim,
                                              bool keepdim) {
+  if (is_bfloat16(x))  // exact: the float32 extreme of bfloat16 values is one of them
+    return via_float32([&](const Tensor& f) { return extreme_with_index(op, name, f, dim, keepdim); }, x);
   ArgReduced r = arg_reduce_raw(op, name, x, dim);
   Tensor values = drop_dim(r.values, r.dim, keepdim), indices = drop_dim(r.indices, r.dim, keepdim);
   if (autograd::any_requires_grad({x})) {
@@ -73,10 +76,12 @@ std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  if (is_bfloat16(x)) return argmax(bf16_upcast(x.detach()), dim, keepdim);
   ArgReduced r = arg_reduce_raw(ArgReduceOp::max, "argmax", x, dim);
   return drop_dim(r.indices, r.dim, keepdim);
 }
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  if (is_bfloat16(x)) return argmin(bf16_upcast(x.detach()), dim, keepdim);
   ArgReduced r = arg_reduce_raw(ArgReduceOp::min, "argmin", x, dim);
   return drop_dim(r.indices, r.dim, keepdim);
 }

@@ -1,6 +1,7 @@
 // conv2d: argument checks, the kernel call, and the backward (the kernels are in ops/cpu/conv.cpp).
 #include "ops/kernels/conv.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/linalg.h"
 
@@ -57,6 +58,12 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
               std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+  if (any_bfloat16(x, w, b))  // float32 accumulation, rounded output
+    return via_float32(
+        [&](const Tensor& xf, const Tensor& wf, const Tensor& bf) {
+          return conv2d(xf, wf, bf, stride, padding, dilation, groups);
+        },
+        x, w, b);
   check_defined("conv2d", x, "input");
   check_defined("conv2d", w, "weight");
   if (x.dim() == 3) return conv2d(x.unsqueeze(0), w, b, stride, padding, dilation, groups).squeeze(0);

@@ -23,7 +23,8 @@ template <class T>
 Tensor tensor(const std::vector<T>& data, const Shape& shape, TensorOptions options) {
   check_shape_valid(shape, "tensor");
   if (static_cast<int64_t>(data.size()) != shape_numel(shape))
-    fail("tensor: {} values given for shape {} ({} elements)", data.size(), shape_str(shape), shape_numel(shape));
+    fail("tensor: {} values given for shape {} ({} elements)", data.size(), shape_str(shape),
+         shape_numel(shape));
   Tensor host = empty_tensor(shape, dtype_of<T>(), Device::cpu());
   if constexpr (std::is_same_v<T, bool>) {
     bool* p = host.data_ptr<bool>();
@@ -38,7 +39,7 @@ template <class T>
 Tensor tensor(const std::vector<T>& data, TensorOptions options) {
   return tensor<T>(data, Shape{static_cast<int64_t>(data.size())}, options);
 }
-#define EMBER_INSTANTIATE(T)                                                  \
+#define EMBER_INSTANTIATE(T)                                                     \
   template Tensor tensor<T>(const std::vector<T>&, const Shape&, TensorOptions); \
   template Tensor tensor<T>(const std::vector<T>&, TensorOptions);
 EMBER_INSTANTIATE(float)
@@ -47,9 +48,12 @@ EMBER_INSTANTIATE(int64_t)
 EMBER_INSTANTIATE(int32_t)
 EMBER_INSTANTIATE(uint8_t)
 EMBER_INSTANTIATE(bool)
+EMBER_INSTANTIATE(bfloat16)
 #undef EMBER_INSTANTIATE
 
-Tensor empty(const Shape& shape, TensorOptions o) { return finish(empty_tensor(shape, o.dtype(), o.device()), o); }
+Tensor empty(const Shape& shape, TensorOptions o) {
+  return finish(empty_tensor(shape, o.dtype(), o.device()), o);
+}
 
 Tensor full(const Shape& shape, double value, TensorOptions o) {
   Tensor t = empty_tensor(shape, o.dtype(), o.device());
@@ -63,7 +67,8 @@ Tensor scalar_tensor(double value, TensorOptions o) { return full({}, value, o);
 Tensor arange(double end, TensorOptions o) { return arange(0, end, 1, o); }
 Tensor arange(double start, double end, double step, TensorOptions o) {
   if (step == 0) fail("arange: step must be nonzero");
-  if ((end - start) / step < 0) fail("arange: range [{}, {}) is empty or reversed for step {}", start, end, step);
+  if ((end - start) / step < 0)
+    fail("arange: range [{}, {}) is empty or reversed for step {}", start, end, step);
   int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
   DType dt = o.has_dtype() ? o.dtype() : DType::int64;
   if (!o.has_dtype() && (start != std::floor(start) || end != std::floor(end) || step != std::floor(step)))
@@ -77,7 +82,8 @@ Tensor linspace(double start, double end, int64_t steps, TensorOptions o) {
   if (steps < 0) fail("linspace: number of steps must be non-negative, got {}", steps);
   std::vector<double> v(steps);
   for (int64_t i = 0; i < steps; ++i)
-    v[i] = steps == 1 ? start : start + (end - start) * static_cast<double>(i) / static_cast<double>(steps - 1);
+    v[i] =
+        steps == 1 ? start : start + (end - start) * static_cast<double>(i) / static_cast<double>(steps - 1);
   return finish(tensor<double>(v, {steps}, TensorOptions(o.dtype()).device(o.device())), o);
 }
 
@@ -120,9 +126,14 @@ uint64_t reserve_random_offset(int64_t numel, uint64_t* seed) {
 }
 
 namespace {
-Tensor random_tensor(RandomDist dist, const Shape& shape, double a, double b, TensorOptions o, const char* op) {
+Tensor random_tensor(RandomDist dist, const Shape& shape, double a, double b, TensorOptions o,
+                     const char* op) {
   check_shape_valid(shape, op);
   if (!is_floating(o.dtype())) fail("{}: expected a floating dtype, got {}", op, o.dtype());
+  if (o.dtype() == DType::bfloat16) {  // drawn in float32 and rounded, with the same stream of numbers
+    Tensor f = random_tensor(dist, shape, a, b, TensorOptions(DType::float32).device(o.device()), op);
+    return finish(cast_raw(f, DType::bfloat16), o);
+  }
   Tensor t = empty_tensor(shape, o.dtype(), o.device());
   if (t.numel() > 0) {
     uint64_t seed;
@@ -133,8 +144,12 @@ Tensor random_tensor(RandomDist dist, const Shape& shape, double a, double b, Te
 }
 }  // namespace
 
-Tensor rand(const Shape& shape, TensorOptions o) { return random_tensor(RandomDist::uniform, shape, 0, 1, o, "rand"); }
-Tensor randn(const Shape& shape, TensorOptions o) { return random_tensor(RandomDist::normal, shape, 0, 1, o, "randn"); }
+Tensor rand(const Shape& shape, TensorOptions o) {
+  return random_tensor(RandomDist::uniform, shape, 0, 1, o, "rand");
+}
+Tensor randn(const Shape& shape, TensorOptions o) {
+  return random_tensor(RandomDist::normal, shape, 0, 1, o, "randn");
+}
 Tensor bernoulli(const Shape& shape, double p, TensorOptions o) {
   if (!(p >= 0 && p <= 1)) fail("bernoulli: p must be in [0, 1], got {}", p);
   return random_tensor(RandomDist::bernoulli, shape, p, 0, o, "bernoulli");
@@ -142,7 +157,9 @@ Tensor bernoulli(const Shape& shape, double p, TensorOptions o) {
 Tensor bernoulli(const Tensor& probs) {
   check_defined("bernoulli", probs);
   NoGradGuard g;
-  Tensor u = rand(probs.shape(), TensorOptions(probs.is_floating_point() ? probs.dtype() : DType::float32).device(probs.device()));
+  Tensor u =
+      rand(probs.shape(),
+           TensorOptions(probs.is_floating_point() ? probs.dtype() : DType::float32).device(probs.device()));
   return (u < probs).to(probs.is_floating_point() ? probs.dtype() : DType::float32);
 }
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions o) {
@@ -160,11 +177,23 @@ Tensor randperm(int64_t n, TensorOptions o) {
   return idx.to(o.device(), o.has_dtype() ? o.dtype() : DType::int64);
 }
 
-Tensor empty_like(const Tensor& t, std::optional<TensorOptions> o) { return empty(t.shape(), o.value_or(t.options())); }
-Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> o) { return zeros(t.shape(), o.value_or(t.options())); }
-Tensor ones_like(const Tensor& t, std::optional<TensorOptions> o) { return ones(t.shape(), o.value_or(t.options())); }
-Tensor full_like(const Tensor& t, double v, std::optional<TensorOptions> o) { return full(t.shape(), v, o.value_or(t.options())); }
-Tensor rand_like(const Tensor& t, std::optional<TensorOptions> o) { return rand(t.shape(), o.value_or(t.options())); }
-Tensor randn_like(const Tensor& t, std::optional<TensorOptions> o) { return randn(t.shape(), o.value_or(t.options())); }
+Tensor empty_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return empty(t.shape(), o.value_or(t.options()));
+}
+Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return zeros(t.shape(), o.value_or(t.options()));
+}
+Tensor ones_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return ones(t.shape(), o.value_or(t.options()));
+}
+Tensor full_like(const Tensor& t, double v, std::optional<TensorOptions> o) {
+  return full(t.shape(), v, o.value_or(t.options()));
+}
+Tensor rand_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return rand(t.shape(), o.value_or(t.options()));
+}
+Tensor randn_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return randn(t.shape(), o.value_or(t.options()));
+}
 
 }  // namespace ember

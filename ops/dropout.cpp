@@ -2,11 +2,13 @@
 // 1 / (1 - p), so the expected output equals the input and evaluation needs no rescaling.
 // The mask comes from ember's Philox generator (bernoulli), so manual_seed makes it repeatable.
 // Built from primitives: the gradient is mul's, g * mask / (1 - p).
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
 
 Tensor dropout(const Tensor& x, double p, bool training) {
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return dropout(f, p, training); }, x);
   check_defined("dropout", x);
   if (!(p >= 0.0 && p <= 1.0)) fail("dropout: probability must be in [0, 1], got {}", p);
   if (!is_floating(x.dtype())) fail("dropout: expected a floating-point tensor, got {}", x.dtype());

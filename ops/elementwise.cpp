@@ -2,6 +2,7 @@
 // derivative right beside it.
 #include <cmath>
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -23,11 +24,15 @@ bool unary_float_only(UnaryOp op) {
 bool binary_returns_bool(BinaryOp op) { return op >= BinaryOp::eq && op <= BinaryOp::logical_xor; }
 
 namespace {
-bool is_float_op(BinaryOp op) { return op == BinaryOp::div || op == BinaryOp::pow || op > BinaryOp::leaky_relu_backward; }
+bool is_float_op(BinaryOp op) {
+  return op == BinaryOp::div || op == BinaryOp::pow || op > BinaryOp::leaky_relu_backward;
+}
 }  // namespace
 
 Tensor unary_raw(UnaryOp op, const Tensor& x, double a, double b) {
   check_defined("unary", x);
+  if (x.dtype() == DType::bfloat16)
+    return via_float32_raw([&](const Tensor& f) { return unary_raw(op, f, a, b); }, x);
   Tensor in = x;
   if (unary_float_only(op) && !is_floating(x.dtype())) in = cast_raw(x, DType::float32);
   if (op == UnaryOp::affine && !is_floating(x.dtype()) &&
@@ -46,6 +51,10 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha, s
   DType compute = promote_types(a.dtype(), b.dtype());
   if (is_float_op(op) && !is_floating(compute)) compute = DType::float32;
   if (compute == DType::boolean && !binary_returns_bool(op)) compute = DType::uint8;
+  if (compute == DType::bfloat16)  // operands are rounded to bfloat16 first, as in PyTorch (bf16 + int)
+    return via_float32_raw(
+        [&](const Tensor& x, const Tensor& y) { return binary_raw(op, x, y, alpha, name); },
+        cast_raw(a, compute), cast_raw(b, compute));
   Shape shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), name);
   Tensor x = cast_raw(a, compute), y = cast_raw(b, compute);
   if (x.shape() != shape) x = x.detach().expand(shape);
@@ -59,7 +68,8 @@ namespace {
 
 // Records a single-input op whose gradient is `rule(grad, saved input, saved output)`.
 template <class Rule>
-Tensor unary_with_grad(const char* name, const Tensor& x, Tensor y, Rule rule, bool save_input, bool save_output) {
+Tensor unary_with_grad(const char* name, const Tensor& x, Tensor y, Rule rule, bool save_input,
+                       bool save_output) {
   if (autograd::any_requires_grad({x})) {
     SavedTensor xs = save_input ? SavedTensor(x) : SavedTensor();
     SavedTensor ys = save_output ? SavedTensor(y) : SavedTensor();
@@ -70,30 +80,30 @@ Tensor unary_with_grad(const char* name, const Tensor& x, Tensor y, Rule rule, b
   return y;
 }
 
-#define EMBER_UNARY(fn, OP, SAVE_IN, SAVE_OUT, ...)                                          \
-  Tensor fn(const Tensor& x) {                                                               \
-    return unary_with_grad(#fn, x, unary_raw(UnaryOp::OP, x),                                \
-                           [](const Tensor& g, const Tensor& x, const Tensor& y) { return __VA_ARGS__; }, \
-                           SAVE_IN, SAVE_OUT);                                               \
+#define EMBER_UNARY(fn, OP, SAVE_IN, SAVE_OUT, ...)                                                        \
+  Tensor fn(const Tensor& x) {                                                                             \
+    return unary_with_grad(                                                                                \
+        #fn, x, unary_raw(UnaryOp::OP, x),                                                                 \
+        [](const Tensor& g, const Tensor& x, const Tensor& y) { return __VA_ARGS__; }, SAVE_IN, SAVE_OUT); \
   }
 
 }  // namespace
 
 // name, kernel op, save input?, save output?, gradient
-EMBER_UNARY(exp, exp, false, true, g * y)
+EMBER_UNARY(exp, exp, false, true, g* y)
 EMBER_UNARY(log, log, true, false, g / x)
 EMBER_UNARY(log1p, log1p, true, false, g / (x + 1.0))
-EMBER_UNARY(expm1, expm1, false, true, g * (y + 1.0))
+EMBER_UNARY(expm1, expm1, false, true, g*(y + 1.0))
 EMBER_UNARY(sqrt, sqrt, false, true, g * 0.5 / y)
 EMBER_UNARY(rsqrt, rsqrt, false, true, g * -0.5 * y * y * y)
-EMBER_UNARY(abs, abs, true, false, g * sign(x))
+EMBER_UNARY(abs, abs, true, false, g* sign(x))
 EMBER_UNARY(neg, neg, false, false, -g)
 EMBER_UNARY(sign, sign, false, false, zeros_like(g))
 EMBER_UNARY(square, square, true, false, g * 2.0 * x)
-EMBER_UNARY(reciprocal, reciprocal, false, true, -g * y * y)
-EMBER_UNARY(sin, sin, true, false, g * cos(x))
-EMBER_UNARY(cos, cos, true, false, -g * sin(x))
-EMBER_UNARY(erf, erf, true, false, g * (2.0 / std::sqrt(M_PI)) * exp(-square(x)))
+EMBER_UNARY(reciprocal, reciprocal, false, true, -g* y* y)
+EMBER_UNARY(sin, sin, true, false, g* cos(x))
+EMBER_UNARY(cos, cos, true, false, -g* sin(x))
+EMBER_UNARY(erf, erf, true, false, g*(2.0 / std::sqrt(M_PI)) * exp(-square(x)))
 EMBER_UNARY(sigmoid, sigmoid, false, true, binary_raw(BinaryOp::sigmoid_backward, g, y))
 EMBER_UNARY(tanh, tanh, false, true, binary_raw(BinaryOp::tanh_backward, g, y))
 EMBER_UNARY(relu, relu, false, true, binary_raw(BinaryOp::relu_backward, g, y))
@@ -107,7 +117,8 @@ Tensor gelu(const Tensor& x, bool tanh_approx) {
   BinaryOp back = tanh_approx ? BinaryOp::gelu_tanh_backward : BinaryOp::gelu_backward;
   return unary_with_grad(
       "gelu", x, unary_raw(op, x),
-      [back](const Tensor& g, const Tensor& x, const Tensor&) { return binary_raw(back, g, x); }, true, false);
+      [back](const Tensor& g, const Tensor& x, const Tensor&) { return binary_raw(back, g, x); }, true,
+      false);
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
@@ -134,7 +145,8 @@ Tensor pow(const Tensor& x, double p) {
 Tensor pow(double base, const Tensor& e) {
   return unary_with_grad(
       "pow", e, unary_raw(UnaryOp::rpow_scalar, e, base),
-      [base](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * std::log(base); }, false, true);
+      [base](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * std::log(base); }, false,
+      true);
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
@@ -228,15 +240,16 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor pow(const Tensor& x, const Tensor& e) {
   Tensor out = binary_raw(BinaryOp::pow, x, e, 1.0, "pow");
   if (autograd::any_requires_grad({x, e})) {
-    autograd::record("pow", {x, e}, out,
-                     [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor(out)](const BackwardArgs& g) {
-                       Tensor b = sx.unpack("pow"), p = se.unpack("pow"), y = so.unpack("pow");
-                       Tensor gx, ge;
-                       if (g.needs(0)) gx = sum_to(g.grad() * p * pow(b, p - 1.0), b.shape());
-                       // d/dp b^p = b^p log b; define it as 0 where b == 0 (the limit for p > 0)
-                       if (g.needs(1)) ge = sum_to(where(b == 0.0, 0.0, g.grad() * y * log(b)), p.shape());
-                       return Grads{gx, ge};
-                     });
+    autograd::record(
+        "pow", {x, e}, out,
+        [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor(out)](const BackwardArgs& g) {
+          Tensor b = sx.unpack("pow"), p = se.unpack("pow"), y = so.unpack("pow");
+          Tensor gx, ge;
+          if (g.needs(0)) gx = sum_to(g.grad() * p * pow(b, p - 1.0), b.shape());
+          // d/dp b^p = b^p log b; define it as 0 where b == 0 (the limit for p > 0)
+          if (g.needs(1)) ge = sum_to(where(b == 0.0, 0.0, g.grad() * y * log(b)), p.shape());
+          return Grads{gx, ge};
+        });
   }
   return out;
 }
@@ -245,15 +258,16 @@ namespace {
 Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
   Tensor out = binary_raw(op, a, b, 1.0, name);
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record(name, {a, b}, out,
-                     [name, sa = SavedTensor(a), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
-                       Tensor x = sa.unpack(name), y = sb.unpack(name), o = so.unpack(name);
-                       // Ties split the gradient evenly, as PyTorch does.
-                       Tensor tie = x == y;
-                       Tensor half = where(tie, g.grad() * 0.5, g.grad());
-                       return Grads{g.needs(0) ? sum_to(where(logical_or(x == o, tie), half, 0.0), x.shape()) : Tensor(),
-                                    g.needs(1) ? sum_to(where(logical_or(y == o, tie), half, 0.0), y.shape()) : Tensor()};
-                     });
+    autograd::record(
+        name, {a, b}, out,
+        [name, sa = SavedTensor(a), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
+          Tensor x = sa.unpack(name), y = sb.unpack(name), o = so.unpack(name);
+          // Ties split the gradient evenly, as PyTorch does.
+          Tensor tie = x == y;
+          Tensor half = where(tie, g.grad() * 0.5, g.grad());
+          return Grads{g.needs(0) ? sum_to(where(logical_or(x == o, tie), half, 0.0), x.shape()) : Tensor(),
+                       g.needs(1) ? sum_to(where(logical_or(y == o, tie), half, 0.0), y.shape()) : Tensor()};
+        });
   }
   return out;
 }
@@ -267,13 +281,13 @@ Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 
 // ---- where / masked_fill ----
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  check_defined("where", cond, "condition");
-  check_same_device("where", {cond, a, b});
-  if (cond.dtype() != DType::boolean)
-    fail("where: condition must be a bool tensor, got {}", cond.dtype());
+namespace {
+Tensor where_raw(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   DType dtype = promote_types(a.dtype(), b.dtype());
+  if (dtype == DType::bfloat16)  // exact: every bfloat16 value is a float32 value
+    return via_float32_raw([&](const Tensor& x, const Tensor& y) { return where_raw(cond, x, y); },
+                           cast_raw(a, dtype), cast_raw(b, dtype));
   auto prep = [&](const Tensor& t) {
     Tensor c = cast_raw(t, dtype);
     return c.shape() == shape ? c : c.detach().expand(shape);
@@ -281,13 +295,23 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor c = cond.shape() == shape ? cond : cond.detach().expand(shape);
   Tensor out = empty_tensor(shape, dtype, a.device());
   if (out.numel() > 0) where_stub(a.device(), out, c, prep(a), prep(b));
+  return out;
+}
+}  // namespace
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_defined("where", cond, "condition");
+  check_same_device("where", {cond, a, b});
+  if (cond.dtype() != DType::boolean) fail("where: condition must be a bool tensor, got {}", cond.dtype());
+  Tensor out = where_raw(cond, a, b);
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("where", {a, b}, out, [sc = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
-      Tensor c = sc.unpack("where");
-      Tensor zero = zeros({}, g.grad().options());
-      return Grads{g.needs(0) ? sum_to(where(c, g.grad(), zero), sa) : Tensor(),
-                   g.needs(1) ? sum_to(where(c, zero, g.grad()), sb) : Tensor()};
-    });
+    autograd::record("where", {a, b}, out,
+                     [sc = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+                       Tensor c = sc.unpack("where");
+                       Tensor zero = zeros({}, g.grad().options());
+                       return Grads{g.needs(0) ? sum_to(where(c, g.grad(), zero), sa) : Tensor(),
+                                    g.needs(1) ? sum_to(where(c, zero, g.grad()), sb) : Tensor()};
+                     });
   }
   return out;
 }
@@ -330,9 +354,15 @@ Tensor operator<(const Tensor& a, double b) { return compare_scalar(UnaryOp::lt_
 Tensor operator<=(const Tensor& a, double b) { return compare_scalar(UnaryOp::le_scalar, a, b); }
 Tensor operator>(const Tensor& a, double b) { return compare_scalar(UnaryOp::gt_scalar, a, b); }
 Tensor operator>=(const Tensor& a, double b) { return compare_scalar(UnaryOp::ge_scalar, a, b); }
-Tensor logical_and(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_and, a, b, 1, "logical_and"); }
-Tensor logical_or(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_or, a, b, 1, "logical_or"); }
-Tensor logical_xor(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::logical_xor, a, b, 1, "logical_xor"); }
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  return binary_raw(BinaryOp::logical_and, a, b, 1, "logical_and");
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  return binary_raw(BinaryOp::logical_or, a, b, 1, "logical_or");
+}
+Tensor logical_xor(const Tensor& a, const Tensor& b) {
+  return binary_raw(BinaryOp::logical_xor, a, b, 1, "logical_xor");
+}
 Tensor logical_not(const Tensor& a) { return unary_raw(UnaryOp::logical_not, a); }
 Tensor operator&&(const Tensor& a, const Tensor& b) { return logical_and(a, b); }
 Tensor operator||(const Tensor& a, const Tensor& b) { return logical_or(a, b); }
@@ -375,6 +405,10 @@ Tensor& binary_inplace(Tensor& self, const char* name, BinaryOp op, const Tensor
         if (b != self.shape())
           fail("{}: operand of shape {} does not broadcast to {}", name, shape_str(other.shape()),
                shape_str(self.shape()));
+        if (self.dtype() == DType::bfloat16) {  // no bfloat16 kernel: compute aside, round into self
+          copy_into(self, binary_raw(op, self.detach(), other, alpha, name));
+          return;
+        }
         Tensor o = cast_raw(other, self.dtype());
         if (o.shape() != self.shape()) o = o.detach().expand(self.shape());
         binary_stub(self.device(), op, self, self, o, alpha);
@@ -392,13 +426,24 @@ Tensor& scalar_inplace(Tensor& self, const char* name, UnaryOp op, double a, dou
   if (!is_floating(self.dtype()) && op == UnaryOp::affine && (a != std::floor(a) || b != std::floor(b)))
     fail("{}: a non-integer scalar cannot be applied to a {} tensor in place", name, self.dtype());
   return apply_inplace(
-      self, name, [&] { unary_stub(self.device(), op, self, self, a, b); }, out_of_place,
-      autograd::any_requires_grad({self}));
+      self, name,
+      [&] {
+        if (self.dtype() == DType::bfloat16) {  // no bfloat16 kernel: compute aside, round into self
+          copy_into(self, unary_raw(op, self.detach(), a, b));
+        } else {
+          unary_stub(self.device(), op, self, self, a, b);
+        }
+      },
+      out_of_place, autograd::any_requires_grad({self}));
 }
 }  // namespace
 
-Tensor& Tensor::add_(const Tensor& o, double alpha) { return binary_inplace(*this, "add_", BinaryOp::add, o, alpha, add_alpha); }
-Tensor& Tensor::sub_(const Tensor& o, double alpha) { return binary_inplace(*this, "sub_", BinaryOp::sub, o, alpha, sub_alpha); }
+Tensor& Tensor::add_(const Tensor& o, double alpha) {
+  return binary_inplace(*this, "add_", BinaryOp::add, o, alpha, add_alpha);
+}
+Tensor& Tensor::sub_(const Tensor& o, double alpha) {
+  return binary_inplace(*this, "sub_", BinaryOp::sub, o, alpha, sub_alpha);
+}
 Tensor& Tensor::mul_(const Tensor& o) { return binary_inplace(*this, "mul_", BinaryOp::mul, o, 1.0, mul_2); }
 Tensor& Tensor::div_(const Tensor& o) { return binary_inplace(*this, "div_", BinaryOp::div, o, 1.0, div_2); }
 Tensor& Tensor::add_(double v) {
@@ -416,12 +461,14 @@ Tensor& Tensor::div_(double v) {
 }
 Tensor& Tensor::clamp_(double lo, double hi) {
   if (lo > hi) fail("clamp_: lower bound {} is greater than upper bound {}", lo, hi);
-  return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi, [=](const Tensor& t) { return ember::clamp(t, lo, hi); });
+  return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi,
+                        [=](const Tensor& t) { return ember::clamp(t, lo, hi); });
 }
 Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
   return apply_inplace(
       *this, "masked_fill_", [&] { copy_into(*this, ember::masked_fill(this->detach(), mask, value)); },
-      [&](const Tensor& t) { return ember::masked_fill(t, mask, value); }, autograd::any_requires_grad({*this}));
+      [&](const Tensor& t) { return ember::masked_fill(t, mask, value); },
+      autograd::any_requires_grad({*this}));
 }
 
 Tensor& operator+=(Tensor& a, const Tensor& b) { return a.add_(b); }

@@ -1,6 +1,7 @@
 // Indexing ops: gather, scatter, scatter_add, index_select, embedding, one_hot.
 // Index tensors are int64 (int32 is accepted and widened); every index is range-checked here,
 // before any kernel writes, so kernels (ops/kernels/index.h) can trust them.
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/kernels/index.h"
 
@@ -71,6 +72,10 @@ Tensor scatter_impl(const char* op, ScatterMode mode, const Tensor& self, int64_
                     const Tensor& src) {
   check_defined(op, self, "self");
   check_defined(op, src, "src");
+  if (any_bfloat16(self, src))  // exact: every bfloat16 value is a float32 value
+    return via_float32(
+        [&](const Tensor& s, const Tensor& v) { return scatter_impl(op, mode, s, dim, index_in, v); }, self,
+        src);
   Tensor index = index_as_int64(op, index_in);
   check_same_device(op, {self, index, src});
   check_has_dims(op, self, "self");
@@ -132,6 +137,7 @@ Tensor index_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index
 }  // namespace
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index_in) {
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return gather(f, dim, index_in); }, x);
   check_defined("gather", x);
   Tensor index = index_as_int64("gather", index_in);
   check_same_device("gather", {x, index});
@@ -164,6 +170,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return index_select(f, dim, index_in); }, x);
   check_defined("index_select", x);
   Tensor index = index_as_int64("index_select", index_in);
   check_same_device("index_select", {x, index});
@@ -184,6 +191,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& indices_in, int64_t padding_idx) {
+  if (is_bfloat16(weight))
+    return via_float32([&](const Tensor& w) { return embedding(w, indices_in, padding_idx); }, weight);
   check_defined("embedding", weight, "weight");
   Tensor indices = index_as_int64("embedding", indices_in);
   check_same_device("embedding", {weight, indices});

@@ -1,5 +1,6 @@
 // linear(x, W, b) = x W^T + b as one fused GEMM: the output starts as the broadcast bias and the
 // kernel adds x W^T onto it (beta = 1). W^T is a transposed view, never a copy.
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/linalg.h"
 
@@ -26,6 +27,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
          b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
   if (x.dtype() == DType::boolean) fail("linear: not defined for bool tensors");
   check_same_device("linear", {x, w, b});
+  if (x.dtype() == DType::bfloat16)  // float32 GEMM (float32 accumulation), rounded output
+    return via_float32(
+        [](const Tensor& x32, const Tensor& w32, const Tensor& b32) { return linear(x32, w32, b32); }, x, w,
+        b);
 
   Shape out_shape = x.shape();
   out_shape.back() = out_features;

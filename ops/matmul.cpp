@@ -1,5 +1,6 @@
 // matmul with PyTorch semantics (dot, matrix-vector, matrix-matrix, batched with broadcast batch
 // dims), on the gemm kernel; and its backward right below.
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/kernels/copy.h"
 #include "ops/kernels/linalg.h"
@@ -138,6 +139,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
          b.dtype());
   if (a.dtype() == DType::boolean) fail("matmul: {}: not defined for bool tensors", shapes());
   check_same_device("matmul", {a, b});
+  if (a.dtype() == DType::bfloat16)  // float32 GEMM (float32 accumulation), rounded output
+    return via_float32([](const Tensor& x, const Tensor& y) { return matmul(x, y); }, a, b);
 
   // A vector is a 1-row (left) or 1-column (right) matrix whose extra dim is dropped at the end.
   const Tensor a2 = a.dim() == 1 ? make_view(a, {1, a.size(0)}, {0, a.stride(0)}, a.storage_offset()) : a;

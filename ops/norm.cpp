@@ -3,6 +3,7 @@
 #include "ops/kernels/norm.h"
 
 #include "ember/nn/functional.h"
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -111,6 +112,10 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 
 Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  if (any_bfloat16(input, weight, bias))  // statistics in float32, as PyTorch computes them
+    return via_float32([&](const Tensor& x, const Tensor& w,
+                           const Tensor& b) { return layer_norm(x, normalized_shape, w, b, eps); },
+                       input, weight, bias);
   const char* op = "layer_norm";
   check_defined(op, input);
   if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());

@@ -2,6 +2,7 @@
 // Inputs are [N,C,H,W] or unbatched [C,H,W]; kernels see them as a stack of [H,W] planes.
 #include "ops/kernels/pool.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/linalg.h"
 
@@ -71,6 +72,8 @@ Pool2dParams pool_params(const char* op, const Tensor& x, std::array<int64_t, 2>
 
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding) {
+  if (is_bfloat16(x))
+    return via_float32([&](const Tensor& f) { return max_pool2d(f, kernel, stride, padding); }, x);
   PoolInput in = pool_input("max_pool2d", x, false);
   int64_t oh, ow;
   const Pool2dParams p = pool_params("max_pool2d", x, kernel, stride, padding, &oh, &ow);
@@ -95,6 +98,8 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding) {
+  if (is_bfloat16(x))
+    return via_float32([&](const Tensor& f) { return avg_pool2d(f, kernel, stride, padding); }, x);
   PoolInput in = pool_input("avg_pool2d", x, true);
   int64_t oh, ow;
   const Pool2dParams p = pool_params("avg_pool2d", x, kernel, stride, padding, &oh, &ow);
@@ -116,6 +121,8 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) {
+  if (is_bfloat16(x))
+    return via_float32([&](const Tensor& f) { return adaptive_avg_pool2d(f, output_size); }, x);
   PoolInput in = pool_input("adaptive_avg_pool2d", x, true);
   if (output_size[0] < 1 || output_size[1] < 1)
     fail("adaptive_avg_pool2d: output size must be positive, got {}", pair_str(output_size));

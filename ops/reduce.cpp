@@ -1,6 +1,7 @@
 // sum, mean, prod, amax, amin, any, all over any set of dims.
 #include "ops/kernels/reduce.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -44,6 +45,10 @@ Shape drop_shape(const Tensor& x, const std::vector<bool>& mask) {
 // Runs the kernel; returns the result in keepdim shape.
 Tensor reduce_raw(ReduceOp op, const Tensor& x, const std::vector<bool>& mask, DType out_dtype,
                   std::string_view name) {
+  if (x.dtype() == DType::bfloat16) {  // accumulates in float32 (as PyTorch does), rounds once
+    DType compute = out_dtype == DType::bfloat16 ? DType::float32 : out_dtype;
+    return via_float32_raw([&](const Tensor& f) { return reduce_raw(op, f, mask, compute, name); }, x);
+  }
   Tensor out = empty_tensor(keep_shape(x, mask), out_dtype, x.device());
   if (out.numel() == 0) return out;
   if (x.numel() == 0) {
@@ -82,6 +87,8 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
   check_defined("mean", x);
   if (!is_floating(x.dtype()))
     fail("mean: input dtype {} is not floating point; convert with .to(kFloat32) first", x.dtype());
+  if (x.dtype() == DType::bfloat16)  // sum and division in float32, one rounding
+    return via_float32([&](const Tensor& f) { return mean(f, dims, keepdim); }, x);
   auto mask = dims_mask(dims, x.dim(), "mean");
   int64_t count = 1;
   for (int64_t d = 0; d < x.dim(); ++d)

@@ -1,6 +1,7 @@
 // cumsum and logcumsumexp: running sums along one dim, through scan_stub.
 #include <cmath>
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -12,6 +13,8 @@ using Grads = std::vector<Tensor>;
 
 Tensor scan_raw(ScanOp op, const Tensor& x, int64_t dim, bool reverse, bool exclusive) {
   int64_t d = wrap_dim(dim, x.dim(), "scan");
+  if (x.dtype() == DType::bfloat16)  // accumulates in float32, rounds each output once
+    return via_float32_raw([&](const Tensor& f) { return scan_raw(op, f, d, reverse, exclusive); }, x);
   // The kernel walks lanes of a contiguous [outer, n, inner] block (ops/cpu/lanes.h); a strided
   // input is packed once, as PyTorch's CPU scans do.
   Tensor in = x.is_contiguous() ? x : x.detach().contiguous();

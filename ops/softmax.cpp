@@ -3,6 +3,7 @@
 // more backward.
 #include "ops/kernels/softmax.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -24,6 +25,8 @@ Tensor softmax_common(const char* name, const Tensor& x, int64_t dim, bool log) 
   if (!is_floating(x.dtype()))
     fail("{}: input dtype {} is not floating point; convert with .to(kFloat32) first", name, x.dtype());
   const int64_t d = wrap_dim(dim, x.dim(), name);
+  if (x.dtype() == DType::bfloat16)  // float32 kernels both ways; the casts carry the gradient
+    return via_float32([&](const Tensor& f) { return softmax_common(name, f, d, log); }, x);
   Tensor out = empty_tensor(x.shape(), x.dtype(), x.device());
   if (out.numel() > 0) softmax_stub(x.device(), out, packed(x), d, log);
   if (autograd::any_requires_grad({x})) {

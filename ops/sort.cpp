@@ -3,6 +3,7 @@
 // element, so the backward scatters the gradient back to the positions in `indices`.
 #include "ops/kernels/sort.h"
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 #include "ops/kernels/index.h"
 
@@ -20,6 +21,8 @@ namespace {
 // k < 0 means the whole line.
 std::pair<Tensor, Tensor> sorted_lines(const char* op, const Tensor& x_in, int64_t dim, int64_t k,
                                        bool descending) {
+  if (is_bfloat16(x_in))  // exact: sorting float32 copies of bfloat16 values permutes them
+    return via_float32([&](const Tensor& f) { return sorted_lines(op, f, dim, k, descending); }, x_in);
   check_defined(op, x_in);
   dim = wrap_dim(dim, x_in.dim(), op);
   // A 0-d tensor is sorted as its one-element 1-d view.

@@ -3,6 +3,7 @@
 // of letting autograd retrace (and keep alive) every intermediate of the forward.
 #include <cmath>
 
+#include "ops/bf16_compute.h"
 #include "ops/internal.h"
 
 namespace ember {
@@ -32,6 +33,7 @@ int64_t reduced_count(const Tensor& x, const std::vector<bool>& mask) {
 // ---- logsumexp ----
 
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return logsumexp(f, dims, keepdim); }, x);
   check_floating("logsumexp", x);
   const auto mask = dims_mask(dims, x.dim(), "logsumexp");
   const Shape kshape = reduced_shape(x.shape(), mask, true);
@@ -67,6 +69,9 @@ namespace {
 // divisor N - correction <= 0 is clamped to 0, so the result is inf or NaN rather than negative.
 Tensor variance(const char* name, const Tensor& x, const Shape& dims, int64_t correction, bool keepdim,
                 bool take_sqrt) {
+  if (is_bfloat16(x))  // accumulates in float32, rounds once
+    return via_float32(
+        [&](const Tensor& f) { return variance(name, f, dims, correction, keepdim, take_sqrt); }, x);
   check_floating(name, x);
   const auto mask = dims_mask(dims, x.dim(), name);
   const Shape kshape = reduced_shape(x.shape(), mask, true);
@@ -105,6 +110,7 @@ Tensor std(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim)
 //   p = inf:   max |x|                 p = -inf: min |x|       other p > 0: (sum |x|^p)^(1/p)
 
 Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return norm(f, p, dims, keepdim); }, x);
   check_floating("norm", x);
   if (std::isnan(p) || (p < 0 && !std::isinf(p))) fail("norm: p must be > 0, 0, inf or -inf; got {}", p);
   const auto mask = dims_mask(dims, x.dim(), "norm");

@@ -4,9 +4,8 @@
 // values worked out by hand. EMBER_OP_SUITE turns a table into parameterised tests that, for
 // every row, check the forward values on the CPU, run gradcheck, and (when a GPU is present)
 // run the same row on CUDA and compare with the CPU.
-#include <gtest/gtest.h>
-
 #include <ember/ember.h>
+#include <gtest/gtest.h>
 
 #include <functional>
 #include <string>
@@ -17,12 +16,12 @@ namespace ember::testing {
 using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 struct OpCase {
-  std::string name;               // unique, [A-Za-z0-9_]
+  std::string name;  // unique, [A-Za-z0-9_]
   OpFn fn;
-  std::vector<Tensor> inputs;     // on the CPU
-  Tensor expected;                // hand-computed result (undefined: skip the value check)
-  double tol = 1e-6;              // absolute + relative tolerance for the value check
-  bool gradcheck = true;          // false for non-differentiable ops
+  std::vector<Tensor> inputs;  // on the CPU
+  Tensor expected;             // hand-computed result (undefined: skip the value check)
+  double tol = 1e-6;           // absolute + relative tolerance for the value check
+  bool gradcheck = true;       // false for non-differentiable ops
   GradcheckOptions grad_options = {};
 };
 
@@ -41,10 +40,20 @@ Tensor I(const std::vector<int64_t>& values, const Shape& shape);
 ::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle);
 
 // Moves every input to `device` (keeping requires_grad on leaves).
-std::vector<Tensor> inputs_on(const std::vector<Tensor>& inputs, Device device, std::optional<DType> dtype = {});
+std::vector<Tensor> inputs_on(const std::vector<Tensor>& inputs, Device device,
+                              std::optional<DType> dtype = {});
 
 // gtest prints a row by its name
 inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+// ---- CUDA tests ----
+// Runs `fn` on CPU copies and on CUDA copies of `inputs` (floating inputs cast to `dtype` when
+// given) and expects the same results within `tol`: the outputs and, when the output requires
+// grad, the gradients of sum(out * w) for every input that requires grad, with w fixed and random
+// in [-1, 1) (a constant w would hide backward errors of any op whose outputs sum to a constant,
+// like softmax). Call it after EMBER_SKIP_WITHOUT_GPU().
+void expect_cuda_parity(const OpFn& fn, const std::vector<Tensor>& inputs, double tol,
+                        std::optional<DType> dtype = {});
 
 void run_forward_check(const OpCase& c);
 void run_gradcheck(const OpCase& c);
@@ -52,15 +61,19 @@ void run_cuda_parity(const OpCase& c);  // skips without a GPU
 
 }  // namespace ember::testing
 
-#define EMBER_EXPECT_THROW_MSG(stmt, needle) EXPECT_TRUE(::ember::testing::throws_error([&] { stmt; }, needle))
+// First statement of a test that needs a GPU: without one the test skips, with one message.
+#define EMBER_SKIP_WITHOUT_GPU() \
+  if (!::ember::cuda::is_available()) GTEST_SKIP() << "no CUDA device available (the CUDA tests need a GPU)"
+
+#define EMBER_EXPECT_THROW_MSG(stmt, needle) \
+  EXPECT_TRUE(::ember::testing::throws_error([&] { stmt; }, needle))
 
 // Declares a parameterised suite over the rows returned by `cases_fn()`.
-#define EMBER_OP_SUITE(Suite, cases_fn)                                                               \
-  class Suite : public ::testing::TestWithParam<::ember::testing::OpCase> {};                         \
-  TEST_P(Suite, Forward) { ::ember::testing::run_forward_check(GetParam()); }                        \
-  TEST_P(Suite, Gradcheck) { ::ember::testing::run_gradcheck(GetParam()); }                          \
-  TEST_P(Suite, CudaParity) { ::ember::testing::run_cuda_parity(GetParam()); }                       \
-  INSTANTIATE_TEST_SUITE_P(Ops, Suite, ::testing::ValuesIn(cases_fn()),                                \
-                           [](const ::testing::TestParamInfo<::ember::testing::OpCase>& info) {      \
-                             return info.param.name;                                                  \
-                           })
+#define EMBER_OP_SUITE(Suite, cases_fn)                                        \
+  class Suite : public ::testing::TestWithParam<::ember::testing::OpCase> {};  \
+  TEST_P(Suite, Forward) { ::ember::testing::run_forward_check(GetParam()); }  \
+  TEST_P(Suite, Gradcheck) { ::ember::testing::run_gradcheck(GetParam()); }    \
+  TEST_P(Suite, CudaParity) { ::ember::testing::run_cuda_parity(GetParam()); } \
+  INSTANTIATE_TEST_SUITE_P(                                                    \
+      Ops, Suite, ::testing::ValuesIn(cases_fn()),                             \
+      [](const ::testing::TestParamInfo<::ember::testing::OpCase>& info) { return info.param.name; })

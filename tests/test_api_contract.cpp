@@ -2,6 +2,8 @@
 // names. This file spells them out (mostly at compile time) so a rename breaks the build here.
 #include <ember/ember.h>
 
+#include <cmath>
+
 #include "harness.h"
 
 namespace ember::testing {
@@ -34,7 +36,8 @@ TEST(ApiContract, TrainingStepFromTheNnIssue) {
     opt.step();
     (step == 0 ? first : last) = loss.item<double>();
   }
-  EXPECT_LT(last, first * 0.5);  // it learns the 8 examples
+  EXPECT_NEAR(first, std::log(10.0), 0.3);  // small random init: close to uniform over 10 classes
+  EXPECT_LT(last, 0.1 * first);             // the 8 examples are memorised
   auto named = net->named_parameters();
   ASSERT_EQ(named.size(), 4u);
   EXPECT_EQ(named[0].first, "fc1.weight");
@@ -47,7 +50,8 @@ TEST(ApiContract, TrainingStepFromTheNnIssue) {
 TEST(ApiContract, CoreNames) {
   static_assert(std::is_same_v<decltype(ember::kFloat32), const ember::DType>);
   static_assert(std::is_same_v<ember::Shape, std::vector<int64_t>>);
-  ember::TensorOptions opts = ember::TensorOptions().dtype(ember::kFloat64).device(ember::Device::cpu()).requires_grad(true);
+  ember::TensorOptions opts =
+      ember::TensorOptions().dtype(ember::kFloat64).device(ember::Device::cpu()).requires_grad(true);
   ember::Tensor t = ember::zeros({2, 3}, opts);
   EXPECT_TRUE(t.requires_grad());
   ember::Tensor c = ember::linspace(0, 1, 3);
@@ -57,13 +61,15 @@ TEST(ApiContract, CoreNames) {
   std::pair<ember::Tensor, ember::Tensor> s = ember::sort(c, -1, true);
   std::pair<ember::Tensor, ember::Tensor> k = ember::topk(c, 2);
   std::pair<ember::Tensor, ember::Tensor> m = c.max(0, false);
-  ember::Tensor conv = ember::conv2d(ember::ones({1, 1, 3, 3}), ember::ones({1, 1, 2, 2}), {}, {1, 1}, {0, 0}, {1, 1}, 1);
+  ember::Tensor conv =
+      ember::conv2d(ember::ones({1, 1, 3, 3}), ember::ones({1, 1, 2, 2}), {}, {1, 1}, {0, 0}, {1, 1}, 1);
   ember::Tensor pool = ember::max_pool2d(conv, {2, 2});
   ember::Tensor ap = ember::adaptive_avg_pool2d(conv, {1, 1});
   EXPECT_EQ(pool.shape(), (ember::Shape{1, 1, 1, 1}));
   EXPECT_EQ(ap.item<float>(), 4.0f);
-  ember::GradcheckResult g = ember::gradcheck(
-      [](const std::vector<ember::Tensor>& in) { return in[0].exp(); }, {ember::ones({2}, ember::kFloat64).requires_grad_()});
+  ember::GradcheckResult g =
+      ember::gradcheck([](const std::vector<ember::Tensor>& in) { return in[0].exp(); },
+                       {ember::ones({2}, ember::kFloat64).requires_grad_()});
   EXPECT_TRUE(g.ok);
   ember::NoGradGuard guard;
   EXPECT_FALSE(ember::GradMode::is_enabled());
@@ -99,8 +105,8 @@ TEST(ApiContract, LossNames) {
   EXPECT_TRUE(mae_loss(logits, target).defined());
   EXPECT_TRUE(sum_exponential_loss(logits, target).defined());
   EXPECT_TRUE(kd_loss(logits, ember::randn({4, 5}), kd).defined());
-  for (Metric metric : {Metric::accuracy, Metric::f_beta, Metric::g_mean, Metric::balanced_accuracy, Metric::precision,
-                        Metric::recall, Metric::specificity, Metric::mcc})
+  for (Metric metric : {Metric::accuracy, Metric::f_beta, Metric::g_mean, Metric::balanced_accuracy,
+                        Metric::precision, Metric::recall, Metric::specificity, Metric::mcc})
     (void)metric;
 }
 

@@ -652,6 +652,79 @@ TEST_F(CCE, Float32MatchesFloat64) {
   EXPECT_LE(rel_diff(s.db, d.db), 1e-5);
 }
 
+// ---- bfloat16 inputs (the CPU widens them to float32 once) --------------------------------------
+
+TEST_F(CCE, Bfloat16RunsTheFloat32AlgorithmOnTheRoundedValues) {
+  // The same computation as float32 on the bf16 values: the loss and LSE bit for bit, and the
+  // gradients are the float32 gradients rounded to bf16.
+  tiny_tiles();
+  Tensor E = R({2, 7, 5}, -1, 1, 110, false).to(kBFloat16), C = R({13, 5}, -1, 1, 111, false).to(kBFloat16);
+  Tensor b = R({13}, -1, 1, 112, false).to(kBFloat16);
+  Tensor x = I({0, 12, 3, -100, 5, 5, 7, 1, 2, 11, -100, 4, 6, 9}, {2, 7});
+  for (bool filter : {false, true}) {
+    SCOPED_TRACE(filter ? "filtered" : "unfiltered");
+    CCEOptions o = with(Reduction::none, 3.0, 1);
+    o.filter_gradients = filter;
+    o.filter_eps = 1e-3;  // the same for both dtypes (the defaults differ)
+    auto f = [&](const Tensor& e, const Tensor& c, const Tensor& bb) {
+      CCEOptions oo = o;
+      oo.bias = bb;
+      auto r = cut_cross_entropy_with_lse(e, c, x, oo);
+      return r.loss + r.lse * 0.25;
+    };
+    Grads h = run_with_grads(f, E, C, b);
+    Grads s = run_with_grads(f, E.to(kFloat32), C.to(kFloat32), b.to(kFloat32));
+    EXPECT_EQ(h.loss.dtype(), kFloat32);
+    EXPECT_EQ(h.dE.dtype(), kBFloat16);
+    EXPECT_EQ(h.dC.dtype(), kBFloat16);
+    EXPECT_EQ(h.db.dtype(), kBFloat16);
+    EXPECT_TRUE(equal(h.loss, s.loss));
+    EXPECT_TRUE(equal(h.dE, s.dE.to(kBFloat16)));
+    EXPECT_TRUE(equal(h.dC, s.dC.to(kBFloat16)));
+    EXPECT_TRUE(equal(h.db, s.db.to(kBFloat16)));
+  }
+}
+
+TEST_F(CCE, Bfloat16DefaultFilterEpsilonIsTwoToTheMinus12) {
+  // Spec example 4 in bf16 (every value exact): |G| off the target is 1.233641e-4, below
+  // 2^-12 = 2.44e-4, so with vocabulary blocks of 2 the tile {2, 3} is skipped by default.
+  cpu::cce::tile_config().bwd_vocab = 2;
+  losses::detail::cce_sort_vocabulary() = false;
+  Tensor e = T({3, 0}, {1, 2}, false).to(kBFloat16).requires_grad_();
+  Tensor c = T({3, 0, 0, 1, 0, 2, 0, -1}, {4, 2}, false).to(kBFloat16).requires_grad_();
+  Tensor loss = cut_cross_entropy(e, c, I({0}, {1}), with(Reduction::sum));
+  EXPECT_NEAR(loss.item<double>(), 0.000370161, 2e-6);  // LSE - 9 in float32
+  loss.backward();
+  // filtered dE = [-0.001110277, 0.000123364] and dC rows 2, 3 zero, to bf16 rounding (2^-9)
+  std::vector<double> de = e.grad().to(kFloat64).to_vector<double>();
+  EXPECT_NEAR(de[0], -0.001110277, 0.001110277 / 256);
+  EXPECT_NEAR(de[1], 0.000123364, 0.000123364 / 256);
+  std::vector<double> dc = c.grad().to(kFloat64).to_vector<double>();
+  EXPECT_NEAR(dc[0], -0.001110277, 0.001110277 / 256);
+  EXPECT_NEAR(dc[2], 0.000370092, 0.000370092 / 256);  // row 1 (kept tile): S_1 e_0 = 1.233641e-4 * 3
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(dc[i], 0.0) << i;
+}
+
+TEST_F(CCE, DeterministicOptionDefaultsOffAndTheCPUIgnoresIt) {
+  // The CPU kernels are deterministic anyway: the flag (a CUDA choice) must not change a bit.
+  EXPECT_FALSE(CCEOptions{}.deterministic);
+  tiny_tiles();
+  Tensor E = R({9, 4}, -1, 1, 120), C = R({11, 4}, -1, 1, 121), b = R({11}, -1, 1, 122);
+  Tensor x = I({0, 10, 3, -100, 5, 5, 7, 1, 2}, {9});
+  auto f = [&](bool det) {
+    return [&, det](const Tensor& e, const Tensor& c, const Tensor& bb) {
+      CCEOptions o = with(Reduction::none, 2.0, 0, bb);
+      o.deterministic = det;
+      return cut_cross_entropy(e, c, x, o);
+    };
+  };
+  Grads a = run_with_grads(f(false), E, C, b), d = run_with_grads(f(true), E, C, b);
+  EXPECT_TRUE(equal(a.loss, d.loss));
+  EXPECT_TRUE(equal(a.dE, d.dE));
+  EXPECT_TRUE(equal(a.dC, d.dC));
+  EXPECT_TRUE(equal(a.db, d.db));
+}
+
 // ---- errors -----------------------------------------------------------------------------------
 
 TEST_F(CCE, Errors) {
@@ -668,7 +741,9 @@ TEST_F(CCE, Errors) {
   EMBER_EXPECT_THROW_MSG(cut_cross_entropy(E, C.to(kFloat32), x),
                          "cut_cross_entropy: classifier is float32 but embeddings are float64");
   EMBER_EXPECT_THROW_MSG(cut_cross_entropy(I({1, 2}, {1, 2}), C, I({0}, {1})),
-                         "cut_cross_entropy: embeddings must be float32 or float64, got int64");
+                         "cut_cross_entropy: embeddings must be float32, float64 or bfloat16, got int64");
+  EMBER_EXPECT_THROW_MSG(cut_cross_entropy(E.to(kFloat32), C.to(kBFloat16), x),
+                         "cut_cross_entropy: classifier is bfloat16 but embeddings are float32");
   EMBER_EXPECT_THROW_MSG(cut_cross_entropy(zeros({4, 0}, kFloat64), zeros({5, 0}, kFloat64), x),
                          "cut_cross_entropy: embeddings [4,0] have width 0");
   EMBER_EXPECT_THROW_MSG(cut_cross_entropy(E, zeros({0, 3}, kFloat64), x),

@@ -2,6 +2,8 @@
 // PyTorch (tests/fixtures/make_torch_models.py), strict rejection of malformed and truncated
 // files, and atomic writes that leave the previous file intact when writing fails.
 #include <ember/checkpoint.h>
+#include <ember/data.h>
+#include <ember/losses.h>
 #include <ember/nn.h>
 #include <ember/optim.h>
 #include <sys/resource.h>
@@ -167,6 +169,100 @@ TEST_F(Checkpoint, OptimizerAndSchedulerResumeFromFiles) {
   EMBER_EXPECT_THROW_MSG(load(sgd, path("o.safetensors")),
                          "load(optimizer): " + path("o.safetensors") +
                              ": SGD.load_state_dict: the state is for a AdamW optimizer");
+}
+
+// Everything a training run needs to continue: a model with Dropout (so the global RNG matters), Adam
+// with a per-batch StepLR, and a DataLoader with a seeded shuffle over a small in-memory dataset.
+struct TrainingRun {
+  std::shared_ptr<nn::Sequential> model;
+  std::unique_ptr<optim::Adam> opt;
+  std::unique_ptr<optim::StepLR> sched;
+  std::unique_ptr<data::DataLoader> loader;
+
+  // `init_seed` seeds the fresh weights; the loader's shuffle seed is fixed (a resumed run reloads it).
+  explicit TrainingRun(uint64_t init_seed) {
+    manual_seed(init_seed);
+    model = std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(4, 8), std::make_shared<nn::ReLU>(),
+                                             std::make_shared<nn::Dropout>(0.3),
+                                             std::make_shared<nn::Linear>(8, 3));
+    opt = std::make_unique<optim::Adam>(model->parameters(), optim::AdamOptions{0.05});
+    sched = std::make_unique<optim::StepLR>(*opt, 3, 0.5);
+    // 20 examples in batches of 6: 4 batches per epoch, the last one of 2.
+    std::vector<float> x;
+    std::vector<int64_t> y;
+    for (int i = 0; i < 20; ++i) {
+      for (int f = 0; f < 4; ++f) x.push_back(static_cast<float>(std::sin(1.7 * i + 0.9 * f)));
+      y.push_back(i % 3);
+    }
+    auto dataset = std::make_shared<data::TensorDataset>(tensor<float>(x, {20, 4}), tensor<int64_t>(y, {20}));
+    loader = std::make_unique<data::DataLoader>(
+        dataset, data::DataLoaderOptions{.batch_size = 6, .shuffle = true, .seed = 17});
+  }
+
+  float step() {
+    std::optional<data::Batch> batch = loader->next();
+    if (!batch) batch = loader->next();  // the end of an epoch: the next call starts the next one
+    opt->zero_grad();
+    Tensor loss = losses::cross_entropy(model->forward(batch->data), batch->target);
+    loss.backward();
+    opt->step();
+    sched->step();
+    return loss.item<float>();
+  }
+
+  // One file: model, optimizer, scheduler, data loader position and the global RNG state (as exact
+  // decimal text, like every other scalar in a checkpoint).
+  void save_all(const std::string& path) const {
+    StateDict all;
+    all.insert("model.", {model->state_dict(), {}});
+    all.insert("optim.", opt->state_dict());
+    all.insert("sched.", sched->state_dict());
+    all.insert("data.", loader->state_dict());
+    const GeneratorState rng = get_rng_state();
+    all.metadata["rng.seed"] = std::to_string(rng.seed);
+    all.metadata["rng.offset"] = std::to_string(rng.offset);
+    save_safetensors(path, all);
+  }
+  void load_all(const std::string& path, bool restore_rng = true) {
+    const StateDict all = load_safetensors(path);
+    model->load_state_dict(all.extract("model.").tensors);
+    opt->load_state_dict(all.extract("optim."));
+    sched->load_state_dict(all.extract("sched."));
+    loader->load_state_dict(all.extract("data."));
+    if (restore_rng)
+      set_rng_state({std::stoull(all.metadata.at("rng.seed")), std::stoull(all.metadata.at("rng.offset"))});
+  }
+};
+
+TEST_F(Checkpoint, FullTrainingStateResumesBitForBit) {
+  constexpr int kSteps = 11, kStop = 6;  // stop in the middle of the second epoch
+  std::vector<float> uninterrupted;
+  {
+    TrainingRun run(70);
+    for (int i = 0; i < kSteps; ++i) uninterrupted.push_back(run.step());
+  }
+
+  std::vector<float> resumed;
+  {
+    TrainingRun run(70);
+    for (int i = 0; i < kStop; ++i) resumed.push_back(run.step());
+    EXPECT_EQ(run.loader->state(), (data::DataLoaderState{17, 1, 2}));
+    run.save_all(path("all.safetensors"));
+  }
+  // Fresh objects with other weights and a moved generator: everything must come from the file.
+  TrainingRun fresh(71);
+  randn({5});
+  fresh.load_all(path("all.safetensors"));
+  EXPECT_EQ(fresh.sched->last_epoch(), kStop);
+  for (int i = kStop; i < kSteps; ++i) resumed.push_back(fresh.step());
+  EXPECT_EQ(resumed, uninterrupted);  // bit for bit
+
+  // The RNG is part of the state: without it the dropout masks, and so the losses, differ.
+  TrainingRun no_rng(71);
+  no_rng.load_all(path("all.safetensors"), /*restore_rng=*/false);
+  std::vector<float> drifted(uninterrupted.begin(), uninterrupted.begin() + kStop);
+  for (int i = kStop; i < kSteps; ++i) drifted.push_back(no_rng.step());
+  EXPECT_NE(drifted, uninterrupted);
 }
 
 TEST_F(Checkpoint, RejectsMalformedHeaders) {

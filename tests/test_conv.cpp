@@ -149,6 +149,15 @@ std::vector<OpCase> pool_cases() {
        {T({1, 3, 2, 4, 8, 7, 6, 5}, {2, 2, 2})},
        tensor<double>({3, 4, 8, 6}, {2, 2, 1})},
       {"max_gradcheck", maxp({3, 2}, {2, 1}, {1, 1}), {R({2, 2, 5, 4})}, Tensor()},
+      // 2x2 / stride 2 (the fast path) on odd sizes: the last row and column are in no window, so
+      // the 9s there never win; blocks {3,1,2,7} and {8,5,0,4}
+      {"max_2x2_odd_sizes",
+       maxp({2, 2}),
+       {T({3, 1, 9, 2, 7, 4, 8, 5, 6, 0, 4, 1, 9, 9, 9}, {1, 1, 5, 3})},
+       tensor<double>({7, 8}, {1, 1, 2, 1})},
+      {"max_2x2_gradcheck_odd_sizes", maxp({2, 2}), {R({2, 3, 5, 7}, -1, 1, 46)}, Tensor()},
+      // kernel 2 with padding 1 is not the fast path: windows rows/cols {0} and {1,2}
+      {"max_2x2_padded", maxp({2, 2}, {2, 2}, {1, 1}), {x9}, tensor<double>({1, 3, 7, 9}, {1, 1, 2, 2})},
       {"avg_2x2",
        avgp({2, 2}),
        {T({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {1, 1, 4, 4})},
@@ -263,6 +272,38 @@ TEST(Pool, MaxPoolPropagatesNaNAndWorksOnIntegers) {
   Tensor yi = max_pool2d(xi, {1, 2});
   EXPECT_EQ(yi.dtype(), kInt64);
   EXPECT_EQ(yi.to_vector<int64_t>(), (std::vector<int64_t>{3, 12}));
+}
+
+TEST(Pool, MaxPool2x2TiesGoToTheFirstAndNaNToTheLast) {
+  // Ties keep the first pixel in row-major order; NaN beats everything, and a later NaN beats an
+  // earlier one (PyTorch's rule). Plane 2 is int64, which has no NaN.
+  Tensor x = tensor<float>({5, 5, 5, 5, 1, 2, 2, 1, 1, NAN, 3, NAN}, {1, 3, 2, 2}).requires_grad_();
+  Tensor y = max_pool2d(x, {2, 2});
+  std::vector<float> v = y.to_vector<float>();
+  EXPECT_EQ(v[0], 5);
+  EXPECT_EQ(v[1], 2);
+  EXPECT_TRUE(std::isnan(v[2]));
+  y.sum().backward();
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1}));
+  Tensor xi = tensor<int64_t>({3, -7, 12, 5, -1, -2, -3, -4}, {2, 2, 2});
+  EXPECT_EQ(max_pool2d(xi, {2, 2}).to_vector<int64_t>(), (std::vector<int64_t>{12, -1}));
+}
+
+TEST(Pool, MaxPool2x2MatchesStridedMaximumOnOddSizes) {
+  // Big enough to run planes in parallel; odd H and W leave a row and a column out of every window.
+  manual_seed(12);
+  Tensor x = randn({4, 16, 23, 17}).requires_grad_();
+  Tensor y = max_pool2d(x, {2, 2});
+  ASSERT_EQ(y.shape(), (Shape{4, 16, 11, 8}));
+  auto tap = [&](int64_t r, int64_t c) { return x.detach().slice(2, r, 22, 2).slice(3, c, 16, 2); };
+  EXPECT_TRUE(tensors_close(y, maximum(maximum(tap(0, 0), tap(0, 1)), maximum(tap(1, 0), tap(1, 1))), 0));
+  // The gradient of sum(y) is 1 at each window's argmax (where x equals the window's max), 0 elsewhere.
+  y.sum().backward();
+  Tensor winners = zeros_like(x.detach());
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t c = 0; c < 2; ++c)
+      winners.slice(2, r, 22, 2).slice(3, c, 16, 2).copy_(eq(tap(r, c), y.detach()).to(kFloat32));
+  EXPECT_TRUE(tensors_close(x.grad(), winners, 0));
 }
 
 TEST(Pool, AvgPoolGradientIncludesPaddingInTheCount) {

@@ -2,9 +2,12 @@
 // to take each kernel's code paths: odd widths, rows wider than the shared-memory sort, dense
 // [N, C, d] layouts, exact ties in the teacher, rows that need the rescaling scan, infinities.
 // Each test compares values and the input gradients of sum(out * w) for a fixed random w, in
-// float64 and float32. Without a GPU every test skips with one message.
+// float64 and float32 (Cut Cross-Entropy also bfloat16, against the CPU and against materialised
+// cross_entropy on the GPU). Without a GPU every test skips with one message.
 #include <ember/losses.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <string>
@@ -16,29 +19,14 @@
 namespace ember::testing {
 namespace {
 
-#define REQUIRE_GPU() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device available (the CUDA tests need a GPU)"
+// The shared CUDA test helpers (tests/harness.h) under this file's short names.
+#define REQUIRE_GPU() EMBER_SKIP_WITHOUT_GPU()
 
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+using Fn = OpFn;
 
-// Runs f on CPU and on CUDA copies of `inputs` (floating inputs cast to `dtype`); compares the
-// outputs and, when the output requires grad, the input gradients of sum(out * w).
+// expect_cuda_parity with every floating input cast to `dtype`.
 void expect_parity(const Fn& f, const std::vector<Tensor>& inputs, DType dtype, double tol) {
-  std::vector<Tensor> cpu_in = inputs_on(inputs, Device::cpu(), dtype);
-  std::vector<Tensor> gpu_in = inputs_on(inputs, Device::cuda(), dtype);
-  Tensor c = f(cpu_in), g = f(gpu_in);
-  ASSERT_EQ(g.device(), Device::cuda());
-  ASSERT_EQ(g.dtype(), dtype);
-  EXPECT_TRUE(tensors_close(g.cpu(), c, tol)) << "forward";
-  if (!c.requires_grad()) return;
-  Tensor w = R(c.shape(), -1, 1, 99, false).to(c.dtype());
-  (c * w).sum().backward();
-  (g * w.cuda()).sum().backward();
-  for (size_t i = 0; i < cpu_in.size(); ++i)
-    if (cpu_in[i].defined() && cpu_in[i].requires_grad() && cpu_in[i].grad().defined()) {
-      ASSERT_TRUE(gpu_in[i].grad().defined()) << "input " << i;
-      EXPECT_TRUE(tensors_close(gpu_in[i].grad().cpu(), cpu_in[i].grad(), tol)) << "gradient of input " << i;
-    }
+  expect_cuda_parity(f, inputs, tol, dtype);
 }
 
 // Both dtypes with their tolerances.
@@ -163,6 +151,11 @@ TEST(CudaLosses, OPLSinglePairKindsAndZeroRows) {
   expect_parity_both(opl_fn(1.0, false), {f, I({0, 1, 0, 1}, {4})});
 }
 
+// ---- Cut Cross-Entropy ---------------------------------------------------------------------------
+// float64 runs on the simple kernels of cuda/losses/cce.cu (which filter on the CPU's tiles);
+// float32 and bfloat16 on the tiled kernels of cce_tiled.cu (64 x 128 tiles, float32 on FMA,
+// bfloat16 on tensor cores).
+
 // in = {embeddings, classifier, target, bias (optional)}; per-position losses (Reduction::none).
 Fn cce_fn(losses::CCEOptions o) {
   return [=](const std::vector<Tensor>& in) mutable {
@@ -172,20 +165,24 @@ Fn cce_fn(losses::CCEOptions o) {
   };
 }
 
-// Shrinks the CPU's backward tiles (which the CUDA backward reuses for gradient filtering) for the
-// lifetime of the object, so that small inputs span many tiles and leave partial ones.
-struct SmallTiles {
+// Sets the CPU's backward tiles for the lifetime of the object (the float64 CUDA kernels filter on
+// them too), restoring them and vocabulary sorting afterwards.
+struct CPUTiles {
   cpu::cce::TileConfig saved = cpu::cce::tile_config();
-  SmallTiles() {
-    cpu::cce::tile_config().bwd_rows = 4;
-    cpu::cce::tile_config().bwd_vocab = 8;
+  CPUTiles(int64_t rows, int64_t vocab) {
+    cpu::cce::tile_config().bwd_rows = rows;
+    cpu::cce::tile_config().bwd_vocab = vocab;
   }
-  ~SmallTiles() { cpu::cce::tile_config() = saved; }
+  ~CPUTiles() {
+    cpu::cce::tile_config() = saved;
+    losses::detail::cce_sort_vocabulary() = true;
+  }
 };
+constexpr int64_t kTiledRows = 64, kTiledVocab = 128;  // the tile of cuda/losses/cce_tiled.cu
 
 TEST(CudaLosses, CCEMatchesTheCPUForEveryOption) {
   REQUIRE_GPU();
-  SmallTiles tiles;
+  CPUTiles tiles(4, 8);  // small inputs span many (float64) tiles
   const Tensor E = R({10, 6}, -1, 1, 40), C = R({37, 6}, -1, 1, 41), bias = R({37}, -1, 1, 42);
   const Tensor y = I({3, -100, 36, 0, 5, 5, -100, 20, 11, 1}, {10});  // two ignored rows
   expect_parity_both(cce_fn({}), {E, C, y});
@@ -193,23 +190,69 @@ TEST(CudaLosses, CCEMatchesTheCPUForEveryOption) {
   expect_parity_both(cce_fn({.softcap = 2.0}), {E, C, y, bias});
   expect_parity_both(cce_fn({.shift = 1}), {E, C, y});
   expect_parity_both(cce_fn({.filter_gradients = false}), {E, C, y, bias});
+  expect_parity_both(cce_fn({.deterministic = true}), {E, C, y, bias});
   // [B, T, D] with shift: rows are scored against the next position of their own sequence
   expect_parity_both(cce_fn({.shift = 1}), {R({2, 5, 6}, -1, 1, 43), C, y.view({2, 5})});
 }
 
+TEST(CudaLosses, CCEMatchesTheCPUAcrossManyTiles) {
+  REQUIRE_GPU();
+  // 150 rows (three row blocks of 64, the last partial) x 300 classes (three vocabulary blocks of
+  // 128, the last partial); D = 33 (not a multiple of the 32-wide chunk, nor of a 16-byte vector).
+  const Tensor E = R({150, 33}, -1, 1, 60), C = R({300, 33}, -1, 1, 61), bias = R({300}, -2, 2, 62);
+  const Tensor y = class_ids({150}, 300, 63);
+  for (bool det : {false, true}) {
+    SCOPED_TRACE(det ? "deterministic" : "atomics");
+    expect_parity_both(cce_fn({.softcap = 3.0, .filter_gradients = false, .deterministic = det}),
+                       {E, C, y, bias});
+  }
+  // D = 64: the 16-byte vector loads
+  expect_parity_both(cce_fn({}), {R({70, 64}, -1, 1, 64), R({260, 64}, -1, 1, 65), class_ids({70}, 260, 66)});
+}
+
+// Inputs where gradient filtering with eps = 1e-3 skips whole tiles: targets lie in classes
+// 0..99, and classes 128.. carry a bias of -20, so their softmax entries (~e^-20) are negligible.
+struct FilterCase {
+  Tensor E = R({150, 5}, -1, 1, 44), C = R({300, 5}, -1, 1, 45), y = class_ids({150}, 100, 46), bias;
+  FilterCase() {
+    std::vector<double> b(300, 0.0);
+    for (size_t j = 128; j < b.size(); ++j) b[j] = -20.0;
+    bias = T(b, {300}, false);
+  }
+};
+
 TEST(CudaLosses, CCEFilteringSkipsTheSameTiles) {
   REQUIRE_GPU();
-  SmallTiles tiles;
-  // A coarse filter_eps: many tiles are skipped, and the two backends must skip the same ones
-  // (in natural and in sorted vocabulary order).
-  const Tensor E = R({12, 5}, -3, 3, 44), C = R({50, 5}, -3, 3, 45);
-  const Tensor y = class_ids({12}, 50, 46);
+  // The CPU filters on tiles of the tiled kernel's shape, so both backends skip the same tiles
+  // (in natural and in sorted vocabulary order, float64 and float32).
+  CPUTiles tiles(kTiledRows, kTiledVocab);
+  const FilterCase f;
   for (bool sorted : {true, false}) {
     SCOPED_TRACE(sorted ? "sorted vocabulary" : "natural order");
     losses::detail::cce_sort_vocabulary() = sorted;
-    expect_parity_both(cce_fn({.filter_eps = 1e-3}), {E, C, y});
+    expect_parity_both(cce_fn({.filter_eps = 1e-3}), {f.E, f.C, f.y, f.bias});
   }
-  losses::detail::cce_sort_vocabulary() = true;
+}
+
+TEST(CudaLosses, CCEFilteringReallySkipsOnTheGPU) {
+  REQUIRE_GPU();
+  // Natural order: vocabulary blocks 1 and 2 (classes 128..299) are negligible for every row, so
+  // with filtering their dC rows stay exactly 0; without, they get the small exact gradient.
+  CPUTiles tiles(kTiledRows, kTiledVocab);
+  losses::detail::cce_sort_vocabulary() = false;
+  const FilterCase f;
+  for (DType dt : {kFloat32, kBFloat16}) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    auto dC = [&](bool filter) {
+      Tensor C = f.C.detach().to(Device::cuda(), dt).requires_grad_();
+      losses::CCEOptions o{
+          .bias = f.bias.to(Device::cuda(), dt), .filter_gradients = filter, .filter_eps = 1e-3};
+      losses::cut_cross_entropy(f.E.detach().to(Device::cuda(), dt), C, f.y.cuda(), o).backward();
+      return C.grad().to(kFloat64).cpu().narrow(0, 128, 172);
+    };
+    EXPECT_EQ(dC(true).abs().max().item<double>(), 0.0);
+    EXPECT_GT(dC(false).abs().max().item<double>(), 0.0);
+  }
 }
 
 TEST(CudaLosses, CCEWithLseAndEdgeShapes) {
@@ -224,23 +267,207 @@ TEST(CudaLosses, CCEWithLseAndEdgeShapes) {
   expect_parity_both(cce_fn({}), {R({1, 4}, -1, 1, 50), R({5, 4}, -1, 1, 51), I({2}, {1})});
   Fn mean = [](const std::vector<Tensor>& in) { return losses::cut_cross_entropy(in[0], in[1], in[2]); };
   expect_parity_both(mean, {R({3, 4}, -1, 1, 52), R({5, 4}, -1, 1, 53), I({-100, -100, -100}, {3})});
+  // one row against a vocabulary of one tile's worth plus one (the forward splits it in two)
+  expect_parity_both(cce_fn({}), {R({1, 8}, -1, 1, 57), R({129, 8}, -1, 1, 58), I({128}, {1})});
 }
+
+// max |a - b| / max |b| (the absolute difference when b is all zero), in float64 on the CPU.
+double rel_error(const Tensor& a, const Tensor& b) {
+  std::vector<double> av = a.to(kFloat64).cpu().to_vector<double>(),
+                      bv = b.to(kFloat64).cpu().to_vector<double>();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < av.size(); ++i) {
+    diff = std::max(diff, std::abs(av[i] - bv[i]));
+    scale = std::max(scale, std::abs(bv[i]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+struct CCEGrads {
+  Tensor loss, dE, dC, db;
+};
+
+// Per-position losses of CCE (or of the materialised reference) for inputs moved to `device` as
+// `dtype`, and the gradients of sum(loss * w) + 0.1 sum(lse) (w = cos(index)), so that both the
+// per-row upstream gradient g and the LSE's h vary.
+CCEGrads run_cce(const Tensor& E0, const Tensor& C0, const Tensor& y0, const Tensor& b0, losses::CCEOptions o,
+                 Device device, DType dtype, bool materialised = false) {
+  Tensor E = E0.detach().to(device, dtype).requires_grad_(),
+         C = C0.detach().to(device, dtype).requires_grad_();
+  Tensor b = b0.defined() ? b0.detach().to(device, dtype).requires_grad_() : Tensor();
+  const Tensor y = y0.to(device);
+  o.bias = b;
+  o.reduction = losses::Reduction::none;
+  Tensor loss, lse;
+  if (!materialised) {
+    losses::CCEResult r = losses::cut_cross_entropy_with_lse(E, C, y, o);
+    loss = r.loss;
+    lse = r.lse;
+  } else {  // the logits, in float32 at least, then cross_entropy; lse from logsumexp
+    const DType wide = dtype == kBFloat16 ? kFloat32 : dtype;
+    Tensor e = E.to(wide), x = y;
+    if (o.shift > 0) {
+      const int64_t seq = E.dim() - 2, T = E.size(seq);
+      e = e.narrow(seq, 0, T - o.shift);
+      x = y.narrow(y.dim() - 1, o.shift, T - o.shift);
+    }
+    Tensor logits = e.reshape({-1, E.size(-1)}).matmul(C.to(wide).t());
+    if (b.defined()) logits = logits + b.to(wide);
+    if (o.softcap > 0) logits = tanh(logits / o.softcap) * o.softcap;
+    losses::CrossEntropyOptions ce;
+    ce.reduction = losses::Reduction::none;
+    loss = losses::cross_entropy(logits, x.reshape({-1}), ce).reshape(x.shape());
+    lse = logsumexp(logits, {1}).reshape(x.shape()) * (x != -100).to(wide);
+  }
+  const Tensor w =
+      cos(arange(0.0, static_cast<double>(loss.numel()), 1.0, loss.options())).reshape(loss.shape());
+  ((loss * w).sum() + lse.sum() * 0.1).backward();
+  return {loss, E.grad(), C.grad(), b.defined() ? b.grad() : Tensor()};
+}
+
+void expect_close(const CCEGrads& a, const CCEGrads& b, double loss_tol, double grad_tol) {
+  EXPECT_LE(rel_error(a.loss, b.loss), loss_tol) << "loss";
+  EXPECT_LE(rel_error(a.dE, b.dE), grad_tol) << "dE";
+  EXPECT_LE(rel_error(a.dC, b.dC), grad_tol) << "dC";
+  if (b.db.defined()) EXPECT_LE(rel_error(a.db, b.db), grad_tol) << "db";
+}
+
+struct Shape3 {
+  Shape e;  // [N, D] or [B, T, D]
+  int64_t V;
+};
 
 TEST(CudaLosses, CCEAgreesWithMaterialisedCrossEntropyOnTheGPU) {
   REQUIRE_GPU();
-  // V = 1000: not a multiple of any tile; logits of the baseline are materialised, CCE's are not
-  const Tensor e = R({16, 32}, -1, 1, 54, false).cuda(), c = R({1000, 32}, -0.5, 0.5, 55, false).cuda();
-  const Tensor y = class_ids({16}, 1000, 56).cuda();
-  Tensor E = e.clone().requires_grad_(), C = c.clone().requires_grad_();
-  Tensor cce = losses::cut_cross_entropy(E, C, y, {.filter_gradients = false});
-  cce.backward();
-  Tensor E2 = e.clone().requires_grad_(), C2 = c.clone().requires_grad_();
-  Tensor base = losses::cross_entropy(E2.matmul(C2.t()), y);
-  base.backward();
-  ASSERT_EQ(cce.device(), Device::cuda());
-  EXPECT_TRUE(tensors_close(cce.cpu(), base.cpu(), 1e-10));
-  EXPECT_TRUE(tensors_close(E.grad().cpu(), E2.grad().cpu(), 1e-10));
-  EXPECT_TRUE(tensors_close(C.grad().cpu(), C2.grad().cpu(), 1e-10));
+  // V not a multiple of the 128-wide tile; N = 1; [B, T, D] with a shift; ignored rows; D both a
+  // multiple of 8 (vector loads) and not.
+  const std::vector<Shape3> shapes = {{{16, 32}, 1000}, {{1, 7}, 300}, {{2, 70, 24}, 257}, {{130, 64}, 129}};
+  uint64_t seed = 200;
+  for (const Shape3& s : shapes)
+    for (double cap : {0.0, 4.0}) {
+      const int64_t D = s.e.back();
+      const Tensor E = R(s.e, -1, 1, seed, false), C = R({s.V, D}, -0.5, 0.5, seed + 1, false);
+      const Tensor b = R({s.V}, -1, 1, seed + 2, false);
+      Shape ys(s.e.begin(), s.e.end() - 1);
+      Tensor y = class_ids(ys, s.V, seed + 3).reshape({-1});
+      std::vector<int64_t> yv = y.to_vector<int64_t>();
+      for (size_t i = 0; i < yv.size(); i += 5) yv[i] = -100;  // every fifth position ignored
+      y = I(yv, ys);
+      seed += 10;
+      losses::CCEOptions o{.softcap = cap, .shift = s.e.size() == 3 ? 1 : 0, .filter_gradients = false};
+      const std::string what = fmt::format("E {} V {} softcap {}", shape_str(s.e), s.V, cap);
+      {
+        SCOPED_TRACE("float64 " + what);
+        expect_close(run_cce(E, C, y, b, o, Device::cuda(), kFloat64),
+                     run_cce(E, C, y, b, o, Device::cuda(), kFloat64, true), 1e-12, 1e-11);
+      }
+      {
+        SCOPED_TRACE("float32 " + what);
+        expect_close(run_cce(E, C, y, b, o, Device::cuda(), kFloat32),
+                     run_cce(E, C, y, b, o, Device::cuda(), kFloat32, true), 2e-6, 2e-5);
+      }
+      {
+        // bf16 inputs against fp32 math on the same (rounded) values: the loss differs by fp32
+        // rounding only; the gradients by the bf16 rounding of dz and of the result (2^-8).
+        SCOPED_TRACE("bfloat16 " + what);
+        const Tensor Eb = E.to(kBFloat16), Cb = C.to(kBFloat16), bb = b.to(kBFloat16);
+        CCEGrads g = run_cce(Eb, Cb, y, bb, o, Device::cuda(), kBFloat16);
+        EXPECT_EQ(g.loss.dtype(), kFloat32);
+        EXPECT_EQ(g.dE.dtype(), kBFloat16);
+        EXPECT_EQ(g.dC.dtype(), kBFloat16);
+        expect_close(g, run_cce(Eb, Cb, y, bb, o, Device::cuda(), kFloat32, true), 2e-5, 1.5e-2);
+      }
+    }
+}
+
+TEST(CudaLosses, CCEBfloat16MatchesTheCPU) {
+  REQUIRE_GPU();
+  // The CPU runs bf16 inputs in float32 (exact products, fp32 sums); the GPU on tensor cores
+  // (exact products, fp32 sums in another order; dz rounded to bf16 before the gradient GEMMs).
+  const Tensor E = R({150, 48}, -1, 1, 70, false).to(kBFloat16),
+               C = R({300, 48}, -1, 1, 71, false).to(kBFloat16);
+  const Tensor b = R({300}, -1, 1, 72, false).to(kBFloat16);
+  const Tensor y = class_ids({150}, 300, 73);
+  for (losses::CCEOptions o : {losses::CCEOptions{}, losses::CCEOptions{.softcap = 3.0},
+                               losses::CCEOptions{.filter_gradients = false, .deterministic = true}}) {
+    SCOPED_TRACE(fmt::format("softcap {} deterministic {}", o.softcap, o.deterministic));
+    CCEGrads g = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
+    CCEGrads c = run_cce(E, C, y, b, o, Device::cpu(), kBFloat16);
+    EXPECT_EQ(c.dE.dtype(), kBFloat16);
+    expect_close(g, c, 2e-5, 1.5e-2);
+  }
+  // Larger D with the 16-byte vector loads (D % 8 == 0) and a D tail past the 64-wide chunk.
+  const Tensor E2 = R({40, 200}, -1, 1, 74, false).to(kBFloat16),
+               C2 = R({260, 200}, -0.3, 0.3, 75, false).to(kBFloat16);
+  const Tensor y2 = class_ids({40}, 260, 76);
+  expect_close(run_cce(E2, C2, y2, Tensor(), {}, Device::cuda(), kBFloat16),
+               run_cce(E2, C2, y2, Tensor(), {}, Device::cpu(), kBFloat16), 2e-5, 1.5e-2);
+}
+
+TEST(CudaLosses, CCEDeterministicIsBitwiseRepeatable) {
+  REQUIRE_GPU();
+  // 300 rows x 1000 classes: 5 x 8 tiles, so the atomics of the default mode race on every dE and
+  // dC row; the deterministic mode must give the same bits twice (and agree with the default).
+  const Tensor E = R({300, 40}, -1, 1, 80, false), C = R({1000, 40}, -1, 1, 81, false);
+  const Tensor b = R({1000}, -1, 1, 82, false);
+  const Tensor y = class_ids({300}, 1000, 83);
+  for (DType dt : {kFloat32, kBFloat16}) {
+    SCOPED_TRACE(std::string(dtype_name(dt)));
+    const losses::CCEOptions det{.deterministic = true};
+    CCEGrads a = run_cce(E, C, y, b, det, Device::cuda(), dt);
+    CCEGrads a2 = run_cce(E, C, y, b, det, Device::cuda(), dt);
+    EXPECT_TRUE(equal(a.loss.cpu(), a2.loss.cpu()));
+    EXPECT_TRUE(equal(a.dE.cpu(), a2.dE.cpu()));
+    EXPECT_TRUE(equal(a.dC.cpu(), a2.dC.cpu()));
+    EXPECT_TRUE(equal(a.db.cpu(), a2.db.cpu()));
+    expect_close(run_cce(E, C, y, b, {}, Device::cuda(), dt), a, 0.0, dt == kBFloat16 ? 1e-2 : 1e-5);
+  }
+}
+
+TEST(CudaLosses, CCEAtomicLaunchOrderCoversEveryTile) {
+  REQUIRE_GPU();
+  // 1100 rows = 18 row blocks: one full launch group of 16 row blocks and a partial one of 2, so
+  // the grouped tile order of the atomic backward must visit every (row block, vocabulary block).
+  const Tensor E = R({1100, 8}, -1, 1, 84, false), C = R({300, 8}, -1, 1, 85, false);
+  const Tensor y = class_ids({1100}, 300, 86);
+  const losses::CCEOptions o{.filter_gradients = false};
+  expect_close(run_cce(E, C, y, Tensor(), o, Device::cuda(), kFloat32),
+               run_cce(E, C, y, Tensor(), o, Device::cpu(), kFloat32), 2e-6, 2e-5);
+}
+
+TEST(CudaLosses, CCEGradcheckOnTheGPU) {
+  REQUIRE_GPU();
+  // float64 (the simple kernels), every option that changes the math.
+  const Tensor E = R({5, 3}, -1, 1, 90), C = R({7, 3}, -1, 1, 91), b = R({7}, -1, 1, 92);
+  const Tensor y = I({0, 6, 3, -100, 2}, {5});
+  for (losses::CCEOptions o : {losses::CCEOptions{}, losses::CCEOptions{.softcap = 0.7},
+                               losses::CCEOptions{.shift = 1, .filter_gradients = false}}) {
+    SCOPED_TRACE(fmt::format("softcap {} shift {}", o.softcap, o.shift));
+    auto fn = [o, y](const std::vector<Tensor>& in) {
+      losses::CCEOptions oo = o;
+      oo.bias = in[2];
+      auto r = losses::cut_cross_entropy_with_lse(in[0], in[1], y.cuda(), oo);
+      return r.loss + (r.lse * r.lse).sum() * 0.1;
+    };
+    EXPECT_TRUE(passes_gradcheck(fn, inputs_on({E, C, b}, Device::cuda())));
+  }
+}
+
+TEST(CudaLosses, CCEOnTheGPUNeverAllocatesNTimesV) {
+  REQUIRE_GPU();
+  // float32 logits would take 64 MiB; beyond the inputs and dE + dC (the outputs), CCE's forward
+  // plus backward may use O(N + V) scratch only.
+  const int64_t N = 1024, D = 64, V = 16384;
+  Tensor E = R({N, D}, -1, 1, 93, false).cuda().requires_grad_();
+  Tensor C = R({V, D}, -1, 1, 94, false).cuda().requires_grad_();
+  const Tensor y = class_ids({N}, V, 95).cuda();
+  cuda::synchronize();
+  cuda::reset_peak_memory_stats();
+  const int64_t before = cuda::memory_stats().current_bytes;
+  losses::cut_cross_entropy(E, C, y).backward();
+  cuda::synchronize();
+  const int64_t extra = cuda::memory_stats().peak_bytes - before - (N + V) * D * 4;
+  EXPECT_LT(extra, N * V * 4 / 16) << "extra " << extra << " bytes";
 }
 
 }  // namespace

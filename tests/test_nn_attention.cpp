@@ -72,6 +72,40 @@ TEST(Attention, HeadsSplitTheEmbedding) {
   EXPECT_TRUE(tensors_close(mha->forward(x, x, x, per_head), cat({heads[0], h1}, 2), 1e-12));
 }
 
+TEST(Attention, FullyMaskedQueryGetsZeroWeights) {
+  // Every key of batch 1 is padding: its weights are zeros (PyTorch gives NaN), its output is
+  // out_proj's bias, and no gradient flows back to its inputs. Batch 0 only loses key 1.
+  auto mha = identity_attention(2, 1);
+  {
+    NoGradGuard g;
+    mha->out_proj->bias.copy_(tensor<double>({0.5, -2}));
+  }
+  Tensor x = R({2, 3, 2}, -1, 1, 57);
+  Tensor pad = tensor<bool>({false, true, false, true, true, true}, {2, 3});
+  auto [out, w] = mha->forward_with_weights(x, x, x, {}, pad);
+  EXPECT_TRUE(tensors_close(w.narrow(0, 1, 1), zeros({1, 3, 3}, TensorOptions(kFloat64)), 0));
+  EXPECT_TRUE(tensors_close(w.narrow(0, 0, 1).narrow(2, 1, 1), zeros({1, 3, 1}, TensorOptions(kFloat64)), 0));
+  EXPECT_TRUE(tensors_close(w.sum({2}).narrow(0, 0, 1), ones({1, 3}, TensorOptions(kFloat64)), 1e-12));
+  EXPECT_TRUE(tensors_close(out.narrow(0, 1, 1), tensor<double>({0.5, -2, 0.5, -2, 0.5, -2}, {1, 3, 2}), 0));
+  out.sum().backward();
+  EXPECT_TRUE(tensors_close(x.grad().narrow(0, 1, 1), zeros({1, 3, 2}, TensorOptions(kFloat64)), 0));
+}
+
+TEST(Attention, CausalMaskRules) {
+  auto mha = identity_attention(4, 2);
+  // L == S takes the fused causal path; it must agree with the explicit mask (generic path).
+  Tensor x = R({2, 5, 4}, -1, 1, 58, false);
+  EXPECT_TRUE(tensors_close(mha->forward(x, x, x, {}, {}, /*is_causal=*/true),
+                            mha->forward(x, x, x, nn::causal_mask(5, 5)), 1e-12));
+  // L != S keeps causal_mask's rule (query i sees keys 0..i, as PyTorch's is_causal), not the
+  // fused op's last-query-sees-last-key rule: query 0 sees key 0 only, query 1 keys 0 and 1.
+  Tensor q = R({2, 2, 4}, -1, 1, 59, false), kv = R({2, 3, 4}, -1, 1, 60, false);
+  auto [out, w] = mha->forward_with_weights(q, kv, kv, {}, {}, /*is_causal=*/true);
+  EXPECT_TRUE(tensors_close(w.narrow(1, 0, 1), tensor<double>({1, 0, 0, 1, 0, 0}, {2, 1, 3}), 1e-12));
+  EXPECT_TRUE(tensors_close(w.narrow(1, 1, 1).narrow(2, 2, 1), zeros({2, 1, 1}, TensorOptions(kFloat64)), 0));
+  EXPECT_TRUE(tensors_close(out, mha->forward(q, kv, kv, nn::causal_mask(2, 3)), 1e-12));
+}
+
 TEST(Attention, MatchesPyTorchSeqFirst) {
   StateDict f = load_safetensors(fixture("torch_transformer.safetensors"));
   nn::MultiheadAttention mha(8, 4);  // batch_first = false, PyTorch's default

@@ -5,11 +5,14 @@
 #include <ember/losses/standard.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
 #include "harness.h"
+#include "losses/cpu/ranking.h"
+#include "losses/cpu/row_ops.h"
 
 namespace ember::testing {
 namespace {
@@ -277,6 +280,142 @@ TEST(PLD, Float32AgreesWithFloat64AtC1000) {
   EXPECT_TRUE(tensors_close(s32.grad().to(kFloat64), s64.grad(), 2e-6));
 }
 
+// The forward computes each row's gradient and the backward only scales it by the incoming
+// gradient: a non-uniform upstream gradient, on the dense [N, C, d] layout and on a single [C]
+// row, must reach each row with its own factor.
+TEST(PLD, BackwardScalesEachRowByItsOwnUpstreamGradient) {
+  const int64_t N = 2, C = 7, inner = 3;
+  Tensor s = R({N, C, inner}, -3, 3, 51, false), t = R({N, C, inner}, -3, 3, 52, false);
+  std::vector<int64_t> labels = {0, 6, 3, 2, 5, 1};
+  std::vector<double> weights = {1.5, -2.0, 0.0, 0.25, 3.0, -0.5};
+  Tensor sv = s.clone().requires_grad_(true);
+  (losses::pld(sv, t, I(labels, {N, inner}), {1.0, Reduction::none}) * tensor<double>(weights, {N, inner}))
+      .sum()
+      .backward();
+  std::vector<double> sd = s.to_vector<double>(), td = t.to_vector<double>(),
+                      gd = sv.grad().to_vector<double>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < inner; ++i) {
+      std::vector<double> srow(C), trow(C);
+      for (int64_t c = 0; c < C; ++c) {
+        srow[c] = sd[(n * C + c) * inner + i];
+        trow[c] = td[(n * C + c) * inner + i];
+      }
+      RowReference ref = pld_reference(srow, trow, labels[n * inner + i], 1.0);
+      for (int64_t c = 0; c < C; ++c)
+        EXPECT_NEAR(gd[(n * C + c) * inner + i], weights[n * inner + i] * ref.grad[c], 1e-12);
+    }
+  // a single row [C]: the loss is a scalar
+  Tensor row = e2_student().view({4}).detach().requires_grad_(true);
+  (losses::pld(row, e2_teacher().view({4}), scalar_tensor(2, kInt64)) * 3.0).backward();
+  EXPECT_TRUE(tensors_close(
+      row.grad(), tensor<double>({0.516179155 * 3, -0.690073095 * 3, -0.040434521 * 3, 0.214328460 * 3}, {4}),
+      3e-6));
+}
+
+TEST(PLD, BatchMixingShiftedAndRescaledRows) {
+  // Row 0 is narrow (one shift), row 1 spreads over 1000 (the rescaling scan), row 2 holds a -inf
+  // student logit that the teacher ranks last, in float32 and float64.
+  std::vector<double> s = {0.5, -1.0, 2.0, 0.3, 1.1,  600.0, -400.0, 3.0,
+                           0.0, 5.0,  0.2, 1.0, -0.7, 2.5,   -kInf};
+  std::vector<double> t = {1.0, 0.0, -1.0, 2.0, 0.5, 0.3, 0.1, -2.0, 1.5, 0.0, 2.0, 1.0, 0.0, -1.0, -3.0};
+  std::vector<int64_t> labels = {3, 0, 2};
+  for (DType dt : {kFloat64, kFloat32}) {
+    Tensor sv = tensor<double>(s, {3, 5}).to(dt).requires_grad_(true);
+    Tensor loss = losses::pld(sv, tensor<double>(t, {3, 5}).to(dt), I(labels, {3}), {1.0, Reduction::none});
+    loss.sum().backward();
+    std::vector<double> ld = loss.to(kFloat64).to_vector<double>(),
+                        gd = sv.grad().to(kFloat64).to_vector<double>();
+    for (int64_t r = 0; r < 3; ++r) {
+      std::vector<double> srow(s.begin() + r * 5, s.begin() + (r + 1) * 5);
+      if (r == 2) srow[4] = -1e300;  // the finite limit of -inf in last place
+      RowReference ref = pld_reference(srow, std::vector<double>(t.begin() + r * 5, t.begin() + (r + 1) * 5),
+                                       labels[r], 1.0);
+      EXPECT_NEAR(ld[r], ref.loss, 1e-5 * std::max(1.0, ref.loss)) << dtype_name(dt) << " row " << r;
+      for (int64_t c = 0; c < 5; ++c)
+        EXPECT_NEAR(gd[r * 5 + c], ref.grad[c], 1e-6) << dtype_name(dt) << " row " << r << " class " << c;
+    }
+  }
+}
+
+// ---- the CPU kernel's building blocks (losses/cpu/ranking.h, row_ops.h) -----------------------
+
+template <class T>
+void expect_keys_round_trip() {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  using L = std::numeric_limits<T>;
+  const std::vector<T> values = {T(0),        T(1),          T(-1),           T(0.5),           T(-2.75),
+                                 T(1e-30),    T(-1e-30),     L::denorm_min(), -L::denorm_min(), L::max(),
+                                 L::lowest(), L::infinity(), -L::infinity()};
+  for (T v : values) {
+    const T back = losses::cpu::value_of_key<T>(losses::cpu::descending_key(v));
+    EXPECT_EQ(std::bit_cast<U>(back), std::bit_cast<U>(v)) << v;
+  }
+  // -0 ties with +0, so it comes back as +0
+  EXPECT_EQ(std::bit_cast<U>(losses::cpu::value_of_key<T>(losses::cpu::descending_key(T(-0.0)))), U(0));
+}
+
+TEST(PLDKernel, SortKeysDecodeBackToTheirValues) {
+  expect_keys_round_trip<float>();
+  expect_keys_round_trip<double>();
+}
+
+template <class T>
+void expect_ranked_values() {
+  const int64_t n = 301, skip = 17;
+  std::vector<T> v(n);
+  for (int64_t c = 0; c < n; ++c) v[c] = static_cast<T>(std::sin(0.37 * static_cast<double>(c)) * 5.0);
+  v[3] = v[40] = v[41] = T(1.25);  // ties
+  v[100] = -std::numeric_limits<T>::infinity();
+  v[200] = T(-0.0);
+  v[201] = T(0.0);
+  std::vector<int64_t> expected;
+  for (int64_t c = 0; c < n; ++c)
+    if (c != skip) expected.push_back(c);
+  std::stable_sort(expected.begin(), expected.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });
+  losses::cpu::Ranker<T> ranker(n);
+  std::vector<int32_t> order(n - 1);
+  std::vector<T> ranked(n - 1);
+  ranker.rank(v.data(), n, skip, *std::max_element(v.begin(), v.end()), *std::min_element(v.begin(), v.end()),
+              order.data(), ranked.data());
+  for (int64_t i = 0; i + 1 < n; ++i) {
+    EXPECT_EQ(order[i], expected[i]) << "position " << i;
+    EXPECT_EQ(ranked[i], v[order[i]]) << "position " << i;
+  }
+}
+
+TEST(PLDKernel, RankerReturnsTheRankedValues) {
+  expect_ranked_values<float>();
+  expect_ranked_values<double>();
+}
+
+TEST(PLDKernel, RunningSumsMatchAPlainLoop) {
+  for (int64_t n : {1, 2, 3, 4, 5, 9, 1001}) {
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 7) + 0.25f;
+    std::vector<double> local(n), suffix(n, -1), prefix(n, -1);
+    std::vector<int64_t> calls;
+    losses::cpu::for_each_suffix_sum(x.data(), n, local.data(), [&](int64_t i, double sum) {
+      calls.push_back(i);
+      suffix[i] = sum;
+    });
+    std::vector<int64_t> in_order(n);
+    std::iota(in_order.begin(), in_order.end(), 0);
+    EXPECT_EQ(calls, in_order) << "n=" << n;  // every index once, in order
+    losses::cpu::for_each_prefix_sum(x.data(), n, local.data(),
+                                     [&](int64_t i, double sum) { prefix[i] = sum; });
+    double after = 0, before = 0;
+    for (int64_t i = n - 1; i >= 0; --i) {
+      after += x[i];
+      EXPECT_NEAR(suffix[i], after, 1e-12 * after) << "n=" << n << " i=" << i;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      before += x[i];
+      EXPECT_NEAR(prefix[i], before, 1e-12 * before) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
 // ---- properties ----------------------------------------------------------------------------------
 
 TEST(PLD, PropertiesShiftInvarianceZeroSumRowsNonNegative) {
@@ -324,6 +463,14 @@ TEST(PLD, SmallTemperatureWithAConfidentCorrectTeacherIsCrossEntropy) {
   Tensor t = tensor<double>({5, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 7, 0, 0, 0}, {3, 6});
   Tensor y = I({0, 5, 2}, {3});
   EXPECT_NEAR(losses::pld(s, t, y, {1e-3}).item<double>(), losses::cross_entropy(s, y).item<double>(), 1e-12);
+  // and so is its gradient (alpha underflows to exactly 0 past the first step)
+  for (DType dt : {kFloat64, kFloat32}) {
+    Tensor a = s.to(dt).detach().clone().requires_grad_(true), b = a.detach().clone().requires_grad_(true);
+    losses::pld(a, t.to(dt), y, {1e-3}).backward();
+    losses::cross_entropy(b, y).backward();
+    EXPECT_TRUE(tensors_close(a.grad().to(kFloat64), b.grad().to(kFloat64), dt == kFloat64 ? 1e-12 : 1e-6))
+        << dtype_name(dt);
+  }
 }
 
 TEST(PLD, TiesRankTheSmallerClassFirst) {

@@ -94,6 +94,16 @@ TEST(Views, ShareStorageAndComputeStrides) {
   EXPECT_EQ(a.to_vector<float>()[4], -1.0f);
 }
 
+TEST(Views, ZeroSizeTensorsAreContiguous) {
+  // Like PyTorch: a tensor with no elements has nothing out of place, whatever its strides.
+  EXPECT_TRUE(zeros({2, 0}).is_contiguous());
+  EXPECT_TRUE(zeros({0, 3}).t().is_contiguous());
+  Tensor e = zeros({3, 0, 2}).permute({2, 0, 1});
+  EXPECT_TRUE(e.is_contiguous());
+  EXPECT_EQ(e.contiguous().shape(), (Shape{2, 3, 0}));
+  EXPECT_EQ(cat({zeros({2, 0}), zeros({2, 0})}, 1).shape(), (Shape{2, 0}));
+}
+
 TEST(Views, Errors) {
   Tensor a = zeros({3, 4});
   EMBER_EXPECT_THROW_MSG(a.t().view({12}), "view: shape [12] is not compatible");
@@ -106,19 +116,22 @@ TEST(Views, Errors) {
   EMBER_EXPECT_THROW_MSG(a.transpose(0, 2), "transpose: dim 2 out of range for a 2-d tensor");
   EMBER_EXPECT_THROW_MSG(a.expand({2, 4}), "expand: cannot expand [3,4] to [2,4]");
   EMBER_EXPECT_THROW_MSG(a.size(2), "size: dim 2 out of range");
-  EMBER_EXPECT_THROW_MSG(ones({3, 4}, kInt64).t().t().data_ptr<float>(), "data_ptr: requested float32 but the tensor is int64");
+  EMBER_EXPECT_THROW_MSG(ones({3, 4}, kInt64).t().t().data_ptr<float>(),
+                         "data_ptr: requested float32 but the tensor is int64");
   EMBER_EXPECT_THROW_MSG(a.item<float>(), "item: expected a tensor with one element, got shape [3,4]");
   EMBER_EXPECT_THROW_MSG(tensor<float>({1, 2, 3}, {2, 2}), "tensor: 3 values given for shape [2,2]");
   EMBER_EXPECT_THROW_MSG(zeros({-1, 2}), "negative dimension");
   EMBER_EXPECT_THROW_MSG(Tensor().shape(), "shape: called on an undefined tensor");
-  EMBER_EXPECT_THROW_MSG(zeros({2}, kInt64).requires_grad_(), "only floating-point tensors can require gradients");
+  EMBER_EXPECT_THROW_MSG(zeros({2}, kInt64).requires_grad_(),
+                         "only floating-point tensors can require gradients");
 }
 
 TEST(Views, GradientsFlowBackToTheBase) {
   Tensor x = R({3, 4});
   auto fn = [](const std::vector<Tensor>& in) {
     Tensor v = in[0].t().reshape({2, 6}).narrow(1, 1, 4).unsqueeze(0).expand({2, 2, 4});
-    return v.select(2, 3) * 2.0 + v.slice(2, 0, 4, 2).sum({2}) + in[0].permute({1, 0}).flatten().view({2, 6}).sum({1}).unsqueeze(1);
+    return v.select(2, 3) * 2.0 + v.slice(2, 0, 4, 2).sum({2}) +
+           in[0].permute({1, 0}).flatten().view({2, 6}).sum({1}).unsqueeze(1);
   };
   EXPECT_TRUE(passes_gradcheck(fn, {x}));
 }
@@ -132,8 +145,9 @@ TEST(Conversion, DtypeCastsAndClone) {
   c.fill_(0);
   EXPECT_EQ(f.to_vector<float>()[0], 1.7f);  // clone is a deep copy
   Tensor x = R({3}, -1, 1, 3);
-  EXPECT_TRUE(passes_gradcheck([](const std::vector<Tensor>& in) { return in[0].to(kFloat32).to(kFloat64) * 1.0; }, {x},
-                               GradcheckOptions{1e-3, 1e-3, 1e-3}));
+  EXPECT_TRUE(
+      passes_gradcheck([](const std::vector<Tensor>& in) { return in[0].to(kFloat32).to(kFloat64) * 1.0; },
+                       {x}, GradcheckOptions{1e-3, 1e-3, 1e-3}));
 }
 
 TEST(Printing, ShowsValuesShapeDtype) {

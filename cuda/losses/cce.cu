@@ -1,11 +1,15 @@
 // CUDA kernels of Cut Cross-Entropy (contract: losses/kernels/cce.h; the CPU reference is
 // losses/cpu/cce_forward.cpp and cce_backward.cpp, the method in ../shared/papers/cce.md).
 //
+// The registered entry points send float32 and bfloat16 to the tiled tensor-core kernels of
+// cce_tiled.cu and keep float64 (and nothing else) on the kernels below.
+//
 // This is the simple, correct version: every logit zhat_rj = softcap(e_r . c_j + b_j) is
 // computed by one warp (its 32 lanes split the D products, a shuffle reduction adds them, in a
 // fixed order so every recomputation of the same logit gives the same bits) and consumed at once;
-// no logit is ever written to global memory and nothing of size R x V is allocated. It does not
-// yet use shared-memory GEMM tiles or tensor cores (the issue's fast kernel is future work).
+// no logit is ever written to global memory and nothing of size R x V is allocated. It uses no
+// shared-memory GEMM tiles: it is the float64 path and the reference the tiled kernels are
+// checked against.
 //
 // Forward (cce_forward_kernel): one block per scored row. Each warp sweeps a strided share of the
 // vocabulary keeping an online log-sum-exp (running max m, sum s of exp(z - m) in double); the
@@ -28,6 +32,7 @@
 #include <cstdint>
 
 #include "cuda/loops.cuh"
+#include "cuda/losses/cce_tiled.h"
 #include "cuda/math.cuh"
 #include "losses/cpu/cce_config.h"
 #include "losses/kernels/cce.h"
@@ -280,9 +285,15 @@ Problem problem_of(const Tensor& C, const Tensor& rows, const Tensor& targets) {
 void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
                       const Tensor& logit_avg) {
+  if (E.dtype() != DType::float64)
+    return tiled_forward(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
   const Problem p = problem_of(C, rows, targets);
-  if (p.n == 0 || p.V == 0) return;
   KernelContext ctx(E, "cut_cross_entropy");
+  if (p.n == 0) {
+    if (logit_avg.defined())
+      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(double), ctx.stream));
+    return;
+  }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
     const T* e = static_cast<const T*>(E.raw_data());
     const T* c = static_cast<const T*>(C.raw_data());
@@ -300,11 +311,18 @@ void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, cons
 
 void cce_backward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                        const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
-                       const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, const Tensor& dE,
-                       const Tensor& dC, const Tensor& db) {
+                       const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
+                       bool deterministic, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+  if (E.dtype() != DType::float64)
+    return tiled_backward(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
+                          vocab_order, deterministic, dE, dC, db);
+  // (These kernels are deterministic whatever `deterministic` says.)
   const Problem p = problem_of(C, rows, targets);
-  if (p.n == 0 || p.V == 0) return;
   KernelContext ctx(E, "cut_cross_entropy backward");
+  for (const Tensor* out : {&dE, &dC, &db})  // the contract: the kernel writes every entry
+    if (out->defined())
+      EMBER_CUDA_CHECK(cudaMemsetAsync(out->raw_data(), 0, out->numel() * sizeof(double), ctx.stream));
+  if (p.n == 0) return;
   const ember::cpu::cce::TileConfig cfg = ember::cpu::cce::tile_config();
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
     const T* e = static_cast<const T*>(E.raw_data());

@@ -18,10 +18,14 @@
 //      walks its chunk backwards producing sigma_k, kappa_k and the step loss. Rows that fail the
 //      criterion (huge spreads, infinities, NaN) take the CPU's rescaling loop on one thread: it
 //      is sequential but exact, and such rows are rare.
-// Backward: one block per row evaluates the linear recurrence c_k = kappa_{k-1} c_{k-1} + alpha_k
-// in parallel. Each thread composes the affine maps c -> kappa c + alpha of its chunk into one
-// map (A, B); thread 0 chains the chunk maps to find each chunk's incoming c; each thread then
-// replays its chunk and writes g_k = scale (sigma_k c_k - alpha_k) to class order_k. No exp/log.
+// Gradient (only when the caller asks for it, i.e. a backward will run): the forward kernel then
+// also keeps each row's ranking, alpha, sigma_k = exp(u_k - Lambda_k) and kappa_k =
+// exp(Lambda_{k+1} - Lambda_k) in scratch tensors, and a second kernel, one block per row,
+// evaluates the linear recurrence c_k = kappa_{k-1} c_{k-1} + alpha_k in parallel. Each thread
+// composes the affine maps c -> kappa c + alpha of its chunk into one map (A, B); thread 0 chains
+// the chunk maps to find each chunk's incoming c; each thread then replays its chunk and writes
+// g_k = sigma_k c_k - alpha_k to class order_k of grad_student. No exp/log. (The autograd node
+// scales it by the incoming gradient.)
 // Invalid targets and NaN teacher rows are reported through two atomicMin slots, read back once.
 #include <cstdint>
 
@@ -88,7 +92,7 @@ __device__ __forceinline__ int32_t class_at(int64_t k, int32_t label, const int3
 template <class T>
 struct PLDForwardArgs {
   T* loss;
-  int32_t* order;  // these four are null when no backward will run
+  int32_t* order;  // these four are null when no gradient is asked for
   T* alpha;
   T* sigma;
   T* kappa;
@@ -270,9 +274,8 @@ __global__ void pld_forward_kernel(PLDForwardArgs<T> a) {
 }
 
 template <class T>
-__global__ void pld_backward_kernel(T* grad, const T* grad_loss, const int32_t* order_all, const T* alpha_all,
-                                    const T* sigma_all, const T* kappa_all, int64_t rows, int64_t C,
-                                    int64_t inner) {
+__global__ void pld_gradient_kernel(T* grad, const int32_t* order_all, const T* alpha_all, const T* sigma_all,
+                                    const T* kappa_all, int64_t rows, int64_t C, int64_t inner) {
   __shared__ double map_a[kMaxThreads], map_b[kMaxThreads];
   const int tid = threadIdx.x, nt = blockDim.x;
   const int64_t per = (C + nt - 1) / nt, k0 = min(C, tid * per), k1 = min(C, k0 + per);
@@ -301,11 +304,10 @@ __global__ void pld_backward_kernel(T* grad, const T* grad_loss, const int32_t* 
       }
     }
     __syncthreads();
-    const T scale = grad_loss[r];
     double c = map_b[tid];
     for (int64_t k = k0; k < k1; ++k) {
       c = (k == 0 ? 0.0 : static_cast<double>(kappa[k - 1])) * c + alpha[k];
-      out[order[k] * inner] = scale * (sigma[k] * static_cast<T>(c) - alpha[k]);
+      out[order[k] * inner] = sigma[k] * static_cast<T>(c) - alpha[k];
     }
     __syncthreads();  // map slots are rewritten by the next row
   }
@@ -324,9 +326,8 @@ int64_t next_pow2(int64_t n) {
   return p;
 }
 
-PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& order, const Tensor& alpha, const Tensor& sigma,
-                          const Tensor& kappa, const Tensor& student, const Tensor& teacher,
-                          const Tensor& target, double temperature) {
+PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& grad_student, const Tensor& student,
+                          const Tensor& teacher, const Tensor& target, double temperature) {
   const int64_t outer = student.size(0), C = student.size(1), inner = student.size(2);
   const int64_t rows = outer * inner;
   PLDCheck check;
@@ -347,7 +348,15 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& order, const Tensor&
       scratch_keys = empty_tensor({static_cast<int64_t>(grid), P}, student.dtype(), device);
       scratch_idx = empty_tensor({static_cast<int64_t>(grid), P}, DType::int32, device);
     }
-    const bool keep = order.defined();
+    // per-step state for the gradient kernel, in ranked order
+    const bool keep = grad_student.defined();
+    Tensor order, alpha, sigma, kappa;
+    if (keep) {
+      order = empty_tensor({rows, C}, DType::int32, device);
+      alpha = empty_tensor({rows, C}, student.dtype(), device);
+      sigma = empty_tensor({rows, C}, student.dtype(), device);
+      kappa = empty_tensor({rows, C}, student.dtype(), device);
+    }
     PLDForwardArgs<T> a{static_cast<T*>(loss.raw_data()),
                         keep ? static_cast<int32_t*>(order.raw_data()) : nullptr,
                         keep ? static_cast<T*>(alpha.raw_data()) : nullptr,
@@ -366,6 +375,14 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& order, const Tensor&
                         in_shared ? nullptr : static_cast<int32_t*>(scratch_idx.raw_data())};
     pld_forward_kernel<T><<<grid, threads_for(C), in_shared ? slot_bytes : 0, ctx.stream>>>(a);
     EMBER_CUDA_CHECK_LAUNCH("pld_forward_kernel");
+    if (keep) {
+      const unsigned int rows_grid = static_cast<unsigned int>(rows < kMaxGrid ? rows : kMaxGrid);
+      pld_gradient_kernel<T><<<rows_grid, threads_for(C), 0, ctx.stream>>>(
+          static_cast<T*>(grad_student.raw_data()), static_cast<const int32_t*>(order.raw_data()),
+          static_cast<const T*>(alpha.raw_data()), static_cast<const T*>(sigma.raw_data()),
+          static_cast<const T*>(kappa.raw_data()), rows, C, inner);
+      EMBER_CUDA_CHECK_LAUNCH("pld_gradient_kernel");
+    }
   });
   unsigned long long host[2];
   EMBER_CUDA_CHECK(cudaMemcpyAsync(host, flags.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, ctx.stream));
@@ -380,25 +397,8 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& order, const Tensor&
   return check;
 }
 
-void pld_backward_cuda(const Tensor& grad, const Tensor& grad_loss, const Tensor& order, const Tensor& alpha,
-                       const Tensor& sigma, const Tensor& kappa) {
-  const int64_t outer = grad.size(0), C = grad.size(1), inner = grad.size(2);
-  const int64_t rows = outer * inner;
-  if (rows == 0 || C == 0) return;
-  KernelContext ctx(grad, "pld backward");
-  dispatch_floating(grad.dtype(), "pld", [&]<class T>() {
-    const unsigned int grid = static_cast<unsigned int>(rows < kMaxGrid ? rows : kMaxGrid);
-    pld_backward_kernel<T><<<grid, threads_for(C), 0, ctx.stream>>>(
-        static_cast<T*>(grad.raw_data()), static_cast<const T*>(grad_loss.raw_data()),
-        static_cast<const int32_t*>(order.raw_data()), static_cast<const T*>(alpha.raw_data()),
-        static_cast<const T*>(sigma.raw_data()), static_cast<const T*>(kappa.raw_data()), rows, C, inner);
-    EMBER_CUDA_CHECK_LAUNCH("pld_backward_kernel");
-  });
-}
-
 }  // namespace
 
 EMBER_REGISTER_KERNEL(pld_forward_stub, cuda, &pld_forward_cuda);
-EMBER_REGISTER_KERNEL(pld_backward_stub, cuda, &pld_backward_cuda);
 
 }  // namespace ember::losses::cuda_kernels

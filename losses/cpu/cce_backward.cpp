@@ -28,6 +28,7 @@
 // dE for a group of rows, and the copies are added together when the group is done. The group
 // size is chosen so all the copies together hold at most group_elements values, which keeps
 // the extra memory small and independent of N.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
 #include "ember/threads.h"
+#include "losses/cpu/cce_bfloat16.h"
 #include "losses/cpu/cce_tiles.h"
 #include "losses/kernels/cce.h"
 
@@ -122,6 +124,8 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
                         const Tensor& grad_nll_t, const Tensor& grad_lse_t, double filter_eps,
                         const Tensor& order_t, const Tensor& dE_t, const Tensor& dC_t, const Tensor& db_t) {
   const int64_t n = rows_t.numel(), V = C_t.size(0), D = C_t.size(1);
+  for (const Tensor* out : {&dE_t, &dC_t, &db_t})  // the contract: every entry is written
+    if (out->defined()) std::fill_n(static_cast<T*>(out->raw_data()), out->numel(), T(0));
   if (n == 0) {
     cce::last_backward_stats() = {};
     return;
@@ -255,8 +259,18 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
 
 void cce_backward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
-                      const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, const Tensor& dE,
-                      const Tensor& dC, const Tensor& db) {
+                      const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
+                      bool /*deterministic: always*/, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+  if (E.dtype() == DType::bfloat16) {  // float32 math on widened copies, gradients rounded at the end
+    const Tensor dE32 = cce::float_twin(dE), dC32 = cce::float_twin(dC), db32 = cce::float_twin(db);
+    cce_backward_typed<float>(cce::widened_to_float(E), cce::widened_to_float(C), cce::widened_to_float(bias),
+                              rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps, vocab_order, dE32,
+                              dC32, db32);
+    cce::round_into_bfloat16(dE32, dE);
+    cce::round_into_bfloat16(dC32, dC);
+    cce::round_into_bfloat16(db32, db);
+    return;
+  }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
     cce_backward_typed<T>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
                           vocab_order, dE, dC, db);

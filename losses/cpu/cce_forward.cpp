@@ -30,6 +30,7 @@
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
 #include "ember/threads.h"
+#include "losses/cpu/cce_bfloat16.h"
 #include "losses/cpu/cce_tiles.h"
 #include "losses/kernels/cce.h"
 
@@ -159,6 +160,11 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
 void cce_forward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                      const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
                      const Tensor& logit_avg) {
+  if (E.dtype() == DType::bfloat16) {  // float32 math on widened copies (lse, nll are float32)
+    cce_forward_typed<float>(cce::widened_to_float(E), cce::widened_to_float(C), cce::widened_to_float(bias),
+                             rows, targets, softcap, lse, nll, logit_avg);
+    return;
+  }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
     cce_forward_typed<T>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
   });

@@ -1,18 +1,27 @@
-// CPU kernels of PLD (contract in losses/kernels/pld.h). Per row, forward:
+// CPU kernel of PLD (contract in losses/kernels/pld.h). Per row:
 //   1. rank: the true class first, then the others by a stable descending sort of the teacher
 //      logits (a bucket sort, linear for real logits: losses/cpu/ranking.h);
-//   2. weights: alpha_k = softmax(t / tau)[order_k];
-//   3. suffix log-sum-exps Lambda_k of the ranked student logits u, giving sigma_k, kappa_k and
-//      the step losses l_k = Lambda_k - u_k, then loss = sum_k alpha_k l_k.
-// Step 3 has two paths. The fast one shifts the whole row by M = max u once and sums
-// E_k = exp(u_k - M) from the back: exact as long as every E_k is a normal number, i.e. the row's
-// spread max u - min u stays below ~80 (float) or ~700 (double), which covers real logits; its
-// loops are independent element by element, so they vectorise. The stable one (rows with a wider
-// spread or non-finite values) keeps the suffix sum as m + log S with a running max m, rescaling S
-// whenever the max changes, so no tail underflows (the trap the spec warns about).
-// Backward: the recurrence c_k = c_{k-1} kappa_{k-1} + alpha_k, g_k = sigma_k c_k - alpha_k.
+//   2. weights: alpha_k = softmax(t / tau)[order_k], in ranked order from the start (the ranker
+//      also returns the ranked teacher logits);
+//   3. suffix log-sum-exps Lambda_k of the ranked student logits u, the step losses
+//      l_k = Lambda_k - u_k and loss = sum_k alpha_k l_k;
+//   4. when a backward will run, the row's gradient g_k = sum_{j <= k} alpha_j exp(u_k - Lambda_j)
+//      - alpha_k, scattered to class order_k: computed here, while everything it needs is in
+//      cache, instead of saving per-step state for a separate backward pass to read back.
+// Steps 3 and 4 have two paths. The fast one shifts the whole row by M = max u once and sums
+// E_k = exp(u_k - M) from the back (S_k = exp(Lambda_k - M)): exact as long as every E_k is a
+// normal number, i.e. the row's spread max u - min u stays below ~80 (float) or ~700 (double),
+// which covers real logits. Its gradient is g_k = E_k P_k - alpha_k with the prefix sums
+// P_k = sum_{j <= k} alpha_j / S_j; every loop is independent element by element (so it
+// vectorises) except the two running sums, which run as four interleaved chains. The stable path
+// (rows with a wider spread or non-finite values) keeps the suffix sum as m + log S with a
+// running max m, rescaling S whenever the max changes, so no tail underflows (the trap the spec
+// warns about); its gradient is the recurrence c_k = c_{k-1} kappa_{k-1} + alpha_k,
+// g_k = sigma_k c_k - alpha_k, with sigma_k = exp(u_k - Lambda_k), kappa_k = exp(Lambda_{k+1} -
+// Lambda_k), whose factors are all <= 1.
 #include "losses/kernels/pld.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -37,48 +46,64 @@ void atomic_min(std::atomic<int64_t>& a, int64_t v) {
   }
 }
 
-// Per-thread buffers, reused row after row.
+// Per-thread buffers, reused row after row (all in ranked order but `teacher`, `student` and
+// `grad`, which are in class order).
 template <class T>
 struct RowBuffers {
   Ranker<T> ranker;
-  std::vector<T> teacher, student, weights, u, e, step;
-  std::vector<double> suffix;
+  std::vector<T> teacher, student, grad, ranked_teacher, u, alpha, e, step, q, sigma, kappa, c;
+  std::vector<double> sums;
   std::vector<int32_t> order;
-  std::vector<T> alpha, sigma, kappa;  // used when the caller does not keep them for backward
-  explicit RowBuffers(int64_t C, bool keep_outputs)
+  explicit RowBuffers(int64_t C)
       : ranker(C),
         teacher(C),
         student(C),
-        weights(C),
+        grad(C),
+        ranked_teacher(C),
         u(C),
+        alpha(C),
         e(C),
         step(C),
-        suffix(C),
-        order(keep_outputs ? 0 : C),
-        alpha(keep_outputs ? 0 : C),
-        sigma(keep_outputs ? 0 : C),
-        kappa(keep_outputs ? 0 : C) {}
+        q(C),
+        sigma(C),
+        kappa(C),
+        c(C),
+        sums(C),
+        order(C) {}
 };
 
-// Step 3, fast path: one shift M for the whole row (see the file comment for when it is exact).
+// Steps 3 and 4, fast path: one shift M for the whole row (see the file comment for when it is
+// exact). Returns the row's loss; writes g to grad[order_k] (class order) unless grad is null. Always
+// inlined, so that its exp and log loops are compiled for the target of forward_rows' clones.
 template <class T>
-double scan_shifted(const T* u, const T* alpha, T* sigma, T* kappa, RowBuffers<T>& b, int64_t C, T M) {
+[[gnu::always_inline]] inline double scan_shifted(const T* u, const T* alpha, const int32_t* order,
+                                                  RowBuffers<T>& b, int64_t C, T M, T* grad) {
   T* e = b.e.data();
   T* step = b.step.data();
-  double* suffix = b.suffix.data();
+  T* q = b.q.data();
+  double* sums = b.sums.data();
   for (int64_t k = 0; k < C; ++k) e[k] = exp_of(u[k] - M);
-  suffix_sums(e, C, suffix);  // S_k, accumulated in double
-  for (int64_t k = 0; k + 1 < C; ++k) {
-    const T S = static_cast<T>(suffix[k]), inv = T(1) / S;
-    sigma[k] = e[k] * inv;
-    kappa[k] = static_cast<T>(suffix[k + 1]) * inv;
-    // Lambda_k - u_k = log S_k + M - u_k; S_k lies in [E_k, C], a positive normal number
-    step[k] = log_positive(S) + (M - u[k]);
+  // S_k = sum_{l >= k} E_l in double; l_k = Lambda_k - u_k = log S_k + M - u_k, where S_k lies
+  // in [E_k, C], a positive normal number. The last choice is forced: l_{C-1} = 0 exactly.
+  if (!grad) {
+    for_each_suffix_sum(
+        e, C, sums, [&](int64_t k, double S_k) { step[k] = log_positive(static_cast<T>(S_k)) + (M - u[k]); });
+    step[C - 1] = 0;
+    return sum_of(alpha, C, step);
   }
-  sigma[C - 1] = 1;  // the last choice is forced: l_{C-1} = 0 exactly
-  kappa[C - 1] = 0;
+  for_each_suffix_sum(e, C, sums, [&](int64_t k, double S_k) {
+    const T S = static_cast<T>(S_k);
+    step[k] = log_positive(S) + (M - u[k]);
+    q[k] = alpha[k] / S;
+  });
   step[C - 1] = 0;
-  return sum_of(alpha, C, step);
+  const double loss = sum_of(alpha, C, step);
+  // g_k = sum_{j <= k} alpha_j E_k / S_j - alpha_k = E_k P_k - alpha_k. E_k P_k <= sum alpha = 1
+  // (S_j >= S_k >= E_k), and P_k <= 1 / min E stays far from overflowing.
+  for_each_prefix_sum(q, C, sums,
+                      [&](int64_t k, double P_k) { step[k] = static_cast<T>(e[k] * P_k) - alpha[k]; });
+  for (int64_t k = 0; k < C; ++k) grad[order[k]] = step[k];
+  return loss;
 }
 
 // Step 3, stable path: suffix sum as m + log S with a running max m.
@@ -111,118 +136,126 @@ double scan_rescaled(const T* u, const T* alpha, T* sigma, T* kappa, int64_t C) 
   return loss;
 }
 
+// Step 4, stable path: the recurrence of the file comment.
 template <class T>
-PLDCheck pld_forward(const Tensor& loss_t, const Tensor& order_t, const Tensor& alpha_t,
-                     const Tensor& sigma_t, const Tensor& kappa_t, const Tensor& student_t,
+void gradient_rescaled(const T* alpha, const int32_t* order, RowBuffers<T>& b, int64_t C, T* grad) {
+  const T* sigma = b.sigma.data();
+  T* c = b.c.data();
+  // c_k = sum_{j <= k} alpha_j exp(Lambda_k - Lambda_j) = kappa_{k-1} c_{k-1} + alpha_k: every
+  // factor kappa <= 1, so c stays bounded by sum(alpha) = 1 and nothing overflows.
+  linear_recurrence(b.kappa.data(), alpha, C, c, b.step.data());
+  for (int64_t k = 0; k < C; ++k) grad[order[k]] = sigma[k] * c[k] - alpha[k];
+}
+
+template <class T>
+struct ForwardArgs {
+  T* loss;
+  T* grad;  // null when no backward will run
+  const T* student;
+  const T* teacher;
+  const int64_t* target;
+  int64_t C, inner;
+  T inv_tau;
+};
+
+// Rows [begin, end): the whole per-row pipeline, compiled for SSE2 and AVX2 (EMBER_VECTOR_CLONES;
+// the exp/log loops are most of its time). Returns the first row whose teacher logits hold a NaN,
+// or -1.
+template <class T>
+EMBER_VECTOR_CLONES int64_t forward_rows(const ForwardArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t C = a.C, inner = a.inner;
+  RowBuffers<T> b(C);
+  int32_t* order = b.order.data();
+  T* alpha = b.alpha.data();
+  T* u = b.u.data();
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t base = (r / inner) * C * inner + r % inner, label = a.target[r];
+    // the row's classes, contiguous (a copy only for dense [N, C, d...] inputs)
+    const T* tr = a.teacher + base;
+    const T* sr = a.student + base;
+    if (inner != 1) {
+      for (int64_t c = 0; c < C; ++c) b.teacher[c] = tr[c * inner];
+      for (int64_t c = 0; c < C; ++c) b.student[c] = sr[c * inner];
+      tr = b.teacher.data();
+      sr = b.student.data();
+    }
+
+    // 1. ranking (the student row is read once in order first, so that step 2's gather finds it
+    // in cache; its spread is a property of the row, measured where the loop vectorises)
+    const RowStats<T> teacher = row_stats(tr, C);
+    if (teacher.has_nan) return r;
+    const RowStats<T> student = row_stats(sr, C);
+    T* ranked_teacher = b.ranked_teacher.data();
+    order[0] = static_cast<int32_t>(label);
+    ranked_teacher[0] = tr[label];
+    b.ranker.rank(tr, C, label, teacher.max, teacher.min, order + 1, ranked_teacher + 1);
+
+    // 2. teacher weights, straight in ranked order (the ranker hands back the ranked teacher
+    // logits), then the student logits gathered into ranked order (3.)
+    for (int64_t k = 0; k < C; ++k) alpha[k] = exp_of((ranked_teacher[k] - teacher.max) * a.inv_tau);
+    const T inv_z = static_cast<T>(1.0 / sum_of(alpha, C));
+    for (int64_t k = 0; k < C; ++k) alpha[k] *= inv_z;
+    for (int64_t k = 0; k < C; ++k) u[k] = sr[order[k]];
+
+    // 3. and 4.: the suffix log-sum-exps, the loss and the gradient. The gradient is scattered
+    // into a row buffer (in cache) and then written out in order: scattered stores straight into
+    // the freshly allocated output would each wait for their cache line.
+    T* g = a.grad ? b.grad.data() : nullptr;
+    if (student.all_finite() && static_cast<double>(student.max) - student.min <= kFastSpread<T>) {
+      a.loss[r] = static_cast<T>(scan_shifted(u, alpha, order, b, C, student.max, g));
+    } else {
+      a.loss[r] = static_cast<T>(scan_rescaled(u, alpha, b.sigma.data(), b.kappa.data(), C));
+      if (g) gradient_rescaled(alpha, order, b, C, g);
+    }
+    if (g) {
+      T* out = a.grad + base;
+      if (inner == 1) {
+        std::copy(g, g + C, out);
+      } else {
+        for (int64_t c = 0; c < C; ++c) out[c * inner] = g[c];
+      }
+    }
+  }
+  return -1;
+}
+
+template <class T>
+PLDCheck pld_forward(const Tensor& loss_t, const Tensor& grad_t, const Tensor& student_t,
                      const Tensor& teacher_t, const Tensor& target_t, double temperature) {
   const int64_t outer = student_t.size(0), C = student_t.size(1), inner = student_t.size(2);
   const int64_t rows = outer * inner;
-  const T* s = in_data<T>(student_t);
-  const T* t = in_data<T>(teacher_t);
-  const int64_t* y = in_data<int64_t>(target_t);
-  T* loss = out_data<T>(loss_t);
-  const bool keep = order_t.defined();
+  const ForwardArgs<T> args{out_data<T>(loss_t),
+                            grad_t.defined() ? out_data<T>(grad_t) : nullptr,
+                            in_data<T>(student_t),
+                            in_data<T>(teacher_t),
+                            in_data<int64_t>(target_t),
+                            C,
+                            inner,
+                            static_cast<T>(1.0 / temperature)};
   PLDCheck check;
   for (int64_t r = 0; r < rows; ++r)
-    if (y[r] < 0 || y[r] >= C) {
+    if (args.target[r] < 0 || args.target[r] >= C) {
       check.bad_target = r;
       return check;
     }
   std::atomic<int64_t> nan_row{-1};
-  const T inv_tau = static_cast<T>(1.0 / temperature);
-
   parallel_for(0, rows, std::max<int64_t>(1, kDefaultGrain / C), [&](int64_t begin, int64_t end) {
-    RowBuffers<T> b(C, keep);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t base = (r / inner) * C * inner + r % inner, label = y[r];
-      int32_t* order = keep ? out_data<int32_t>(order_t) + r * C : b.order.data();
-      T* alpha = keep ? out_data<T>(alpha_t) + r * C : b.alpha.data();
-      T* sigma = keep ? out_data<T>(sigma_t) + r * C : b.sigma.data();
-      T* kappa = keep ? out_data<T>(kappa_t) + r * C : b.kappa.data();
-      // the row's classes, contiguous (a copy only for dense [N, C, d...] inputs)
-      const T* tr = t + base;
-      const T* sr = s + base;
-      if (inner != 1) {
-        for (int64_t c = 0; c < C; ++c) b.teacher[c] = tr[c * inner];
-        for (int64_t c = 0; c < C; ++c) b.student[c] = sr[c * inner];
-        tr = b.teacher.data();
-        sr = b.student.data();
-      }
-
-      // 1. ranking
-      const RowStats<T> teacher = row_stats(tr, C);
-      if (teacher.has_nan) {
-        atomic_min(nan_row, r);
-        continue;
-      }
-      order[0] = static_cast<int32_t>(label);
-      b.ranker.rank(tr, C, label, teacher.max, teacher.min, order + 1);
-
-      // 2. teacher weights, computed in class order and gathered into target order
-      T* w = b.weights.data();
-      for (int64_t c = 0; c < C; ++c) w[c] = exp_of((tr[c] - teacher.max) * inv_tau);
-      const double z = sum_of(w, C);
-      const T inv_z = static_cast<T>(1.0 / z);
-      for (int64_t k = 0; k < C; ++k) alpha[k] = w[order[k]] * inv_z;
-
-      // 3. student logits in target order, then the suffix log-sum-exps
-      T* u = b.u.data();
-      for (int64_t k = 0; k < C; ++k) u[k] = sr[order[k]];
-      const RowStats<T> student = row_stats(u, C);
-      const bool shifted =
-          student.all_finite() && static_cast<double>(student.max) - student.min <= kFastSpread<T>;
-      loss[r] = static_cast<T>(shifted ? scan_shifted(u, alpha, sigma, kappa, b, C, student.max)
-                                       : scan_rescaled(u, alpha, sigma, kappa, C));
-    }
+    const int64_t bad = forward_rows(args, begin, end);
+    if (bad >= 0) atomic_min(nan_row, bad);
   });
   check.nan_teacher_row = nan_row.load();
   return check;
 }
 
-template <class T>
-void pld_backward(const Tensor& grad_t, const Tensor& grad_loss_t, const Tensor& order_t,
-                  const Tensor& alpha_t, const Tensor& sigma_t, const Tensor& kappa_t) {
-  const int64_t outer = grad_t.size(0), C = grad_t.size(1), inner = grad_t.size(2);
-  const int64_t rows = outer * inner;
-  const T* g = in_data<T>(grad_loss_t);
-  const int32_t* order_all = in_data<int32_t>(order_t);
-  const T* alpha_all = in_data<T>(alpha_t);
-  const T* sigma_all = in_data<T>(sigma_t);
-  const T* kappa_all = in_data<T>(kappa_t);
-  T* grad = out_data<T>(grad_t);
-  parallel_for(0, rows, std::max<int64_t>(1, kDefaultGrain / C), [&](int64_t begin, int64_t end) {
-    std::vector<T> c(C), scratch(C);
-    for (int64_t r = begin; r < end; ++r) {
-      const int32_t* order = order_all + r * C;
-      const T* alpha = alpha_all + r * C;
-      const T* sigma = sigma_all + r * C;
-      const T* kappa = kappa_all + r * C;
-      T* out = grad + (r / inner) * C * inner + r % inner;
-      const T scale = g[r];
-      // c_k = sum_{j <= k} alpha_j exp(Lambda_k - Lambda_j) = kappa_{k-1} c_{k-1} + alpha_k: every
-      // factor kappa <= 1, so c stays bounded by sum(alpha) = 1 and nothing overflows.
-      linear_recurrence(kappa, alpha, C, c.data(), scratch.data());
-      for (int64_t k = 0; k < C; ++k) out[order[k] * inner] = scale * (sigma[k] * c[k] - alpha[k]);
-    }
-  });
-}
-
-PLDCheck pld_forward_cpu(const Tensor& loss, const Tensor& order, const Tensor& alpha, const Tensor& sigma,
-                         const Tensor& kappa, const Tensor& student, const Tensor& teacher,
-                         const Tensor& target, double temperature) {
+PLDCheck pld_forward_cpu(const Tensor& loss, const Tensor& grad_student, const Tensor& student,
+                         const Tensor& teacher, const Tensor& target, double temperature) {
   return dispatch_floating(student.dtype(), "pld", [&]<class T>() {
-    return pld_forward<T>(loss, order, alpha, sigma, kappa, student, teacher, target, temperature);
+    return pld_forward<T>(loss, grad_student, student, teacher, target, temperature);
   });
-}
-void pld_backward_cpu(const Tensor& grad, const Tensor& grad_loss, const Tensor& order, const Tensor& alpha,
-                      const Tensor& sigma, const Tensor& kappa) {
-  dispatch_floating(grad.dtype(), "pld",
-                    [&]<class T>() { pld_backward<T>(grad, grad_loss, order, alpha, sigma, kappa); });
 }
 
 }  // namespace
 
 EMBER_REGISTER_KERNEL(pld_forward_stub, cpu, &pld_forward_cpu);
-EMBER_REGISTER_KERNEL(pld_backward_stub, cpu, &pld_backward_cpu);
 
 }  // namespace ember::losses::cpu

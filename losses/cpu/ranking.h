@@ -35,14 +35,27 @@ auto descending_key(T v) {
   return static_cast<U>(~(bits ^ flip));
 }
 
+// descending_key's inverse (-0 comes back as +0, which it equals).
+template <class T>
+T value_of_key(std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t> key) {
+  using U = decltype(key);
+  constexpr U kSign = U(1) << (sizeof(U) * 8 - 1);
+  // a key with the top bit set came from a negative value, whose bits it kept; otherwise every bit
+  // but the sign was flipped
+  const U unflip = static_cast<U>((key >> (sizeof(U) * 8 - 1)) - 1) & static_cast<U>(~kSign);
+  return std::bit_cast<T>(static_cast<U>(key ^ unflip));
+}
+
 template <class T>
 class Ranker {
  public:
   explicit Ranker(int64_t n) : items_(n), sorted_(n), bucket_(n), count_(bucket_count(n) + 1) {}
 
   // Writes into order[0, n) the classes c != skip of values[0, count) (n = count - 1, or count
-  // when skip < 0), by descending value. Values must not be NaN; hi and lo are their max and min.
-  void rank(const T* values, int64_t count, int64_t skip, T hi, T lo, int32_t* order) {
+  // when skip < 0), by descending value, and, unless it is null, their values into ranked[0, n)
+  // (read back from the sort keys: no gather). Values must not be NaN; hi and lo are their max
+  // and min.
+  void rank(const T* values, int64_t count, int64_t skip, T hi, T lo, int32_t* order, T* ranked = nullptr) {
     const int64_t n = skip >= 0 ? count - 1 : count;
     if (n <= 0) return;
     // the classes before and after `skip`, as two plain loops that vectorise
@@ -66,6 +79,8 @@ class Ranker {
     for (int64_t i = 0; i < n; ++i) sorted_[count_[bucket_[i]]++] = items_[i];
     finish(n);
     for (int64_t i = 0; i < n; ++i) order[i] = index_of(sorted_[i]);
+    if (ranked)
+      for (int64_t i = 0; i < n; ++i) ranked[i] = value_of_key<T>(static_cast<Key>(sorted_[i] >> 32));
   }
 
  private:
@@ -76,6 +91,7 @@ class Ranker {
     return std::max<int64_t>(1, std::min<int64_t>(2 * n, int64_t(1) << 24));
   }
   // key << 32 | class: 64 bits for float keys, 96 (in 128) for double keys
+  using Key = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   using Item = std::conditional_t<sizeof(T) == 4, uint64_t, unsigned __int128>;
   static Item item_of(T value, int64_t c) {
     return (static_cast<Item>(descending_key(value)) << 32) | static_cast<Item>(c);

@@ -1,7 +1,7 @@
 #pragma once
-// Small row reductions for the loss kernels. Each keeps four independent partial results: a
-// single running max is a chain of dependent instructions (one max per 4 cycles), four chains
-// run in parallel.
+// Small row reductions for the loss kernels. Each keeps several independent partial results
+// (vector lanes, or four explicit chains): a single running sum is a chain of dependent
+// instructions (one add per 4 cycles), four chains run in parallel.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,7 +9,9 @@
 
 namespace ember::losses::cpu {
 
-// The max and min of x[0, n) (NaN elements skipped) and whether any element is NaN, in one pass.
+// The max and min of x[0, n) and whether any element is NaN, in one pass. When has_nan is set,
+// max and min are unspecified (the callers never use them then). Always inlined, so that it
+// takes the vector width of its caller (see EMBER_VECTOR_CLONES in vector_math.h).
 template <class T>
 struct RowStats {
   T max, min;
@@ -17,25 +19,19 @@ struct RowStats {
   bool all_finite() const { return !has_nan && std::isfinite(max) && std::isfinite(min); }
 };
 template <class T>
-RowStats<T> row_stats(const T* x, int64_t n) {
-  constexpr T kInf = std::numeric_limits<T>::infinity();
-  T hi[4] = {-kInf, -kInf, -kInf, -kInf}, lo[4] = {kInf, kInf, kInf, kInf};
-  bool nan = false;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) {
-      const T v = x[i + j];
-      hi[j] = std::max(hi[j], v);
-      lo[j] = std::min(lo[j], v);
-      nan |= v != v;
-    }
-  for (; i < n; ++i) {
-    hi[0] = std::max(hi[0], x[i]);
-    lo[0] = std::min(lo[0], x[i]);
-    nan |= x[i] != x[i];
+[[gnu::always_inline]] inline RowStats<T> row_stats(const T* x, int64_t n) {
+  T hi = -std::numeric_limits<T>::infinity(), lo = std::numeric_limits<T>::infinity();
+  int nan = 0;
+  // `omp simd` licenses the vector max/min (whose NaN handling differs from std::max's, which
+  // is why GCC does not vectorise the plain loop; NaN is detected separately)
+#pragma omp simd reduction(max : hi) reduction(min : lo) reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    hi = std::max(hi, v);
+    lo = std::min(lo, v);
+    nan |= v != v;
   }
-  return {std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3])),
-          std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3])), nan};
+  return {hi, lo, nan != 0};
 }
 
 // sum_i x[i] * (y ? y[i] : 1) in double, over four partial sums (an in-order double sum is one
@@ -64,22 +60,48 @@ double sum_of(const T* x, int64_t n, const T* y = nullptr) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// suffix[i] = sum_{j >= i} x[j] in double. The array is cut into four blocks whose suffix sums
-// run as four interleaved chains; each block then adds the totals of the blocks after it.
-template <class T>
-void suffix_sums(const T* x, int64_t n, double* suffix) {
+// Running sums as four interleaved chains: the array is cut into four blocks whose sums run side
+// by side (a single running sum is one long chain of dependent adds); each block then adds the
+// total of the blocks before (prefix) or after it (suffix). That second step is fused with the
+// caller's use of the sums: f(i, sum) is called for i = 0..n-1 in order, block by block, with a
+// loop-invariant offset per block, so f's loop stays element-wise independent and vectorises
+// when f does. `local` is scratch space (n entries). Always inlined, so that f's loop takes its
+// caller's vector width.
+//   for_each_suffix_sum: sum = sum_{j >= i} x[j], in double;
+//   for_each_prefix_sum: sum = sum_{j <= i} x[j], in double.
+template <class T, class F>
+[[gnu::always_inline]] inline void for_each_suffix_sum(const T* x, int64_t n, double* local, F&& f) {
   const int64_t len = (n + 3) / 4;
   double s[4] = {0, 0, 0, 0};
   for (int64_t i = len - 1; i >= 0; --i)
     for (int q = 0; q < 4; ++q) {
       const int64_t at = q * len + i;
-      if (at < n) suffix[at] = s[q] += x[at];
+      if (at < n) local[at] = s[q] += x[at];
     }
-  double later = 0;
-  for (int q = 3; q >= 0; --q) {
+  double later[4];
+  later[3] = 0;
+  for (int q = 3; q > 0; --q) later[q - 1] = later[q] + s[q];
+  for (int q = 0; q < 4; ++q) {
     const int64_t begin = std::min(n, q * len), end = std::min(n, (q + 1) * len);
-    for (int64_t i = begin; i < end; ++i) suffix[i] += later;
-    later += s[q];
+    const double offset = later[q];
+    for (int64_t i = begin; i < end; ++i) f(i, local[i] + offset);
+  }
+}
+template <class T, class F>
+[[gnu::always_inline]] inline void for_each_prefix_sum(const T* x, int64_t n, double* local, F&& f) {
+  const int64_t len = (n + 3) / 4;
+  double s[4] = {0, 0, 0, 0};
+  for (int64_t i = 0; i < len; ++i)
+    for (int q = 0; q < 4; ++q) {
+      const int64_t at = q * len + i;
+      if (at < n) local[at] = s[q] += x[at];
+    }
+  double earlier = 0;
+  for (int q = 0; q < 4; ++q) {
+    const int64_t begin = std::min(n, q * len), end = std::min(n, (q + 1) * len);
+    const double offset = earlier;
+    for (int64_t i = begin; i < end; ++i) f(i, local[i] + offset);
+    earlier += s[q];
   }
 }
 

@@ -3,7 +3,10 @@
 // backend registers the same signatures).
 //
 // Shared contract. E: [R, D] contiguous (the embeddings, flattened over the batch dims);
-// C: [V, D] contiguous; bias: [V] or undefined; all of one floating dtype. rows: int64 [n], the
+// C: [V, D] contiguous; bias: [V] or undefined; all of one floating dtype, the input dtype
+// (float32, float64 or bfloat16). The per-row vectors (lse, nll, grad_nll, grad_lse) and
+// logit_avg are of the accumulation dtype: float32 for bfloat16 inputs, the input dtype
+// otherwise (see cce_accumulation_dtype in losses/cce.cpp). rows: int64 [n], the
 // rows of E that are scored, in ascending order; targets: int64 [n], their class ids, already
 // checked to lie in [0, V). Write zhat_rj = softcap(e_r . c_j + b_j) for the (capped) logits.
 // Neither kernel may allocate anything of size R x V.
@@ -14,8 +17,8 @@ namespace ember {
 
 // Forward. For every k < n, with r = rows[k]:
 //   lse[r] = log sum_j exp(zhat_rj),   nll[r] = lse[r] - zhat_{r, targets[k]}.
-// lse and nll are [R] of the input dtype, zero-filled by the caller; entries of unscored rows
-// are left alone. logit_avg, when defined ([V], input dtype), receives
+// lse and nll are [R] of the accumulation dtype, zero-filled by the caller; entries of unscored
+// rows are left alone. logit_avg, when defined ([V], accumulation dtype), receives
 //   logit_avg[j] = sum_k zhat_{rows[k], j} / n,
 // the statistic the backward sorts the vocabulary by.
 using CCEForwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
@@ -27,17 +30,21 @@ EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 // with target x, softmax S_rj = exp(zhat_rj - lse[r]), g = grad_nll[r], h = grad_lse[r]:
 //   dzhat_rj = g (S_rj - 1[j = x]) + h S_rj,    dz_rj = dzhat_rj (1 - (zhat_rj / softcap)^2) when capped,
 //   dE[r] += sum_j dz_rj c_j,   dC[j] += sum_r dz_rj e_r,   db[j] += sum_r dz_rj.
-// dE [R, D], dC [V, D], db [V] are zero-filled by the caller, or undefined when not wanted.
+// dE [R, D], dC [V, D], db [V] (input dtype) are allocated by the caller, or undefined when not
+// wanted; the kernel writes every entry (zero where nothing contributes).
 // Gradient filtering: with filter_eps > 0, a tile (a block of rows x a block of vocabulary
 // entries) whose max |S_rj - 1[j = x]| is below filter_eps contributes nothing.
 // vocab_order: an int64 [V] permutation, or undefined for 0..V-1: vocabulary blocks are formed
 // from consecutive entries of this order. It never changes the math, only which tiles filtering
 // can skip (sorting by logit_avg groups the rarely-likely entries into all-skippable tiles).
+// deterministic: the results must be the same bits on every run (the CPU kernels always are;
+// the CUDA kernels otherwise accumulate with atomics). Tile sizes, and so which tiles filtering
+// skips, are the backend's own.
 using CCEBackwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                                const Tensor& targets, double softcap, const Tensor& lse,
                                const Tensor& grad_nll, const Tensor& grad_lse, double filter_eps,
-                               const Tensor& vocab_order, const Tensor& dE, const Tensor& dC,
-                               const Tensor& db);
+                               const Tensor& vocab_order, bool deterministic, const Tensor& dE,
+                               const Tensor& dC, const Tensor& db);
 EMBER_DECLARE_STUB(cce_backward_stub, CCEBackwardFn);
 
 }  // namespace ember

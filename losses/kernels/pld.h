@@ -5,19 +5,15 @@
 //   * student and teacher are contiguous [outer, C, inner] in one floating dtype; row
 //     r = o * inner + i is scores[o, :, i] (losses/class_layout.h); target is contiguous int64
 //     with outer * inner class ids;
-//   * the forward writes loss[r] (contiguous, outer * inner entries) and, when defined (they are
-//     left undefined when no backward will run), four [outer * inner, C] tensors in *target
-//     order* k = 0..C-1 (k = 0 is the true class, then the others by decreasing teacher logit,
-//     ties by smaller class index):
-//       order     (int32)  the class placed at step k,
-//       alpha     the teacher weight softmax(t / temperature)[order[k]],
-//       step_prob sigma_k = exp(u_k - Lambda_k), the student's probability of step k's choice,
-//       keep      kappa_k = exp(Lambda_{k+1} - Lambda_k) = 1 - sigma_k (kappa_{C-1} = 0),
-//     with u_k = s[order[k]] and Lambda_k = log sum_{l >= k} exp(u_l). sigma and kappa are
-//     computed separately (not as 1 - each other) so both keep full relative precision;
-//   * the backward turns them into grad_student (contiguous, the student's layout) with the
-//     O(C) recurrence c_k = c_{k-1} kappa_{k-1} + alpha_k, g_k = sigma_k c_k - alpha_k, scaled by
-//     grad_loss[r] and scattered to class order[k]; no exp or log is needed.
+//   * the forward writes loss[r] (contiguous, outer * inner entries) and, when `grad_student` is
+//     defined (it is left undefined when no backward will run), the row's own gradient
+//     d loss[r] / d student[o, :, i] into it (contiguous, the student's [outer, C, inner] layout).
+//     Computing it here, while the row's ranking and suffix sums are at hand, is the whole
+//     backward: the autograd node only multiplies it by the incoming grad_loss[r]. In ranked
+//     order k (k = 0 the true class, then the others by decreasing teacher logit, ties by smaller
+//     class index) it is g_k = sum_{j <= k} alpha_j exp(u_k - Lambda_j) - alpha_k, with
+//     alpha_k = softmax(t / temperature)[order_k], u_k = s[order_k] and
+//     Lambda_k = log sum_{l >= k} exp(u_l);
 //   * returns the first invalid target's flat index and the first row whose teacher logits hold
 //     a NaN (-1 when none); when either is set the outputs are meaningless.
 #include "core/dispatch.h"
@@ -30,13 +26,9 @@ struct PLDCheck {
   int64_t nan_teacher_row = -1;
 };
 
-using PLDForwardFn = PLDCheck (*)(const Tensor& loss, const Tensor& order, const Tensor& alpha,
-                                  const Tensor& step_prob, const Tensor& keep, const Tensor& student,
+using PLDForwardFn = PLDCheck (*)(const Tensor& loss, const Tensor& grad_student, const Tensor& student,
                                   const Tensor& teacher, const Tensor& target, double temperature);
-using PLDBackwardFn = void (*)(const Tensor& grad_student, const Tensor& grad_loss, const Tensor& order,
-                               const Tensor& alpha, const Tensor& step_prob, const Tensor& keep);
 
 EMBER_DECLARE_STUB(pld_forward_stub, PLDForwardFn);
-EMBER_DECLARE_STUB(pld_backward_stub, PLDBackwardFn);
 
 }  // namespace ember::losses

@@ -1,10 +1,12 @@
 // MultiheadAttention: the in-projection, scaled dot-product attention per head with masks, and
-// the out-projection, composed from ember ops (matmul, softmax, masked_fill, dropout).
+// the out-projection, composed from ember ops: batched matmul (strided-batched GEMMs over the
+// heads, cuBLAS on the GPU), the fused masked_softmax (nn/functional.h), dropout.
 #include "ember/nn/attention.h"
 
 #include <cmath>
 #include <limits>
 
+#include "ember/nn/functional.h"
 #include "ember/nn/init.h"
 #include "ember/ops.h"
 
@@ -84,20 +86,24 @@ std::pair<Tensor, Tensor> MultiheadAttention::attend(const Tensor& query, const 
     return linear(t, w, b).view({B, len, H, D}).permute({0, 2, 1, 3});
   };
   Tensor qh = project(q, 0, L), kh = project(k, 1, S), vh = project(v, 2, S);
-  Tensor scores =
-      matmul(qh, kh.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(D)));  // [B, H, L, S]
-
-  // Masks: bool ones are collected into `blocked` (true = may not attend); float ones are added.
+  // Scores [B, H, L, S], then the weights. The common masks (causal self-attention, a bool key
+  // padding mask) go straight to the fused masked_softmax, which also applies the scale. Other
+  // masks are folded into the scaled scores first (PyTorch adds a float mask after scaling):
+  // float ones are added, bool ones (true = may not attend) collected into `blocked`.
+  Tensor scores = matmul(qh, kh.transpose(-2, -1));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  bool scaled = false;
   Tensor blocked;
   auto add_mask = [&](const Tensor& m, const char* what) {
-    if (m.dtype() == DType::boolean) {
-      blocked = blocked.defined() ? logical_or(blocked, m) : m;
-    } else if (m.is_floating_point()) {
-      scores = scores + m.to(scores.dtype());
-    } else {
+    if (!m.is_floating_point() && m.dtype() != DType::boolean)
       fail("{}: {} must be bool (true = masked) or floating (added to the scores), got {}", op, what,
            m.dtype());
-    }
+    if (!scaled) scores = scores * scale;
+    scaled = true;
+    if (m.dtype() == DType::boolean)
+      blocked = blocked.defined() ? logical_or(blocked, m) : m;
+    else
+      scores = scores + m.to(scores.dtype());
   };
   if (mask.defined()) {
     if (mask.dim() == 2 && mask.size(0) == L && mask.size(1) == S) {
@@ -109,17 +115,24 @@ std::pair<Tensor, Tensor> MultiheadAttention::attend(const Tensor& query, const 
            shape_str(mask.shape()), L, S, B * H, L, S);
     }
   }
+  Tensor padding;  // bool [B, S] for masked_softmax
   if (key_padding_mask.defined()) {
     Shape want = batched ? Shape{B, S} : Shape{S};
     if (key_padding_mask.shape() != want)
       fail("{}: key_padding_mask of shape {} should be {}", op, shape_str(key_padding_mask.shape()),
            shape_str(want));
-    add_mask(key_padding_mask.reshape({B, 1, 1, S}), "key_padding_mask");
+    if (key_padding_mask.dtype() == DType::boolean)
+      padding = key_padding_mask.reshape({B, S});
+    else
+      add_mask(key_padding_mask.reshape({B, 1, 1, S}), "key_padding_mask");
   }
-  if (is_causal) add_mask(causal_mask(L, S, scores.device()), "causal mask");
+  // masked_softmax's causal rule lines the last query up with the last key; causal_mask (and
+  // PyTorch's is_causal) lines up the first ones. They agree when L == S.
+  const bool fused_causal = is_causal && L == S;
+  if (is_causal && !fused_causal) add_mask(causal_mask(L, S, scores.device()), "causal mask");
   if (blocked.defined()) scores = masked_fill(scores, blocked, -std::numeric_limits<double>::infinity());
 
-  Tensor attn = softmax(scores, -1);
+  Tensor attn = functional::masked_softmax(scores, scaled ? 1.0 : scale, fused_causal, padding);
   if (dropout > 0 && is_training()) attn = ember::dropout(attn, dropout, true);
   Tensor out = matmul(attn, vh).permute({0, 2, 1, 3}).reshape({B, L, E});  // heads side by side again
   out = out_proj->forward(out);

@@ -48,43 +48,31 @@ const Options& AdamBase<Options>::options(size_t group) const {
 
 template <class Options>
 void AdamBase<Options>::step() {
-  NoGradGuard no_grad;
-  for (size_t g = 0; g < num_param_groups(); ++g) {
+  update_params_with_grads([&](size_t g, size_t i, const Tensor& p, const Tensor& grad) {
     const Options& o = options_[g];
-    const auto& group = params(g);
-    for (size_t i = 0; i < group.size(); ++i) {
-      const Tensor& p = group[i];
-      Tensor grad = p.grad();
-      if (!grad.defined()) continue;
-      if (grad.dtype() != p.dtype() || grad.device() != p.device() || grad.shape() != p.shape())
-        fail("{}.step: gradient ({} {} on {}) does not match its parameter ({} {} on {})", name(),
-             shape_str(grad.shape()), grad.dtype(), grad.device(), shape_str(p.shape()), p.dtype(),
-             p.device());
-      auto& st = state(g, i);
-      auto zeros_like_param = [&] {
-        Tensor t = empty_tensor(p.shape(), p.dtype(), p.device());
-        t.zero_();
-        return t;
-      };
-      if (!st.count("step")) {
-        st["step"] = zeros({}, DType::int64);
-        st["exp_avg"] = zeros_like_param();
-        st["exp_avg_sq"] = zeros_like_param();
-      }
-      if (o.amsgrad && !st.count("max_exp_avg_sq")) st["max_exp_avg_sq"] = zeros_like_param();
-      // The step count lives on the CPU, so reading it never waits for a device.
-      Tensor& step_t = st["step"];
-      const int64_t t = step_t.item<int64_t>() + 1;
-      step_t.fill_(static_cast<double>(t));
-      const double bias_correction1 = 1.0 - std::pow(o.betas.first, static_cast<double>(t));
-      const double bias_correction2 = 1.0 - std::pow(o.betas.second, static_cast<double>(t));
-      Tensor vmax = o.amsgrad ? st["max_exp_avg_sq"] : Tensor();
-      adam_step_stub(p.device(), p, grad, st["exp_avg"], st["exp_avg_sq"], vmax, o.lr, o.betas.first,
-                     o.betas.second, o.eps, o.weight_decay, decoupled_, o.lr / bias_correction1,
-                     std::sqrt(bias_correction2));
-      p.impl()->bump_version();
+    auto& st = state(g, i);
+    auto zeros_like_param = [&] {
+      Tensor t = empty_tensor(p.shape(), p.dtype(), p.device());
+      t.zero_();
+      return t;
+    };
+    if (!st.count("step")) {
+      st["step"] = zeros({}, DType::int64);
+      st["exp_avg"] = zeros_like_param();
+      st["exp_avg_sq"] = zeros_like_param();
     }
-  }
+    if (o.amsgrad && !st.count("max_exp_avg_sq")) st["max_exp_avg_sq"] = zeros_like_param();
+    // The step count lives on the CPU, so reading it never waits for a device.
+    Tensor& step_t = st["step"];
+    const int64_t t = step_t.item<int64_t>() + 1;
+    step_t.fill_(static_cast<double>(t));
+    const double bias_correction1 = 1.0 - std::pow(o.betas.first, static_cast<double>(t));
+    const double bias_correction2 = 1.0 - std::pow(o.betas.second, static_cast<double>(t));
+    Tensor vmax = o.amsgrad ? st["max_exp_avg_sq"] : Tensor();
+    adam_step_stub(p.device(), p, grad, st["exp_avg"], st["exp_avg_sq"], vmax, o.lr, o.betas.first,
+                   o.betas.second, o.eps, o.weight_decay, decoupled_, o.lr / bias_correction1,
+                   std::sqrt(bias_correction2));
+  });
 }
 
 template <class Options>

@@ -26,6 +26,23 @@ void Optimizer::zero_grad() {
       if (p.grad().defined()) p.set_grad(Tensor());
 }
 
+void Optimizer::update_params_with_grads(const ParamUpdate& update) {
+  NoGradGuard no_grad;
+  for (size_t g = 0; g < params_.size(); ++g) {
+    for (size_t i = 0; i < params_[g].size(); ++i) {
+      const Tensor& p = params_[g][i];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      if (grad.dtype() != p.dtype() || grad.device() != p.device() || grad.shape() != p.shape())
+        fail("{}.step: gradient ({} {} on {}) does not match its parameter ({} {} on {})", name(),
+             shape_str(grad.shape()), grad.dtype(), grad.device(), shape_str(p.shape()), p.dtype(),
+             p.device());
+      update(g, i, p, grad);
+      p.impl()->bump_version();
+    }
+  }
+}
+
 void Optimizer::add_group_params(const std::vector<Tensor>& params) {
   if (params.empty()) fail("{}: a parameter group needs at least one parameter", name());
   std::set<const void*> seen;

@@ -43,36 +43,23 @@ SGDOptions& SGD::options(size_t group) {
 const SGDOptions& SGD::options(size_t group) const { return const_cast<SGD*>(this)->options(group); }
 
 void SGD::step() {
-  NoGradGuard no_grad;
-  for (size_t g = 0; g < num_param_groups(); ++g) {
+  update_params_with_grads([&](size_t g, size_t i, const Tensor& p, const Tensor& grad) {
     const SGDOptions& o = options_[g];
-    const auto& group = params(g);
-    for (size_t i = 0; i < group.size(); ++i) {
-      const Tensor& p = group[i];
-      Tensor grad = p.grad();
-      if (!grad.defined()) continue;
-      if (grad.dtype() != p.dtype() || grad.device() != p.device() || grad.shape() != p.shape())
-        fail("SGD.step: gradient ({} {} on {}) does not match its parameter ({} {} on {})",
-             shape_str(grad.shape()), grad.dtype(), grad.device(), shape_str(p.shape()), p.dtype(),
-             p.device());
-      Tensor buf;
-      bool first = false;
-      if (o.momentum != 0) {
-        auto& st = state(g, i);
-        auto it = st.find("momentum_buffer");
-        if (it == st.end()) {
-          buf = empty_tensor(p.shape(), p.dtype(), p.device());
-          st["momentum_buffer"] = buf;
-          first = true;
-        } else {
-          buf = it->second;
-        }
+    Tensor buf;
+    bool first = false;
+    if (o.momentum != 0) {
+      auto& st = state(g, i);
+      auto it = st.find("momentum_buffer");
+      if (it == st.end()) {
+        buf = empty_tensor(p.shape(), p.dtype(), p.device());
+        st["momentum_buffer"] = buf;
+        first = true;
+      } else {
+        buf = it->second;
       }
-      sgd_step_stub(p.device(), p, grad, buf, o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov,
-                    first);
-      p.impl()->bump_version();
     }
-  }
+    sgd_step_stub(p.device(), p, grad, buf, o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, first);
+  });
 }
 
 Optimizer::OptionsText SGD::options_to_text(size_t group) const {

@@ -1,9 +1,11 @@
 // CPU kernels for elementwise ops: each is one scalar function handed to map1/map2/map3.
+#include "ops/kernels/elementwise.h"
+
 #include <cmath>
+#include <cstring>
 
 #include "ops/cpu/loops.h"
 #include "ops/kernels/copy.h"
-#include "ops/kernels/elementwise.h"
 
 namespace ember::cpu {
 namespace {
@@ -26,46 +28,69 @@ constexpr double kInvSqrt2Pi = 0.3989422804014327;
 template <class T>
 void unary_float(UnaryOp op, const Tensor& out, const Tensor& x, double a, double b) {
   switch (op) {
-    case UnaryOp::exp: return map1<T, T>(out, x, [](T v) { return std::exp(v); });
-    case UnaryOp::log: return map1<T, T>(out, x, [](T v) { return std::log(v); });
-    case UnaryOp::log1p: return map1<T, T>(out, x, [](T v) { return std::log1p(v); });
-    case UnaryOp::expm1: return map1<T, T>(out, x, [](T v) { return std::expm1(v); });
-    case UnaryOp::sqrt: return map1<T, T>(out, x, [](T v) { return std::sqrt(v); });
-    case UnaryOp::rsqrt: return map1<T, T>(out, x, [](T v) { return T(1) / std::sqrt(v); });
-    case UnaryOp::sin: return map1<T, T>(out, x, [](T v) { return std::sin(v); });
-    case UnaryOp::cos: return map1<T, T>(out, x, [](T v) { return std::cos(v); });
-    case UnaryOp::erf: return map1<T, T>(out, x, [](T v) { return std::erf(v); });
-    case UnaryOp::sigmoid: return map1<T, T>(out, x, [](T v) { return sigmoid_of(v); });
-    case UnaryOp::tanh: return map1<T, T>(out, x, [](T v) { return std::tanh(v); });
-    case UnaryOp::silu: return map1<T, T>(out, x, [](T v) { return v * sigmoid_of(v); });
-    case UnaryOp::softplus: return map1<T, T>(out, x, [](T v) { return softplus_of(v); });
-    case UnaryOp::logsigmoid: return map1<T, T>(out, x, [](T v) { return -softplus_of(-v); });
+    case UnaryOp::exp:
+      return map1<T, T>(out, x, [](T v) { return std::exp(v); });
+    case UnaryOp::log:
+      return map1<T, T>(out, x, [](T v) { return std::log(v); });
+    case UnaryOp::log1p:
+      return map1<T, T>(out, x, [](T v) { return std::log1p(v); });
+    case UnaryOp::expm1:
+      return map1<T, T>(out, x, [](T v) { return std::expm1(v); });
+    case UnaryOp::sqrt:
+      return map1<T, T>(out, x, [](T v) { return std::sqrt(v); });
+    case UnaryOp::rsqrt:
+      return map1<T, T>(out, x, [](T v) { return T(1) / std::sqrt(v); });
+    case UnaryOp::sin:
+      return map1<T, T>(out, x, [](T v) { return std::sin(v); });
+    case UnaryOp::cos:
+      return map1<T, T>(out, x, [](T v) { return std::cos(v); });
+    case UnaryOp::erf:
+      return map1<T, T>(out, x, [](T v) { return std::erf(v); });
+    case UnaryOp::sigmoid:
+      return map1<T, T>(out, x, [](T v) { return sigmoid_of(v); });
+    case UnaryOp::tanh:
+      return map1<T, T>(out, x, [](T v) { return std::tanh(v); });
+    case UnaryOp::silu:
+      return map1<T, T>(out, x, [](T v) { return v * sigmoid_of(v); });
+    case UnaryOp::softplus:
+      return map1<T, T>(out, x, [](T v) { return softplus_of(v); });
+    case UnaryOp::logsigmoid:
+      return map1<T, T>(out, x, [](T v) { return -softplus_of(-v); });
     case UnaryOp::gelu:
       return map1<T, T>(out, x, [](T v) { return T(0.5) * v * (T(1) + std::erf(v / T(kSqrt2))); });
     case UnaryOp::gelu_tanh:
       return map1<T, T>(out, x, [](T v) {
         return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v)));
       });
-    case UnaryOp::reciprocal: return map1<T, T>(out, x, [](T v) { return T(1) / v; });
+    case UnaryOp::reciprocal:
+      return map1<T, T>(out, x, [](T v) { return T(1) / v; });
     case UnaryOp::pow_scalar: {
       T p = T(a);
       if (a == 2.0) return map1<T, T>(out, x, [](T v) { return v * v; });
       return map1<T, T>(out, x, [p](T v) { return std::pow(v, p); });
     }
-    case UnaryOp::rpow_scalar: return map1<T, T>(out, x, [base = T(a)](T v) { return std::pow(base, v); });
-    case UnaryOp::rdiv_scalar: return map1<T, T>(out, x, [num = T(a)](T v) { return num / v; });
-    default: fail("unary kernel: op {} is not a float op", static_cast<int>(op));
+    case UnaryOp::rpow_scalar:
+      return map1<T, T>(out, x, [base = T(a)](T v) { return std::pow(base, v); });
+    case UnaryOp::rdiv_scalar:
+      return map1<T, T>(out, x, [num = T(a)](T v) { return num / v; });
+    default:
+      fail("unary kernel: op {} is not a float op", static_cast<int>(op));
   }
 }
 
 template <class T>
 void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, double b) {
   switch (op) {
-    case UnaryOp::neg: return map1<T, T>(out, x, [](T v) { return static_cast<T>(-v); });
-    case UnaryOp::abs: return map1<T, T>(out, x, [](T v) { return v < T(0) ? static_cast<T>(-v) : v; });
-    case UnaryOp::sign: return map1<T, T>(out, x, [](T v) { return static_cast<T>((T(0) < v) - (v < T(0))); });
-    case UnaryOp::relu: return map1<T, T>(out, x, [](T v) { return v > T(0) ? v : T(0); });
-    case UnaryOp::square: return map1<T, T>(out, x, [](T v) { return static_cast<T>(v * v); });
+    case UnaryOp::neg:
+      return map1<T, T>(out, x, [](T v) { return static_cast<T>(-v); });
+    case UnaryOp::abs:
+      return map1<T, T>(out, x, [](T v) { return v < T(0) ? static_cast<T>(-v) : v; });
+    case UnaryOp::sign:
+      return map1<T, T>(out, x, [](T v) { return static_cast<T>((T(0) < v) - (v < T(0))); });
+    case UnaryOp::relu:
+      return map1<T, T>(out, x, [](T v) { return v > T(0) ? v : T(0); });
+    case UnaryOp::square:
+      return map1<T, T>(out, x, [](T v) { return static_cast<T>(v * v); });
     case UnaryOp::affine: {
       if constexpr (std::is_floating_point_v<T>) {
         return map1<T, T>(out, x, [s = T(a), t = T(b)](T v) { return v * s + t; });
@@ -79,8 +104,10 @@ void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, dou
         if (std::isnan(d)) return v;
         return static_cast<T>(std::min(std::max(d, a), b));
       });
-    case UnaryOp::leaky_relu: return map1<T, T>(out, x, [s = T(a)](T v) { return v > T(0) ? v : T(v * s); });
-    default: return unary_float<T>(op, out, x, a, b);
+    case UnaryOp::leaky_relu:
+      return map1<T, T>(out, x, [s = T(a)](T v) { return v > T(0) ? v : T(v * s); });
+    default:
+      return unary_float<T>(op, out, x, a, b);
   }
 }
 
@@ -88,17 +115,28 @@ template <class T>
 void unary_to_bool(UnaryOp op, const Tensor& out, const Tensor& x, double a) {
   auto cmp = [&](auto pred) { map1<bool, T>(out, x, [=](T v) { return pred(static_cast<double>(v)); }); };
   switch (op) {
-    case UnaryOp::eq_scalar: return cmp([a](double v) { return v == a; });
-    case UnaryOp::ne_scalar: return cmp([a](double v) { return v != a; });
-    case UnaryOp::lt_scalar: return cmp([a](double v) { return v < a; });
-    case UnaryOp::le_scalar: return cmp([a](double v) { return v <= a; });
-    case UnaryOp::gt_scalar: return cmp([a](double v) { return v > a; });
-    case UnaryOp::ge_scalar: return cmp([a](double v) { return v >= a; });
-    case UnaryOp::logical_not: return cmp([](double v) { return v == 0; });
-    case UnaryOp::isnan: return cmp([](double v) { return std::isnan(v); });
-    case UnaryOp::isinf: return cmp([](double v) { return std::isinf(v); });
-    case UnaryOp::isfinite: return cmp([](double v) { return std::isfinite(v); });
-    default: fail("unary kernel: op {} does not return bool", static_cast<int>(op));
+    case UnaryOp::eq_scalar:
+      return cmp([a](double v) { return v == a; });
+    case UnaryOp::ne_scalar:
+      return cmp([a](double v) { return v != a; });
+    case UnaryOp::lt_scalar:
+      return cmp([a](double v) { return v < a; });
+    case UnaryOp::le_scalar:
+      return cmp([a](double v) { return v <= a; });
+    case UnaryOp::gt_scalar:
+      return cmp([a](double v) { return v > a; });
+    case UnaryOp::ge_scalar:
+      return cmp([a](double v) { return v >= a; });
+    case UnaryOp::logical_not:
+      return cmp([](double v) { return v == 0; });
+    case UnaryOp::isnan:
+      return cmp([](double v) { return std::isnan(v); });
+    case UnaryOp::isinf:
+      return cmp([](double v) { return std::isinf(v); });
+    case UnaryOp::isfinite:
+      return cmp([](double v) { return std::isfinite(v); });
+    default:
+      fail("unary kernel: op {} does not return bool", static_cast<int>(op));
   }
 }
 
@@ -117,17 +155,26 @@ void unary_cpu(UnaryOp op, const Tensor& out, const Tensor& x, double a, double 
 template <class T>
 void binary_compare(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   switch (op) {
-    case BinaryOp::eq: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x == y; });
-    case BinaryOp::ne: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != y; });
-    case BinaryOp::lt: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x < y; });
-    case BinaryOp::le: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x <= y; });
-    case BinaryOp::gt: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x > y; });
-    case BinaryOp::ge: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x >= y; });
-    case BinaryOp::logical_and: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != T(0) && y != T(0); });
-    case BinaryOp::logical_or: return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != T(0) || y != T(0); });
+    case BinaryOp::eq:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x == y; });
+    case BinaryOp::ne:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != y; });
+    case BinaryOp::lt:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x < y; });
+    case BinaryOp::le:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x <= y; });
+    case BinaryOp::gt:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x > y; });
+    case BinaryOp::ge:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x >= y; });
+    case BinaryOp::logical_and:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != T(0) && y != T(0); });
+    case BinaryOp::logical_or:
+      return map2<bool, T, T>(out, a, b, [](T x, T y) { return x != T(0) || y != T(0); });
     case BinaryOp::logical_xor:
       return map2<bool, T, T>(out, a, b, [](T x, T y) { return (x != T(0)) != (y != T(0)); });
-    default: fail("binary kernel: op {} does not return bool", static_cast<int>(op));
+    default:
+      fail("binary kernel: op {} does not return bool", static_cast<int>(op));
   }
 }
 
@@ -136,13 +183,15 @@ void binary_float_backward(BinaryOp op, const Tensor& out, const Tensor& g, cons
   switch (op) {
     case BinaryOp::sigmoid_backward:
       return map2<T, T, T>(out, g, x, [](T gv, T y) { return gv * y * (T(1) - y); });
-    case BinaryOp::tanh_backward: return map2<T, T, T>(out, g, x, [](T gv, T y) { return gv * (T(1) - y * y); });
+    case BinaryOp::tanh_backward:
+      return map2<T, T, T>(out, g, x, [](T gv, T y) { return gv * (T(1) - y * y); });
     case BinaryOp::silu_backward:
       return map2<T, T, T>(out, g, x, [](T gv, T v) {
         T s = sigmoid_of(v);
         return gv * s * (T(1) + v * (T(1) - s));
       });
-    case BinaryOp::softplus_backward: return map2<T, T, T>(out, g, x, [](T gv, T v) { return gv * sigmoid_of(v); });
+    case BinaryOp::softplus_backward:
+      return map2<T, T, T>(out, g, x, [](T gv, T v) { return gv * sigmoid_of(v); });
     case BinaryOp::gelu_backward:
       return map2<T, T, T>(out, g, x, [](T gv, T v) {
         T cdf = T(0.5) * (T(1) + std::erf(v / T(kSqrt2)));
@@ -156,8 +205,10 @@ void binary_float_backward(BinaryOp op, const Tensor& out, const Tensor& g, cons
         T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * v * v);
         return gv * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * dinner);
       });
-    case BinaryOp::pow: return map2<T, T, T>(out, g, x, [](T base, T e) { return std::pow(base, e); });
-    default: fail("binary kernel: op {} is not a float op", static_cast<int>(op));
+    case BinaryOp::pow:
+      return map2<T, T, T>(out, g, x, [](T base, T e) { return std::pow(base, e); });
+    default:
+      fail("binary kernel: op {} is not a float op", static_cast<int>(op));
   }
 }
 
@@ -170,7 +221,8 @@ void binary_numeric(BinaryOp op, const Tensor& out, const Tensor& a, const Tenso
     case BinaryOp::sub:
       if (alpha == 1.0) return map2<T, T, T>(out, a, b, [](T x, T y) { return static_cast<T>(x - y); });
       return map2<T, T, T>(out, a, b, [s = T(alpha)](T x, T y) { return static_cast<T>(x - s * y); });
-    case BinaryOp::mul: return map2<T, T, T>(out, a, b, [](T x, T y) { return static_cast<T>(x * y); });
+    case BinaryOp::mul:
+      return map2<T, T, T>(out, a, b, [](T x, T y) { return static_cast<T>(x * y); });
     case BinaryOp::div:
       if constexpr (std::is_floating_point_v<T>) {
         return map2<T, T, T>(out, a, b, [](T x, T y) { return x / y; });
@@ -189,7 +241,8 @@ void binary_numeric(BinaryOp op, const Tensor& out, const Tensor& a, const Tenso
           if (std::isnan(x) || std::isnan(y)) return x + y;
         return x < y ? x : y;
       });
-    case BinaryOp::relu_backward: return map2<T, T, T>(out, a, b, [](T gv, T v) { return v > T(0) ? gv : T(0); });
+    case BinaryOp::relu_backward:
+      return map2<T, T, T>(out, a, b, [](T gv, T v) { return v > T(0) ? gv : T(0); });
     case BinaryOp::leaky_relu_backward:
       return map2<T, T, T>(out, a, b, [s = T(alpha)](T gv, T v) { return v > T(0) ? gv : T(gv * s); });
     default:
@@ -215,19 +268,23 @@ void where_cpu(const Tensor& out, const Tensor& cond, const Tensor& a, const Ten
   });
 }
 
-void fill_cpu(const Tensor& out, double value) {
-  dispatch_all(out.dtype(), "fill", [&]<class T>() {
-    const T v = static_cast<T>(value);
-    StridedLoop<1> loop({&out});
-    loop.run([&](char* const* p, const int64_t* s, int64_t n) {
-      if (s[0] == sizeof(T)) {
-        T* o = reinterpret_cast<T*>(p[0]);
-        for (int64_t i = 0; i < n; ++i) o[i] = v;
-      } else {
-        for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
-      }
-    });
+template <class T>
+void fill_with(const Tensor& out, T v) {
+  StridedLoop<1> loop({&out});
+  loop.run([&](char* const* p, const int64_t* s, int64_t n) {
+    if (s[0] == sizeof(T)) {
+      T* o = reinterpret_cast<T*>(p[0]);
+      for (int64_t i = 0; i < n; ++i) o[i] = v;
+    } else {
+      for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
+    }
   });
+}
+
+void fill_cpu(const Tensor& out, double value) {
+  // bfloat16 rounds through float32, as PyTorch's BFloat16(float) constructor does.
+  if (out.dtype() == DType::bfloat16) return fill_with(out, bfloat16(static_cast<float>(value)));
+  dispatch_all(out.dtype(), "fill", [&]<class T>() { fill_with(out, static_cast<T>(value)); });
 }
 
 template <class TDst, class TSrc>
@@ -239,19 +296,43 @@ TDst convert(TSrc v) {
   }
 }
 
+// Same-dtype copy: one memcpy when both sides are dense, else a strided element copy.
+template <class T>
+void copy_same(const Tensor& dst, const Tensor& src) {
+  if (dst.is_contiguous() && src.is_contiguous()) {
+    const char* s = static_cast<const char*>(src.raw_data());
+    char* d = static_cast<char*>(dst.raw_data());
+    int64_t bytes = dst.numel() * static_cast<int64_t>(sizeof(T));
+    parallel_for(0, bytes, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
+    return;
+  }
+  map1<T, T>(dst, src, [](T v) { return v; });
+}
+
+// Casts into and out of bfloat16 go through float32, exactly like PyTorch's c10::BFloat16
+// (so float64 -> bfloat16 rounds twice, and bfloat16 -> int truncates the float32 value).
+void copy_bfloat16(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() == src.dtype()) return copy_same<uint16_t>(dst, src);  // the bits, unchanged
+  if (dst.dtype() == DType::bfloat16) {
+    dispatch_all(src.dtype(), "copy", [&]<class TS>() {
+      map1<bfloat16, TS>(dst, src, [](TS v) { return bfloat16(static_cast<float>(v)); });
+    });
+  } else {
+    dispatch_all(dst.dtype(), "copy", [&]<class TD>() {
+      map1<TD, bfloat16>(dst, src, [](bfloat16 v) { return convert<TD>(static_cast<float>(v)); });
+    });
+  }
+}
+
 void copy_cpu(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() == DType::bfloat16 || src.dtype() == DType::bfloat16) return copy_bfloat16(dst, src);
   dispatch_all(dst.dtype(), "copy", [&]<class TD>() {
     dispatch_all(src.dtype(), "copy", [&]<class TS>() {
       if constexpr (std::is_same_v<TD, TS>) {
-        if (dst.is_contiguous() && src.is_contiguous()) {
-          const char* s = static_cast<const char*>(src.raw_data());
-          char* d = static_cast<char*>(dst.raw_data());
-          int64_t bytes = dst.numel() * static_cast<int64_t>(sizeof(TD));
-          parallel_for(0, bytes, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
-          return;
-        }
+        copy_same<TD>(dst, src);
+      } else {
+        map1<TD, TS>(dst, src, [](TS v) { return convert<TD>(v); });
       }
-      map1<TD, TS>(dst, src, [](TS v) { return convert<TD>(v); });
     });
   });
 }

@@ -93,6 +93,8 @@ void gemm_cpu(const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
       return gemm_integer<uint8_t>(out, a, b, alpha, beta);
     case DType::boolean:
       break;
+    case DType::bfloat16:
+      fail_bfloat16("matmul");
   }
   fail("matmul: not defined for {} tensors", out.dtype());
 }

@@ -29,10 +29,19 @@ void zip_apply(const std::array<const Tensor*, N>& ops, const F& f) {
   });
 }
 
-// torch.lerp's formula (two forms, each exact at its end): a + w (b - a).
-template <class T>
-T lerp(T a, T b, T w) {
-  return w < T(0.5) ? a + w * (b - a) : b - (b - a) * (T(1) - w);
+// Calls f.template operator()<b0, b1, ...>() with the runtime flags as compile-time constants. The
+// update loops then have no branches inside (a flag tested per element is "control flow" that keeps
+// the compiler from vectorising them), at the price of one instantiation per combination.
+template <bool... Fixed, class F>
+void with_flags(const F& f) {
+  f.template operator()<Fixed...>();
+}
+template <bool... Fixed, class F, class... Rest>
+void with_flags(const F& f, bool flag, Rest... rest) {
+  if (flag)
+    with_flags<Fixed..., true>(f, rest...);
+  else
+    with_flags<Fixed..., false>(f, rest...);
 }
 
 template <class T>
@@ -41,18 +50,34 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& buf, double
   const T lr = static_cast<T>(lr_d), momentum = static_cast<T>(momentum_d), wd = static_cast<T>(wd_d);
   const T keep = static_cast<T>(1.0 - dampening_d);
   if (!buf.defined()) {
-    zip_apply<T, 2>({&param, &grad}, [=](T& p, T& g) {
-      T d = wd != T(0) ? g + wd * p : g;
-      p = p + (-lr) * d;
-    });
+    with_flags(
+        [&]<bool kDecay>() {
+          zip_apply<T, 2>({&param, &grad}, [=](T& p, T& g) {
+            T d = g;
+            if constexpr (kDecay) d = g + wd * p;
+            p = p + (-lr) * d;
+          });
+        },
+        wd != T(0));
     return;
   }
-  zip_apply<T, 3>({&param, &grad, &buf}, [=](T& p, T& g, T& b) {
-    T d = wd != T(0) ? g + wd * p : g;
-    b = first_step ? d : b * momentum + keep * d;
-    d = nesterov ? d + momentum * b : b;
-    p = p + (-lr) * d;
-  });
+  with_flags(
+      [&]<bool kDecay, bool kFirst, bool kNesterov>() {
+        zip_apply<T, 3>({&param, &grad, &buf}, [=](T& p, T& g, T& b) {
+          T d = g;
+          if constexpr (kDecay) d = g + wd * p;
+          if constexpr (kFirst)
+            b = d;
+          else
+            b = b * momentum + keep * d;
+          if constexpr (kNesterov)
+            d = d + momentum * b;
+          else
+            d = b;
+          p = p + (-lr) * d;
+        });
+      },
+      wd != T(0), first_step, nesterov);
 }
 
 template <class T>
@@ -63,28 +88,34 @@ void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m1, const 
   const T w1 = static_cast<T>(1.0 - beta1_d), w2 = static_cast<T>(1.0 - beta2_d);
   const T decay = static_cast<T>(1.0 - lr_d * wd_d), step_size = static_cast<T>(step_size_d);
   const T bc2_sqrt = static_cast<T>(bc2_sqrt_d);
-  auto update = [=](T& p, T g, T& m, T& v, T* vm) {
-    if (decoupled) {
-      p = p * decay;
-    } else if (wd != T(0)) {
-      g = g + wd * p;
-    }
-    m = lerp(m, g, w1);
-    v = v * beta2 + w2 * g * g;  // mul_ then addcmul_: (w2 * g) * g
-    T second = v;
-    if (vm) {
-      *vm = std::max(*vm, v);
-      second = *vm;
-    }
-    T denom = std::sqrt(second) / bc2_sqrt + eps;
-    p = p + (-step_size) * m / denom;  // addcdiv_: (value * m) / denom
-  };
-  if (vmax.defined()) {
-    zip_apply<T, 5>({&param, &grad, &m1, &m2, &vmax},
-                    [&](T& p, T& g, T& m, T& v, T& vm) { update(p, g, m, v, &vm); });
-  } else {
-    zip_apply<T, 4>({&param, &grad, &m1, &m2}, [&](T& p, T& g, T& m, T& v) { update(p, g, m, v, nullptr); });
-  }
+  with_flags(
+      [&]<bool kDecoupled, bool kDecay, bool kLerpFromA>() {
+        auto update = [=](T& p, T g, T& m, T& v, T* vm) {
+          if constexpr (kDecoupled) p = p * decay;
+          if constexpr (kDecay) g = g + wd * p;
+          // m = torch.lerp(m, g, w1): two forms, each exact at its end, chosen by w1 < 0.5
+          if constexpr (kLerpFromA)
+            m = m + w1 * (g - m);
+          else
+            m = g - (g - m) * (T(1) - w1);
+          v = v * beta2 + w2 * g * g;  // mul_ then addcmul_: (w2 * g) * g
+          T second = v;
+          if (vm) {
+            *vm = std::max(*vm, v);
+            second = *vm;
+          }
+          T denom = std::sqrt(second) / bc2_sqrt + eps;
+          p = p + (-step_size) * m / denom;  // addcdiv_: (value * m) / denom
+        };
+        if (vmax.defined()) {
+          zip_apply<T, 5>({&param, &grad, &m1, &m2, &vmax},
+                          [&](T& p, T& g, T& m, T& v, T& vm) { update(p, g, m, v, &vm); });
+        } else {
+          zip_apply<T, 4>({&param, &grad, &m1, &m2},
+                          [&](T& p, T& g, T& m, T& v) { update(p, g, m, v, nullptr); });
+        }
+      },
+      decoupled, !decoupled && wd != T(0), w1 < T(0.5));
 }
 
 void sgd_step_cpu(const Tensor& param, const Tensor& grad, const Tensor& buf, double lr, double momentum,

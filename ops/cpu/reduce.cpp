@@ -125,6 +125,8 @@ void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in, const std::v
       case DType::boolean:
         reinterpret_cast<bool*>(base)[o] = v != Acc(0);
         break;
+      case DType::bfloat16:  // rejected by reduce_cpu before any work (ops reduce bfloat16 in float32)
+        break;
     }
   };
 
@@ -219,6 +221,7 @@ void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in, const std::v
 }
 
 void reduce_cpu(ReduceOp op, const Tensor& out, const Tensor& in, const std::vector<bool>& reduce) {
+  if (out.dtype() == DType::bfloat16) fail_bfloat16("reduce");
   dispatch_all(in.dtype(), "reduce", [&]<class T>() {
     if (op == ReduceOp::max || op == ReduceOp::min) {
       using Acc = std::conditional_t<std::is_same_v<T, bool>, int64_t, T>;

@@ -27,6 +27,9 @@ struct CCEOptions {
   // default, machine epsilon / 32 (2^-28 for float32, 2^-57 for float64).
   bool filter_gradients = true;
   double filter_eps = 0.0;
+  // CUDA: accumulate dE / dC / db in a fixed order (the same bits on every run) instead of with
+  // atomics, at the cost of recomputing the logits twice in the backward. The CPU always is.
+  bool deterministic = false;
 };
 
 // embeddings: [N, D] (one sequence, as far as `shift` is concerned) or [B, T, D]; classifier:

@@ -19,8 +19,9 @@ namespace ember::nn {
 //   mask              [L, S] or [B * num_heads, L, S] (PyTorch's attn_mask)
 //   key_padding_mask  [B, S] (or [S] unbatched): true marks padding keys to ignore
 //   is_causal         position i attends to keys 0..i only (adds causal_mask(L, S))
-// A query row with every key masked gets NaN, as in PyTorch. Dropout (on the attention
-// weights) is active in training mode only.
+// The weights come from nn::functional::masked_softmax: a query row with every key masked gets
+// all-zero weights (its output is out_proj's bias) and a zero gradient, where PyTorch gives NaN.
+// Dropout (on the attention weights) is active in training mode only.
 class MultiheadAttention : public Module {
  public:
   MultiheadAttention(int64_t embed_dim, int64_t num_heads, double dropout = 0.0, bool bias = true,

@@ -1,6 +1,7 @@
 #pragma once
-// ember::nn::functional: the normalisation ops behind BatchNorm and LayerNorm, as fused kernels
-// (one forward and one backward kernel each, behind dispatch stubs; see ops/kernels/norm.h).
+// ember::nn::functional: the normalisation ops behind BatchNorm and LayerNorm and the softmax
+// behind MultiheadAttention, as fused kernels (one forward and one backward kernel each, behind
+// dispatch stubs; see ops/kernels/norm.h and ops/kernels/masked_softmax.h).
 #include "ember/tensor.h"
 
 namespace ember::nn::functional {
@@ -20,5 +21,15 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 // normalized_shape (or are undefined).
 Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
+
+// The attention weights of scaled dot-product attention, in one pass over the scores:
+//   out = softmax(scale * scores, dim = -1) over the keys each query may see
+// for scores [B, H, Tq, Tk] (= Q K^T per head). Query i does not see key j when
+//   causal and j > i + (Tk - Tq)   (the last query lines up with the last key; Tq == Tk: j > i)
+//   key_padding_mask[b, j] is true (bool [B, Tk], true = padding, PyTorch's convention).
+// A query that sees no key, or only -inf scores, gets all-zero weights and a zero gradient
+// (PyTorch gives NaN there). Differentiable in scores.
+Tensor masked_softmax(const Tensor& scores, double scale, bool causal = false,
+                      const Tensor& key_padding_mask = {});
 
 }  // namespace ember::nn::functional

@@ -17,6 +17,7 @@
 //                                       are "true"/"false", betas are "0.9,0.999"
 // load_state_dict() checks that the type, the groups and the shapes match, casts the state to
 // each parameter's dtype and device, and restores the options.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +65,12 @@ class Optimizer {
   void add_group_params(const std::vector<Tensor>& params);
   // The state of parameter `index` of `group` (name -> tensor), empty before its first step.
   std::map<std::string, Tensor>& state(size_t group, size_t index) { return state_[group][index]; }
+  // The walk every step() shares: with grad mode off, calls update(group, index, param, grad) for each
+  // parameter that has a gradient (after checking it matches the parameter), then bumps the
+  // parameter's version so tensors saved for backward notice the in-place update.
+  using ParamUpdate =
+      std::function<void(size_t group, size_t index, const Tensor& param, const Tensor& grad)>;
+  void update_params_with_grads(const ParamUpdate& update);
   // Options as text for the state dict, and back (all groups at once, so that a bad entry
   // changes nothing).
   using OptionsText = std::map<std::string, std::string>;

@@ -1,0 +1,930 @@
+// The fast Cut Cross-Entropy kernels for float32 and bfloat16 inputs (contract:
+// losses/kernels/cce.h; method: ../shared/papers/cce.md, "CUDA algorithm"; CPU reference:
+// losses/cpu/cce_forward.cpp and cce_backward.cpp). float64 stays on the simple kernels of cce.cu.
+//
+// Tiles. A thread block (256 threads, 8 warps) owns a tile of BM = 64 scored rows x BN = 128
+// vocabulary positions. It computes the tile's logits E_R C_J^T by walking D in chunks of
+// BK: both chunks are staged in shared memory, multiplied, and accumulated in registers, in
+// fp32 (BK = 64 for bf16, 32 for float32). Two multiply paths fill the same [BM x BN] fp32 tile
+// in shared memory:
+//   * bfloat16: tensor cores through nvcuda::wmma (16x16x16 bf16 fragments, fp32 accumulators;
+//     sm_80+). Each warp owns a 32 x 32 corner of the tile (2 x 2 fragments).
+//   * float32: plain fp32 FMAs (exactly the products the CPU's sgemm adds, so float32 matches the
+//     CPU to rounding). Each thread owns a 4 x 8 grid of logits, strided by 16 so that a warp's
+//     shared-memory reads hit distinct banks or broadcast.
+// The logits tile lives only in shared memory; nothing of size N x V is ever written.
+//
+// Forward (cce_forward_kernel). A block takes one row block and a contiguous range ("split") of
+// vocabulary blocks, and keeps each row's online log-sum-exp in shared memory: running max m and
+// running sum l = sum exp(z - m) (l in double, as on the CPU). Per tile: add the bias, apply the
+// soft cap, mask positions >= V; one warp per row takes the tile max and the sum of exp(z - m'),
+// and lane 0 folds them in: l = l exp(m - m') + sum, m = m'. The target logit is written by the
+// one tile that holds it (so it is exactly the value that entered the sum). At the end each
+// block writes its partial (m, l) to a [splits x n] buffer, and lse_combine_kernel merges the
+// splits with the same rule in a fixed order (no atomics: the loss is deterministic).
+//
+// Vocabulary sorting statistic (logit_avg, when asked): per tile column sums of the finished
+// logits, added into an int64 fixed-point accumulator with integer atomics (2^-20 resolution).
+// Integer addition is associative, so the statistic, and with it the backward's visiting order,
+// are the same bits on every run. It is only an ordering key; sums are clamped to +-2^28 per tile.
+//
+// Backward (cce_backward_kernel). A block recomputes a tile's logits exactly as the forward, then
+// turns them into dz = g (S - onehot) + h S (times the soft cap's slope 1 - (zhat / cap)^2), with
+// S = exp(zhat - lse). Gradient filtering: if no entry of the tile has |S - onehot| >= eps (the
+// CPU's test: off the target z - lse >= log eps, on it |S - 1| >= eps), the block skips the tile
+// (__syncthreads_or makes that decision block-wide). Otherwise dz goes to shared memory in the
+// input dtype (bf16 for bf16 inputs, as in the reference), and D is walked in chunks of BD = 64:
+//   dE[rows of R] += dz  C_J[:, chunk]      ([BM x BN] x [BN x BD])
+//   dC[cols of J] += dz^T E_R[:, chunk]     ([BN x BM] x [BM x BD])
+// on the same multiply paths, each result staged in shared memory and added to fp32 global
+// accumulators. The vocabulary blocks run through `vocab_order` when the caller sorted it (the
+// index indirection is on the C rows loaded and the dC rows written). Two accumulation modes:
+//   * default: one block per tile, fp32 atomicAdd. The launch order is grouped (16 row blocks
+//     fastest, then the vocabulary), so concurrent blocks share C_J and E_R in L2 without all
+//     piling their atomics onto the same dE or dC rows. Fast, but the summation order depends
+//     on scheduling.
+//   * deterministic: two launches. One block per row block walks every vocabulary block in order
+//     and alone owns its dE rows; one block per vocabulary block walks every row block in order
+//     and alone owns its dC rows and db entries. Plain read-add-writes in a fixed order: the same
+//     bits on every run, at the cost of recomputing every tile's logits twice.
+// float32 inputs accumulate straight into dE/dC/db; bfloat16 inputs into fp32 scratch that is
+// rounded to the bf16 outputs at the end (the reference's "accum_*_fp32" precision).
+//
+// Loads. On the bf16 path (when D is a multiple of 8 and the inputs are 16-byte aligned) the
+// logits' E and C chunks are double-buffered with cp.async: the copy of chunk c + 1 runs while
+// chunk c is on the tensor cores. Everything else loads synchronously (16-byte loads when it can).
+//
+// What is not here yet: deeper (3-stage) pipelining and cp.async for the gradient chunks, TF32 for
+// float32, and the paper's bf16 lock-and-add accumulation (which would keep the gradient memory
+// at the bf16 lower bound instead of adding fp32 scratch).
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+#include <mma.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "core/tensor_impl.h"
+#include "cuda/losses/cce_tiled.h"
+#include "cuda/runtime.h"
+
+namespace ember::cuda_kernels::cce {
+namespace {
+
+using ember::cuda::KernelContext;
+namespace wmma = nvcuda::wmma;
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int BM = 64;              // scored rows per tile
+constexpr int BN = 128;             // vocabulary positions per tile
+constexpr int BD = 64;              // D chunk of the gradient products
+constexpr int64_t kGroupRows = 16;  // row blocks per group of the atomic backward's launch order
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr double kAvgScale = 1048576.0;    // 2^20: fixed-point scale of the sorting statistic
+constexpr double kAvgClamp = 268435456.0;  // 2^28: bound on one tile's column sum
+
+static_assert(kThreads == 256, "the SIMT micro-tiles assume a 16 x 16 thread grid");
+static_assert(BM == 64 && BN == 128 && BD == 64, "the warp layouts below assume these tile sizes");
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class In>
+__device__ __forceinline__ In from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);  // round to nearest even
+}
+
+// max that lets a NaN win (the CPU's tile max does the same), so NaN reaches the LSE.
+__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int off = 16; off > 0; off /= 2) v = nan_max(v, __shfl_xor_sync(kFullMask, v, off));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(kFullMask, v, off);
+  return v;
+}
+
+// Leading dimensions (in elements) of the shared-memory buffers. The bf16 paddings keep every
+// wmma fragment pointer 32-byte aligned and ldm a multiple of 8 elements; the float padding of
+// 1 spreads the SIMT loop's strided reads over the 32 banks.
+template <class In>
+struct Layout {
+  static constexpr bool kTensorCores = std::is_same_v<In, __nv_bfloat16>;
+  static constexpr int BK = kTensorCores ? 64 : 32;  // D chunk of the logits product
+  static constexpr int kPad = kTensorCores ? 8 : 1;
+  static constexpr int LDS = BK + kPad;  // logits staging: E chunk [BM][LDS], C chunk [BN][LDS]
+  static constexpr int LDB = BD + kPad;  // gradient staging: E chunk [BM][LDB], C chunk [BN][LDB]
+  static constexpr int LDG = BN + kPad;  // dz in the input dtype [BM][LDG]
+  static constexpr int LDL = BN + 4;     // fp32 logits / dz tile [BM][LDL]
+  static constexpr int LDO = BD + 4;     // fp32 product staging [BN][LDO] (dE uses BM rows)
+
+  // wmma: ldm a multiple of 16 bytes and every 16-row fragment step 32-byte aligned; cp.async and
+  // the vector stores: staging rows 16-byte aligned.
+  static_assert(!kTensorCores || (LDS * sizeof(In)) % 16 == 0, "cp.async needs 16-byte staging rows");
+  static_assert(!kTensorCores || (16 * LDS * sizeof(In)) % 32 == 0,
+                "E/C staging fragments must be 32-byte aligned");
+  static_assert(!kTensorCores || (16 * LDB * sizeof(In)) % 32 == 0,
+                "gradient staging fragments must be aligned");
+  static_assert(!kTensorCores || (16 * LDG * sizeof(In)) % 32 == 0, "dz fragments must be 32-byte aligned");
+  static_assert((LDL * sizeof(float)) % 16 == 0 && (16 * LDL * sizeof(float)) % 32 == 0, "logits tile ldm");
+  static_assert((LDO * sizeof(float)) % 16 == 0 && (16 * LDO * sizeof(float)) % 32 == 0,
+                "product staging ldm");
+};
+
+constexpr size_t round_up(size_t bytes) { return (bytes + 127) / 128 * 128; }
+constexpr size_t max_of(size_t a, size_t b) { return a > b ? a : b; }
+
+// The dynamic shared memory of one block, carved into 128-byte aligned regions.
+template <class In, bool kBackward>
+struct Smem {
+  using L = Layout<In>;
+  static constexpr size_t kIndexBytes = round_up((2 * BM + BN) * sizeof(int64_t));
+  static constexpr size_t kRowBytes = round_up(BM * (4 * sizeof(float) + sizeof(double)));
+  // The logits staging is double-buffered on the tensor-core path (cp.async).
+  static constexpr size_t kStageBytes =
+      round_up(max_of((L::kTensorCores ? 2 : 1) * (BM + BN) * L::LDS, kBackward ? (BM + BN) * L::LDB : 0) *
+               sizeof(In));
+  static constexpr size_t kTileBytes =
+      round_up(max_of(BM * L::LDL, kBackward ? BN* L::LDO : 0) * sizeof(float));
+  static constexpr size_t kGBytes = kBackward ? round_up(BM * L::LDG * sizeof(In)) : 0;
+  static constexpr size_t kBytes = kIndexBytes + kRowBytes + kStageBytes + kTileBytes + kGBytes;
+
+  int64_t* rows;   // [BM] row of E of each tile row, -1 past n
+  int64_t* tgt;    // [BM] its target class, -1 past n
+  int64_t* cols;   // [BN] class id of each tile column, -1 past V
+  float* row_lse;  // [BM] backward: lse, grad_nll, grad_lse of each tile row
+  float* row_g;
+  float* row_h;
+  float* run_m;   // [BM] forward: running max
+  double* run_l;  // [BM] forward: running sum of exp(z - m)
+  In* stage;      // staging of the input chunks
+  float* tile;    // fp32 logits, then dz; in the backward also the product staging
+  In* G;          // backward: dz in the input dtype
+
+  __device__ explicit Smem(char* base) {
+    rows = reinterpret_cast<int64_t*>(base);
+    tgt = rows + BM;
+    cols = tgt + BM;
+    char* r = base + kIndexBytes;
+    run_l = reinterpret_cast<double*>(r);
+    row_lse = reinterpret_cast<float*>(r + BM * sizeof(double));
+    row_g = row_lse + BM;
+    row_h = row_g + BM;
+    run_m = row_h + BM;
+    stage = reinterpret_cast<In*>(base + kIndexBytes + kRowBytes);
+    tile = reinterpret_cast<float*>(base + kIndexBytes + kRowBytes + kStageBytes);
+    G = reinterpret_cast<In*>(base + kIndexBytes + kRowBytes + kStageBytes + kTileBytes);
+  }
+};
+
+template <class In>
+struct Params {
+  const In* E;             // [R, D]
+  const In* C;             // [V, D]
+  const In* bias;          // [V] or null
+  const int64_t* rows;     // [n] scored rows, ascending
+  const int64_t* targets;  // [n] their class ids
+  const int64_t* order;    // [V] backward visiting order, or null (identity)
+  int64_t n, V, D;
+  float cap;  // soft cap, 0 = none
+  bool vec;   // D and both base pointers allow 16-byte loads
+  // forward
+  float* part_m;                  // [splits x n]
+  double* part_l;                 // [splits x n]
+  float* target_logit;            // [n]
+  unsigned long long* avg_fixed;  // [V] or null: fixed-point column sums
+  // backward
+  const float* lse;       // [R]
+  const float* grad_nll;  // [R]
+  const float* grad_lse;  // [R] or null
+  float eps, log_eps;     // eps = 0: no filtering
+  float* dE;              // [R, D] fp32 or null
+  float* dC;              // [V, D] fp32 or null
+  float* db;              // [V] fp32 or null
+};
+
+// --- tile set-up -------------------------------------------------------------------------------
+
+template <class In, bool kB>
+__device__ void setup_rows(const Smem<In, kB>& s, const Params<In>& p, int64_t k0) {
+  for (int i = threadIdx.x; i < BM; i += kThreads) {
+    const int64_t k = k0 + i;
+    const bool valid = k < p.n;
+    const int64_t r = valid ? p.rows[k] : -1;
+    s.rows[i] = r;
+    s.tgt[i] = valid ? p.targets[k] : -1;
+    if constexpr (kB) {
+      s.row_lse[i] = valid ? p.lse[r] : 0.f;
+      s.row_g[i] = valid ? p.grad_nll[r] : 0.f;
+      s.row_h[i] = valid && p.grad_lse ? p.grad_lse[r] : 0.f;
+    }
+  }
+}
+
+template <class In, bool kB>
+__device__ void setup_cols(const Smem<In, kB>& s, const Params<In>& p, int64_t p0) {
+  for (int c = threadIdx.x; c < BN; c += kThreads) {
+    const int64_t q = p0 + c;
+    s.cols[c] = q < p.V ? (p.order ? p.order[q] : q) : -1;
+  }
+}
+
+// dst[r][0..WIDTH) = src[idx[r]][d0 .. d0 + WIDTH) for r < count (row stride LD in dst), zero
+// where idx[r] < 0 or past D. Copies bits (no conversion). With `vec`, 16 bytes per load (and per
+// store when the rows of dst are 16-byte aligned: bf16).
+template <int WIDTH, int LD, class In>
+__device__ void load_chunk(In* dst, const In* src, const int64_t* idx, int count, int64_t D, int64_t d0,
+                           bool vec) {
+  using Bits = std::conditional_t<sizeof(In) == 2, uint16_t, uint32_t>;
+  constexpr int kPerVec = 16 / sizeof(In);
+  static_assert(WIDTH % kPerVec == 0, "chunk width must be a whole number of 16-byte vectors");
+  Bits* out = reinterpret_cast<Bits*>(dst);
+  const Bits* in = reinterpret_cast<const Bits*>(src);
+  if (vec) {
+    constexpr int kVecs = WIDTH / kPerVec;
+    union {
+      uint4 v;
+      Bits b[kPerVec];
+    } buf;
+    for (int e = threadIdx.x; e < count * kVecs; e += kThreads) {
+      const int r = e / kVecs, c = (e % kVecs) * kPerVec;
+      const int64_t row = idx[r], d = d0 + c;
+      // D is a multiple of kPerVec, so a vector is entirely inside [0, D) or entirely past it.
+      if (row >= 0 && d < D)
+        buf.v = *reinterpret_cast<const uint4*>(in + row * D + d);
+      else
+        buf.v = make_uint4(0, 0, 0, 0);
+      if constexpr (LD * sizeof(In) % 16 == 0) {  // rows 16-byte aligned: one vector store
+        *reinterpret_cast<uint4*>(out + r * LD + c) = buf.v;
+      } else {
+#pragma unroll
+        for (int q = 0; q < kPerVec; ++q) out[r * LD + c + q] = buf.b[q];
+      }
+    }
+  } else {
+    for (int e = threadIdx.x; e < count * WIDTH; e += kThreads) {
+      const int r = e / WIDTH, c = e % WIDTH;
+      const int64_t row = idx[r], d = d0 + c;
+      out[r * LD + c] = (row >= 0 && d < D) ? in[row * D + d] : Bits(0);
+    }
+  }
+}
+
+// --- the multiply paths --------------------------------------------------------------------------
+
+// SIMT fp32: acc[i][j] += sum_k A(m_i, k) B(k, n_j) with m_i = ty + 16 i, n_j = tx + 16 j, where
+// A(m, k) = A[m * a_m + k * a_k] and B(k, n) = B[k * b_k + n * b_n] (shared memory).
+template <int TM, int TN>
+__device__ __forceinline__ void simt_gemm(float (&acc)[TM][TN], const float* A, int a_m, int a_k,
+                                          const float* B, int b_k, int b_n, int K) {
+  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+  for (int k = 0; k < K; ++k) {
+    float a[TM], b[TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i) a[i] = A[(ty + 16 * i) * a_m + k * a_k];
+#pragma unroll
+    for (int j = 0; j < TN; ++j) b[j] = B[k * b_k + (tx + 16 * j) * b_n];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+  }
+}
+
+template <int TM, int TN>
+__device__ __forceinline__ void simt_store(float* out, int ld, const float (&acc)[TM][TN]) {
+  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) out[(ty + 16 * i) * ld + tx + 16 * j] = acc[i][j];
+}
+
+using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+using FragARow = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+using FragACol = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+
+// One logits chunk on tensor cores: acc += Es[32-row strip of this warp] Cs[32-column strip]^T.
+template <int BK, int LDS>
+__device__ __forceinline__ void mma_chunk(FragAcc (&acc)[2][2], const __nv_bfloat16* Es,
+                                          const __nv_bfloat16* Cs, int wm, int wn) {
+#pragma unroll
+  for (int ks = 0; ks < BK / 16; ++ks) {
+    FragARow a[2];
+    FragBCol b[2];  // B = Cs^T: element (k, n) = Cs[n][k], a column-major [BK x BN]
+#pragma unroll
+    for (int x = 0; x < 2; ++x) wmma::load_matrix_sync(a[x], Es + (wm * 32 + 16 * x) * LDS + ks * 16, LDS);
+#pragma unroll
+    for (int y = 0; y < 2; ++y) wmma::load_matrix_sync(b[y], Cs + (wn * 32 + 16 * y) * LDS + ks * 16, LDS);
+#pragma unroll
+    for (int x = 0; x < 2; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y) wmma::mma_sync(acc[x][y], a[x], b[y], acc[x][y]);
+  }
+}
+
+// Starts the asynchronous copy (cp.async, sm_80+) of chunk d0 of the E rows and C rows into
+// `stage` ([BM + BN][LDS]: the E rows, then the C rows), 16 bytes per copy; padding rows and
+// columns past D are zero-filled by the copy itself. Needs p.vec (D a multiple of 8, aligned).
+template <class In, bool kB>
+__device__ __forceinline__ void issue_chunk(In* stage, const Smem<In, kB>& s, const Params<In>& p,
+                                            int64_t d0) {
+  using L = Layout<In>;
+  constexpr int kPerVec = 16 / sizeof(In), kVecs = L::BK / kPerVec;
+  for (int e = threadIdx.x; e < (BM + BN) * kVecs; e += kThreads) {
+    const int r = e / kVecs, c = (e % kVecs) * kPerVec;
+    const bool is_e = r < BM;
+    const int64_t row = is_e ? s.rows[r] : s.cols[r - BM], d = d0 + c;
+    const In* base = is_e ? p.E : p.C;
+    const bool valid = row >= 0 && d < p.D;
+    __pipeline_memcpy_async(stage + r * L::LDS + c, valid ? base + row * p.D + d : base, 16, valid ? 0 : 16);
+  }
+  __pipeline_commit();
+}
+
+// s.tile[BM x BN] = E_R C_J^T for the rows s.rows and classes s.cols, fp32. Ends synchronised.
+// bf16 with 16-byte rows: double-buffered, the copy of chunk c + 1 runs while chunk c is
+// multiplied. Otherwise one buffer: load, synchronise, multiply, synchronise.
+template <class In, bool kB>
+__device__ void compute_logits(const Smem<In, kB>& s, const Params<In>& p) {
+  using L = Layout<In>;
+  In* Es = s.stage;                // [BM][LDS]
+  In* Cs = s.stage + BM * L::LDS;  // [BN][LDS]
+  if constexpr (L::kTensorCores) {
+    const int warp = threadIdx.x / 32, wm = warp / 4, wn = warp % 4;  // warp tile 32 x 32
+    FragAcc acc[2][2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
+    if (p.vec) {
+      In* stage[2] = {s.stage, s.stage + (BM + BN) * L::LDS};
+      const int64_t chunks = (p.D + L::BK - 1) / L::BK;
+      issue_chunk(stage[0], s, p, 0);
+      for (int64_t c = 0; c < chunks; ++c) {
+        if (c + 1 < chunks) {
+          // stage[(c + 1) % 2] was last read by chunk c - 1, which ended with __syncthreads.
+          issue_chunk(stage[(c + 1) % 2], s, p, (c + 1) * L::BK);
+          __pipeline_wait_prior(1);  // this thread's copies of chunk c have landed
+        } else {
+          __pipeline_wait_prior(0);
+        }
+        __syncthreads();  // ... and everyone else's
+        mma_chunk<L::BK, L::LDS>(acc, stage[c % 2], stage[c % 2] + BM * L::LDS, wm, wn);
+        __syncthreads();  // chunk c is consumed before its buffer is refilled
+      }
+    } else {
+      for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
+        __syncthreads();  // the previous chunk is consumed
+        load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, BM, p.D, d0, false);
+        load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, false);
+        __syncthreads();
+        mma_chunk<L::BK, L::LDS>(acc, Es, Cs, wm, wn);
+      }
+    }
+#pragma unroll
+    for (int x = 0; x < 2; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y)
+        wmma::store_matrix_sync(s.tile + (wm * 32 + 16 * x) * L::LDL + wn * 32 + 16 * y, acc[x][y], L::LDL,
+                                wmma::mem_row_major);
+  } else {
+    float acc[BM / 16][BN / 16] = {};
+    for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
+      __syncthreads();
+      load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, BM, p.D, d0, p.vec);
+      load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, p.vec);
+      __syncthreads();
+      simt_gemm(acc, Es, L::LDS, 1, Cs, 1, L::LDS, L::BK);
+    }
+    simt_store(s.tile, L::LDL, acc);
+  }
+  __syncthreads();
+}
+
+// out[BM x BD] = G[BM x BN] Cg[BN x BD]   (the dE chunk)
+template <class In>
+__device__ void product_dE(float* out, const In* G, const In* Cg) {
+  using L = Layout<In>;
+  if constexpr (L::kTensorCores) {
+    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 16 x 32
+    FragAcc acc[2];
+    wmma::fill_fragment(acc[0], 0.f);
+    wmma::fill_fragment(acc[1], 0.f);
+#pragma unroll
+    for (int ks = 0; ks < BN / 16; ++ks) {
+      FragARow a;
+      wmma::load_matrix_sync(a, G + (wm * 16) * L::LDG + ks * 16, L::LDG);
+#pragma unroll
+      for (int y = 0; y < 2; ++y) {
+        FragBRow b;
+        wmma::load_matrix_sync(b, Cg + (ks * 16) * L::LDB + wn * 32 + 16 * y, L::LDB);
+        wmma::mma_sync(acc[y], a, b, acc[y]);
+      }
+    }
+#pragma unroll
+    for (int y = 0; y < 2; ++y)
+      wmma::store_matrix_sync(out + (wm * 16) * L::LDO + wn * 32 + 16 * y, acc[y], L::LDO,
+                              wmma::mem_row_major);
+  } else {
+    float acc[BM / 16][BD / 16] = {};
+    simt_gemm(acc, G, L::LDG, 1, Cg, L::LDB, 1, BN);
+    simt_store(out, L::LDO, acc);
+  }
+}
+
+// out[BN x BD] = G[BM x BN]^T Eg[BM x BD]   (the dC chunk)
+template <class In>
+__device__ void product_dC(float* out, const In* G, const In* Eg) {
+  using L = Layout<In>;
+  if constexpr (L::kTensorCores) {
+    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 32 x 32
+    FragAcc acc[2][2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
+#pragma unroll
+    for (int ks = 0; ks < BM / 16; ++ks) {
+      FragACol a[2];  // A = G^T: element (m, k) = G[k][m], a column-major [BN x BM]
+      FragBRow b[2];
+#pragma unroll
+      for (int x = 0; x < 2; ++x)
+        wmma::load_matrix_sync(a[x], G + (ks * 16) * L::LDG + wm * 32 + 16 * x, L::LDG);
+#pragma unroll
+      for (int y = 0; y < 2; ++y)
+        wmma::load_matrix_sync(b[y], Eg + (ks * 16) * L::LDB + wn * 32 + 16 * y, L::LDB);
+#pragma unroll
+      for (int x = 0; x < 2; ++x)
+#pragma unroll
+        for (int y = 0; y < 2; ++y) wmma::mma_sync(acc[x][y], a[x], b[y], acc[x][y]);
+    }
+#pragma unroll
+    for (int x = 0; x < 2; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y)
+        wmma::store_matrix_sync(out + (wm * 32 + 16 * x) * L::LDO + wn * 32 + 16 * y, acc[x][y], L::LDO,
+                                wmma::mem_row_major);
+  } else {
+    float acc[BN / 16][BD / 16] = {};
+    simt_gemm(acc, G, 1, L::LDG, Eg, L::LDB, 1, BM);
+    simt_store(out, L::LDO, acc);
+  }
+}
+
+// The logit the loss sees: bias, then cap * tanh(z / cap) (the CPU's finish_logits).
+template <class In>
+__device__ __forceinline__ float finish_logit(float z, const Params<In>& p, int64_t j) {
+  if (p.bias) z += to_float(p.bias[j]);
+  if (p.cap > 0.f) z = p.cap * tanhf(z * (1.f / p.cap));
+  return z;
+}
+
+// --- forward -------------------------------------------------------------------------------------
+
+// Folds the tile in s.tile into the running (m, l) of its rows; records target logits; leaves the
+// finished logits (-inf at masked columns) in s.tile for the column sums.
+template <class In>
+__device__ void forward_epilogue(const Smem<In, false>& s, const Params<In>& p, int64_t k0) {
+  using L = Layout<In>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int i = warp; i < BM; i += kWarps) {
+    if (s.rows[i] < 0) continue;  // uniform across the warp
+    float z[BN / 32];
+    float zmax = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < BN / 32; ++t) {
+      const int c = lane + 32 * t;
+      const int64_t j = s.cols[c];
+      float v = -INFINITY;
+      if (j >= 0) {
+        v = finish_logit(s.tile[i * L::LDL + c], p, j);
+        if (j == s.tgt[i]) p.target_logit[k0 + i] = v;  // exactly one tile holds the target
+      }
+      z[t] = v;
+      s.tile[i * L::LDL + c] = v;
+      zmax = nan_max(zmax, v);
+    }
+    zmax = warp_max(zmax);
+    // A tile of only -inf logits adds nothing (and would give -inf - -inf = NaN below).
+    if (zmax == -INFINITY) continue;
+    const float m_old = s.run_m[i];
+    const float m_new = nan_max(m_old, zmax);
+    float sum = 0.f;
+#pragma unroll
+    for (int t = 0; t < BN / 32; ++t) sum += expf(z[t] - m_new);
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      s.run_l[i] = s.run_l[i] * exp(static_cast<double>(m_old) - m_new) + sum;
+      s.run_m[i] = m_new;
+    }
+  }
+}
+
+// Column sums of the finished logits over the tile's scored rows, into the fixed-point statistic.
+template <class In>
+__device__ void forward_column_sums(const Smem<In, false>& s, const Params<In>& p) {
+  using L = Layout<In>;
+  for (int c = threadIdx.x; c < BN; c += kThreads) {
+    const int64_t j = s.cols[c];
+    if (j < 0) continue;
+    double sum = 0;
+    for (int i = 0; i < BM; ++i)
+      if (s.rows[i] >= 0) sum += s.tile[i * L::LDL + c];
+    sum = sum != sum ? 0.0 : fmin(fmax(sum, -kAvgClamp), kAvgClamp);
+    // Two's complement: adding the unsigned image of a negative number subtracts it.
+    atomicAdd(p.avg_fixed + j, static_cast<unsigned long long>(__double2ll_rn(sum * kAvgScale)));
+  }
+}
+
+template <class In>
+__global__ void __launch_bounds__(kThreads, 2)  // 2 blocks per SM (registers capped at 128)
+    cce_forward_kernel(Params<In> p, int64_t row_blocks, int64_t vocab_blocks, int64_t splits) {
+  extern __shared__ __align__(128) char smem_raw[];
+  const Smem<In, false> s(smem_raw);
+  for (int64_t item = blockIdx.x; item < row_blocks * splits; item += gridDim.x) {
+    const int64_t b = item % row_blocks, split = item / row_blocks, k0 = b * BM;
+    __syncthreads();  // the previous item is done with the shared buffers
+    setup_rows(s, p, k0);
+    for (int i = threadIdx.x; i < BM; i += kThreads) {
+      s.run_m[i] = -INFINITY;
+      s.run_l[i] = 0.0;
+    }
+    const int64_t j_begin = split * vocab_blocks / splits, j_end = (split + 1) * vocab_blocks / splits;
+    for (int64_t J = j_begin; J < j_end; ++J) {
+      __syncthreads();
+      setup_cols(s, p, J * BN);
+      __syncthreads();
+      compute_logits(s, p);
+      forward_epilogue(s, p, k0);
+      if (p.avg_fixed) {
+        __syncthreads();
+        forward_column_sums(s, p);
+      }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < BM; i += kThreads)
+      if (s.rows[i] >= 0) {
+        p.part_m[split * p.n + k0 + i] = s.run_m[i];
+        p.part_l[split * p.n + k0 + i] = s.run_l[i];
+      }
+  }
+}
+
+// lse = M + log(sum_s l_s exp(m_s - M)), M = max_s m_s, in split order (the CPU's merge rule);
+// nll = lse - target logit. One thread per scored row.
+__global__ void lse_combine_kernel(float* lse, float* nll, const float* part_m, const double* part_l,
+                                   const float* target_logit, const int64_t* rows, int64_t n,
+                                   int64_t splits) {
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < n;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float big_m = -INFINITY;
+    for (int64_t s = 0; s < splits; ++s) big_m = nan_max(big_m, part_m[s * n + k]);
+    // Splits at the max add l unscaled: covers big_m = -inf (every logit -inf: log 0 = -inf).
+    double sum = 0;
+    for (int64_t s = 0; s < splits; ++s) {
+      const float ms = part_m[s * n + k];
+      const double ls = part_l[s * n + k];
+      sum += ms == big_m ? ls : ls * exp(static_cast<double>(ms) - big_m);
+    }
+    const double l = big_m + log(sum);
+    lse[rows[k]] = static_cast<float>(l);
+    nll[rows[k]] = static_cast<float>(l - target_logit[k]);
+  }
+}
+
+__global__ void logit_avg_kernel(float* avg, const unsigned long long* fixed, int64_t V, int64_t n) {
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < V;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    avg[j] = static_cast<float>(static_cast<double>(static_cast<long long>(fixed[j])) / kAvgScale /
+                                static_cast<double>(n));
+}
+
+// --- backward ------------------------------------------------------------------------------------
+
+// Adds out[count x BD] (leading dimension LDO) into dst[idx[r]][d0 + c], skipping padding and
+// exact zeros. kAtomic: fp32 atomicAdd; otherwise this block is the only writer of these rows.
+template <bool kAtomic, class In>
+__device__ void flush(const float* out, int count, const int64_t* idx, float* dst, int64_t D, int64_t d0) {
+  using L = Layout<In>;
+  for (int e = threadIdx.x; e < count * BD; e += kThreads) {
+    const int r = e / BD, c = e % BD;
+    const int64_t row = idx[r], d = d0 + c;
+    if (row < 0 || d >= D) continue;
+    const float v = out[r * L::LDO + c];
+    if (v == 0.f) continue;
+    if constexpr (kAtomic)
+      atomicAdd(dst + row * D + d, v);
+    else
+      dst[row * D + d] += v;
+  }
+}
+
+// Recomputes tile (row block starting at k0, visiting-order block starting at p0), forms dz, and
+// unless filtered adds its contributions to p.dE / p.dC / p.db (whichever are non-null).
+template <bool kAtomic, class In>
+__device__ void backward_tile(const Smem<In, true>& s, const Params<In>& p, int64_t k0, int64_t p0) {
+  using L = Layout<In>;
+  __syncthreads();  // the previous tile is done with every shared buffer
+  setup_rows(s, p, k0);
+  setup_cols(s, p, p0);
+  __syncthreads();
+  compute_logits(s, p);
+
+  // dz, one warp per row; the filter test runs on the unscaled S - onehot (the CPU's test).
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int signal = 0;
+  for (int i = warp; i < BM; i += kWarps) {
+    const bool row_ok = s.rows[i] >= 0;
+    const float lse = s.row_lse[i], g = s.row_g[i], gh = g + s.row_h[i];
+#pragma unroll
+    for (int t = 0; t < BN / 32; ++t) {
+      const int c = lane + 32 * t;
+      const int64_t j = s.cols[c];
+      float dz = 0.f;
+      if (row_ok && j >= 0) {
+        const float z = finish_logit(s.tile[i * L::LDL + c], p, j);
+        const float S = expf(z - lse);
+        const bool on_target = j == s.tgt[i];
+        if (p.eps > 0.f && !signal)  // a NaN keeps the tile, as on the CPU
+          signal = on_target ? !(fabsf(S - 1.f) < p.eps) : !(z - lse < p.log_eps);
+        dz = gh * S - (on_target ? g : 0.f);
+        if (p.cap > 0.f) {
+          const float u = z * (1.f / p.cap);
+          dz *= 1.f - u * u;
+        }
+      }
+      s.tile[i * L::LDL + c] = dz;
+      s.G[i * L::LDG + c] = from_float<In>(dz);
+    }
+  }
+  if (p.eps > 0.f) {
+    if (!__syncthreads_or(signal)) return;  // block-uniform: every thread sees the same result
+  } else {
+    __syncthreads();
+  }
+
+  if (p.db) {  // column sums of the fp32 dz
+    for (int c = threadIdx.x; c < BN; c += kThreads) {
+      const int64_t j = s.cols[c];
+      if (j < 0) continue;
+      float sum = 0.f;
+      for (int i = 0; i < BM; ++i) sum += s.tile[i * L::LDL + c];
+      if (sum == 0.f) continue;
+      if constexpr (kAtomic)
+        atomicAdd(p.db + j, sum);
+      else
+        p.db[j] += sum;
+    }
+  }
+
+  In* Eg = s.stage;                // [BM][LDB]
+  In* Cg = s.stage + BM * L::LDB;  // [BN][LDB]
+  float* out = s.tile;             // product staging (dz in s.tile is no longer needed)
+  for (int64_t d0 = 0; d0 < p.D; d0 += BD) {
+    __syncthreads();  // db sums / the previous chunk's flush are done with s.tile and staging
+    if (p.dE) load_chunk<BD, L::LDB>(Cg, p.C, s.cols, BN, p.D, d0, p.vec);
+    if (p.dC) load_chunk<BD, L::LDB>(Eg, p.E, s.rows, BM, p.D, d0, p.vec);
+    __syncthreads();
+    if (p.dE) {
+      product_dE(out, s.G, Cg);
+      __syncthreads();
+      flush<kAtomic, In>(out, BM, s.rows, p.dE, p.D, d0);
+    }
+    if (p.dC) {
+      if (p.dE) __syncthreads();  // the dE flush is done reading `out`
+      product_dC(out, s.G, Eg);
+      __syncthreads();
+      flush<kAtomic, In>(out, BN, s.cols, p.dC, p.D, d0);
+    }
+  }
+}
+
+// How a backward launch walks the tiles.
+enum class Walk {
+  tiles,  // one tile per item, in grouped order (below); atomics
+  rows,   // item = row block, all vocabulary blocks in order; this block owns the dE rows
+  vocab,  // item = vocabulary block, all row blocks in order; this block owns the dC rows and db
+};
+
+// (2 blocks per SM: caps registers at 128, and two blocks' shared memory fit on sm_90.)
+template <class In, Walk kWalk>
+__global__ void __launch_bounds__(kThreads, 2)
+    cce_backward_kernel(Params<In> p, int64_t row_blocks, int64_t vocab_blocks) {
+  extern __shared__ __align__(128) char smem_raw[];
+  const Smem<In, true> s(smem_raw);
+  constexpr bool kAtomic = kWalk == Walk::tiles;
+  const int64_t items = kWalk == Walk::tiles  ? row_blocks * vocab_blocks
+                        : kWalk == Walk::rows ? row_blocks
+                                              : vocab_blocks;
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    if constexpr (kWalk == Walk::tiles) {
+      // Grouped order: row blocks fastest within groups of kGroupRows, then vocabulary blocks.
+      // Blocks running at the same time then cover ~kGroupRows row blocks x a few dozen vocabulary
+      // blocks: each C_J and E_R is read by several of them while in L2, and no dE or dC row is
+      // hit by more than a few dozen concurrent atomics.
+      const int64_t group = item / (kGroupRows * vocab_blocks), local = item % (kGroupRows * vocab_blocks);
+      const int64_t group_rows = min(kGroupRows, row_blocks - group * kGroupRows);
+      backward_tile<kAtomic>(s, p, (group * kGroupRows + local % group_rows) * BM, (local / group_rows) * BN);
+    } else if constexpr (kWalk == Walk::rows) {
+      for (int64_t J = 0; J < vocab_blocks; ++J) backward_tile<kAtomic>(s, p, item * BM, J * BN);
+    } else {
+      for (int64_t b = 0; b < row_blocks; ++b) backward_tile<kAtomic>(s, p, b * BM, item * BN);
+    }
+  }
+}
+
+__global__ void round_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t count) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16(in[i]);
+}
+
+// --- host side -----------------------------------------------------------------------------------
+
+// ember::bfloat16 and __nv_bfloat16 are both the upper 16 bits of an IEEE float.
+static_assert(sizeof(ember::bfloat16) == sizeof(__nv_bfloat16));
+
+template <class In>
+const In* in_ptr(const Tensor& t) {
+  return t.defined() ? reinterpret_cast<const In*>(t.raw_data()) : nullptr;
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+unsigned int grid_of(int64_t items) {
+  constexpr int64_t kMax = int64_t{1} << 30;
+  return static_cast<unsigned int>(items < 1 ? 1 : items < kMax ? items : kMax);
+}
+
+template <class In>
+Params<In> common_params(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                         const Tensor& targets, double softcap) {
+  Params<In> p{};
+  p.E = in_ptr<In>(E);
+  p.C = in_ptr<In>(C);
+  p.bias = in_ptr<In>(bias);
+  p.rows = static_cast<const int64_t*>(rows.raw_data());
+  p.targets = static_cast<const int64_t*>(targets.raw_data());
+  p.n = rows.numel();
+  p.V = C.size(0);
+  p.D = C.size(1);
+  p.cap = static_cast<float>(softcap);
+  p.vec = p.D % (16 / static_cast<int64_t>(sizeof(In))) == 0 && aligned16(p.E) && aligned16(p.C);
+  return p;
+}
+
+template <class Kernel>
+void allow_shared_memory(Kernel kernel, size_t bytes) {
+  EMBER_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+template <class In>
+void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                   const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
+                   const Tensor& logit_avg) {
+  KernelContext ctx(E, "cut_cross_entropy");
+  Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
+  if (p.n == 0) {
+    if (logit_avg.defined())
+      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
+    return;
+  }
+  const int64_t row_blocks = (p.n + BM - 1) / BM, vocab_blocks = (p.V + BN - 1) / BN;
+  // Enough (row block, split) items for about four blocks per SM; the split count depends on
+  // the problem and the GPU only, so a given GPU always merges the same way.
+  const int64_t want = 4 * ember::cuda::sm_count(ctx.device);
+  const int64_t splits = std::clamp<int64_t>((want + row_blocks - 1) / row_blocks, 1, vocab_blocks);
+  Tensor part_m = empty_tensor({splits * p.n}, DType::float32, E.device());
+  Tensor part_l = empty_tensor({splits * p.n}, DType::float64, E.device());
+  Tensor target_logit = empty_tensor({p.n}, DType::float32, E.device());
+  Tensor avg_fixed;
+  if (logit_avg.defined()) {
+    avg_fixed = empty_tensor({p.V}, DType::int64, E.device());
+    EMBER_CUDA_CHECK(cudaMemsetAsync(avg_fixed.raw_data(), 0, p.V * sizeof(int64_t), ctx.stream));
+    p.avg_fixed = static_cast<unsigned long long*>(avg_fixed.raw_data());
+  }
+  p.part_m = static_cast<float*>(part_m.raw_data());
+  p.part_l = static_cast<double*>(part_l.raw_data());
+  p.target_logit = static_cast<float*>(target_logit.raw_data());
+
+  constexpr size_t smem = Smem<In, false>::kBytes;
+  allow_shared_memory(cce_forward_kernel<In>, smem);
+  cce_forward_kernel<In>
+      <<<grid_of(row_blocks * splits), kThreads, smem, ctx.stream>>>(p, row_blocks, vocab_blocks, splits);
+  EMBER_CUDA_CHECK_LAUNCH("cce_forward_kernel");
+  lse_combine_kernel<<<ember::cuda::blocks_for(p.n, kThreads), kThreads, 0, ctx.stream>>>(
+      static_cast<float*>(lse.raw_data()), static_cast<float*>(nll.raw_data()), p.part_m, p.part_l,
+      p.target_logit, p.rows, p.n, splits);
+  EMBER_CUDA_CHECK_LAUNCH("lse_combine_kernel");
+  if (logit_avg.defined()) {
+    logit_avg_kernel<<<ember::cuda::blocks_for(p.V, kThreads), kThreads, 0, ctx.stream>>>(
+        static_cast<float*>(logit_avg.raw_data()), p.avg_fixed, p.V, p.n);
+    EMBER_CUDA_CHECK_LAUNCH("logit_avg_kernel");
+  }
+}
+
+// An fp32 accumulator for a gradient output: the output itself for float32 (zeroed), fresh
+// zeroed scratch for bfloat16 (rounded into the output at the end).
+Tensor fp32_accumulator(const Tensor& out, cudaStream_t stream) {
+  if (!out.defined()) return Tensor();
+  Tensor acc = out.dtype() == DType::float32 ? out : empty_tensor(out.shape(), DType::float32, out.device());
+  EMBER_CUDA_CHECK(cudaMemsetAsync(acc.raw_data(), 0, acc.numel() * sizeof(float), stream));
+  return acc;
+}
+
+float* f32_or_null(const Tensor& t) { return t.defined() ? static_cast<float*>(t.raw_data()) : nullptr; }
+
+template <class In>
+void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
+                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
+                    const Tensor& dE, const Tensor& dC, const Tensor& db) {
+  KernelContext ctx(E, "cut_cross_entropy backward");
+  Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
+  Tensor dE_acc = fp32_accumulator(dE, ctx.stream), dC_acc = fp32_accumulator(dC, ctx.stream),
+         db_acc = fp32_accumulator(db, ctx.stream);
+  if (p.n > 0) {
+    p.order = vocab_order.defined() ? static_cast<const int64_t*>(vocab_order.raw_data()) : nullptr;
+    p.lse = static_cast<const float*>(lse.raw_data());
+    p.grad_nll = static_cast<const float*>(grad_nll.raw_data());
+    p.grad_lse = grad_lse.defined() ? static_cast<const float*>(grad_lse.raw_data()) : nullptr;
+    p.eps = static_cast<float>(filter_eps);
+    p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
+    const int64_t row_blocks = (p.n + BM - 1) / BM, vocab_blocks = (p.V + BN - 1) / BN;
+    constexpr size_t smem = Smem<In, true>::kBytes;
+    auto launch = [&](auto kernel, Params<In> q, int64_t items, const char* name) {
+      allow_shared_memory(kernel, smem);
+      kernel<<<grid_of(items), kThreads, smem, ctx.stream>>>(q, row_blocks, vocab_blocks);
+      ember::cuda::detail::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+    };
+    if (!deterministic) {
+      p.dE = f32_or_null(dE_acc);
+      p.dC = f32_or_null(dC_acc);
+      p.db = f32_or_null(db_acc);
+      launch(cce_backward_kernel<In, Walk::tiles>, p, row_blocks * vocab_blocks,
+             "launch of cce_backward_kernel (tiles)");
+    } else {
+      if (dE_acc.defined()) {
+        Params<In> q = p;
+        q.dE = f32_or_null(dE_acc);
+        launch(cce_backward_kernel<In, Walk::rows>, q, row_blocks, "launch of cce_backward_kernel (rows)");
+      }
+      if (dC_acc.defined() || db_acc.defined()) {
+        Params<In> q = p;
+        q.dC = f32_or_null(dC_acc);
+        q.db = f32_or_null(db_acc);
+        launch(cce_backward_kernel<In, Walk::vocab>, q, vocab_blocks,
+               "launch of cce_backward_kernel (vocab)");
+      }
+    }
+  }
+  if constexpr (std::is_same_v<In, __nv_bfloat16>) {
+    for (const auto& [out, acc] : {std::pair{dE, dE_acc}, std::pair{dC, dC_acc}, std::pair{db, db_acc}}) {
+      if (!out.defined()) continue;
+      round_to_bf16_kernel<<<grid_of((acc.numel() + kThreads - 1) / kThreads), kThreads, 0, ctx.stream>>>(
+          static_cast<__nv_bfloat16*>(out.raw_data()), static_cast<const float*>(acc.raw_data()),
+          acc.numel());
+      EMBER_CUDA_CHECK_LAUNCH("round_to_bf16_kernel");
+    }
+  }
+}
+
+}  // namespace
+
+void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                   const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
+                   const Tensor& logit_avg) {
+  if (E.dtype() == DType::bfloat16)
+    forward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+  else
+    forward_typed<float>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+}
+
+void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
+                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
+                    const Tensor& dE, const Tensor& dC, const Tensor& db) {
+  if (E.dtype() == DType::bfloat16)
+    backward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
+                                  vocab_order, deterministic, dE, dC, db);
+  else
+    backward_typed<float>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
+                          vocab_order, deterministic, dE, dC, db);
+}
+
+}  // namespace ember::cuda_kernels::cce
