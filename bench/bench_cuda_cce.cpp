@@ -6,8 +6,12 @@
 //
 // Contenders (loss = mean cross-entropy of E C^T against random targets):
 //   cce          ember::losses::cut_cross_entropy (tiled tensor-core kernels, filtering and
-//                vocabulary sorting on, atomics)
-//   cce-det      the same with CCEOptions::deterministic
+//                vocabulary sorting on, atomics; dE and dC summed in bf16 in place, so the
+//                gradient memory is the lower bound)
+//   cce-fp32     the same with CCEOptions::accumulate_fp32 (fp32 scratch for dE and dC: the
+//                paper's CCE-Kahan memory, ~3x the bound); "lm" data only (memory does not
+//                depend on the data)
+//   cce-det      the same with CCEOptions::deterministic (fp32 scratch too)
 //   ember-mat    ember: logits = E.matmul(C.t()) (bf16), cross_entropy(logits.to(float32))
 //   torch        PyTorch eager: F.cross_entropy((E @ C.T).float(), x), the paper's "baseline"
 //   torch.compile  (with --torch-compile) the same function through torch.compile
@@ -289,6 +293,14 @@ int main(int argc, char** argv) {
     ms["cce"] = measure(
         p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
     print_row("cce", ms["cce"]);
+    if (kind == "lm") {
+      losses::CCEOptions fp32;
+      fp32.accumulate_fp32 = true;
+      ms["cce-fp32"] = measure(
+          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x, fp32); },
+          rounds);
+      print_row("cce accumulate_fp32", ms["cce-fp32"]);
+    }
     losses::CCEOptions deterministic;
     deterministic.deterministic = true;
     ms["cce-det"] = measure(
@@ -315,7 +327,10 @@ int main(int argc, char** argv) {
     }
     for (const auto& [name, m] : ms) {
       if (!m.error.empty()) continue;
-      const std::string key = "cce_" + kind + "_" + (name == "cce-det" ? "det" : name);
+      const std::string key = "cce_" + kind + "_" +
+                              (name == "cce-det"    ? "det"
+                               : name == "cce-fp32" ? "fp32"
+                                                    : name);
       result(key + "_fwd_ms", m.fwd_ms);
       result(key + "_bwd_ms", m.bwd_ms);
       result(key + "_both_ms", m.both_ms);
@@ -323,6 +338,8 @@ int main(int argc, char** argv) {
       result(key + "_both_mib", m.both_mib);
     }
     const Measure& c = ms["cce"];
+    if (ms.count("cce-fp32") && ms["cce-fp32"].error.empty())
+      result("cce_" + kind + "_fp32_mem_over_bound", ms["cce-fp32"].both_mib / lower_bound_mib);
     if (c.error.empty()) {
       result("cce_" + kind + "_mem_over_bound", c.both_mib / lower_bound_mib);
       for (const char* base : {"torch", "mat"})

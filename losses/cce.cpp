@@ -166,7 +166,8 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
         [e_shape = embeddings.shape(), rows = p.rows, targets = p.targets, V = p.V, D = p.D,
          eps = p.filter_eps, softcap = o.softcap, se = SavedTensor(p.E), sc = SavedTensor(p.C),
          sb = p.bias.defined() ? SavedTensor(p.bias) : SavedTensor(), sl = SavedTensor(lse.detach()),
-         logit_avg, deterministic = o.deterministic](const BackwardArgs& a) {
+         logit_avg, deterministic = o.deterministic,
+         accumulate_fp32 = o.accumulate_fp32](const BackwardArgs& a) {
           std::vector<Tensor> grads(3);
           Tensor E = se.unpack(kName), C = sc.unpack(kName),
                  bias = sb.defined() ? sb.unpack(kName) : Tensor();
@@ -183,7 +184,7 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
           if (a.needs(1)) grads[1] = empty_tensor({V, D}, E.dtype(), E.device());
           if (a.needs(2)) grads[2] = empty_tensor({V}, E.dtype(), E.device());
           cce_backward_stub(E.device(), E, C, bias, rows, targets, softcap, sl.unpack(kName), g, h, eps,
-                            order, deterministic, grads[0], grads[1], grads[2]);
+                            order, deterministic, accumulate_fp32, grads[0], grads[1], grads[2]);
           if (grads[0].defined()) grads[0] = grads[0].view(e_shape);
           return grads;
         });

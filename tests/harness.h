@@ -39,6 +39,12 @@ Tensor I(const std::vector<int64_t>& values, const Shape& shape);
 // Expects `body` to throw ember::Error whose message contains `needle`.
 ::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle);
 
+// `t` moved to the device of `like` (undefined stays undefined). Row functions use it for the
+// tensors they capture (targets, class weights): the CUDA parity run moves only the inputs.
+inline Tensor on_device_of(const Tensor& t, const Tensor& like) {
+  return t.defined() ? t.to(like.device()) : t;
+}
+
 // Moves every input to `device` (keeping requires_grad on leaves).
 std::vector<Tensor> inputs_on(const std::vector<Tensor>& inputs, Device device,
                               std::optional<DType> dtype = {});

@@ -99,6 +99,7 @@ TEST(ApiContract, LossNames) {
   EXPECT_EQ(cce.ignore_index, -100);
   EXPECT_TRUE(cce.filter_gradients);
   EXPECT_EQ(cce.filter_eps, 0.0);
+  EXPECT_FALSE(cce.accumulate_fp32);
   ember::Tensor logits = ember::randn({4, 5}), target = ember::randint(0, 5, {4});
   EXPECT_TRUE(cut_cross_entropy(ember::randn({4, 3}), ember::randn({5, 3}), target, cce).defined());
   EXPECT_TRUE(generalized_cross_entropy(logits, target, 0.7).defined());

@@ -332,7 +332,7 @@ std::vector<OpCase> cce_cases() {
     return [o, target](const std::vector<Tensor>& in) {
       CCEOptions oo = o;
       if (in.size() > 2) oo.bias = in[2];
-      return cut_cross_entropy(in[0], in[1], target, oo);
+      return cut_cross_entropy(in[0], in[1], on_device_of(target, in[0]), oo);
     };
   };
   auto ref = [](const Tensor& e, const Tensor& c, const Tensor& t, CCEOptions o, const Tensor& bias = {}) {
@@ -367,7 +367,7 @@ std::vector<OpCase> cce_cases() {
       {"ignore_index_is_a_class", f(ignore3, x_with3), {E, C}, ref(E, C, x_with3, ignore3)},
       {"with_lse_z_loss",
        [x](const std::vector<Tensor>& in) {
-         auto r = cut_cross_entropy_with_lse(in[0], in[1], x);
+         auto r = cut_cross_entropy_with_lse(in[0], in[1], on_device_of(x, in[0]));
          return r.loss + (r.lse * r.lse).sum() * 0.1;
        },
        {E, C},
@@ -656,33 +656,37 @@ TEST_F(CCE, Float32MatchesFloat64) {
 
 TEST_F(CCE, Bfloat16RunsTheFloat32AlgorithmOnTheRoundedValues) {
   // The same computation as float32 on the bf16 values: the loss and LSE bit for bit, and the
-  // gradients are the float32 gradients rounded to bf16.
+  // gradients are the float32 gradients rounded to bf16. The CPU always sums in float32, so
+  // accumulate_fp32 (a CUDA choice, off by default) changes nothing here.
+  EXPECT_FALSE(CCEOptions{}.accumulate_fp32);
   tiny_tiles();
   Tensor E = R({2, 7, 5}, -1, 1, 110, false).to(kBFloat16), C = R({13, 5}, -1, 1, 111, false).to(kBFloat16);
   Tensor b = R({13}, -1, 1, 112, false).to(kBFloat16);
   Tensor x = I({0, 12, 3, -100, 5, 5, 7, 1, 2, 11, -100, 4, 6, 9}, {2, 7});
-  for (bool filter : {false, true}) {
-    SCOPED_TRACE(filter ? "filtered" : "unfiltered");
-    CCEOptions o = with(Reduction::none, 3.0, 1);
-    o.filter_gradients = filter;
-    o.filter_eps = 1e-3;  // the same for both dtypes (the defaults differ)
-    auto f = [&](const Tensor& e, const Tensor& c, const Tensor& bb) {
-      CCEOptions oo = o;
-      oo.bias = bb;
-      auto r = cut_cross_entropy_with_lse(e, c, x, oo);
-      return r.loss + r.lse * 0.25;
-    };
-    Grads h = run_with_grads(f, E, C, b);
-    Grads s = run_with_grads(f, E.to(kFloat32), C.to(kFloat32), b.to(kFloat32));
-    EXPECT_EQ(h.loss.dtype(), kFloat32);
-    EXPECT_EQ(h.dE.dtype(), kBFloat16);
-    EXPECT_EQ(h.dC.dtype(), kBFloat16);
-    EXPECT_EQ(h.db.dtype(), kBFloat16);
-    EXPECT_TRUE(equal(h.loss, s.loss));
-    EXPECT_TRUE(equal(h.dE, s.dE.to(kBFloat16)));
-    EXPECT_TRUE(equal(h.dC, s.dC.to(kBFloat16)));
-    EXPECT_TRUE(equal(h.db, s.db.to(kBFloat16)));
-  }
+  for (bool filter : {false, true})
+    for (bool fp32 : {false, true}) {
+      SCOPED_TRACE(fmt::format("filter {} accumulate_fp32 {}", filter, fp32));
+      CCEOptions o = with(Reduction::none, 3.0, 1);
+      o.filter_gradients = filter;
+      o.filter_eps = 1e-3;  // the same for both dtypes (the defaults differ)
+      o.accumulate_fp32 = fp32;
+      auto f = [&](const Tensor& e, const Tensor& c, const Tensor& bb) {
+        CCEOptions oo = o;
+        oo.bias = bb;
+        auto r = cut_cross_entropy_with_lse(e, c, x, oo);
+        return r.loss + r.lse * 0.25;
+      };
+      Grads h = run_with_grads(f, E, C, b);
+      Grads s = run_with_grads(f, E.to(kFloat32), C.to(kFloat32), b.to(kFloat32));
+      EXPECT_EQ(h.loss.dtype(), kFloat32);
+      EXPECT_EQ(h.dE.dtype(), kBFloat16);
+      EXPECT_EQ(h.dC.dtype(), kBFloat16);
+      EXPECT_EQ(h.db.dtype(), kBFloat16);
+      EXPECT_TRUE(equal(h.loss, s.loss));
+      EXPECT_TRUE(equal(h.dE, s.dE.to(kBFloat16)));
+      EXPECT_TRUE(equal(h.dC, s.dC.to(kBFloat16)));
+      EXPECT_TRUE(equal(h.db, s.db.to(kBFloat16)));
+    }
 }
 
 TEST_F(CCE, Bfloat16DefaultFilterEpsilonIsTwoToTheMinus12) {

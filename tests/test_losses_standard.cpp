@@ -47,7 +47,11 @@ double ce_reference_mean(const Tensor& logits, const std::vector<int64_t>& y, co
 }
 
 OpFn ce(losses::CrossEntropyOptions o = {}) {
-  return [o](const std::vector<Tensor>& in) { return losses::cross_entropy(in[0], in[1], o); };
+  return [o](const std::vector<Tensor>& in) {
+    losses::CrossEntropyOptions here = o;
+    here.weight = on_device_of(o.weight, in[0]);
+    return losses::cross_entropy(in[0], in[1], here);
+  };
 }
 
 std::vector<OpCase> cross_entropy_cases() {
@@ -188,7 +192,11 @@ TEST(CrossEntropy, Errors) {
 std::vector<OpCase> nll_cases() {
   Tensor lp = T({-1.2, -0.5, -2.0, -0.1, -3.0, -2.5}, {2, 3});
   auto nll = [](losses::NLLOptions o) {
-    return [o](const std::vector<Tensor>& in) { return losses::nll_loss(in[0], in[1], o); };
+    return [o](const std::vector<Tensor>& in) {
+      losses::NLLOptions here = o;
+      here.weight = on_device_of(o.weight, in[0]);
+      return losses::nll_loss(in[0], in[1], here);
+    };
   };
   losses::NLLOptions none, weighted{T({1, 2, 0.5}, {3}, false)}, ignore{{}, 0};
   none.reduction = Reduction::none;
@@ -225,11 +233,18 @@ Tensor bce_targets() { return T({1, 0, 1, 0, 1, 0.3}, {2, 3}); }
 std::vector<OpCase> bce_cases() {
   auto bcel = [](losses::BCEWithLogitsOptions o) {
     return [o](const std::vector<Tensor>& in) {
-      return losses::binary_cross_entropy_with_logits(in[0], in[1], o);
+      losses::BCEWithLogitsOptions here = o;
+      here.weight = on_device_of(o.weight, in[0]);
+      here.pos_weight = on_device_of(o.pos_weight, in[0]);
+      return losses::binary_cross_entropy_with_logits(in[0], in[1], here);
     };
   };
   auto bce = [](losses::BCEOptions o) {
-    return [o](const std::vector<Tensor>& in) { return losses::binary_cross_entropy(in[0], in[1], o); };
+    return [o](const std::vector<Tensor>& in) {
+      losses::BCEOptions here = o;
+      here.weight = on_device_of(o.weight, in[0]);
+      return losses::binary_cross_entropy(in[0], in[1], here);
+    };
   };
   // weight [2, 1] scales the rows; pos_weight [3] the positive term of each column
   losses::BCEWithLogitsOptions wpw{T({1, 2}, {2, 1}, false), T({1, 2, 0.5}, {3}, false)}, none, wpw_sum = wpw;

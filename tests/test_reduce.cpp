@@ -438,7 +438,7 @@ std::vector<OpCase> scan_cases() {
       // gradcheck probes with one-hot (nonnegative) output gradients; the weights make some of
       // them negative, which takes the other branch of the backward
       {"logcumsumexp_mixed_sign_grad",
-       [weights](const In& in) { return logcumsumexp(in[0], 1) * weights; },
+       [weights](const In& in) { return logcumsumexp(in[0], 1) * on_device_of(weights, in[0]); },
        {s},
        E({0, -2 * l2, 0.5 * l3, -1, 3 * std::log(e + e * e), -0.5 * std::log(e + e * e + e * e * e)},
          {2, 3})},

@@ -312,11 +312,13 @@ void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, cons
 void cce_backward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                        const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                        const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
-                       bool deterministic, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                       bool deterministic, bool accumulate_fp32, const Tensor& dE, const Tensor& dC,
+                       const Tensor& db) {
   if (E.dtype() != DType::float64)
     return tiled_backward(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, deterministic, dE, dC, db);
-  // (These kernels are deterministic whatever `deterministic` says.)
+                          vocab_order, deterministic, accumulate_fp32, dE, dC, db);
+  // (These kernels are deterministic whatever `deterministic` says, and float64 accumulates in
+  // float64, so accumulate_fp32 does not apply.)
   const Problem p = problem_of(C, rows, targets);
   KernelContext ctx(E, "cut_cross_entropy backward");
   for (const Tensor* out : {&dE, &dC, &db})  // the contract: the kernel writes every entry

@@ -39,24 +39,31 @@
 // on the same multiply paths, each result staged in shared memory and added to fp32 global
 // accumulators. The vocabulary blocks run through `vocab_order` when the caller sorted it (the
 // index indirection is on the C rows loaded and the dC rows written). Two accumulation modes:
-//   * default: one block per tile, fp32 atomicAdd. The launch order is grouped (16 row blocks
-//     fastest, then the vocabulary), so concurrent blocks share C_J and E_R in L2 without all
-//     piling their atomics onto the same dE or dC rows. Fast, but the summation order depends
-//     on scheduling.
+//   * default: one block per tile, atomicAdd (see "Where the sums go"). The launch order is
+//     grouped (16 row blocks fastest, then the vocabulary), so concurrent blocks share C_J and
+//     E_R in L2 without all piling their atomics onto the same dE or dC rows. Fast, but the
+//     summation order depends on scheduling.
 //   * deterministic: two launches. One block per row block walks every vocabulary block in order
 //     and alone owns its dE rows; one block per vocabulary block walks every row block in order
 //     and alone owns its dC rows and db entries. Plain read-add-writes in a fixed order: the same
 //     bits on every run, at the cost of recomputing every tile's logits twice.
-// float32 inputs accumulate straight into dE/dC/db; bfloat16 inputs into fp32 scratch that is
-// rounded to the bf16 outputs at the end (the reference's "accum_*_fp32" precision).
+// Where the sums go. float32 inputs accumulate straight into dE/dC/db. bfloat16 inputs, by default
+// with atomics, add into the bf16 dE and dC themselves (the paper's plain CCE: no gradient memory
+// beyond the outputs): two neighbouring columns per __nv_bfloat162 atomicAdd when D is even (one
+// instruction on sm_90, a 32-bit compare-and-swap loop on sm_80), one __nv_bfloat16 atomicAdd
+// per column otherwise. Each contribution is rounded to bf16 and each addition rounds again, so an
+// entry that receives k tile contributions carries up to ~2k half-ulps of rounding (k <= V / BN
+// for dE, n / BM for dC, far fewer once filtering skips tiles). db (O(V)) always sums in fp32
+// scratch. With accumulate_fp32, and always in the deterministic mode, bf16 inputs accumulate into
+// fp32 scratch of the outputs' shapes that is rounded to bf16 at the end (the reference's
+// "accum_*_fp32" / CCE-Kahan memory: twice the bf16 gradients again).
 //
 // Loads. On the bf16 path (when D is a multiple of 8 and the inputs are 16-byte aligned) the
 // logits' E and C chunks are double-buffered with cp.async: the copy of chunk c + 1 runs while
 // chunk c is on the tensor cores. Everything else loads synchronously (16-byte loads when it can).
 //
 // What is not here yet: deeper (3-stage) pipelining and cp.async for the gradient chunks, TF32 for
-// float32, and the paper's bf16 lock-and-add accumulation (which would keep the gradient memory
-// at the bf16 lower bound instead of adding fp32 scratch).
+// float32, Kahan-compensated bf16 accumulation, and a deterministic mode without fp32 scratch.
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include <mma.h>
@@ -212,6 +219,11 @@ struct Params {
   float* dE;              // [R, D] fp32 or null
   float* dC;              // [V, D] fp32 or null
   float* db;              // [V] fp32 or null
+  // bf16 inputs, default mode: dE / dC accumulated in place in the bf16 outputs (then the fp32
+  // dE / dC above are null)
+  __nv_bfloat16* dE16;  // [R, D] or null
+  __nv_bfloat16* dC16;  // [V, D] or null
+  bool pairs;           // D even and both bf16 outputs 4-byte aligned: __nv_bfloat162 atomics
 };
 
 // --- tile set-up -------------------------------------------------------------------------------
@@ -633,8 +645,34 @@ __device__ void flush(const float* out, int count, const int64_t* idx, float* ds
   }
 }
 
+// Adds out[count x BD] (leading dimension LDO) into the bf16 gradient dst[idx[r]][d0 + c] with bf16
+// atomics, skipping padding and exact zeros. With `pairs` a thread takes columns c, c + 1 in one
+// __nv_bfloat162 atomic: c and d0 are even and so is D, so the pair's address is 4-byte aligned
+// and d + 1 < D. Each value is rounded to bf16 once, then the addition rounds once more.
+template <class In>
+__device__ void flush_bf16(const float* out, int count, const int64_t* idx, __nv_bfloat16* dst, int64_t D,
+                           int64_t d0, bool pairs) {
+  using L = Layout<In>;
+  constexpr int kPairs = BD / 2;
+  for (int e = threadIdx.x; e < count * kPairs; e += kThreads) {
+    const int r = e / kPairs, c = 2 * (e % kPairs);
+    const int64_t row = idx[r], d = d0 + c;
+    if (row < 0 || d >= D) continue;
+    const float v0 = out[r * L::LDO + c], v1 = out[r * L::LDO + c + 1];
+    __nv_bfloat16* at = dst + row * D + d;
+    if (pairs) {
+      if (v0 != 0.f || v1 != 0.f)
+        atomicAdd(reinterpret_cast<__nv_bfloat162*>(at), __floats2bfloat162_rn(v0, v1));
+    } else {
+      if (v0 != 0.f) atomicAdd(at, __float2bfloat16(v0));
+      if (v1 != 0.f && d + 1 < D) atomicAdd(at + 1, __float2bfloat16(v1));
+    }
+  }
+}
+
 // Recomputes tile (row block starting at k0, visiting-order block starting at p0), forms dz, and
-// unless filtered adds its contributions to p.dE / p.dC / p.db (whichever are non-null).
+// unless filtered adds its contributions to p.dE / p.dC / p.db / p.dE16 / p.dC16 (whichever are
+// non-null).
 template <bool kAtomic, class In>
 __device__ void backward_tile(const Smem<In, true>& s, const Params<In>& p, int64_t k0, int64_t p0) {
   using L = Layout<In>;
@@ -694,21 +732,28 @@ __device__ void backward_tile(const Smem<In, true>& s, const Params<In>& p, int6
   In* Eg = s.stage;                // [BM][LDB]
   In* Cg = s.stage + BM * L::LDB;  // [BN][LDB]
   float* out = s.tile;             // product staging (dz in s.tile is no longer needed)
+  const bool want_dE = p.dE || p.dE16, want_dC = p.dC || p.dC16;
   for (int64_t d0 = 0; d0 < p.D; d0 += BD) {
     __syncthreads();  // db sums / the previous chunk's flush are done with s.tile and staging
-    if (p.dE) load_chunk<BD, L::LDB>(Cg, p.C, s.cols, BN, p.D, d0, p.vec);
-    if (p.dC) load_chunk<BD, L::LDB>(Eg, p.E, s.rows, BM, p.D, d0, p.vec);
+    if (want_dE) load_chunk<BD, L::LDB>(Cg, p.C, s.cols, BN, p.D, d0, p.vec);
+    if (want_dC) load_chunk<BD, L::LDB>(Eg, p.E, s.rows, BM, p.D, d0, p.vec);
     __syncthreads();
-    if (p.dE) {
+    if (want_dE) {
       product_dE(out, s.G, Cg);
       __syncthreads();
-      flush<kAtomic, In>(out, BM, s.rows, p.dE, p.D, d0);
+      if (p.dE16)
+        flush_bf16<In>(out, BM, s.rows, p.dE16, p.D, d0, p.pairs);
+      else
+        flush<kAtomic, In>(out, BM, s.rows, p.dE, p.D, d0);
     }
-    if (p.dC) {
-      if (p.dE) __syncthreads();  // the dE flush is done reading `out`
+    if (want_dC) {
+      if (want_dE) __syncthreads();  // the dE flush is done reading `out`
       product_dC(out, s.G, Eg);
       __syncthreads();
-      flush<kAtomic, In>(out, BN, s.cols, p.dC, p.D, d0);
+      if (p.dC16)
+        flush_bf16<In>(out, BN, s.cols, p.dC16, p.D, d0, p.pairs);
+      else
+        flush<kAtomic, In>(out, BN, s.cols, p.dC, p.D, d0);
     }
   }
 }
@@ -847,16 +892,34 @@ Tensor fp32_accumulator(const Tensor& out, cudaStream_t stream) {
   return acc;
 }
 
+// A bf16 output that the kernel accumulates in place: zeroed (bf16 +0 is all zero bits).
+__nv_bfloat16* zeroed_bf16(const Tensor& out, cudaStream_t stream) {
+  if (!out.defined()) return nullptr;
+  EMBER_CUDA_CHECK(cudaMemsetAsync(out.raw_data(), 0, out.numel() * sizeof(__nv_bfloat16), stream));
+  return static_cast<__nv_bfloat16*>(out.raw_data());
+}
+
+bool aligned4(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 0; }
+
 float* f32_or_null(const Tensor& t) { return t.defined() ? static_cast<float*>(t.raw_data()) : nullptr; }
 
 template <class In>
 void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                     const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db) {
   KernelContext ctx(E, "cut_cross_entropy backward");
   Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
-  Tensor dE_acc = fp32_accumulator(dE, ctx.stream), dC_acc = fp32_accumulator(dC, ctx.stream),
+  // bf16 dE / dC accumulate in place unless fp32 sums were asked for (or a fixed order, which
+  // the deterministic walks get from plain fp32 read-add-writes).
+  const bool in_place = std::is_same_v<In, __nv_bfloat16> && !accumulate_fp32 && !deterministic;
+  if (in_place) {
+    p.dE16 = zeroed_bf16(dE, ctx.stream);
+    p.dC16 = zeroed_bf16(dC, ctx.stream);
+    p.pairs = p.D % 2 == 0 && aligned4(p.dE16) && aligned4(p.dC16);
+  }
+  Tensor dE_acc = in_place ? Tensor() : fp32_accumulator(dE, ctx.stream),
+         dC_acc = in_place ? Tensor() : fp32_accumulator(dC, ctx.stream),
          db_acc = fp32_accumulator(db, ctx.stream);
   if (p.n > 0) {
     p.order = vocab_order.defined() ? static_cast<const int64_t*>(vocab_order.raw_data()) : nullptr;
@@ -895,7 +958,7 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
   }
   if constexpr (std::is_same_v<In, __nv_bfloat16>) {
     for (const auto& [out, acc] : {std::pair{dE, dE_acc}, std::pair{dC, dC_acc}, std::pair{db, db_acc}}) {
-      if (!out.defined()) continue;
+      if (!acc.defined()) continue;  // undefined output, or accumulated in place
       round_to_bf16_kernel<<<grid_of((acc.numel() + kThreads - 1) / kThreads), kThreads, 0, ctx.stream>>>(
           static_cast<__nv_bfloat16*>(out.raw_data()), static_cast<const float*>(acc.raw_data()),
           acc.numel());
@@ -918,13 +981,13 @@ void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const T
 void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                     const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db) {
   if (E.dtype() == DType::bfloat16)
     backward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                                  vocab_order, deterministic, dE, dC, db);
+                                  vocab_order, deterministic, accumulate_fp32, dE, dC, db);
   else
     backward_typed<float>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, deterministic, dE, dC, db);
+                          vocab_order, deterministic, accumulate_fp32, dE, dC, db);
 }
 
 }  // namespace ember::cuda_kernels::cce

@@ -13,6 +13,6 @@ void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const T
 void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                     const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    const Tensor& dE, const Tensor& dC, const Tensor& db);
+                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db);
 
 }  // namespace ember::cuda_kernels::cce

@@ -260,7 +260,8 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
 void cce_backward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                       const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
-                      bool /*deterministic: always*/, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                      bool /*deterministic: always*/, bool /*accumulate_fp32: always for bfloat16*/,
+                      const Tensor& dE, const Tensor& dC, const Tensor& db) {
   if (E.dtype() == DType::bfloat16) {  // float32 math on widened copies, gradients rounded at the end
     const Tensor dE32 = cce::float_twin(dE), dC32 = cce::float_twin(dC), db32 = cce::float_twin(db);
     cce_backward_typed<float>(cce::widened_to_float(E), cce::widened_to_float(C), cce::widened_to_float(bias),

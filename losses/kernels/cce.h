@@ -40,11 +40,15 @@ EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 // deterministic: the results must be the same bits on every run (the CPU kernels always are;
 // the CUDA kernels otherwise accumulate with atomics). Tile sizes, and so which tiles filtering
 // skips, are the backend's own.
+// accumulate_fp32 (bfloat16 inputs only): sum dE and dC in float32 and round once at the end.
+// When false a backend may instead add each tile's contribution into the bf16 outputs in place
+// (the CUDA kernels do: no gradient memory beyond the outputs, but every addition rounds to
+// bf16). The CPU kernels always sum in float32 and ignore it.
 using CCEBackwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                                const Tensor& targets, double softcap, const Tensor& lse,
                                const Tensor& grad_nll, const Tensor& grad_lse, double filter_eps,
-                               const Tensor& vocab_order, bool deterministic, const Tensor& dE,
-                               const Tensor& dC, const Tensor& db);
+                               const Tensor& vocab_order, bool deterministic, bool accumulate_fp32,
+                               const Tensor& dE, const Tensor& dC, const Tensor& db);
 EMBER_DECLARE_STUB(cce_backward_stub, CCEBackwardFn);
 
 }  // namespace ember

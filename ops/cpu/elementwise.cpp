@@ -13,7 +13,7 @@ namespace {
 template <class T>
 inline T sigmoid_of(T x) {
   // Stable for large |x|: never exponentiates a large positive number.
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
   T e = std::exp(x);
   return e / (T(1) + e);
 }

@@ -30,6 +30,13 @@ struct CCEOptions {
   // CUDA: accumulate dE / dC / db in a fixed order (the same bits on every run) instead of with
   // atomics, at the cost of recomputing the logits twice in the backward. The CPU always is.
   bool deterministic = false;
+  // bfloat16 inputs on CUDA: true = accumulate dE and dC in float32 scratch and round once at the
+  // end (more precise, like the paper's CCE-Kahan, but ~2x the bf16 gradients in extra memory);
+  // false = add each tile's contribution into the bf16 gradients in place (the paper's plain
+  // CCE: gradient memory at its lower bound, every addition rounded to bf16). The deterministic
+  // mode always sums in float32. No effect on the CPU (it always accumulates in float32) or for
+  // float32 / float64 inputs.
+  bool accumulate_fp32 = false;
 };
 
 // embeddings: [N, D] (one sequence, as far as `shift` is concerned) or [B, T, D]; classifier:
