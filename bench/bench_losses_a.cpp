@@ -17,31 +17,13 @@
 #include <functional>
 #include <utility>
 
+#include "bench_util.h"
+
 using namespace ember;
+using ember::bench::cpu_seconds_of;
+using ember::bench::seconds_of;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_of(const std::function<void()>& fn) {
-  auto t0 = Clock::now();
-  fn();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// CPU seconds used by this thread: unlike wall time, not inflated when other processes compete
-// for the cores (used for the single-threaded figures).
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double cpu_seconds_of(const std::function<void()>& fn) {
-  double t0 = thread_cpu_seconds();
-  fn();
-  return thread_cpu_seconds() - t0;
-}
 
 // Best seconds per call of a and of b, alternating for about `budget` seconds after a warm-up.
 std::pair<double, double> race(const std::function<void()>& a, const std::function<void()>& b, double budget,

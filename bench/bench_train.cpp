@@ -37,7 +37,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 using namespace ember;
+using ember::bench::find_torch_python;
 
 namespace {
 
@@ -207,17 +210,6 @@ std::string json_string(const std::string& line, const std::string& key) {
   if (at == std::string::npos) return "";
   size_t begin = at + key.size() + 5, end = line.find('"', begin);
   return line.substr(begin, end - begin);
-}
-
-// The Python that can import torch: $EMBER_PYTHON if set, else the first of python3 on PATH and the
-// system's /usr/bin/python3 (a pyenv or venv python3 on PATH does not see Debian's python3-torch).
-std::string find_torch_python() {
-  std::vector<std::string> candidates = {"python3", "/usr/bin/python3"};
-  if (const char* chosen = std::getenv("EMBER_PYTHON")) candidates = {chosen};
-  for (const std::string& python : candidates)
-    if (std::system(fmt::format("'{}' -c 'import torch' >/dev/null 2>&1", python).c_str()) == 0)
-      return python;
-  return "";
 }
 
 TorchResult torch_round(const std::string& python, const std::string& script, const std::string& model,
