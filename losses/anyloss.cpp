@@ -103,9 +103,8 @@ SoftConfusion soft_confusion(const Tensor& probabilities, const Tensor& p, const
 }  // namespace
 
 Tensor anyloss(const Tensor& probabilities, const Tensor& target, const AnyLossOptions& options) {
-  if (any_bfloat16(
-          probabilities,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(probabilities, target)) {
     return via_float32([&](const Tensor& p, const Tensor& t) { return anyloss(p, t, options); },
                        probabilities, target);
   }

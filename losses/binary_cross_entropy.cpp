@@ -9,9 +9,8 @@ namespace ember::losses {
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         const BCEWithLogitsOptions& o) {
-  if (any_bfloat16(
-          logits, target, o.weight,
-          o.pos_weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(logits, target, o.weight, o.pos_weight)) {
     BCEWithLogitsOptions o32 = o;
     o32.weight = bf16_upcast(o.weight);
     o32.pos_weight = bf16_upcast(o.pos_weight);
@@ -38,9 +37,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 }
 
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const BCEOptions& o) {
-  if (any_bfloat16(
-          probs, target,
-          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(probs, target, o.weight)) {
     BCEOptions o32 = o;
     o32.weight = bf16_upcast(o.weight);
     return via_float32([&](const Tensor& p, const Tensor& t) { return binary_cross_entropy(p, t, o32); },

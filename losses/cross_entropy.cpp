@@ -79,9 +79,8 @@ Tensor cross_entropy_probabilities(const Tensor& logits, const Tensor& target, c
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
-  if (any_bfloat16(
-          logits, target,
-          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(logits, target, o.weight)) {
     CrossEntropyOptions o32 = o;
     o32.weight = bf16_upcast(o.weight);
     return via_float32([&](const Tensor& x, const Tensor& t) { return cross_entropy(x, t, o32); }, logits,

@@ -10,9 +10,8 @@
 namespace ember::losses {
 
 Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions& o) {
-  if (any_bfloat16(
-          log_input,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(log_input, target)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return kl_div(x, t, o); }, log_input, target);
   }
   Tensor t = check_pair("kl_div", log_input, target, "log_input");
@@ -39,8 +38,8 @@ Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions&
 }
 
 Tensor kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const KDOptions& o) {
-  if (any_bfloat16(student_logits, teacher_logits)) {  // bfloat16: computed in float32; the loss and the
-                                                       // gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(student_logits, teacher_logits)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return kd_loss(x, t, o); }, student_logits,
                        teacher_logits);
   }

@@ -11,9 +11,8 @@ EMBER_DEFINE_STUB(nll_forward_stub, NLLForwardFn);
 EMBER_DEFINE_STUB(nll_backward_stub, NLLBackwardFn);
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLOptions& o) {
-  if (any_bfloat16(
-          log_probs,
-          o.weight)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(log_probs, o.weight)) {
     NLLOptions o32 = o;
     o32.weight = bf16_upcast(o.weight);
     return via_float32([&](const Tensor& x, const Tensor& t) { return nll_loss(x, t, o32); }, log_probs,

@@ -13,9 +13,8 @@ EMBER_DEFINE_STUB(opl_forward_stub, OPLForwardFn);
 EMBER_DEFINE_STUB(opl_backward_stub, OPLBackwardFn);
 
 Tensor opl(const Tensor& features, const Tensor& target, const OPLOptions& o) {
-  if (any_bfloat16(
-          features,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(features, target)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return opl(x, t, o); }, features, target);
   }
   check_defined("opl", features, "features");

@@ -10,9 +10,8 @@
 namespace ember::losses {
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const MSEOptions& o) {
-  if (any_bfloat16(
-          input,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(input, target)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return mse_loss(x, t, o); }, input, target);
   }
   Tensor y = check_pair("mse_loss", input, target, "input");
@@ -20,9 +19,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, const MSEOptions& o) 
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const L1Options& o) {
-  if (any_bfloat16(
-          input,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(input, target)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return l1_loss(x, t, o); }, input, target);
   }
   Tensor y = check_pair("l1_loss", input, target, "input");
@@ -30,9 +28,8 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, const L1Options& o) {
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1Options& o) {
-  if (any_bfloat16(
-          input,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(input, target)) {
     return via_float32([&](const Tensor& x, const Tensor& t) { return smooth_l1_loss(x, t, o); }, input,
                        target);
   }

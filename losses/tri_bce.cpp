@@ -55,9 +55,8 @@ void validate(const Tensor& z, const Tensor& za, const Tensor& zb, const Tensor&
 
 Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor& logits_b,
                const Tensor& target, const TriBCEOptions& options) {
-  if (any_bfloat16(
-          fused_logits, logits_a, logits_b,
-          target)) {  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
+  if (any_bfloat16(fused_logits, logits_a, logits_b, target)) {
     return via_float32([&](const Tensor& z, const Tensor& za, const Tensor& zb,
                            const Tensor& t) { return tri_bce(z, za, zb, t, options); },
                        fused_logits, logits_a, logits_b, target);
