@@ -43,6 +43,8 @@
 #include <random>
 #include <string>
 
+#include "losses/cce_testing.h"
+
 using namespace ember;
 
 namespace {
@@ -128,6 +130,48 @@ Measure measure(const Problem& p, const std::function<Tensor(const Tensor&, cons
   C.set_grad(Tensor());
   cuda::empty_cache();  // hand cached blocks back (PyTorch runs next, in another process)
   return m;
+}
+
+// Runs `body` with the CUDA kernels' bf16 core set to `core`, restoring the previous choice.
+template <class Body>
+auto with_core(losses::detail::CCECudaCore core, Body&& body) {
+  const losses::detail::CCECudaCore saved = losses::detail::cce_cuda_core();
+  losses::detail::cce_cuda_core() = core;
+  struct Restore {
+    losses::detail::CCECudaCore saved;
+    ~Restore() { losses::detail::cce_cuda_core() = saved; }
+  } restore{saved};
+  return body();
+}
+
+// max |a - b| / max |b| over two gradients, in float32.
+double relative_gap(const Tensor& a, const Tensor& b) {
+  const double scale = b.to(kFloat32).abs().max().item<double>();
+  const double gap = (a.to(kFloat32) - b.to(kFloat32)).abs().max().item<double>();
+  return scale > 0 ? gap / scale : gap;
+}
+
+// The two bf16 cores on the same problem: loss, dE and dC side by side (the mma core awaits
+// validation on a GPU; its unit tests are CudaLosses.CCEMmaCore*).
+void compare_cores(const Problem& p) {
+  using losses::detail::CCECudaCore;
+  auto grads = [&](CCECudaCore core) {
+    return with_core(core, [&] {
+      Tensor E = p.E.detach().requires_grad_(), C = p.C.detach().requires_grad_();
+      Tensor loss = losses::cut_cross_entropy(E, C, p.x);
+      loss.backward();
+      return std::vector<Tensor>{loss.detach(), E.grad(), C.grad()};
+    });
+  };
+  const std::vector<Tensor> w = grads(CCECudaCore::wmma), m = grads(CCECudaCore::mma);
+  const double loss_gap = std::abs(m[0].item<double>() - w[0].item<double>());
+  const double dE_gap = relative_gap(m[1], w[1]), dC_gap = relative_gap(m[2], w[2]);
+  std::printf("  mma vs wmma core: |loss diff| %.3g, dE %.3g, dC %.3g (max diff / max)\n", loss_gap, dE_gap,
+              dC_gap);
+  std::printf(
+      "RESULT cce_%s_mma_loss_gap %.6g\nRESULT cce_%s_mma_dE_gap %.6g\nRESULT cce_%s_mma_dC_gap %.6g\n",
+      p.name.c_str(), loss_gap, p.name.c_str(), dE_gap, p.name.c_str(), dC_gap);
+  cuda::empty_cache();
 }
 
 void print_row(const std::string& name, const Measure& m) {
@@ -293,6 +337,12 @@ int main(int argc, char** argv) {
     ms["cce"] = measure(
         p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
     print_row("cce", ms["cce"]);
+    ms["cce-mma"] = with_core(losses::detail::CCECudaCore::mma, [&] {
+      return measure(
+          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
+    });
+    print_row("cce (mma core)", ms["cce-mma"]);
+    compare_cores(p);
     if (kind == "lm") {
       losses::CCEOptions fp32;
       fp32.accumulate_fp32 = true;
@@ -330,6 +380,7 @@ int main(int argc, char** argv) {
       const std::string key = "cce_" + kind + "_" +
                               (name == "cce-det"    ? "det"
                                : name == "cce-fp32" ? "fp32"
+                               : name == "cce-mma"  ? "mma"
                                                     : name);
       result(key + "_fwd_ms", m.fwd_ms);
       result(key + "_bwd_ms", m.bwd_ms);
@@ -345,6 +396,11 @@ int main(int argc, char** argv) {
       for (const char* base : {"torch", "mat"})
         if (ms.count(base) && ms[base].error.empty())
           result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
+    }
+    if (const Measure& cm = ms["cce-mma"]; cm.error.empty()) {
+      result("cce_" + kind + "_mma_mem_over_bound", cm.both_mib / lower_bound_mib);
+      if (ms.count("torch") && ms["torch"].error.empty())
+        result("cce_" + kind + "_mma_time_over_torch", cm.both_ms / ms["torch"].both_ms);
     }
   }
   std::printf(

@@ -11,7 +11,9 @@
 
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 
 #include "ember/autograd.h"
 #include "losses/cce_testing.h"
@@ -28,6 +30,14 @@ namespace detail {
 bool& cce_sort_vocabulary() {
   static bool sort = true;
   return sort;
+}
+
+CCECudaCore& cce_cuda_core() {
+  static CCECudaCore core = [] {
+    const char* env = std::getenv("EMBER_CCE_CORE");
+    return env && std::string_view(env) == "mma" ? CCECudaCore::mma : CCECudaCore::wmma;
+  }();
+  return core;
 }
 }  // namespace detail
 

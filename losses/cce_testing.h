@@ -1,7 +1,14 @@
 #pragma once
-// Internal switches of cut_cross_entropy for tests (not part of the public API).
+// Internal switches of cut_cross_entropy for tests and benchmarks (not part of the public API).
 namespace ember::losses::detail {
 // Whether the backward visits the vocabulary sorted by the forward's average logit when it
 // filters gradients (default true). Worked example 4 of cce.md assumes the natural order.
 bool& cce_sort_vocabulary();
+
+// Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `wmma`
+// (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200) or `mma` (ldmatrix +
+// mma.sync, 128 x 128 tiles, three or four stages; awaits its first GPU run, so not yet the
+// default). Starts as `mma` when the environment variable EMBER_CCE_CORE is "mma".
+enum class CCECudaCore { wmma, mma };
+CCECudaCore& cce_cuda_core();
 }  // namespace ember::losses::detail

@@ -122,6 +122,24 @@ run_tests() {
     fi
     printf '  %-28s passed %4s  failed %3s  skipped %3s\n' "$name" "${p:-0}" "${f:-0}" "${s:-0}"
   done
+  # The Cut Cross-Entropy tests again with the bf16 kernels on their mma core (not yet the default).
+  if [ -x "$BUNDLE/bin/test_cuda_losses" ] && [ "$(time_box 120)" -gt 1 ]; then
+    local out rc p f
+    set +e
+    out=$(EMBER_CCE_CORE=mma timeout "$(time_box 120)" "$BUNDLE/bin/test_cuda_losses" \
+      --gtest_filter='CudaLosses.CCE*' --gtest_brief=1 2>&1)
+    rc=$?
+    set -e
+    p=$(grep -oE '\[  PASSED  \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
+    f=$(grep -oE '\[  FAILED  \] [0-9]+ test' <<<"$out" | grep -oE '[0-9]+' | head -1 || echo 0)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [ $rc -ne 0 ]; then
+      failed_names="$failed_names test_cuda_losses[mma]"
+      [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+      printf '%s\n' "$out" | tail -40
+    fi
+    printf '  %-28s passed %4s  failed %3s\n' "test_cuda_losses[mma core]" "${p:-0}" "${f:-0}"
+  fi
   R[tests_passed]=$passed; R[tests_failed]=$failed; R[tests_skipped]=$skipped
   R[tests_failed_binaries]="${failed_names:- none}"
 }
@@ -305,8 +323,15 @@ summary() {
     # summed in bf16 in place); accumulate_fp32 (fp32 scratch) is reported beside it
     printf '%-40s %-22s %-10s %s\n' "CCE fwd / bwd / both (ms)" \
       "${R[cce_lm_cce_fwd_ms]:-?} / ${R[cce_lm_cce_bwd_ms]:-?} / ${R[cce_lm_cce_both_ms]:-?}" "paper 46/100/145" "-"
+    printf '%-40s %-22s %-10s %s\n' "CCE mma core fwd / bwd / both (ms)" \
+      "${R[cce_lm_mma_fwd_ms]:-?} / ${R[cce_lm_mma_bwd_ms]:-?} / ${R[cce_lm_mma_both_ms]:-?}" "report" "-"
+    printf '%-40s %-22s %-10s %s\n' "CCE mma core both / torch eager" "${R[cce_lm_mma_time_over_torch]:-n/a}" \
+      "< 1.0" "$(verdict "${R[cce_lm_mma_time_over_torch]:-}" "<=" 0.999)"
+    printf '%-40s %-22s %-10s %s\n' "CCE mma vs wmma: loss / dE / dC gap" \
+      "${R[cce_lm_mma_loss_gap]:-?} / ${R[cce_lm_mma_dE_gap]:-?} / ${R[cce_lm_mma_dC_gap]:-?}" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE deterministic both (ms)" "${R[cce_lm_det_both_ms]:-n/a}" "report" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms)" "${R[cce_flat_cce_both_ms]:-n/a}" "report" "-"
+    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; mma core)" \
+      "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_mma_both_ms]:-n/a})" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE peak MiB (fwd / both)" \
       "${R[cce_lm_cce_fwd_mib]:-?} / ${R[cce_lm_cce_both_mib]:-?}" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE peak / bf16 dE+dC bound" "${R[cce_lm_mem_over_bound]:-n/a}" "<= 1.01" \

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "cuda/mma.h"
 #include "harness.h"
 #include "losses/cce_testing.h"
 #include "losses/cpu/cce_config.h"
@@ -525,6 +526,151 @@ TEST(CudaLosses, CCEBfloat16GradientMemoryIsAtTheLowerBound) {
   EXPECT_LE(in_place, bound + bound / 100 + (int64_t{4} << 20)) << "bound " << bound;
   const int64_t fp32 = bf16_backward_peak_growth(N, D, V, true);
   EXPECT_GE(fp32, 3 * bound) << "bound " << bound;
+}
+
+// ---- the mma core of the bf16 CCE kernels ----------------------------------------------------
+
+// Sets the CUDA kernels' bf16 core for the lifetime of the object.
+struct CudaCore {
+  losses::detail::CCECudaCore saved = losses::detail::cce_cuda_core();
+  explicit CudaCore(losses::detail::CCECudaCore core) { losses::detail::cce_cuda_core() = core; }
+  ~CudaCore() { losses::detail::cce_cuda_core() = saved; }
+};
+
+// Runs everywhere (no GPU needed): an emulation of ldmatrix .x4 as the PTX ISA describes it,
+// checking that the row addresses the mma core gives it (cuda_mma::ldsm_*_offset) deliver to each
+// lane exactly the values mma.m16n8k16 expects in its registers (cuda_mma::a_element /
+// b_element), that those addresses are 16-byte aligned and free of bank conflicts with the
+// core's 40-element staging rows, and that the accumulator layout covers the 16 x 8 tile once in
+// the pattern the core's store assumes.
+TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
+  namespace mma = cuda_mma;
+  constexpr int LDS = 40;  // Cfg<bf16, Core::mma, *>::LDS in cuda/losses/cce_tiled.cu
+  // A shared-memory tile whose element (row, col) holds its own coordinates.
+  auto value = [](int row, int col) { return 1000 * row + col; };
+  // ldmatrix .x4: register q of lane l holds row l / 4 of matrix q, columns 2 (l % 4) + {0, 1}; the
+  // address of that row came from lane 8 q + l / 4.
+  auto ldsm = [&](mma::Coord (*offset)(int), int lane, int q, int half) {
+    const mma::Coord row = offset(8 * q + lane / 4);
+    return value(row.row, row.col + 2 * (lane % 4) + half);
+  };
+  for (int lane = 0; lane < 32; ++lane) {
+    SCOPED_TRACE(fmt::format("lane {}", lane));
+    for (int q = 0; q < 4; ++q)
+      for (int half = 0; half < 2; ++half) {
+        const mma::Coord a = mma::a_element(lane, q, half);
+        EXPECT_EQ(ldsm(mma::ldsm_a_offset, lane, q, half), value(a.row, a.col)) << "A register " << q;
+        // B stored [n][k]: registers 0, 1 are b0, b1 of columns 0..7; 2, 3 those of columns 8..15.
+        const mma::Coord b = mma::b_element(lane, q % 2, half);  // (k, n)
+        EXPECT_EQ(ldsm(mma::ldsm_b_offset, lane, q, half), value(8 * (q / 2) + b.col, b.row))
+            << "B register " << q;
+      }
+    // The core stores values 0, 1 at (row, col + {0, 1}) of acc_element(lane, 0) and 2, 3 eight rows on.
+    const mma::Coord first = mma::acc_element(lane, 0);
+    for (int e = 0; e < 4; ++e) {
+      const mma::Coord c = mma::acc_element(lane, e);
+      EXPECT_EQ(c.row, first.row + 8 * (e / 2));
+      EXPECT_EQ(c.col, first.col + e % 2);
+    }
+  }
+  int covered[16][8] = {};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int e = 0; e < 4; ++e) {
+      const mma::Coord c = mma::acc_element(lane, e);
+      ASSERT_TRUE(c.row >= 0 && c.row < 16 && c.col >= 0 && c.col < 8);
+      ++covered[c.row][c.col];
+    }
+  for (const auto& row : covered)
+    for (int count : row) EXPECT_EQ(count, 1);
+  // Alignment and banks: each phase of 8 lanes reads 8 rows of 16 bytes; shared memory serves them
+  // in one pass when they fall in the 8 distinct 16-byte bank groups of a 128-byte line.
+  for (auto offset : {mma::ldsm_a_offset, mma::ldsm_b_offset})
+    for (int phase = 0; phase < 4; ++phase) {
+      std::vector<int> groups;
+      for (int lane = 8 * phase; lane < 8 * phase + 8; ++lane) {
+        const mma::Coord o = offset(lane);
+        const int byte = 2 * (o.row * LDS + o.col);
+        EXPECT_EQ(byte % 16, 0);
+        groups.push_back(byte / 16 % 8);
+      }
+      std::sort(groups.begin(), groups.end());
+      EXPECT_EQ(std::unique(groups.begin(), groups.end()), groups.end())
+          << "bank conflict in phase " << phase;
+    }
+}
+
+TEST(CudaLosses, CCEMmaCoreMatchesTheWmmaCoreAndTheCPU) {
+  REQUIRE_GPU();
+  using losses::detail::CCECudaCore;
+  // Shapes for the mma core's edges: one row; 150 and 300 rows (128-row blocks, the last partial);
+  // D below, at and past the 32-wide chunk, with a tail (200 = 6 x 32 + 8); V not a multiple of
+  // 128; [B, T, D] with a shift. D = 12 is not a multiple of 8: the wmma core serves it. In these
+  // random logits every tile holds entries above the filter's 2^-12, so the mma core's 128-row
+  // and the wmma core's 64-row filter tiles both keep everything.
+  struct Case {
+    Shape e;
+    int64_t V;
+  };
+  const std::vector<Case> cases = {{{1, 8}, 300},    {{150, 48}, 300},   {{300, 200}, 1000},
+                                   {{257, 64}, 129}, {{2, 70, 24}, 257}, {{40, 12}, 100}};
+  uint64_t seed = 500;
+  for (const Case& k : cases) {
+    const int64_t D = k.e.back();
+    const Tensor E = R(k.e, -1, 1, seed, false).to(kBFloat16),
+                 C = R({k.V, D}, -0.5, 0.5, seed + 1, false).to(kBFloat16);
+    const Tensor b = R({k.V}, -1, 1, seed + 2, false).to(kBFloat16);
+    Shape ys(k.e.begin(), k.e.end() - 1);
+    Tensor y = class_ids(ys, k.V, seed + 3).reshape({-1});
+    std::vector<int64_t> yv = y.to_vector<int64_t>();
+    for (size_t i = 3; i < yv.size(); i += 7) yv[i] = -100;
+    y = I(yv, ys);
+    seed += 10;
+    const int shift = k.e.size() == 3 ? 1 : 0;
+    for (losses::CCEOptions o :
+         {losses::CCEOptions{}, losses::CCEOptions{.softcap = 3.0, .filter_gradients = false},
+          losses::CCEOptions{.accumulate_fp32 = true},
+          losses::CCEOptions{.filter_gradients = false, .deterministic = true}}) {
+      o.shift = shift;
+      SCOPED_TRACE(fmt::format("E {} V {} softcap {} accumulate_fp32 {} deterministic {}", shape_str(k.e),
+                               k.V, o.softcap, o.accumulate_fp32, o.deterministic));
+      const bool in_place = !o.accumulate_fp32 && !o.deterministic;
+      CCEGrads mma, wmma;
+      {
+        CudaCore core(CCECudaCore::mma);
+        mma = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
+      }
+      {
+        CudaCore core(CCECudaCore::wmma);
+        wmma = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
+      }
+      // The products are the same tensor-core sums in the same order; only the forward's split of
+      // the vocabulary (so the order of the LSE merge) and the atomics' order differ.
+      expect_close(mma, wmma, 1e-5, in_place ? kBf16InPlaceTol : 1e-2);
+      expect_close(mma, run_cce(E, C, y, b, o, Device::cpu(), kBFloat16), 2e-5,
+                   in_place ? kBf16InPlaceTol : kBf16Fp32Tol);
+    }
+  }
+  // Every row ignored: nothing to score, zero gradients.
+  CudaCore core(CCECudaCore::mma);
+  const Tensor E = R({20, 32}, -1, 1, 600, false).to(kBFloat16),
+               C = R({50, 32}, -1, 1, 601, false).to(kBFloat16);
+  const CCEGrads g =
+      run_cce(E, C, full({20}, -100.0, TensorOptions(kInt64)), Tensor(), {}, Device::cuda(), kBFloat16);
+  EXPECT_EQ(g.dE.to(kFloat64).abs().max().item<double>(), 0.0);
+  EXPECT_EQ(g.dC.to(kFloat64).abs().max().item<double>(), 0.0);
+}
+
+TEST(CudaLosses, CCEMmaCoreDeterministicIsBitwiseRepeatable) {
+  REQUIRE_GPU();
+  CudaCore core(losses::detail::CCECudaCore::mma);
+  const Tensor E = R({300, 40}, -1, 1, 610, false), C = R({1000, 40}, -1, 1, 611, false);
+  const Tensor y = class_ids({300}, 1000, 612);
+  const losses::CCEOptions det{.deterministic = true};
+  CCEGrads a = run_cce(E, C, y, Tensor(), det, Device::cuda(), kBFloat16);
+  CCEGrads a2 = run_cce(E, C, y, Tensor(), det, Device::cuda(), kBFloat16);
+  EXPECT_TRUE(equal(a.loss.cpu(), a2.loss.cpu()));
+  EXPECT_TRUE(equal(a.dE.cpu(), a2.dE.cpu()));
+  EXPECT_TRUE(equal(a.dC.cpu(), a2.dC.cpu()));
 }
 
 }  // namespace

@@ -2,13 +2,19 @@
 // losses/kernels/cce.h; method: ../shared/papers/cce.md, "CUDA algorithm"; CPU reference:
 // losses/cpu/cce_forward.cpp and cce_backward.cpp). float64 stays on the simple kernels of cce.cu.
 //
-// Tiles. A thread block (256 threads, 8 warps) owns a tile of BM = 64 scored rows x BN = 128
+// Tiles. A thread block (256 threads, 8 warps) owns a tile of BM scored rows x BN = 128
 // vocabulary positions. It computes the tile's logits E_R C_J^T by walking D in chunks of
 // BK: both chunks are staged in shared memory, multiplied, and accumulated in registers, in
-// fp32 (BK = 64 for bf16, 32 for float32). Two multiply paths fill the same [BM x BN] fp32 tile
-// in shared memory:
-//   * bfloat16: tensor cores through nvcuda::wmma (16x16x16 bf16 fragments, fp32 accumulators;
-//     sm_80+). Each warp owns a 32 x 32 corner of the tile (2 x 2 fragments).
+// fp32. Three multiply paths ("cores", see Cfg) fill the same [BM x BN] fp32 tile in shared
+// memory:
+//   * bfloat16, wmma (the default): tensor cores through nvcuda::wmma (16x16x16 bf16 fragments,
+//     fp32 accumulators; sm_80+), BM = 64, BK = 64, two cp.async stages. Each warp owns a 32 x 32
+//     corner of the tile (2 x 2 fragments).
+//   * bfloat16, mma (losses::detail::cce_cuda_core(), or EMBER_CCE_CORE=mma): the same tensor-core
+//     instruction written directly (ldmatrix + mma.sync.m16n8k16, cuda/mma.h), BM = 128, BK = 32,
+//     four cp.async stages in the forward and three in the backward; each warp owns a 64 x 32
+//     strip. Same products in the same order as wmma, so the same logits (the backward's filter
+//     decides on 128-row tiles, though). Not yet run on a GPU, hence not the default.
 //   * float32: plain fp32 FMAs (exactly the products the CPU's sgemm adds, so float32 matches the
 //     CPU to rounding). Each thread owns a 4 x 8 grid of logits, strided by 16 so that a warp's
 //     shared-memory reads hit distinct banks or broadcast.
@@ -58,12 +64,13 @@
 // fp32 scratch of the outputs' shapes that is rounded to bf16 at the end (the reference's
 // "accum_*_fp32" / CCE-Kahan memory: twice the bf16 gradients again).
 //
-// Loads. On the bf16 path (when D is a multiple of 8 and the inputs are 16-byte aligned) the
-// logits' E and C chunks are double-buffered with cp.async: the copy of chunk c + 1 runs while
-// chunk c is on the tensor cores. Everything else loads synchronously (16-byte loads when it can).
+// Loads. On the bf16 paths (when D is a multiple of 8 and the inputs are 16-byte aligned; else the
+// wmma core loads synchronously) the logits' E and C chunks go through cp.async: double-buffered
+// on the wmma core (the copy of chunk c + 1 runs while chunk c is on the tensor cores), four
+// stages deep on the mma core. Everything else loads synchronously (16-byte loads when it can).
 //
-// What is not here yet: deeper (3-stage) pipelining and cp.async for the gradient chunks, TF32 for
-// float32, Kahan-compensated bf16 accumulation, and a deterministic mode without fp32 scratch.
+// What is not here yet: cp.async and ldmatrix/mma.sync for the gradient chunks, TF32 for float32,
+// Kahan-compensated bf16 accumulation, and a deterministic mode without fp32 scratch.
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include <mma.h>
@@ -76,7 +83,9 @@
 
 #include "core/tensor_impl.h"
 #include "cuda/losses/cce_tiled.h"
+#include "cuda/mma.h"
 #include "cuda/runtime.h"
+#include "losses/cce_testing.h"
 
 namespace ember::cuda_kernels::cce {
 namespace {
@@ -86,7 +95,6 @@ namespace wmma = nvcuda::wmma;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int BM = 64;              // scored rows per tile
 constexpr int BN = 128;             // vocabulary positions per tile
 constexpr int BD = 64;              // D chunk of the gradient products
 constexpr int64_t kGroupRows = 16;  // row blocks per group of the atomic backward's launch order
@@ -95,7 +103,7 @@ constexpr double kAvgScale = 1048576.0;    // 2^20: fixed-point scale of the sor
 constexpr double kAvgClamp = 268435456.0;  // 2^28: bound on one tile's column sum
 
 static_assert(kThreads == 256, "the SIMT micro-tiles assume a 16 x 16 thread grid");
-static_assert(BM == 64 && BN == 128 && BD == 64, "the warp layouts below assume these tile sizes");
+static_assert(BN == 128 && BD == 64, "the warp layouts below assume these tile sizes");
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -122,13 +130,26 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Leading dimensions (in elements) of the shared-memory buffers. The bf16 paddings keep every
-// wmma fragment pointer 32-byte aligned and ldm a multiple of 8 elements; the float padding of
-// 1 spreads the SIMT loop's strided reads over the 32 banks.
-template <class In>
-struct Layout {
-  static constexpr bool kTensorCores = std::is_same_v<In, __nv_bfloat16>;
-  static constexpr int BK = kTensorCores ? 64 : 32;  // D chunk of the logits product
+// How the logits product runs (the "core" of a tile):
+//   simt  float32 on FMAs; one staging buffer, BK = 32.
+//   wmma  bf16 on tensor cores through nvcuda::wmma; two cp.async stages of BK = 64.
+//   mma   bf16 on tensor cores through ldmatrix + mma.sync (cuda/mma.h); kStages cp.async stages
+//         of BK = 32, warp tiles of (BM / 2) x 32, the fp32 logits tile overlaying the stages.
+enum class Core { simt, wmma, mma };
+
+// A tile configuration: input type, core and scored rows per tile (BM), with the leading
+// dimensions (in elements) of the shared-memory buffers. The bf16 paddings keep every ldmatrix
+// row and wmma fragment pointer aligned (16 / 32 bytes) and put the 8 rows an ldmatrix phase reads
+// in distinct banks; the float padding of 1 spreads the SIMT loop's strided reads over the banks.
+template <class In, Core kCore, int kRows, int kPipeline = 1>
+struct Cfg {
+  using T = In;
+  static constexpr Core core = kCore;
+  static constexpr int BM = kRows;  // scored rows per tile
+  static constexpr bool kTensorCores = kCore != Core::simt;
+  static constexpr int BK = kCore == Core::wmma ? 64 : 32;  // D chunk of the logits product
+  static constexpr int kStages = kCore == Core::wmma ? 2 : kPipeline;
+  static constexpr bool kOverlay = kCore == Core::mma;  // logits tile overlays the stages
   static constexpr int kPad = kTensorCores ? 8 : 1;
   static constexpr int LDS = BK + kPad;  // logits staging: E chunk [BM][LDS], C chunk [BN][LDS]
   static constexpr int LDB = BD + kPad;  // gradient staging: E chunk [BM][LDB], C chunk [BN][LDB]
@@ -136,8 +157,12 @@ struct Layout {
   static constexpr int LDL = BN + 4;     // fp32 logits / dz tile [BM][LDL]
   static constexpr int LDO = BD + 4;     // fp32 product staging [BN][LDO] (dE uses BM rows)
 
-  // wmma: ldm a multiple of 16 bytes and every 16-row fragment step 32-byte aligned; cp.async and
-  // the vector stores: staging rows 16-byte aligned.
+  static_assert(kTensorCores == std::is_same_v<In, __nv_bfloat16>,
+                "bf16 runs on tensor cores, float32 on FMAs");
+  static_assert(kCore != Core::mma || kStages >= 2, "the mma core's pipeline needs two stages at least");
+  static_assert(BM % 32 == 0 && BM <= BN, "row blocks split over 2 warp rows of 16-row fragments");
+  // wmma: ldm a multiple of 16 bytes and every 16-row fragment step 32-byte aligned; ldmatrix,
+  // cp.async and the vector stores: staging rows 16-byte aligned.
   static_assert(!kTensorCores || (LDS * sizeof(In)) % 16 == 0, "cp.async needs 16-byte staging rows");
   static_assert(!kTensorCores || (16 * LDS * sizeof(In)) % 32 == 0,
                 "E/C staging fragments must be 32-byte aligned");
@@ -149,21 +174,36 @@ struct Layout {
                 "product staging ldm");
 };
 
+// The mma core's tiles: 128 x 128 (each C chunk serves twice the rows of a 64-row tile, and a
+// warp's fragments are reused across a 64 x 32 strip), four stages in the forward; three in the
+// backward, whose dz tile and gradient staging must also fit beside them for two blocks per SM.
+using CfgF32 = Cfg<float, Core::simt, 64>;
+using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
+using CfgMmaForward = Cfg<__nv_bfloat16, Core::mma, 128, 4>;
+using CfgMmaBackward = Cfg<__nv_bfloat16, Core::mma, 128, 3>;
+
 constexpr size_t round_up(size_t bytes) { return (bytes + 127) / 128 * 128; }
 constexpr size_t max_of(size_t a, size_t b) { return a > b ? a : b; }
 
-// The dynamic shared memory of one block, carved into 128-byte aligned regions.
-template <class In, bool kBackward>
+// The dynamic shared memory of one block, carved into 128-byte aligned regions. Without overlay:
+// [indices | row vectors | staging | logits tile / product staging | G]. With overlay (mma), one
+// region holds the pipeline stages during the logits product, then the fp32 logits tile (and dz),
+// then in the backward the gradient chunks' staging followed by the product staging:
+// [indices | row vectors | stages = tile = (gradient staging, out) | G].
+template <class L, bool kBackward>
 struct Smem {
-  using L = Layout<In>;
+  using In = typename L::T;
+  static constexpr int BM = L::BM;
   static constexpr size_t kIndexBytes = round_up((2 * BM + BN) * sizeof(int64_t));
   static constexpr size_t kRowBytes = round_up(BM * (4 * sizeof(float) + sizeof(double)));
-  // The logits staging is double-buffered on the tensor-core path (cp.async).
+  static constexpr size_t kPipeBytes = round_up(L::kStages * (BM + BN) * L::LDS * sizeof(In));
+  static constexpr size_t kGradStageBytes = kBackward ? round_up((BM + BN) * L::LDB * sizeof(In)) : 0;
+  static constexpr size_t kLogitsBytes = round_up(BM * L::LDL * sizeof(float));
+  static constexpr size_t kOutBytes = kBackward ? round_up(max_of(BM, BN) * L::LDO * sizeof(float)) : 0;
   static constexpr size_t kStageBytes =
-      round_up(max_of((L::kTensorCores ? 2 : 1) * (BM + BN) * L::LDS, kBackward ? (BM + BN) * L::LDB : 0) *
-               sizeof(In));
-  static constexpr size_t kTileBytes =
-      round_up(max_of(BM * L::LDL, kBackward ? BN* L::LDO : 0) * sizeof(float));
+      L::kOverlay ? max_of(max_of(kPipeBytes, kLogitsBytes), kGradStageBytes + kOutBytes)
+                  : max_of(kPipeBytes, kGradStageBytes);
+  static constexpr size_t kTileBytes = L::kOverlay ? 0 : max_of(kLogitsBytes, kOutBytes);
   static constexpr size_t kGBytes = kBackward ? round_up(BM * L::LDG * sizeof(In)) : 0;
   static constexpr size_t kBytes = kIndexBytes + kRowBytes + kStageBytes + kTileBytes + kGBytes;
 
@@ -176,7 +216,8 @@ struct Smem {
   float* run_m;   // [BM] forward: running max
   double* run_l;  // [BM] forward: running sum of exp(z - m)
   In* stage;      // staging of the input chunks
-  float* tile;    // fp32 logits, then dz; in the backward also the product staging
+  float* tile;    // fp32 logits, then dz
+  float* out;     // backward: staging of the products' results
   In* G;          // backward: dz in the input dtype
 
   __device__ explicit Smem(char* base) {
@@ -189,9 +230,11 @@ struct Smem {
     row_g = row_lse + BM;
     row_h = row_g + BM;
     run_m = row_h + BM;
-    stage = reinterpret_cast<In*>(base + kIndexBytes + kRowBytes);
-    tile = reinterpret_cast<float*>(base + kIndexBytes + kRowBytes + kStageBytes);
-    G = reinterpret_cast<In*>(base + kIndexBytes + kRowBytes + kStageBytes + kTileBytes);
+    char* region = base + kIndexBytes + kRowBytes;
+    stage = reinterpret_cast<In*>(region);
+    tile = reinterpret_cast<float*>(L::kOverlay ? region : region + kStageBytes);
+    out = L::kOverlay ? reinterpret_cast<float*>(region + kGradStageBytes) : tile;
+    G = reinterpret_cast<In*>(region + kStageBytes + kTileBytes);
   }
 };
 
@@ -228,9 +271,9 @@ struct Params {
 
 // --- tile set-up -------------------------------------------------------------------------------
 
-template <class In, bool kB>
-__device__ void setup_rows(const Smem<In, kB>& s, const Params<In>& p, int64_t k0) {
-  for (int i = threadIdx.x; i < BM; i += kThreads) {
+template <class L, bool kB>
+__device__ void setup_rows(const Smem<L, kB>& s, const Params<typename L::T>& p, int64_t k0) {
+  for (int i = threadIdx.x; i < L::BM; i += kThreads) {
     const int64_t k = k0 + i;
     const bool valid = k < p.n;
     const int64_t r = valid ? p.rows[k] : -1;
@@ -244,8 +287,8 @@ __device__ void setup_rows(const Smem<In, kB>& s, const Params<In>& p, int64_t k
   }
 }
 
-template <class In, bool kB>
-__device__ void setup_cols(const Smem<In, kB>& s, const Params<In>& p, int64_t p0) {
+template <class L, bool kB>
+__device__ void setup_cols(const Smem<L, kB>& s, const Params<typename L::T>& p, int64_t p0) {
   for (int c = threadIdx.x; c < BN; c += kThreads) {
     const int64_t q = p0 + c;
     s.cols[c] = q < p.V ? (p.order ? p.order[q] : q) : -1;
@@ -351,106 +394,207 @@ __device__ __forceinline__ void mma_chunk(FragAcc (&acc)[2][2], const __nv_bfloa
 // Starts the asynchronous copy (cp.async, sm_80+) of chunk d0 of the E rows and C rows into
 // `stage` ([BM + BN][LDS]: the E rows, then the C rows), 16 bytes per copy; padding rows and
 // columns past D are zero-filled by the copy itself. Needs p.vec (D a multiple of 8, aligned).
-template <class In, bool kB>
-__device__ __forceinline__ void issue_chunk(In* stage, const Smem<In, kB>& s, const Params<In>& p,
-                                            int64_t d0) {
-  using L = Layout<In>;
+// The caller commits the copies as one group (__pipeline_commit).
+template <class L, bool kB>
+__device__ __forceinline__ void issue_chunk(typename L::T* stage, const Smem<L, kB>& s,
+                                            const Params<typename L::T>& p, int64_t d0) {
+  using In = typename L::T;
   constexpr int kPerVec = 16 / sizeof(In), kVecs = L::BK / kPerVec;
-  for (int e = threadIdx.x; e < (BM + BN) * kVecs; e += kThreads) {
+  for (int e = threadIdx.x; e < (L::BM + BN) * kVecs; e += kThreads) {
     const int r = e / kVecs, c = (e % kVecs) * kPerVec;
-    const bool is_e = r < BM;
-    const int64_t row = is_e ? s.rows[r] : s.cols[r - BM], d = d0 + c;
+    const bool is_e = r < L::BM;
+    const int64_t row = is_e ? s.rows[r] : s.cols[r - L::BM], d = d0 + c;
     const In* base = is_e ? p.E : p.C;
     const bool valid = row >= 0 && d < p.D;
     __pipeline_memcpy_async(stage + r * L::LDS + c, valid ? base + row * p.D + d : base, 16, valid ? 0 : 16);
   }
-  __pipeline_commit();
 }
 
-// s.tile[BM x BN] = E_R C_J^T for the rows s.rows and classes s.cols, fp32. Ends synchronised.
-// bf16 with 16-byte rows: double-buffered, the copy of chunk c + 1 runs while chunk c is
-// multiplied. Otherwise one buffer: load, synchronise, multiply, synchronise.
-template <class In, bool kB>
-__device__ void compute_logits(const Smem<In, kB>& s, const Params<In>& p) {
-  using L = Layout<In>;
-  In* Es = s.stage;                // [BM][LDS]
-  In* Cs = s.stage + BM * L::LDS;  // [BN][LDS]
-  if constexpr (L::kTensorCores) {
-    const int warp = threadIdx.x / 32, wm = warp / 4, wn = warp % 4;  // warp tile 32 x 32
-    FragAcc acc[2][2];
+// The logits product of the wmma core: s.tile = E_R C_J^T. bf16 with 16-byte rows:
+// double-buffered, the copy of chunk c + 1 runs while chunk c is multiplied. Otherwise one buffer:
+// load, synchronise, multiply, synchronise.
+template <class L, bool kB>
+__device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  using In = typename L::T;
+  static_assert(L::BM == 64, "warp tiles of 32 x 32");
+  In* Es = s.stage;                                                 // [BM][LDS]
+  In* Cs = s.stage + L::BM * L::LDS;                                // [BN][LDS]
+  const int warp = threadIdx.x / 32, wm = warp / 4, wn = warp % 4;  // warp tile 32 x 32
+  FragAcc acc[2][2];
 #pragma unroll
-    for (int x = 0; x < 2; ++x)
+  for (int x = 0; x < 2; ++x)
 #pragma unroll
-      for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
-    if (p.vec) {
-      In* stage[2] = {s.stage, s.stage + (BM + BN) * L::LDS};
-      const int64_t chunks = (p.D + L::BK - 1) / L::BK;
-      issue_chunk(stage[0], s, p, 0);
-      for (int64_t c = 0; c < chunks; ++c) {
-        if (c + 1 < chunks) {
-          // stage[(c + 1) % 2] was last read by chunk c - 1, which ended with __syncthreads.
-          issue_chunk(stage[(c + 1) % 2], s, p, (c + 1) * L::BK);
-          __pipeline_wait_prior(1);  // this thread's copies of chunk c have landed
-        } else {
-          __pipeline_wait_prior(0);
-        }
-        __syncthreads();  // ... and everyone else's
-        mma_chunk<L::BK, L::LDS>(acc, stage[c % 2], stage[c % 2] + BM * L::LDS, wm, wn);
-        __syncthreads();  // chunk c is consumed before its buffer is refilled
+    for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
+  if (p.vec) {
+    In* stage[2] = {s.stage, s.stage + (L::BM + BN) * L::LDS};
+    const int64_t chunks = (p.D + L::BK - 1) / L::BK;
+    issue_chunk(stage[0], s, p, 0);
+    __pipeline_commit();
+    for (int64_t c = 0; c < chunks; ++c) {
+      if (c + 1 < chunks) {
+        // stage[(c + 1) % 2] was last read by chunk c - 1, which ended with __syncthreads.
+        issue_chunk(stage[(c + 1) % 2], s, p, (c + 1) * L::BK);
+        __pipeline_commit();
+        __pipeline_wait_prior(1);  // this thread's copies of chunk c have landed
+      } else {
+        __pipeline_wait_prior(0);
       }
-    } else {
-      for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
-        __syncthreads();  // the previous chunk is consumed
-        load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, BM, p.D, d0, false);
-        load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, false);
-        __syncthreads();
-        mma_chunk<L::BK, L::LDS>(acc, Es, Cs, wm, wn);
-      }
+      __syncthreads();  // ... and everyone else's
+      mma_chunk<L::BK, L::LDS>(acc, stage[c % 2], stage[c % 2] + L::BM * L::LDS, wm, wn);
+      __syncthreads();  // chunk c is consumed before its buffer is refilled
     }
-#pragma unroll
-    for (int x = 0; x < 2; ++x)
-#pragma unroll
-      for (int y = 0; y < 2; ++y)
-        wmma::store_matrix_sync(s.tile + (wm * 32 + 16 * x) * L::LDL + wn * 32 + 16 * y, acc[x][y], L::LDL,
-                                wmma::mem_row_major);
   } else {
-    float acc[BM / 16][BN / 16] = {};
     for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
+      __syncthreads();  // the previous chunk is consumed
+      load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, L::BM, p.D, d0, false);
+      load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, false);
       __syncthreads();
-      load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, BM, p.D, d0, p.vec);
-      load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, p.vec);
-      __syncthreads();
-      simt_gemm(acc, Es, L::LDS, 1, Cs, 1, L::LDS, L::BK);
+      mma_chunk<L::BK, L::LDS>(acc, Es, Cs, wm, wn);
     }
-    simt_store(s.tile, L::LDL, acc);
   }
+#pragma unroll
+  for (int x = 0; x < 2; ++x)
+#pragma unroll
+    for (int y = 0; y < 2; ++y)
+      wmma::store_matrix_sync(s.tile + (wm * 32 + 16 * x) * L::LDL + wn * 32 + 16 * y, acc[x][y], L::LDL,
+                              wmma::mem_row_major);
+}
+
+// The logits product of the mma core: s.tile = E_R C_J^T, with a kStages-deep cp.async pipeline
+// (chunks c + 1 .. c + kStages - 1 are in flight while chunk c is multiplied: the L2 / memory
+// latency of one chunk is longer than the tensor cores take for it). Needs p.vec.
+//
+// Warps form a 2 x 4 grid; a warp owns rows [wm BM/2, (wm + 1) BM/2) and columns [32 wn, 32 wn + 32)
+// of the tile: MI = BM / 32 fragments of 16 rows by 4 fragments of 8 columns. Per 16-wide step of
+// D it loads its A fragments (one ldmatrix .x4 each, from the E rows) and its B fragments (one
+// ldmatrix .x4 per 16 columns, from the C rows: C_J is stored [n][k], i.e. B = C_J^T column-major,
+// which is what mma's ".col" B operand wants) and issues MI x 4 mma.sync.
+//
+// Pipeline bookkeeping: every thread commits exactly one cp.async group per chunk slot (an empty
+// one past the last chunk), so "all but the newest kStages - 2 groups have landed" means chunk c
+// has. The buffer refilled at step c, (c - 1) % kStages, was read by step c - 1, which every warp
+// has finished once it passes step c's __syncthreads.
+template <class L, bool kB>
+__device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  using In = typename L::T;
+  namespace mma = ember::cuda_mma;
+  constexpr int S = L::kStages, WM = L::BM / 2, MI = WM / 16, NI = 4;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 4, wn = warp % 4;
+  const int64_t chunks = (p.D + L::BK - 1) / L::BK;
+  auto buffer = [&](int64_t c) { return s.stage + (c % S) * (L::BM + BN) * L::LDS; };
+  for (int c = 0; c < S - 1; ++c) {
+    if (c < chunks) issue_chunk(buffer(c), s, p, c * L::BK);
+    __pipeline_commit();
+  }
+  // This lane's ldmatrix row addresses within the chunk (element offsets from the buffer start).
+  const mma::Coord la = mma::ldsm_a_offset(lane), lb = mma::ldsm_b_offset(lane);
+  const int a_at = (wm * WM + la.row) * L::LDS + la.col;
+  const int b_at = (L::BM + wn * 32 + lb.row) * L::LDS + lb.col;
+  float acc[MI][NI][4] = {};
+  for (int64_t c = 0; c < chunks; ++c) {
+    __pipeline_wait_prior(S - 2);  // this thread's copies of chunk c have landed
+    __syncthreads();               // ... and everyone else's; chunk c - 1 is consumed
+    if (c + S - 1 < chunks) issue_chunk(buffer(c + S - 1), s, p, (c + S - 1) * L::BK);
+    __pipeline_commit();
+    const In* chunk = buffer(c);
+#pragma unroll
+    for (int ks = 0; ks < L::BK; ks += 16) {
+      uint32_t a[MI][4], b[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) mma::ldsm_x4(a[i], chunk + a_at + i * 16 * L::LDS + ks);
+#pragma unroll
+      for (int j = 0; j < NI; j += 2) {
+        uint32_t r[4];
+        mma::ldsm_x4(r, chunk + b_at + j * 8 * L::LDS + ks);
+        b[j][0] = r[0];
+        b[j][1] = r[1];
+        b[j + 1][0] = r[2];
+        b[j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma::mma_bf16(acc[i][j], a[i], b[j]);
+    }
+  }
+  __pipeline_wait_prior(0);  // only empty groups can remain; leave none behind
+  __syncthreads();           // every warp is done with the stages that s.tile overlays
+  const mma::Coord q =
+      mma::acc_element(lane, 0);  // values 0, 1 at (q.row, q.col + {0, 1}); 2, 3 eight rows on
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j) {
+      float* at = s.tile + (wm * WM + 16 * i + q.row) * L::LDL + wn * 32 + 8 * j + q.col;
+      *reinterpret_cast<float2*>(at) = make_float2(acc[i][j][0], acc[i][j][1]);
+      *reinterpret_cast<float2*>(at + 8 * L::LDL) = make_float2(acc[i][j][2], acc[i][j][3]);
+    }
+}
+
+// The logits product of the simt core (float32): one buffer, load, synchronise, multiply.
+template <class L, bool kB>
+__device__ void logits_simt(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  static_assert(L::BM == 64, "the SIMT micro-tiles cover 64 x 128");
+  float* Es = s.stage;                   // [BM][LDS]
+  float* Cs = s.stage + L::BM * L::LDS;  // [BN][LDS]
+  float acc[L::BM / 16][BN / 16] = {};
+  for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
+    __syncthreads();
+    load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, L::BM, p.D, d0, p.vec);
+    load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, p.vec);
+    __syncthreads();
+    simt_gemm(acc, Es, L::LDS, 1, Cs, 1, L::LDS, L::BK);
+  }
+  simt_store(s.tile, L::LDL, acc);
+}
+
+// s.tile[BM x BN] = E_R C_J^T for the rows s.rows and classes s.cols, fp32, on the configuration's
+// core. Ends synchronised.
+template <class L, bool kB>
+__device__ void compute_logits(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  if constexpr (L::core == Core::mma)
+    logits_mma(s, p);
+  else if constexpr (L::core == Core::wmma)
+    logits_wmma(s, p);
+  else
+    logits_simt(s, p);
   __syncthreads();
 }
 
 // out[BM x BD] = G[BM x BN] Cg[BN x BD]   (the dE chunk)
-template <class In>
-__device__ void product_dE(float* out, const In* G, const In* Cg) {
-  using L = Layout<In>;
+template <class L>
+__device__ void product_dE(float* out, const typename L::T* G, const typename L::T* Cg) {
+  constexpr int BM = L::BM;
   if constexpr (L::kTensorCores) {
-    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 16 x 32
-    FragAcc acc[2];
-    wmma::fill_fragment(acc[0], 0.f);
-    wmma::fill_fragment(acc[1], 0.f);
+    // warps 4 x 2, warp tile (BM / 4) x 32: MI x 2 fragments
+    constexpr int MI = BM / 64;
+    static_assert(BM % 64 == 0, "16-row fragments for 4 warp rows");
+    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+    FragAcc acc[MI][2];
+#pragma unroll
+    for (int x = 0; x < MI; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
 #pragma unroll
     for (int ks = 0; ks < BN / 16; ++ks) {
-      FragARow a;
-      wmma::load_matrix_sync(a, G + (wm * 16) * L::LDG + ks * 16, L::LDG);
+      FragARow a[MI];
+#pragma unroll
+      for (int x = 0; x < MI; ++x)
+        wmma::load_matrix_sync(a[x], G + (wm * 16 * MI + 16 * x) * L::LDG + ks * 16, L::LDG);
 #pragma unroll
       for (int y = 0; y < 2; ++y) {
         FragBRow b;
         wmma::load_matrix_sync(b, Cg + (ks * 16) * L::LDB + wn * 32 + 16 * y, L::LDB);
-        wmma::mma_sync(acc[y], a, b, acc[y]);
+#pragma unroll
+        for (int x = 0; x < MI; ++x) wmma::mma_sync(acc[x][y], a[x], b, acc[x][y]);
       }
     }
 #pragma unroll
-    for (int y = 0; y < 2; ++y)
-      wmma::store_matrix_sync(out + (wm * 16) * L::LDO + wn * 32 + 16 * y, acc[y], L::LDO,
-                              wmma::mem_row_major);
+    for (int x = 0; x < MI; ++x)
+#pragma unroll
+      for (int y = 0; y < 2; ++y)
+        wmma::store_matrix_sync(out + (wm * 16 * MI + 16 * x) * L::LDO + wn * 32 + 16 * y, acc[x][y], L::LDO,
+                                wmma::mem_row_major);
   } else {
     float acc[BM / 16][BD / 16] = {};
     simt_gemm(acc, G, L::LDG, 1, Cg, L::LDB, 1, BN);
@@ -459,9 +603,9 @@ __device__ void product_dE(float* out, const In* G, const In* Cg) {
 }
 
 // out[BN x BD] = G[BM x BN]^T Eg[BM x BD]   (the dC chunk)
-template <class In>
-__device__ void product_dC(float* out, const In* G, const In* Eg) {
-  using L = Layout<In>;
+template <class L>
+__device__ void product_dC(float* out, const typename L::T* G, const typename L::T* Eg) {
+  constexpr int BM = L::BM;
   if constexpr (L::kTensorCores) {
     const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 32 x 32
     FragAcc acc[2][2];
@@ -509,11 +653,10 @@ __device__ __forceinline__ float finish_logit(float z, const Params<In>& p, int6
 
 // Folds the tile in s.tile into the running (m, l) of its rows; records target logits; leaves the
 // finished logits (-inf at masked columns) in s.tile for the column sums.
-template <class In>
-__device__ void forward_epilogue(const Smem<In, false>& s, const Params<In>& p, int64_t k0) {
-  using L = Layout<In>;
+template <class L>
+__device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename L::T>& p, int64_t k0) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int i = warp; i < BM; i += kWarps) {
+  for (int i = warp; i < L::BM; i += kWarps) {
     if (s.rows[i] < 0) continue;  // uniform across the warp
     float z[BN / 32];
     float zmax = -INFINITY;
@@ -547,14 +690,13 @@ __device__ void forward_epilogue(const Smem<In, false>& s, const Params<In>& p, 
 }
 
 // Column sums of the finished logits over the tile's scored rows, into the fixed-point statistic.
-template <class In>
-__device__ void forward_column_sums(const Smem<In, false>& s, const Params<In>& p) {
-  using L = Layout<In>;
+template <class L>
+__device__ void forward_column_sums(const Smem<L, false>& s, const Params<typename L::T>& p) {
   for (int c = threadIdx.x; c < BN; c += kThreads) {
     const int64_t j = s.cols[c];
     if (j < 0) continue;
     double sum = 0;
-    for (int i = 0; i < BM; ++i)
+    for (int i = 0; i < L::BM; ++i)
       if (s.rows[i] >= 0) sum += s.tile[i * L::LDL + c];
     sum = sum != sum ? 0.0 : fmin(fmax(sum, -kAvgClamp), kAvgClamp);
     // Two's complement: adding the unsigned image of a negative number subtracts it.
@@ -562,16 +704,16 @@ __device__ void forward_column_sums(const Smem<In, false>& s, const Params<In>& 
   }
 }
 
-template <class In>
+template <class L>
 __global__ void __launch_bounds__(kThreads, 2)  // 2 blocks per SM (registers capped at 128)
-    cce_forward_kernel(Params<In> p, int64_t row_blocks, int64_t vocab_blocks, int64_t splits) {
+    cce_forward_kernel(Params<typename L::T> p, int64_t row_blocks, int64_t vocab_blocks, int64_t splits) {
   extern __shared__ __align__(128) char smem_raw[];
-  const Smem<In, false> s(smem_raw);
+  const Smem<L, false> s(smem_raw);
   for (int64_t item = blockIdx.x; item < row_blocks * splits; item += gridDim.x) {
-    const int64_t b = item % row_blocks, split = item / row_blocks, k0 = b * BM;
+    const int64_t b = item % row_blocks, split = item / row_blocks, k0 = b * L::BM;
     __syncthreads();  // the previous item is done with the shared buffers
     setup_rows(s, p, k0);
-    for (int i = threadIdx.x; i < BM; i += kThreads) {
+    for (int i = threadIdx.x; i < L::BM; i += kThreads) {
       s.run_m[i] = -INFINITY;
       s.run_l[i] = 0.0;
     }
@@ -588,7 +730,7 @@ __global__ void __launch_bounds__(kThreads, 2)  // 2 blocks per SM (registers ca
       }
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < BM; i += kThreads)
+    for (int i = threadIdx.x; i < L::BM; i += kThreads)
       if (s.rows[i] >= 0) {
         p.part_m[split * p.n + k0 + i] = s.run_m[i];
         p.part_l[split * p.n + k0 + i] = s.run_l[i];
@@ -629,9 +771,8 @@ __global__ void logit_avg_kernel(float* avg, const unsigned long long* fixed, in
 
 // Adds out[count x BD] (leading dimension LDO) into dst[idx[r]][d0 + c], skipping padding and
 // exact zeros. kAtomic: fp32 atomicAdd; otherwise this block is the only writer of these rows.
-template <bool kAtomic, class In>
+template <class L, bool kAtomic>
 __device__ void flush(const float* out, int count, const int64_t* idx, float* dst, int64_t D, int64_t d0) {
-  using L = Layout<In>;
   for (int e = threadIdx.x; e < count * BD; e += kThreads) {
     const int r = e / BD, c = e % BD;
     const int64_t row = idx[r], d = d0 + c;
@@ -649,10 +790,9 @@ __device__ void flush(const float* out, int count, const int64_t* idx, float* ds
 // atomics, skipping padding and exact zeros. With `pairs` a thread takes columns c, c + 1 in one
 // __nv_bfloat162 atomic: c and d0 are even and so is D, so the pair's address is 4-byte aligned
 // and d + 1 < D. Each value is rounded to bf16 once, then the addition rounds once more.
-template <class In>
+template <class L>
 __device__ void flush_bf16(const float* out, int count, const int64_t* idx, __nv_bfloat16* dst, int64_t D,
                            int64_t d0, bool pairs) {
-  using L = Layout<In>;
   constexpr int kPairs = BD / 2;
   for (int e = threadIdx.x; e < count * kPairs; e += kThreads) {
     const int r = e / kPairs, c = 2 * (e % kPairs);
@@ -673,9 +813,11 @@ __device__ void flush_bf16(const float* out, int count, const int64_t* idx, __nv
 // Recomputes tile (row block starting at k0, visiting-order block starting at p0), forms dz, and
 // unless filtered adds its contributions to p.dE / p.dC / p.db / p.dE16 / p.dC16 (whichever are
 // non-null).
-template <bool kAtomic, class In>
-__device__ void backward_tile(const Smem<In, true>& s, const Params<In>& p, int64_t k0, int64_t p0) {
-  using L = Layout<In>;
+template <bool kAtomic, class L>
+__device__ void backward_tile(const Smem<L, true>& s, const Params<typename L::T>& p, int64_t k0,
+                              int64_t p0) {
+  using In = typename L::T;
+  constexpr int BM = L::BM;
   __syncthreads();  // the previous tile is done with every shared buffer
   setup_rows(s, p, k0);
   setup_cols(s, p, p0);
@@ -731,29 +873,29 @@ __device__ void backward_tile(const Smem<In, true>& s, const Params<In>& p, int6
 
   In* Eg = s.stage;                // [BM][LDB]
   In* Cg = s.stage + BM * L::LDB;  // [BN][LDB]
-  float* out = s.tile;             // product staging (dz in s.tile is no longer needed)
+  float* out = s.out;              // product staging (dz in s.tile is no longer needed)
   const bool want_dE = p.dE || p.dE16, want_dC = p.dC || p.dC16;
   for (int64_t d0 = 0; d0 < p.D; d0 += BD) {
-    __syncthreads();  // db sums / the previous chunk's flush are done with s.tile and staging
+    __syncthreads();  // db sums / the previous chunk's flush are done with s.tile, s.out, staging
     if (want_dE) load_chunk<BD, L::LDB>(Cg, p.C, s.cols, BN, p.D, d0, p.vec);
     if (want_dC) load_chunk<BD, L::LDB>(Eg, p.E, s.rows, BM, p.D, d0, p.vec);
     __syncthreads();
     if (want_dE) {
-      product_dE(out, s.G, Cg);
+      product_dE<L>(out, s.G, Cg);
       __syncthreads();
       if (p.dE16)
-        flush_bf16<In>(out, BM, s.rows, p.dE16, p.D, d0, p.pairs);
+        flush_bf16<L>(out, BM, s.rows, p.dE16, p.D, d0, p.pairs);
       else
-        flush<kAtomic, In>(out, BM, s.rows, p.dE, p.D, d0);
+        flush<L, kAtomic>(out, BM, s.rows, p.dE, p.D, d0);
     }
     if (want_dC) {
       if (want_dE) __syncthreads();  // the dE flush is done reading `out`
-      product_dC(out, s.G, Eg);
+      product_dC<L>(out, s.G, Eg);
       __syncthreads();
       if (p.dC16)
-        flush_bf16<In>(out, BN, s.cols, p.dC16, p.D, d0, p.pairs);
+        flush_bf16<L>(out, BN, s.cols, p.dC16, p.D, d0, p.pairs);
       else
-        flush<kAtomic, In>(out, BN, s.cols, p.dC, p.D, d0);
+        flush<L, kAtomic>(out, BN, s.cols, p.dC, p.D, d0);
     }
   }
 }
@@ -766,11 +908,12 @@ enum class Walk {
 };
 
 // (2 blocks per SM: caps registers at 128, and two blocks' shared memory fit on sm_90.)
-template <class In, Walk kWalk>
+template <class L, Walk kWalk>
 __global__ void __launch_bounds__(kThreads, 2)
-    cce_backward_kernel(Params<In> p, int64_t row_blocks, int64_t vocab_blocks) {
+    cce_backward_kernel(Params<typename L::T> p, int64_t row_blocks, int64_t vocab_blocks) {
+  constexpr int BM = L::BM;
   extern __shared__ __align__(128) char smem_raw[];
-  const Smem<In, true> s(smem_raw);
+  const Smem<L, true> s(smem_raw);
   constexpr bool kAtomic = kWalk == Walk::tiles;
   const int64_t items = kWalk == Walk::tiles  ? row_blocks * vocab_blocks
                         : kWalk == Walk::rows ? row_blocks
@@ -838,28 +981,49 @@ void allow_shared_memory(Kernel kernel, size_t bytes) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
-template <class In>
-void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
-                   const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                   const Tensor& logit_avg) {
-  KernelContext ctx(E, "cut_cross_entropy");
-  Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
-  if (p.n == 0) {
-    if (logit_avg.defined())
-      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
-    return;
+// How many vocabulary splits the forward cuts each row block's walk into. The row_blocks x splits
+// items run in waves of `slots` blocks (those resident on the GPU at once) and a partial last wave
+// leaves SMs idle: 576 items on 264 slots take three waves for 2.2 waves of work. So: at least one
+// full wave, and among up to 8x that many splits the count whose waves are fullest (the first
+// such). It depends on the problem and the GPU only, so a given GPU always merges the same way.
+int64_t forward_splits(int64_t row_blocks, int64_t vocab_blocks, int64_t slots) {
+  const int64_t first = std::clamp<int64_t>((slots + row_blocks - 1) / row_blocks, 1, vocab_blocks);
+  const int64_t last = std::min(vocab_blocks, 8 * first);
+  int64_t best = first;
+  double best_fill = 0;
+  for (int64_t s = first; s <= last; ++s) {
+    const int64_t items = row_blocks * s, waves = (items + slots - 1) / slots;
+    // each item walks vocab_blocks / s tiles (+1 for some): fill = work over waves x slots x longest item
+    const double longest = static_cast<double>((vocab_blocks + s - 1) / s);
+    const double fill = static_cast<double>(row_blocks * vocab_blocks) /
+                        (static_cast<double>(waves) * static_cast<double>(std::min(slots, items)) * longest);
+    if (fill > best_fill + 1e-9) {
+      best_fill = fill;
+      best = s;
+    }
   }
-  const int64_t row_blocks = (p.n + BM - 1) / BM, vocab_blocks = (p.V + BN - 1) / BN;
-  // Enough (row block, split) items for about four blocks per SM; the split count depends on
-  // the problem and the GPU only, so a given GPU always merges the same way.
-  const int64_t want = 4 * ember::cuda::sm_count(ctx.device);
-  const int64_t splits = std::clamp<int64_t>((want + row_blocks - 1) / row_blocks, 1, vocab_blocks);
-  Tensor part_m = empty_tensor({splits * p.n}, DType::float32, E.device());
-  Tensor part_l = empty_tensor({splits * p.n}, DType::float64, E.device());
-  Tensor target_logit = empty_tensor({p.n}, DType::float32, E.device());
+  return best;
+}
+
+// The forward's launches on tile configuration L.
+template <class L>
+void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Tensor& lse, const Tensor& nll,
+                    const Tensor& logit_avg) {
+  const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + BN - 1) / BN;
+  constexpr size_t smem = Smem<L, false>::kBytes;
+  allow_shared_memory(cce_forward_kernel<L>, smem);
+  int per_sm = 0;
+  EMBER_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, cce_forward_kernel<L>, kThreads, smem));
+  const int64_t slots = std::max(per_sm, 1) * static_cast<int64_t>(ember::cuda::sm_count(ctx.device));
+  const int64_t splits = forward_splits(row_blocks, vocab_blocks, slots);
+  const Device device = lse.device();
+  Tensor part_m = empty_tensor({splits * p.n}, DType::float32, device);
+  Tensor part_l = empty_tensor({splits * p.n}, DType::float64, device);
+  Tensor target_logit = empty_tensor({p.n}, DType::float32, device);
   Tensor avg_fixed;
   if (logit_avg.defined()) {
-    avg_fixed = empty_tensor({p.V}, DType::int64, E.device());
+    avg_fixed = empty_tensor({p.V}, DType::int64, device);
     EMBER_CUDA_CHECK(cudaMemsetAsync(avg_fixed.raw_data(), 0, p.V * sizeof(int64_t), ctx.stream));
     p.avg_fixed = static_cast<unsigned long long*>(avg_fixed.raw_data());
   }
@@ -867,9 +1031,7 @@ void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const T
   p.part_l = static_cast<double*>(part_l.raw_data());
   p.target_logit = static_cast<float*>(target_logit.raw_data());
 
-  constexpr size_t smem = Smem<In, false>::kBytes;
-  allow_shared_memory(cce_forward_kernel<In>, smem);
-  cce_forward_kernel<In>
+  cce_forward_kernel<L>
       <<<grid_of(row_blocks * splits), kThreads, smem, ctx.stream>>>(p, row_blocks, vocab_blocks, splits);
   EMBER_CUDA_CHECK_LAUNCH("cce_forward_kernel");
   lse_combine_kernel<<<ember::cuda::blocks_for(p.n, kThreads), kThreads, 0, ctx.stream>>>(
@@ -881,6 +1043,34 @@ void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const T
         static_cast<float*>(logit_avg.raw_data()), p.avg_fixed, p.V, p.n);
     EMBER_CUDA_CHECK_LAUNCH("logit_avg_kernel");
   }
+}
+
+// Runs `launch.template operator()<Cfg>()` with the tile configuration for this call: float32 on
+// the simt core; bf16 on the mma core when it was chosen (cce_cuda_core()) and the inputs allow
+// cp.async (p.vec), else on the wmma core. kForward picks the mma core's forward row blocks.
+template <class In, bool kForward, class Launch>
+void with_config(const Params<In>& p, Launch&& launch) {
+  if constexpr (std::is_same_v<In, float>) {
+    launch.template operator()<CfgF32>();
+  } else if (p.vec && losses::detail::cce_cuda_core() == losses::detail::CCECudaCore::mma) {
+    launch.template operator()<std::conditional_t<kForward, CfgMmaForward, CfgMmaBackward>>();
+  } else {
+    launch.template operator()<CfgWmma>();
+  }
+}
+
+template <class In>
+void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+                   const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
+                   const Tensor& logit_avg) {
+  KernelContext ctx(E, "cut_cross_entropy");
+  Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
+  if (p.n == 0) {
+    if (logit_avg.defined())
+      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
+    return;
+  }
+  with_config<In, true>(p, [&]<class L>() { forward_launch<L>(p, ctx, lse, nll, logit_avg); });
 }
 
 // An fp32 accumulator for a gradient output: the output itself for float32 (zeroed), fresh
@@ -928,33 +1118,35 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
     p.grad_lse = grad_lse.defined() ? static_cast<const float*>(grad_lse.raw_data()) : nullptr;
     p.eps = static_cast<float>(filter_eps);
     p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
-    const int64_t row_blocks = (p.n + BM - 1) / BM, vocab_blocks = (p.V + BN - 1) / BN;
-    constexpr size_t smem = Smem<In, true>::kBytes;
-    auto launch = [&](auto kernel, Params<In> q, int64_t items, const char* name) {
-      allow_shared_memory(kernel, smem);
-      kernel<<<grid_of(items), kThreads, smem, ctx.stream>>>(q, row_blocks, vocab_blocks);
-      ember::cuda::detail::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
-    };
-    if (!deterministic) {
-      p.dE = f32_or_null(dE_acc);
-      p.dC = f32_or_null(dC_acc);
-      p.db = f32_or_null(db_acc);
-      launch(cce_backward_kernel<In, Walk::tiles>, p, row_blocks * vocab_blocks,
-             "launch of cce_backward_kernel (tiles)");
-    } else {
-      if (dE_acc.defined()) {
-        Params<In> q = p;
-        q.dE = f32_or_null(dE_acc);
-        launch(cce_backward_kernel<In, Walk::rows>, q, row_blocks, "launch of cce_backward_kernel (rows)");
+    with_config<In, false>(p, [&]<class L>() {
+      const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + BN - 1) / BN;
+      constexpr size_t smem = Smem<L, true>::kBytes;
+      auto launch = [&](auto kernel, Params<In> q, int64_t items, const char* name) {
+        allow_shared_memory(kernel, smem);
+        kernel<<<grid_of(items), kThreads, smem, ctx.stream>>>(q, row_blocks, vocab_blocks);
+        ember::cuda::detail::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+      };
+      if (!deterministic) {
+        p.dE = f32_or_null(dE_acc);
+        p.dC = f32_or_null(dC_acc);
+        p.db = f32_or_null(db_acc);
+        launch(cce_backward_kernel<L, Walk::tiles>, p, row_blocks * vocab_blocks,
+               "launch of cce_backward_kernel (tiles)");
+      } else {
+        if (dE_acc.defined()) {
+          Params<In> q = p;
+          q.dE = f32_or_null(dE_acc);
+          launch(cce_backward_kernel<L, Walk::rows>, q, row_blocks, "launch of cce_backward_kernel (rows)");
+        }
+        if (dC_acc.defined() || db_acc.defined()) {
+          Params<In> q = p;
+          q.dC = f32_or_null(dC_acc);
+          q.db = f32_or_null(db_acc);
+          launch(cce_backward_kernel<L, Walk::vocab>, q, vocab_blocks,
+                 "launch of cce_backward_kernel (vocab)");
+        }
       }
-      if (dC_acc.defined() || db_acc.defined()) {
-        Params<In> q = p;
-        q.dC = f32_or_null(dC_acc);
-        q.db = f32_or_null(db_acc);
-        launch(cce_backward_kernel<In, Walk::vocab>, q, vocab_blocks,
-               "launch of cce_backward_kernel (vocab)");
-      }
-    }
+    });
   }
   if constexpr (std::is_same_v<In, __nv_bfloat16>) {
     for (const auto& [out, acc] : {std::pair{dE, dE_acc}, std::pair{dC, dC_acc}, std::pair{db, db_acc}}) {
