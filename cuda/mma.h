@@ -20,7 +20,9 @@
 //   C and D (16 x 8, fp32), values c0..c3: c_e is row g + 8 (e / 2), column 2 t + e % 2.
 //   ldmatrix .x4: lanes 8 q .. 8 q + 7 each give the address of one row (8 consecutive 16-bit
 //     values, 16 bytes, 16-byte aligned) of matrix q; register q of lane l receives row l / 4,
-//     columns 2 (l % 4) and 2 (l % 4) + 1, of matrix q.
+//     columns 2 (l % 4) and 2 (l % 4) + 1, of matrix q. With .trans it receives those of the
+//     transpose instead: column l / 4 of rows 2 (l % 4) and 2 (l % 4) + 1. That is how an operand
+//     stored k-major (the other way round) reaches the same registers.
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -58,6 +60,18 @@ EMBER_MMA_HD constexpr Coord ldsm_a_offset(int lane) { return {lane % 16, 8 * (l
 EMBER_MMA_HD constexpr Coord ldsm_b_offset(int lane) {
   return {lane % 8 + 8 * (lane / 16), 8 * ((lane / 8) % 2)};
 }
+// The same for ldmatrix .x4.trans, from a 16 x 16 block of a tile stored k-major:
+//  * A operand stored as [k][m] (rows = K, columns = M; e.g. dz read as dz^T): registers 0..3
+//    become a0..a3 of one A fragment.
+EMBER_MMA_HD constexpr Coord ldsm_a_trans_offset(int lane) {
+  return {lane % 8 + 8 * (lane / 16), 8 * ((lane / 8) % 2)};
+}
+//  * B operand stored as [k][n] (rows = K, columns = N; e.g. a chunk of C rows when the product
+//    sums over the vocabulary): registers 0, 1 become b0, b1 of the fragment of columns n .. n + 7,
+//    registers 2, 3 those of columns n + 8 .. n + 15.
+EMBER_MMA_HD constexpr Coord ldsm_b_trans_offset(int lane) {
+  return {lane % 8 + 8 * ((lane / 8) % 2), 8 * (lane / 16)};
+}
 
 #if defined(__CUDACC__)
 // r[0..3] = the four 8x8 matrices whose rows this warp's lanes point at (see above). `row` is a
@@ -70,6 +84,15 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* row) {
                : "memory");
 }
 
+// The same with .trans (see above).
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* row) {
+  const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address)
+               : "memory");
+}
+
 // d += a b for one 16 x 16 (bf16) by 16 x 8 (bf16) product, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   asm volatile(
@@ -77,6 +100,47 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// A warp's block of fragments: loads its NI B fragments, two per ldmatrix .x4 (columns n .. n + 7
+// from registers 0, 1 and n + 8 .. n + 15 from 2, 3), from the row addresses `at(j)` of the pairs
+// j = 0, 2, 4, ...; then acc[i][j] += a[i] b[j] for every pair of fragments.
+template <bool kTrans, int MI, int NI, class RowOf>
+__device__ __forceinline__ void mma_block(float (&acc)[MI][NI][4], const uint32_t (&a)[MI][4], RowOf&& at) {
+  static_assert(NI % 2 == 0, "B fragments come in pairs");
+  uint32_t b[NI][2];
+#pragma unroll
+  for (int j = 0; j < NI; j += 2) {
+    uint32_t r[4];
+    if constexpr (kTrans)
+      ldsm_x4_trans(r, at(j));
+    else
+      ldsm_x4(r, at(j));
+    b[j][0] = r[0];
+    b[j][1] = r[1];
+    b[j + 1][0] = r[2];
+    b[j + 1][1] = r[3];
+  }
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j) mma_bf16(acc[i][j], a[i], b[j]);
+}
+
+// Stores a warp's MI x NI accumulator fragments into the row-major fp32 tile whose element (0, 0)
+// is the warp's corner (leading dimension ld, even): fragment (i, j) covers rows 16 i .. 16 i + 15,
+// columns 8 j .. 8 j + 7; values 0, 1 of a lane are neighbours, 2, 3 the same eight rows below.
+template <int MI, int NI>
+__device__ __forceinline__ void store_block(float* corner, int ld, const float (&acc)[MI][NI][4], int lane) {
+  const Coord q = acc_element(lane, 0);
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j) {
+      float* at = corner + (16 * i + q.row) * ld + 8 * j + q.col;
+      *reinterpret_cast<float2*>(at) = make_float2(acc[i][j][0], acc[i][j][1]);
+      *reinterpret_cast<float2*>(at + 8 * ld) = make_float2(acc[i][j][2], acc[i][j][3]);
+    }
 }
 #endif
 

@@ -6,6 +6,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${EMBER_BUILD_DIR:-$root/build}"
 export CCACHE_BASEDIR="$root"
+# The sanitizer pass compiles with -g1, and with debug info ccache also hashes the directory it
+# runs in, so a fresh checkout elsewhere (CI's) would miss the cache for every file. Without the
+# directory in the hash, objects compiled in another checkout are reused; their debug info then
+# names that checkout's build directory, which only a debugger would notice (the sanitizers'
+# reports use the line tables, whose paths CCACHE_BASEDIR keeps relative).
+export CCACHE_NOHASHDIR=1
 "$root/scripts/setup.sh"
 
 echo "== build"

@@ -537,15 +537,14 @@ struct CudaCore {
   ~CudaCore() { losses::detail::cce_cuda_core() = saved; }
 };
 
-// Runs everywhere (no GPU needed): an emulation of ldmatrix .x4 as the PTX ISA describes it,
-// checking that the row addresses the mma core gives it (cuda_mma::ldsm_*_offset) deliver to each
-// lane exactly the values mma.m16n8k16 expects in its registers (cuda_mma::a_element /
-// b_element), that those addresses are 16-byte aligned and free of bank conflicts with the
-// core's 40-element staging rows, and that the accumulator layout covers the 16 x 8 tile once in
-// the pattern the core's store assumes.
+// Runs everywhere (no GPU needed): an emulation of ldmatrix .x4 (and .trans) as the PTX ISA
+// describes it, checking that the row addresses the mma core gives it (cuda_mma::ldsm_*_offset)
+// deliver to each lane exactly the values mma.m16n8k16 expects in its registers
+// (cuda_mma::a_element / b_element), that those addresses are 16-byte aligned and free of bank
+// conflicts with the core's shared-memory row strides, and that the accumulator layout covers the
+// 16 x 8 tile once in the pattern the core's stores assume.
 TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
   namespace mma = cuda_mma;
-  constexpr int LDS = 40;  // Cfg<bf16, Core::mma, *>::LDS in cuda/losses/cce_tiled.cu
   // A shared-memory tile whose element (row, col) holds its own coordinates.
   auto value = [](int row, int col) { return 1000 * row + col; };
   // ldmatrix .x4: register q of lane l holds row l / 4 of matrix q, columns 2 (l % 4) + {0, 1}; the
@@ -553,6 +552,12 @@ TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
   auto ldsm = [&](mma::Coord (*offset)(int), int lane, int q, int half) {
     const mma::Coord row = offset(8 * q + lane / 4);
     return value(row.row, row.col + 2 * (lane % 4) + half);
+  };
+  // .trans: register q of lane l holds column l / 4 of rows 2 (l % 4) + {0, 1} of matrix q; the
+  // address of row 2 (l % 4) + half came from lane 8 q + 2 (l % 4) + half.
+  auto ldsm_trans = [&](mma::Coord (*offset)(int), int lane, int q, int half) {
+    const mma::Coord row = offset(8 * q + 2 * (lane % 4) + half);
+    return value(row.row, row.col + lane / 4);
   };
   for (int lane = 0; lane < 32; ++lane) {
     SCOPED_TRACE(fmt::format("lane {}", lane));
@@ -564,6 +569,12 @@ TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
         const mma::Coord b = mma::b_element(lane, q % 2, half);  // (k, n)
         EXPECT_EQ(ldsm(mma::ldsm_b_offset, lane, q, half), value(8 * (q / 2) + b.col, b.row))
             << "B register " << q;
+        // A stored [k][m] (A^T row-major): element (m, k) of A sits at (k, m).
+        EXPECT_EQ(ldsm_trans(mma::ldsm_a_trans_offset, lane, q, half), value(a.col, a.row))
+            << "A (trans) register " << q;
+        // B stored [k][n]: element (k, n) of fragment q / 2 sits at (k, 8 (q / 2) + n).
+        EXPECT_EQ(ldsm_trans(mma::ldsm_b_trans_offset, lane, q, half), value(b.row, 8 * (q / 2) + b.col))
+            << "B (trans) register " << q;
       }
     // The core stores values 0, 1 at (row, col + {0, 1}) of acc_element(lane, 0) and 2, 3 eight rows on.
     const mma::Coord first = mma::acc_element(lane, 0);
@@ -583,19 +594,28 @@ TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
   for (const auto& row : covered)
     for (int count : row) EXPECT_EQ(count, 1);
   // Alignment and banks: each phase of 8 lanes reads 8 rows of 16 bytes; shared memory serves them
-  // in one pass when they fall in the 8 distinct 16-byte bank groups of a 128-byte line.
-  for (auto offset : {mma::ldsm_a_offset, mma::ldsm_b_offset})
+  // in one pass when they fall in the 8 distinct 16-byte bank groups of a 128-byte line. Row
+  // strides (bf16 elements) of cuda/losses/cce_tiled.cu's Cfg<bf16, Core::mma, ...>: LDS = 40 for
+  // the E / C chunks of the logits, LDG = 136 for dz, LDB = 72 for the gradient chunks.
+  struct Use {
+    mma::Coord (*offset)(int);
+    int stride;
+    const char* what;
+  };
+  for (const Use& u : {Use{mma::ldsm_a_offset, 40, "E chunk"}, Use{mma::ldsm_b_offset, 40, "C chunk"},
+                       Use{mma::ldsm_a_offset, 136, "dz"}, Use{mma::ldsm_a_trans_offset, 136, "dz^T"},
+                       Use{mma::ldsm_b_trans_offset, 72, "gradient chunk"}})
     for (int phase = 0; phase < 4; ++phase) {
       std::vector<int> groups;
       for (int lane = 8 * phase; lane < 8 * phase + 8; ++lane) {
-        const mma::Coord o = offset(lane);
-        const int byte = 2 * (o.row * LDS + o.col);
-        EXPECT_EQ(byte % 16, 0);
+        const mma::Coord o = u.offset(lane);
+        const int byte = 2 * (o.row * u.stride + o.col);
+        EXPECT_EQ(byte % 16, 0) << u.what;
         groups.push_back(byte / 16 % 8);
       }
       std::sort(groups.begin(), groups.end());
       EXPECT_EQ(std::unique(groups.begin(), groups.end()), groups.end())
-          << "bank conflict in phase " << phase;
+          << "bank conflict in phase " << phase << " of " << u.what;
     }
 }
 

@@ -14,7 +14,9 @@
 //     instruction written directly (ldmatrix + mma.sync.m16n8k16, cuda/mma.h), BM = 128, BK = 32,
 //     four cp.async stages in the forward and three in the backward; each warp owns a 64 x 32
 //     strip. Same products in the same order as wmma, so the same logits (the backward's filter
-//     decides on 128-row tiles, though). Not yet run on a GPU, hence not the default.
+//     decides on 128-row tiles, though). The backward's gradient products run on it too
+//     (ldmatrix .trans reads dz^T and the k-major gradient chunks). Not yet run on a GPU, hence
+//     not the default.
 //   * float32: plain fp32 FMAs (exactly the products the CPU's sgemm adds, so float32 matches the
 //     CPU to rounding). Each thread owns a 4 x 8 grid of logits, strided by 16 so that a warp's
 //     shared-memory reads hit distinct banks or broadcast.
@@ -69,8 +71,9 @@
 // on the wmma core (the copy of chunk c + 1 runs while chunk c is on the tensor cores), four
 // stages deep on the mma core. Everything else loads synchronously (16-byte loads when it can).
 //
-// What is not here yet: cp.async and ldmatrix/mma.sync for the gradient chunks, TF32 for float32,
-// Kahan-compensated bf16 accumulation, and a deterministic mode without fp32 scratch.
+// What is not here yet: cp.async for the gradient chunks, TF32 for float32, Kahan-compensated
+// bf16 accumulation, a deterministic mode without fp32 scratch, and enough blocks for its dE walk
+// (one block per row block: 128 on the wmma core, 64 on the mma core, fewer than an H200 holds).
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include <mma.h>
@@ -499,36 +502,15 @@ __device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p)
     const In* chunk = buffer(c);
 #pragma unroll
     for (int ks = 0; ks < L::BK; ks += 16) {
-      uint32_t a[MI][4], b[NI][2];
+      uint32_t a[MI][4];
 #pragma unroll
       for (int i = 0; i < MI; ++i) mma::ldsm_x4(a[i], chunk + a_at + i * 16 * L::LDS + ks);
-#pragma unroll
-      for (int j = 0; j < NI; j += 2) {
-        uint32_t r[4];
-        mma::ldsm_x4(r, chunk + b_at + j * 8 * L::LDS + ks);
-        b[j][0] = r[0];
-        b[j][1] = r[1];
-        b[j + 1][0] = r[2];
-        b[j + 1][1] = r[3];
-      }
-#pragma unroll
-      for (int i = 0; i < MI; ++i)
-#pragma unroll
-        for (int j = 0; j < NI; ++j) mma::mma_bf16(acc[i][j], a[i], b[j]);
+      mma::mma_block<false>(acc, a, [&](int j) { return chunk + b_at + j * 8 * L::LDS + ks; });
     }
   }
   __pipeline_wait_prior(0);  // only empty groups can remain; leave none behind
   __syncthreads();           // every warp is done with the stages that s.tile overlays
-  const mma::Coord q =
-      mma::acc_element(lane, 0);  // values 0, 1 at (q.row, q.col + {0, 1}); 2, 3 eight rows on
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j) {
-      float* at = s.tile + (wm * WM + 16 * i + q.row) * L::LDL + wn * 32 + 8 * j + q.col;
-      *reinterpret_cast<float2*>(at) = make_float2(acc[i][j][0], acc[i][j][1]);
-      *reinterpret_cast<float2*>(at + 8 * L::LDL) = make_float2(acc[i][j][2], acc[i][j][3]);
-    }
+  mma::store_block(s.tile + wm * WM * L::LDL + wn * 32, L::LDL, acc, lane);
 }
 
 // The logits product of the simt core (float32): one buffer, load, synchronise, multiply.
@@ -561,11 +543,42 @@ __device__ void compute_logits(const Smem<L, kB>& s, const Params<typename L::T>
   __syncthreads();
 }
 
+// out[M x BD] = A[M x K] B[K x BD] on the mma core (the gradient products): 8 warps as 4 x 2, each
+// owning an (M / 4) x 32 block of out, fp32 accumulators stored to `out` (leading dimension LDO).
+// A is read from shared memory stored [m][k] (row stride LDA), or with kATrans stored [k][m] (dz
+// for dz^T); B is stored [k][n] (row stride LDB), read with ldmatrix .trans.
+template <int M, int K, bool kATrans, int LDA, int LDB, int LDO>
+__device__ void gradient_product_mma(float* out, const __nv_bfloat16* A, const __nv_bfloat16* B) {
+  namespace mma = ember::cuda_mma;
+  constexpr int WM = M / 4, MI = WM / 16, NI = BD / 2 / 8;
+  static_assert(M % 64 == 0 && K % 16 == 0 && BD == 64, "16-row fragments for 4 warp rows; 2 x 32 columns");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 2, wn = warp % 2;
+  const mma::Coord la = kATrans ? mma::ldsm_a_trans_offset(lane) : mma::ldsm_a_offset(lane);
+  const mma::Coord lb = mma::ldsm_b_trans_offset(lane);
+  float acc[MI][NI][4] = {};
+#pragma unroll
+  for (int ks = 0; ks < K; ks += 16) {
+    uint32_t a[MI][4];
+#pragma unroll
+    for (int i = 0; i < MI; ++i) {
+      const int m0 = wm * WM + 16 * i;
+      if constexpr (kATrans)
+        mma::ldsm_x4_trans(a[i], A + (ks + la.row) * LDA + m0 + la.col);
+      else
+        mma::ldsm_x4(a[i], A + (m0 + la.row) * LDA + ks + la.col);
+    }
+    mma::mma_block<true>(acc, a, [&](int j) { return B + (ks + lb.row) * LDB + wn * 32 + 8 * j + lb.col; });
+  }
+  mma::store_block(out + wm * WM * LDO + wn * 32, LDO, acc, lane);
+}
+
 // out[BM x BD] = G[BM x BN] Cg[BN x BD]   (the dE chunk)
 template <class L>
 __device__ void product_dE(float* out, const typename L::T* G, const typename L::T* Cg) {
   constexpr int BM = L::BM;
-  if constexpr (L::kTensorCores) {
+  if constexpr (L::core == Core::mma) {
+    gradient_product_mma<BM, BN, false, L::LDG, L::LDB, L::LDO>(out, G, Cg);
+  } else if constexpr (L::kTensorCores) {
     // warps 4 x 2, warp tile (BM / 4) x 32: MI x 2 fragments
     constexpr int MI = BM / 64;
     static_assert(BM % 64 == 0, "16-row fragments for 4 warp rows");
@@ -606,7 +619,9 @@ __device__ void product_dE(float* out, const typename L::T* G, const typename L:
 template <class L>
 __device__ void product_dC(float* out, const typename L::T* G, const typename L::T* Eg) {
   constexpr int BM = L::BM;
-  if constexpr (L::kTensorCores) {
+  if constexpr (L::core == Core::mma) {
+    gradient_product_mma<BN, BM, true, L::LDG, L::LDB, L::LDO>(out, G, Eg);
+  } else if constexpr (L::kTensorCores) {
     const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 32 x 32
     FragAcc acc[2][2];
 #pragma unroll
