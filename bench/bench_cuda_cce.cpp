@@ -342,6 +342,16 @@ int main(int argc, char** argv) {
           p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
     });
     print_row("cce (mma core)", ms["cce-mma"]);
+    // The forward is one logits product (2 N V D flops); the backward at least one more (the
+    // recompute) plus 4 N V D per kept tile.
+    const double logits_tflop =
+        2.0 * static_cast<double>(N) * static_cast<double>(V) * static_cast<double>(D) / 1e12;
+    for (const auto& [name, key] : {std::pair{"wmma", "cce"}, std::pair{"mma", "cce-mma"}})
+      if (const Measure& m = ms[key]; m.error.empty()) {
+        std::printf("  %s core: forward %.0f TFLOP/s, backward >= %.0f TFLOP/s\n", name,
+                    logits_tflop / (m.fwd_ms / 1e3), logits_tflop / (m.bwd_ms / 1e3));
+        result(std::string("cce_") + kind + "_" + name + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
+      }
     compare_cores(p);
     if (kind == "lm") {
       losses::CCEOptions fp32;

@@ -32,11 +32,15 @@ bool& cce_sort_vocabulary() {
   return sort;
 }
 
+CCECudaCore cce_cuda_core_named(const char* value) {
+  const std::string_view name = value ? value : "";
+  EMBER_CHECK(name.empty() || name == "wmma" || name == "mma",
+              "cut_cross_entropy: EMBER_CCE_CORE is \"{}\"; expected \"wmma\" or \"mma\"", name);
+  return name == "mma" ? CCECudaCore::mma : CCECudaCore::wmma;
+}
+
 CCECudaCore& cce_cuda_core() {
-  static CCECudaCore core = [] {
-    const char* env = std::getenv("EMBER_CCE_CORE");
-    return env && std::string_view(env) == "mma" ? CCECudaCore::mma : CCECudaCore::wmma;
-  }();
+  static CCECudaCore core = cce_cuda_core_named(std::getenv("EMBER_CCE_CORE"));
   return core;
 }
 }  // namespace detail

@@ -8,7 +8,10 @@ bool& cce_sort_vocabulary();
 // Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `wmma`
 // (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200) or `mma` (ldmatrix +
 // mma.sync, 128 x 128 tiles, three or four stages; awaits its first GPU run, so not yet the
-// default). Starts as `mma` when the environment variable EMBER_CCE_CORE is "mma".
+// default). Starts as the environment variable EMBER_CCE_CORE says ("wmma" or "mma"; anything
+// else throws ember::Error), else as `wmma`.
 enum class CCECudaCore { wmma, mma };
 CCECudaCore& cce_cuda_core();
+// The core a value of EMBER_CCE_CORE names (null or empty: wmma).
+CCECudaCore cce_cuda_core_named(const char* value);
 }  // namespace ember::losses::detail

@@ -325,6 +325,8 @@ summary() {
       "${R[cce_lm_cce_fwd_ms]:-?} / ${R[cce_lm_cce_bwd_ms]:-?} / ${R[cce_lm_cce_both_ms]:-?}" "paper 46/100/145" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE mma core fwd / bwd / both (ms)" \
       "${R[cce_lm_mma_fwd_ms]:-?} / ${R[cce_lm_mma_bwd_ms]:-?} / ${R[cce_lm_mma_both_ms]:-?}" "report" "-"
+    printf '%-40s %-22s %-10s %s\n' "CCE forward TFLOP/s: wmma / mma core" \
+      "${R[cce_lm_wmma_fwd_tflops]:-?} / ${R[cce_lm_mma_fwd_tflops]:-?}" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE mma core both / torch eager" "${R[cce_lm_mma_time_over_torch]:-n/a}" \
       "< 1.0" "$(verdict "${R[cce_lm_mma_time_over_torch]:-}" "<=" 0.999)"
     printf '%-40s %-22s %-10s %s\n' "CCE mma vs wmma: loss / dE / dC gap" \

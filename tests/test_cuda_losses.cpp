@@ -619,6 +619,16 @@ TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
     }
 }
 
+TEST(CudaMma, CoreNamedByTheEnvironment) {
+  using losses::detail::CCECudaCore;
+  EXPECT_EQ(losses::detail::cce_cuda_core_named(nullptr), CCECudaCore::wmma);
+  EXPECT_EQ(losses::detail::cce_cuda_core_named(""), CCECudaCore::wmma);
+  EXPECT_EQ(losses::detail::cce_cuda_core_named("wmma"), CCECudaCore::wmma);
+  EXPECT_EQ(losses::detail::cce_cuda_core_named("mma"), CCECudaCore::mma);
+  EMBER_EXPECT_THROW_MSG(losses::detail::cce_cuda_core_named("MMA"),
+                         "cut_cross_entropy: EMBER_CCE_CORE is \"MMA\"; expected \"wmma\" or \"mma\"");
+}
+
 TEST(CudaLosses, CCEMmaCoreMatchesTheWmmaCoreAndTheCPU) {
   REQUIRE_GPU();
   using losses::detail::CCECudaCore;
