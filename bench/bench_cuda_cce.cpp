@@ -132,6 +132,8 @@ Measure measure(const Problem& p, const std::function<Tensor(const Tensor&, cons
   return m;
 }
 
+void result(const std::string& key, double value) { std::printf("RESULT %s %.6g\n", key.c_str(), value); }
+
 // Runs `body` with the CUDA kernels' bf16 core set to `core`, restoring the previous choice.
 template <class Body>
 auto with_core(losses::detail::CCECudaCore core, Body&& body) {
@@ -153,7 +155,7 @@ double relative_gap(const Tensor& a, const Tensor& b) {
 
 // The two bf16 cores on the same problem: loss, dE and dC side by side (the mma core awaits
 // validation on a GPU; its unit tests are CudaLosses.CCEMmaCore*).
-void compare_cores(const Problem& p) {
+void compare_cores(const Problem& p, losses::detail::CCECudaCore core, const char* name) {
   using losses::detail::CCECudaCore;
   auto grads = [&](CCECudaCore core) {
     return with_core(core, [&] {
@@ -163,14 +165,15 @@ void compare_cores(const Problem& p) {
       return std::vector<Tensor>{loss.detach(), E.grad(), C.grad()};
     });
   };
-  const std::vector<Tensor> w = grads(CCECudaCore::wmma), m = grads(CCECudaCore::mma);
+  const std::vector<Tensor> w = grads(CCECudaCore::wmma), m = grads(core);
   const double loss_gap = std::abs(m[0].item<double>() - w[0].item<double>());
   const double dE_gap = relative_gap(m[1], w[1]), dC_gap = relative_gap(m[2], w[2]);
-  std::printf("  mma vs wmma core: |loss diff| %.3g, dE %.3g, dC %.3g (max diff / max)\n", loss_gap, dE_gap,
-              dC_gap);
-  std::printf(
-      "RESULT cce_%s_mma_loss_gap %.6g\nRESULT cce_%s_mma_dE_gap %.6g\nRESULT cce_%s_mma_dC_gap %.6g\n",
-      p.name.c_str(), loss_gap, p.name.c_str(), dE_gap, p.name.c_str(), dC_gap);
+  std::printf("  %s vs wmma core: |loss diff| %.3g, dE %.3g, dC %.3g (max diff / max)\n", name, loss_gap,
+              dE_gap, dC_gap);
+  const std::string key = "cce_" + p.name + "_" + name;
+  result(key + "_loss_gap", loss_gap);
+  result(key + "_dE_gap", dE_gap);
+  result(key + "_dC_gap", dC_gap);
   cuda::empty_cache();
 }
 
@@ -183,7 +186,6 @@ void print_row(const std::string& name, const Measure& m) {
               name.c_str(), m.fwd_ms, m.fwd_mib, m.bwd_ms, m.bwd_mib, m.both_ms, m.both_mib, m.loss);
 }
 
-void result(const std::string& key, double value) { std::printf("RESULT %s %.6g\n", key.c_str(), value); }
 
 // ---- PyTorch (embedded script; skipped when `import torch` fails) ----
 
@@ -337,22 +339,28 @@ int main(int argc, char** argv) {
     ms["cce"] = measure(
         p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
     print_row("cce", ms["cce"]);
-    ms["cce-mma"] = with_core(losses::detail::CCECudaCore::mma, [&] {
-      return measure(
-          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
-    });
-    print_row("cce (mma core)", ms["cce-mma"]);
+    // The mma cores (not yet the default): time, then their gradients against the wmma core's.
+    for (const auto& [core, name] : {std::pair{losses::detail::CCECudaCore::mma, "mma"},
+                                     std::pair{losses::detail::CCECudaCore::mma_wide, "mma_wide"}}) {
+      ms[std::string("cce-") + name] = with_core(core, [&] {
+        return measure(
+            p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); },
+            rounds);
+      });
+      print_row(std::string("cce (") + name + " core)", ms[std::string("cce-") + name]);
+      compare_cores(p, core, name);
+    }
     // The forward is one logits product (2 N V D flops); the backward at least one more (the
     // recompute) plus 4 N V D per kept tile.
     const double logits_tflop =
         2.0 * static_cast<double>(N) * static_cast<double>(V) * static_cast<double>(D) / 1e12;
-    for (const auto& [name, key] : {std::pair{"wmma", "cce"}, std::pair{"mma", "cce-mma"}})
+    for (const auto& [name, key] :
+         {std::pair{"wmma", "cce"}, std::pair{"mma", "cce-mma"}, std::pair{"mma_wide", "cce-mma_wide"}})
       if (const Measure& m = ms[key]; m.error.empty()) {
         std::printf("  %s core: forward %.0f TFLOP/s, backward >= %.0f TFLOP/s\n", name,
                     logits_tflop / (m.fwd_ms / 1e3), logits_tflop / (m.bwd_ms / 1e3));
         result(std::string("cce_") + kind + "_" + name + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
       }
-    compare_cores(p);
     if (kind == "lm") {
       losses::CCEOptions fp32;
       fp32.accumulate_fp32 = true;
@@ -388,10 +396,11 @@ int main(int argc, char** argv) {
     for (const auto& [name, m] : ms) {
       if (!m.error.empty()) continue;
       const std::string key = "cce_" + kind + "_" +
-                              (name == "cce-det"    ? "det"
-                               : name == "cce-fp32" ? "fp32"
-                               : name == "cce-mma"  ? "mma"
-                                                    : name);
+                              (name == "cce-det"        ? "det"
+                               : name == "cce-fp32"     ? "fp32"
+                               : name == "cce-mma"      ? "mma"
+                               : name == "cce-mma_wide" ? "mma_wide"
+                                                        : name);
       result(key + "_fwd_ms", m.fwd_ms);
       result(key + "_bwd_ms", m.bwd_ms);
       result(key + "_both_ms", m.both_ms);
@@ -407,11 +416,12 @@ int main(int argc, char** argv) {
         if (ms.count(base) && ms[base].error.empty())
           result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
     }
-    if (const Measure& cm = ms["cce-mma"]; cm.error.empty()) {
-      result("cce_" + kind + "_mma_mem_over_bound", cm.both_mib / lower_bound_mib);
-      if (ms.count("torch") && ms["torch"].error.empty())
-        result("cce_" + kind + "_mma_time_over_torch", cm.both_ms / ms["torch"].both_ms);
-    }
+    for (const std::string name : {"mma", "mma_wide"})
+      if (const Measure& cm = ms["cce-" + name]; cm.error.empty()) {
+        result("cce_" + kind + "_" + name + "_mem_over_bound", cm.both_mib / lower_bound_mib);
+        if (ms.count("torch") && ms["torch"].error.empty())
+          result("cce_" + kind + "_" + name + "_time_over_torch", cm.both_ms / ms["torch"].both_ms);
+      }
   }
   std::printf(
       "paper, Table 1 (A100-SXM4 80 GB): CCE 46 ms / 1 MB loss, 100 ms / 1163 MB gradient, 145 ms / 1164 MB "

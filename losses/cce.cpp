@@ -34,9 +34,12 @@ bool& cce_sort_vocabulary() {
 
 CCECudaCore cce_cuda_core_named(const char* value) {
   const std::string_view name = value ? value : "";
-  EMBER_CHECK(name.empty() || name == "wmma" || name == "mma",
-              "cut_cross_entropy: EMBER_CCE_CORE is \"{}\"; expected \"wmma\" or \"mma\"", name);
-  return name == "mma" ? CCECudaCore::mma : CCECudaCore::wmma;
+  if (name.empty() || name == "wmma") return CCECudaCore::wmma;
+  if (name == "mma") return CCECudaCore::mma;
+  EMBER_CHECK(name == "mma_wide",
+              "cut_cross_entropy: EMBER_CCE_CORE is \"{}\"; expected \"wmma\", \"mma\" or \"mma_wide\"",
+              name);
+  return CCECudaCore::mma_wide;
 }
 
 CCECudaCore& cce_cuda_core() {

@@ -6,11 +6,12 @@ namespace ember::losses::detail {
 bool& cce_sort_vocabulary();
 
 // Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `wmma`
-// (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200) or `mma` (ldmatrix +
-// mma.sync, 128 x 128 tiles, three or four stages; awaits its first GPU run, so not yet the
-// default). Starts as the environment variable EMBER_CCE_CORE says ("wmma" or "mma"; anything
-// else throws ember::Error), else as `wmma`.
-enum class CCECudaCore { wmma, mma };
+// (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200), `mma` (ldmatrix +
+// mma.sync, 128 x 128 tiles, three or four stages) or `mma_wide` (the same with 128 x 256 forward
+// tiles). The mma cores await their first GPU run, so `wmma` is the default. Starts as the
+// environment variable EMBER_CCE_CORE says ("wmma", "mma" or "mma_wide"; anything else throws
+// ember::Error), else as `wmma`.
+enum class CCECudaCore { wmma, mma, mma_wide };
 CCECudaCore& cce_cuda_core();
 // The core a value of EMBER_CCE_CORE names (null or empty: wmma).
 CCECudaCore cce_cuda_core_named(const char* value);

@@ -323,17 +323,22 @@ summary() {
     # summed in bf16 in place); accumulate_fp32 (fp32 scratch) is reported beside it
     printf '%-40s %-22s %-10s %s\n' "CCE fwd / bwd / both (ms)" \
       "${R[cce_lm_cce_fwd_ms]:-?} / ${R[cce_lm_cce_bwd_ms]:-?} / ${R[cce_lm_cce_both_ms]:-?}" "paper 46/100/145" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE mma core fwd / bwd / both (ms)" \
-      "${R[cce_lm_mma_fwd_ms]:-?} / ${R[cce_lm_mma_bwd_ms]:-?} / ${R[cce_lm_mma_both_ms]:-?}" "report" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE forward TFLOP/s: wmma / mma core" \
-      "${R[cce_lm_wmma_fwd_tflops]:-?} / ${R[cce_lm_mma_fwd_tflops]:-?}" "report" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE mma core both / torch eager" "${R[cce_lm_mma_time_over_torch]:-n/a}" \
-      "< 1.0" "$(verdict "${R[cce_lm_mma_time_over_torch]:-}" "<=" 0.999)"
-    printf '%-40s %-22s %-10s %s\n' "CCE mma vs wmma: loss / dE / dC gap" \
-      "${R[cce_lm_mma_loss_gap]:-?} / ${R[cce_lm_mma_dE_gap]:-?} / ${R[cce_lm_mma_dC_gap]:-?}" "report" "-"
+    # the mma cores (EMBER_CCE_CORE=mma / mma_wide; not yet the default)
+    printf '%-40s %-22s %-10s %s\n' "CCE forward TFLOP/s: wmma/mma/mma_wide" \
+      "${R[cce_lm_wmma_fwd_tflops]:-?} / ${R[cce_lm_mma_fwd_tflops]:-?} / ${R[cce_lm_mma_wide_fwd_tflops]:-?}" \
+      "report" "-"
+    for c in mma mma_wide; do
+      printf '%-40s %-22s %-10s %s\n' "CCE $c core fwd / bwd / both (ms)" \
+        "${R[cce_lm_${c}_fwd_ms]:-?} / ${R[cce_lm_${c}_bwd_ms]:-?} / ${R[cce_lm_${c}_both_ms]:-?}" "report" "-"
+      printf '%-40s %-22s %-10s %s\n' "CCE $c core both / torch eager" "${R[cce_lm_${c}_time_over_torch]:-n/a}" \
+        "< 1.0" "$(verdict "${R[cce_lm_${c}_time_over_torch]:-}" "<=" 0.999)"
+      printf '%-40s %-22s %-10s %s\n' "CCE $c vs wmma: loss / dE / dC gap" \
+        "${R[cce_lm_${c}_loss_gap]:-?} / ${R[cce_lm_${c}_dE_gap]:-?} / ${R[cce_lm_${c}_dC_gap]:-?}" "report" "-"
+    done
     printf '%-40s %-22s %-10s %s\n' "CCE deterministic both (ms)" "${R[cce_lm_det_both_ms]:-n/a}" "report" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; mma core)" \
-      "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_mma_both_ms]:-n/a})" "report" "-"
+    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; mma, mma_wide)" \
+      "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_mma_both_ms]:-n/a}, ${R[cce_flat_mma_wide_both_ms]:-n/a})" \
+      "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE peak MiB (fwd / both)" \
       "${R[cce_lm_cce_fwd_mib]:-?} / ${R[cce_lm_cce_both_mib]:-?}" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE peak / bf16 dE+dC bound" "${R[cce_lm_mem_over_bound]:-n/a}" "<= 1.01" \

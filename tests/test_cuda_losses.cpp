@@ -625,8 +625,10 @@ TEST(CudaMma, CoreNamedByTheEnvironment) {
   EXPECT_EQ(losses::detail::cce_cuda_core_named(""), CCECudaCore::wmma);
   EXPECT_EQ(losses::detail::cce_cuda_core_named("wmma"), CCECudaCore::wmma);
   EXPECT_EQ(losses::detail::cce_cuda_core_named("mma"), CCECudaCore::mma);
-  EMBER_EXPECT_THROW_MSG(losses::detail::cce_cuda_core_named("MMA"),
-                         "cut_cross_entropy: EMBER_CCE_CORE is \"MMA\"; expected \"wmma\" or \"mma\"");
+  EXPECT_EQ(losses::detail::cce_cuda_core_named("mma_wide"), CCECudaCore::mma_wide);
+  EMBER_EXPECT_THROW_MSG(
+      losses::detail::cce_cuda_core_named("MMA"),
+      "cut_cross_entropy: EMBER_CCE_CORE is \"MMA\"; expected \"wmma\", \"mma\" or \"mma_wide\"");
 }
 
 TEST(CudaLosses, CCEMmaCoreMatchesTheWmmaCoreAndTheCPU) {
@@ -634,7 +636,8 @@ TEST(CudaLosses, CCEMmaCoreMatchesTheWmmaCoreAndTheCPU) {
   using losses::detail::CCECudaCore;
   // Shapes for the mma core's edges: one row; 150 and 300 rows (128-row blocks, the last partial);
   // D below, at and past the 32-wide chunk, with a tail (200 = 6 x 32 + 8); V not a multiple of
-  // 128; [B, T, D] with a shift. D = 12 is not a multiple of 8: the wmma core serves it. In these
+  // 128 (nor of mma_wide's 256-wide forward tiles); [B, T, D] with a shift. D = 12 is not a
+  // multiple of 8: the wmma core serves it. In these
   // random logits every tile holds entries above the filter's 2^-12, so the mma core's 128-row
   // and the wmma core's 64-row filter tiles both keep everything.
   struct Case {
@@ -664,20 +667,21 @@ TEST(CudaLosses, CCEMmaCoreMatchesTheWmmaCoreAndTheCPU) {
       SCOPED_TRACE(fmt::format("E {} V {} softcap {} accumulate_fp32 {} deterministic {}", shape_str(k.e),
                                k.V, o.softcap, o.accumulate_fp32, o.deterministic));
       const bool in_place = !o.accumulate_fp32 && !o.deterministic;
-      CCEGrads mma, wmma;
-      {
-        CudaCore core(CCECudaCore::mma);
-        mma = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
-      }
+      CCEGrads wmma;
       {
         CudaCore core(CCECudaCore::wmma);
         wmma = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
       }
-      // The products are the same tensor-core sums in the same order; only the forward's split of
-      // the vocabulary (so the order of the LSE merge) and the atomics' order differ.
-      expect_close(mma, wmma, 1e-5, in_place ? kBf16InPlaceTol : 1e-2);
-      expect_close(mma, run_cce(E, C, y, b, o, Device::cpu(), kBFloat16), 2e-5,
-                   in_place ? kBf16InPlaceTol : kBf16Fp32Tol);
+      const CCEGrads cpu = run_cce(E, C, y, b, o, Device::cpu(), kBFloat16);
+      for (CCECudaCore which : {CCECudaCore::mma, CCECudaCore::mma_wide}) {
+        SCOPED_TRACE(which == CCECudaCore::mma ? "mma" : "mma_wide");
+        CudaCore core(which);
+        const CCEGrads mma = run_cce(E, C, y, b, o, Device::cuda(), kBFloat16);
+        // The products are the same tensor-core sums in the same order; only the forward's split
+        // of the vocabulary (so the order of the LSE merge) and the atomics' order differ.
+        expect_close(mma, wmma, 1e-5, in_place ? kBf16InPlaceTol : 1e-2);
+        expect_close(mma, cpu, 2e-5, in_place ? kBf16InPlaceTol : kBf16Fp32Tol);
+      }
     }
   }
   // Every row ignored: nothing to score, zero gradients.

@@ -15,8 +15,9 @@
 //     four cp.async stages in the forward and three in the backward; each warp owns a 64 x 32
 //     strip. Same products in the same order as wmma, so the same logits (the backward's filter
 //     decides on 128-row tiles, though). The backward's gradient products run on it too
-//     (ldmatrix .trans reads dz^T and the k-major gradient chunks). Not yet run on a GPU, hence
-//     not the default.
+//     (ldmatrix .trans reads dz^T and the k-major gradient chunks). mma_wide: the same with
+//     128 x 256 forward tiles (64 x 64 warp strips, one block per SM). Not yet run on a GPU,
+//     hence not the default.
 //   * float32: plain fp32 FMAs (exactly the products the CPU's sgemm adds, so float32 matches the
 //     CPU to rounding). Each thread owns a 4 x 8 grid of logits, strided by 16 so that a warp's
 //     shared-memory reads hit distinct banks or broadcast.
@@ -98,7 +99,7 @@ namespace wmma = nvcuda::wmma;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int BN = 128;             // vocabulary positions per tile
+constexpr int kTileCols = 128;      // vocabulary positions per tile (Cfg::BN), unless a Cfg says otherwise
 constexpr int BD = 64;              // D chunk of the gradient products
 constexpr int64_t kGroupRows = 16;  // row blocks per group of the atomic backward's launch order
 constexpr unsigned kFullMask = 0xffffffffu;
@@ -106,7 +107,7 @@ constexpr double kAvgScale = 1048576.0;    // 2^20: fixed-point scale of the sor
 constexpr double kAvgClamp = 268435456.0;  // 2^28: bound on one tile's column sum
 
 static_assert(kThreads == 256, "the SIMT micro-tiles assume a 16 x 16 thread grid");
-static_assert(BN == 128 && BD == 64, "the warp layouts below assume these tile sizes");
+static_assert(BD == 64, "the warp layouts below assume 64-wide gradient chunks");
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -144,11 +145,12 @@ enum class Core { simt, wmma, mma };
 // dimensions (in elements) of the shared-memory buffers. The bf16 paddings keep every ldmatrix
 // row and wmma fragment pointer aligned (16 / 32 bytes) and put the 8 rows an ldmatrix phase reads
 // in distinct banks; the float padding of 1 spreads the SIMT loop's strided reads over the banks.
-template <class In, Core kCore, int kRows, int kPipeline = 1>
+template <class In, Core kCore, int kRows, int kPipeline = 1, int kCols = kTileCols>
 struct Cfg {
   using T = In;
   static constexpr Core core = kCore;
   static constexpr int BM = kRows;  // scored rows per tile
+  static constexpr int BN = kCols;  // vocabulary positions per tile
   static constexpr bool kTensorCores = kCore != Core::simt;
   static constexpr int BK = kCore == Core::wmma ? 64 : 32;  // D chunk of the logits product
   static constexpr int kStages = kCore == Core::wmma ? 2 : kPipeline;
@@ -164,6 +166,11 @@ struct Cfg {
                 "bf16 runs on tensor cores, float32 on FMAs");
   static_assert(kCore != Core::mma || kStages >= 2, "the mma core's pipeline needs two stages at least");
   static_assert(BM % 32 == 0 && BM <= BN, "row blocks split over 2 warp rows of 16-row fragments");
+  static_assert(BN == kTileCols || kCore == Core::mma, "only the mma core's logits take other widths");
+  static_assert(BN % 128 == 0, "4 warp columns of 32-wide strips (or wider)");
+  // Blocks per SM the kernels are compiled for: two (registers capped at 128), one for the wide
+  // mma tiles, whose 64 x 64 warp strips hold 128 fp32 accumulators per thread.
+  static constexpr int kMinBlocks = BM * BN / kThreads > 64 ? 1 : 2;
   // wmma: ldm a multiple of 16 bytes and every 16-row fragment step 32-byte aligned; ldmatrix,
   // cp.async and the vector stores: staging rows 16-byte aligned.
   static_assert(!kTensorCores || (LDS * sizeof(In)) % 16 == 0, "cp.async needs 16-byte staging rows");
@@ -184,6 +191,9 @@ using CfgF32 = Cfg<float, Core::simt, 64>;
 using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
 using CfgMmaForward = Cfg<__nv_bfloat16, Core::mma, 128, 4>;
 using CfgMmaBackward = Cfg<__nv_bfloat16, Core::mma, 128, 3>;
+// The wide forward (core mma_wide): 128 x 256 tiles, 64 x 64 warp strips (an A fragment feeds eight
+// mma, a B fragment four: 128 bytes of shared memory per mma against 192), one block per SM.
+using CfgMmaForwardWide = Cfg<__nv_bfloat16, Core::mma, 128, 4, 256>;
 
 constexpr size_t round_up(size_t bytes) { return (bytes + 127) / 128 * 128; }
 constexpr size_t max_of(size_t a, size_t b) { return a > b ? a : b; }
@@ -195,6 +205,7 @@ constexpr size_t max_of(size_t a, size_t b) { return a > b ? a : b; }
 // [indices | row vectors | stages = tile = (gradient staging, out) | G].
 template <class L, bool kBackward>
 struct Smem {
+  static constexpr int BN = L::BN;
   using In = typename L::T;
   static constexpr int BM = L::BM;
   static constexpr size_t kIndexBytes = round_up((2 * BM + BN) * sizeof(int64_t));
@@ -292,6 +303,7 @@ __device__ void setup_rows(const Smem<L, kB>& s, const Params<typename L::T>& p,
 
 template <class L, bool kB>
 __device__ void setup_cols(const Smem<L, kB>& s, const Params<typename L::T>& p, int64_t p0) {
+  constexpr int BN = L::BN;
   for (int c = threadIdx.x; c < BN; c += kThreads) {
     const int64_t q = p0 + c;
     s.cols[c] = q < p.V ? (p.order ? p.order[q] : q) : -1;
@@ -401,6 +413,7 @@ __device__ __forceinline__ void mma_chunk(FragAcc (&acc)[2][2], const __nv_bfloa
 template <class L, bool kB>
 __device__ __forceinline__ void issue_chunk(typename L::T* stage, const Smem<L, kB>& s,
                                             const Params<typename L::T>& p, int64_t d0) {
+  constexpr int BN = L::BN;
   using In = typename L::T;
   constexpr int kPerVec = 16 / sizeof(In), kVecs = L::BK / kPerVec;
   for (int e = threadIdx.x; e < (L::BM + BN) * kVecs; e += kThreads) {
@@ -418,6 +431,7 @@ __device__ __forceinline__ void issue_chunk(typename L::T* stage, const Smem<L, 
 // load, synchronise, multiply, synchronise.
 template <class L, bool kB>
 __device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  constexpr int BN = L::BN;
   using In = typename L::T;
   static_assert(L::BM == 64, "warp tiles of 32 x 32");
   In* Es = s.stage;                                                 // [BM][LDS]
@@ -467,11 +481,12 @@ __device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p
 // (chunks c + 1 .. c + kStages - 1 are in flight while chunk c is multiplied: the L2 / memory
 // latency of one chunk is longer than the tensor cores take for it). Needs p.vec.
 //
-// Warps form a 2 x 4 grid; a warp owns rows [wm BM/2, (wm + 1) BM/2) and columns [32 wn, 32 wn + 32)
-// of the tile: MI = BM / 32 fragments of 16 rows by 4 fragments of 8 columns. Per 16-wide step of
-// D it loads its A fragments (one ldmatrix .x4 each, from the E rows) and its B fragments (one
-// ldmatrix .x4 per 16 columns, from the C rows: C_J is stored [n][k], i.e. B = C_J^T column-major,
-// which is what mma's ".col" B operand wants) and issues MI x 4 mma.sync.
+// Warps form a 2 x 4 grid; a warp owns rows [wm WM, (wm + 1) WM) and columns [wn WN, (wn + 1) WN)
+// of the tile (WM = BM / 2, WN = BN / 4): MI = WM / 16 fragments of 16 rows by NI = WN / 8
+// fragments of 8 columns. Per 16-wide step of D it loads its A fragments (one ldmatrix .x4 each,
+// from the E rows) and its B fragments (one ldmatrix .x4 per 16 columns, from the C rows: C_J is
+// stored [n][k], i.e. B = C_J^T column-major, which is what mma's ".col" B operand wants) and
+// issues MI x NI mma.sync.
 //
 // Pipeline bookkeeping: every thread commits exactly one cp.async group per chunk slot (an empty
 // one past the last chunk), so "all but the newest kStages - 2 groups have landed" means chunk c
@@ -479,9 +494,10 @@ __device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p
 // has finished once it passes step c's __syncthreads.
 template <class L, bool kB>
 __device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  constexpr int BN = L::BN;
   using In = typename L::T;
   namespace mma = ember::cuda_mma;
-  constexpr int S = L::kStages, WM = L::BM / 2, MI = WM / 16, NI = 4;
+  constexpr int S = L::kStages, WM = L::BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 4, wn = warp % 4;
   const int64_t chunks = (p.D + L::BK - 1) / L::BK;
   auto buffer = [&](int64_t c) { return s.stage + (c % S) * (L::BM + BN) * L::LDS; };
@@ -492,7 +508,7 @@ __device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p)
   // This lane's ldmatrix row addresses within the chunk (element offsets from the buffer start).
   const mma::Coord la = mma::ldsm_a_offset(lane), lb = mma::ldsm_b_offset(lane);
   const int a_at = (wm * WM + la.row) * L::LDS + la.col;
-  const int b_at = (L::BM + wn * 32 + lb.row) * L::LDS + lb.col;
+  const int b_at = (L::BM + wn * WN + lb.row) * L::LDS + lb.col;
   float acc[MI][NI][4] = {};
   for (int64_t c = 0; c < chunks; ++c) {
     __pipeline_wait_prior(S - 2);  // this thread's copies of chunk c have landed
@@ -510,12 +526,13 @@ __device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p)
   }
   __pipeline_wait_prior(0);  // only empty groups can remain; leave none behind
   __syncthreads();           // every warp is done with the stages that s.tile overlays
-  mma::store_block(s.tile + wm * WM * L::LDL + wn * 32, L::LDL, acc, lane);
+  mma::store_block(s.tile + wm * WM * L::LDL + wn * WN, L::LDL, acc, lane);
 }
 
 // The logits product of the simt core (float32): one buffer, load, synchronise, multiply.
 template <class L, bool kB>
 __device__ void logits_simt(const Smem<L, kB>& s, const Params<typename L::T>& p) {
+  constexpr int BN = L::BN;
   static_assert(L::BM == 64, "the SIMT micro-tiles cover 64 x 128");
   float* Es = s.stage;                   // [BM][LDS]
   float* Cs = s.stage + L::BM * L::LDS;  // [BN][LDS]
@@ -575,6 +592,7 @@ __device__ void gradient_product_mma(float* out, const __nv_bfloat16* A, const _
 // out[BM x BD] = G[BM x BN] Cg[BN x BD]   (the dE chunk)
 template <class L>
 __device__ void product_dE(float* out, const typename L::T* G, const typename L::T* Cg) {
+  constexpr int BN = L::BN;
   constexpr int BM = L::BM;
   if constexpr (L::core == Core::mma) {
     gradient_product_mma<BM, BN, false, L::LDG, L::LDB, L::LDO>(out, G, Cg);
@@ -618,6 +636,7 @@ __device__ void product_dE(float* out, const typename L::T* G, const typename L:
 // out[BN x BD] = G[BM x BN]^T Eg[BM x BD]   (the dC chunk)
 template <class L>
 __device__ void product_dC(float* out, const typename L::T* G, const typename L::T* Eg) {
+  constexpr int BN = L::BN;
   constexpr int BM = L::BM;
   if constexpr (L::core == Core::mma) {
     gradient_product_mma<BN, BM, true, L::LDG, L::LDB, L::LDO>(out, G, Eg);
@@ -670,6 +689,7 @@ __device__ __forceinline__ float finish_logit(float z, const Params<In>& p, int6
 // finished logits (-inf at masked columns) in s.tile for the column sums.
 template <class L>
 __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename L::T>& p, int64_t k0) {
+  constexpr int BN = L::BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int i = warp; i < L::BM; i += kWarps) {
     if (s.rows[i] < 0) continue;  // uniform across the warp
@@ -707,6 +727,7 @@ __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename 
 // Column sums of the finished logits over the tile's scored rows, into the fixed-point statistic.
 template <class L>
 __device__ void forward_column_sums(const Smem<L, false>& s, const Params<typename L::T>& p) {
+  constexpr int BN = L::BN;
   for (int c = threadIdx.x; c < BN; c += kThreads) {
     const int64_t j = s.cols[c];
     if (j < 0) continue;
@@ -720,8 +741,9 @@ __device__ void forward_column_sums(const Smem<L, false>& s, const Params<typena
 }
 
 template <class L>
-__global__ void __launch_bounds__(kThreads, 2)  // 2 blocks per SM (registers capped at 128)
+__global__ void __launch_bounds__(kThreads, L::kMinBlocks)  // L::kMinBlocks per SM (registers)
     cce_forward_kernel(Params<typename L::T> p, int64_t row_blocks, int64_t vocab_blocks, int64_t splits) {
+  constexpr int BN = L::BN;
   extern __shared__ __align__(128) char smem_raw[];
   const Smem<L, false> s(smem_raw);
   for (int64_t item = blockIdx.x; item < row_blocks * splits; item += gridDim.x) {
@@ -831,6 +853,7 @@ __device__ void flush_bf16(const float* out, int count, const int64_t* idx, __nv
 template <bool kAtomic, class L>
 __device__ void backward_tile(const Smem<L, true>& s, const Params<typename L::T>& p, int64_t k0,
                               int64_t p0) {
+  constexpr int BN = L::BN;
   using In = typename L::T;
   constexpr int BM = L::BM;
   __syncthreads();  // the previous tile is done with every shared buffer
@@ -926,6 +949,8 @@ enum class Walk {
 template <class L, Walk kWalk>
 __global__ void __launch_bounds__(kThreads, 2)
     cce_backward_kernel(Params<typename L::T> p, int64_t row_blocks, int64_t vocab_blocks) {
+  static_assert(L::kMinBlocks == 2, "the backward's tiles fit two blocks per SM");
+  constexpr int BN = L::BN;
   constexpr int BM = L::BM;
   extern __shared__ __align__(128) char smem_raw[];
   const Smem<L, true> s(smem_raw);
@@ -1024,6 +1049,7 @@ int64_t forward_splits(int64_t row_blocks, int64_t vocab_blocks, int64_t slots) 
 template <class L>
 void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Tensor& lse, const Tensor& nll,
                     const Tensor& logit_avg) {
+  constexpr int BN = L::BN;
   const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + BN - 1) / BN;
   constexpr size_t smem = Smem<L, false>::kBytes;
   allow_shared_memory(cce_forward_kernel<L>, smem);
@@ -1062,15 +1088,22 @@ void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Ten
 
 // Runs `launch.template operator()<Cfg>()` with the tile configuration for this call: float32 on
 // the simt core; bf16 on the mma core when it was chosen (cce_cuda_core()) and the inputs allow
-// cp.async (p.vec), else on the wmma core. kForward picks the mma core's forward row blocks.
+// cp.async (p.vec), else on the wmma core. kForward picks the mma core's forward tiles (128 x 256
+// for mma_wide).
 template <class In, bool kForward, class Launch>
 void with_config(const Params<In>& p, Launch&& launch) {
+  using losses::detail::CCECudaCore;
+  const CCECudaCore core = losses::detail::cce_cuda_core();
   if constexpr (std::is_same_v<In, float>) {
     launch.template operator()<CfgF32>();
-  } else if (p.vec && losses::detail::cce_cuda_core() == losses::detail::CCECudaCore::mma) {
-    launch.template operator()<std::conditional_t<kForward, CfgMmaForward, CfgMmaBackward>>();
-  } else {
+  } else if (!p.vec || core == CCECudaCore::wmma) {
     launch.template operator()<CfgWmma>();
+  } else if constexpr (!kForward) {
+    launch.template operator()<CfgMmaBackward>();
+  } else if (core == CCECudaCore::mma_wide) {
+    launch.template operator()<CfgMmaForwardWide>();
+  } else {
+    launch.template operator()<CfgMmaForward>();
   }
 }
 
@@ -1134,7 +1167,7 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
     p.eps = static_cast<float>(filter_eps);
     p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
     with_config<In, false>(p, [&]<class L>() {
-      const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + BN - 1) / BN;
+      const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + L::BN - 1) / L::BN;
       constexpr size_t smem = Smem<L, true>::kBytes;
       auto launch = [&](auto kernel, Params<In> q, int64_t items, const char* name) {
         allow_shared_memory(kernel, smem);
