@@ -74,7 +74,7 @@
 //
 // What is not here yet: cp.async for the gradient chunks, TF32 for float32, Kahan-compensated
 // bf16 accumulation, a deterministic mode without fp32 scratch, and enough blocks for its dE walk
-// (one block per row block: 128 on the wmma core, 64 on the mma core, fewer than an H200 holds).
+// (one block per 64-row block: 128 at N = 8192, half of what an H200 holds at once).
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
 #include <mma.h>
@@ -191,6 +191,7 @@ using CfgF32 = Cfg<float, Core::simt, 64>;
 using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
 using CfgMmaForward = Cfg<__nv_bfloat16, Core::mma, 128, 4>;
 using CfgMmaBackward = Cfg<__nv_bfloat16, Core::mma, 128, 3>;
+using CfgMmaBackwardRows = Cfg<__nv_bfloat16, Core::mma, 64, 4>;  // the deterministic dE walk
 // The wide forward (core mma_wide): 128 x 256 tiles, 64 x 64 warp strips (an A fragment feeds eight
 // mma, a B fragment four: 128 bytes of shared memory per mma against 192), one block per SM.
 using CfgMmaForwardWide = Cfg<__nv_bfloat16, Core::mma, 128, 4, 256>;
@@ -1086,24 +1087,37 @@ void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Ten
   }
 }
 
+// Whether a block of configuration L (forward or backward) fits the device's shared memory per
+// block (227 KiB on sm_90, 163 KiB on sm_80, 99 KiB on sm_86 / sm_89).
+template <class L, bool kBackward>
+bool fits_shared_memory(int device) {
+  int limit = 0;
+  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return Smem<L, kBackward>::kBytes <= static_cast<size_t>(limit);
+}
+
 // Runs `launch.template operator()<Cfg>()` with the tile configuration for this call: float32 on
-// the simt core; bf16 on the mma core when it was chosen (cce_cuda_core()) and the inputs allow
-// cp.async (p.vec), else on the wmma core. kForward picks the mma core's forward tiles (128 x 256
-// for mma_wide).
+// the simt core; bf16 on the mma core when it was chosen (cce_cuda_core()), the inputs allow
+// cp.async (p.vec) and its tiles fit the device's shared memory, else on the wmma core. kForward
+// picks the mma core's forward tiles (128 x 256 for mma_wide).
 template <class In, bool kForward, class Launch>
-void with_config(const Params<In>& p, Launch&& launch) {
+void with_config(const Params<In>& p, int device, Launch&& launch) {
   using losses::detail::CCECudaCore;
   const CCECudaCore core = losses::detail::cce_cuda_core();
   if constexpr (std::is_same_v<In, float>) {
     launch.template operator()<CfgF32>();
-  } else if (!p.vec || core == CCECudaCore::wmma) {
-    launch.template operator()<CfgWmma>();
   } else if constexpr (!kForward) {
-    launch.template operator()<CfgMmaBackward>();
-  } else if (core == CCECudaCore::mma_wide) {
-    launch.template operator()<CfgMmaForwardWide>();
+    if (p.vec && core != CCECudaCore::wmma && fits_shared_memory<CfgMmaBackward, true>(device))
+      launch.template operator()<CfgMmaBackward>();
+    else
+      launch.template operator()<CfgWmma>();
   } else {
-    launch.template operator()<CfgMmaForward>();
+    if (p.vec && core == CCECudaCore::mma_wide && fits_shared_memory<CfgMmaForwardWide, false>(device))
+      launch.template operator()<CfgMmaForwardWide>();
+    else if (p.vec && core != CCECudaCore::wmma && fits_shared_memory<CfgMmaForward, false>(device))
+      launch.template operator()<CfgMmaForward>();
+    else
+      launch.template operator()<CfgWmma>();
   }
 }
 
@@ -1118,7 +1132,7 @@ void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const T
       EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
     return;
   }
-  with_config<In, true>(p, [&]<class L>() { forward_launch<L>(p, ctx, lse, nll, logit_avg); });
+  with_config<In, true>(p, ctx.device, [&]<class L>() { forward_launch<L>(p, ctx, lse, nll, logit_avg); });
 }
 
 // An fp32 accumulator for a gradient output: the output itself for float32 (zeroed), fresh
@@ -1166,32 +1180,38 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
     p.grad_lse = grad_lse.defined() ? static_cast<const float*>(grad_lse.raw_data()) : nullptr;
     p.eps = static_cast<float>(filter_eps);
     p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
-    with_config<In, false>(p, [&]<class L>() {
-      const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + L::BN - 1) / L::BN;
-      constexpr size_t smem = Smem<L, true>::kBytes;
-      auto launch = [&](auto kernel, Params<In> q, int64_t items, const char* name) {
-        allow_shared_memory(kernel, smem);
-        kernel<<<grid_of(items), kThreads, smem, ctx.stream>>>(q, row_blocks, vocab_blocks);
-        ember::cuda::detail::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
-      };
+    // One launch of walk W on tile configuration K (its own row blocks and shared memory).
+    auto launch = [&]<class K, Walk W>(Params<In> q, const char* name) {
+      const int64_t row_blocks = (p.n + K::BM - 1) / K::BM, vocab_blocks = (p.V + K::BN - 1) / K::BN;
+      const int64_t items = W == Walk::tiles  ? row_blocks * vocab_blocks
+                            : W == Walk::rows ? row_blocks
+                                              : vocab_blocks;
+      constexpr size_t smem = Smem<K, true>::kBytes;
+      allow_shared_memory(cce_backward_kernel<K, W>, smem);
+      cce_backward_kernel<K, W><<<grid_of(items), kThreads, smem, ctx.stream>>>(q, row_blocks, vocab_blocks);
+      ember::cuda::detail::check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+    };
+    with_config<In, false>(p, ctx.device, [&]<class L>() {
       if (!deterministic) {
         p.dE = f32_or_null(dE_acc);
         p.dC = f32_or_null(dC_acc);
         p.db = f32_or_null(db_acc);
-        launch(cce_backward_kernel<L, Walk::tiles>, p, row_blocks * vocab_blocks,
-               "launch of cce_backward_kernel (tiles)");
+        launch.template operator()<L, Walk::tiles>(p, "launch of cce_backward_kernel (tiles)");
       } else {
         if (dE_acc.defined()) {
+          // One block per row block walks the whole vocabulary: with the mma core's 128-row tiles
+          // that would be half as many blocks as 64-row tiles give (a quarter of an H200's slots
+          // at N = 8192), so this walk takes 64-row tiles (dE is then filtered on 64 x 128 tiles).
+          using Rows = std::conditional_t<L::core == Core::mma, CfgMmaBackwardRows, L>;
           Params<In> q = p;
           q.dE = f32_or_null(dE_acc);
-          launch(cce_backward_kernel<L, Walk::rows>, q, row_blocks, "launch of cce_backward_kernel (rows)");
+          launch.template operator()<Rows, Walk::rows>(q, "launch of cce_backward_kernel (rows)");
         }
         if (dC_acc.defined() || db_acc.defined()) {
           Params<In> q = p;
           q.dC = f32_or_null(dC_acc);
           q.db = f32_or_null(db_acc);
-          launch(cce_backward_kernel<L, Walk::vocab>, q, vocab_blocks,
-                 "launch of cce_backward_kernel (vocab)");
+          launch.template operator()<L, Walk::vocab>(q, "launch of cce_backward_kernel (vocab)");
         }
       }
     });
