@@ -2,7 +2,7 @@
 // Wijmans et al., ICLR 2025: N = 8192 tokens, D = 2304, V = 256000, bf16), beside the
 // materialised baseline measured in the same run, and beside the paper's A100 numbers.
 //
-//   bench_cuda_cce [--N n] [--D d] [--V v] [--rounds r] [--no-torch] [--torch-compile]
+//   bench_cuda_cce [--N n] [--D d] [--V v] [--rounds r] [--no-torch] [--torch-compile] [--mma-cores]
 //
 // Contenders (loss = mean cross-entropy of E C^T against random targets):
 //   cce          ember::losses::cut_cross_entropy (tiled tensor-core kernels, filtering and
@@ -15,6 +15,10 @@
 //   ember-mat    ember: logits = E.matmul(C.t()) (bf16), cross_entropy(logits.to(float32))
 //   torch        PyTorch eager: F.cross_entropy((E @ C.T).float(), x), the paper's "baseline"
 //   torch.compile  (with --torch-compile) the same function through torch.compile
+// With --mma-cores, instead: cce on the bf16 kernels' mma and mma_wide cores
+// (losses/cce_testing.h; not yet the default), each beside the default wmma core's gradients.
+// scripts/gpu_check.sh runs that in a process of its own, so that a fault in a new kernel cannot
+// take the established rows with it.
 // For each: forward ("loss"), backward ("grad") and forward + backward time (best of `rounds`,
 // each after a warm-up), and the peak memory above what was allocated before the step (the inputs),
 // as the paper's table reports it. The lower bound is the bf16 gradients dE + dC.
@@ -186,7 +190,6 @@ void print_row(const std::string& name, const Measure& m) {
               name.c_str(), m.fwd_ms, m.fwd_mib, m.bwd_ms, m.bwd_mib, m.both_ms, m.both_mib, m.loss);
 }
 
-
 // ---- PyTorch (embedded script; skipped when `import torch` fails) ----
 
 const char* kTorchScript = R"PY(
@@ -283,7 +286,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a timeout that kills the run
   int64_t N = 8192, D = 2304, V = 256000;
   int rounds = 3;
-  bool torch = true, torch_compile = false;
+  bool torch = true, torch_compile = false, mma_cores = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoll(argv[++i]) : 0; };
@@ -299,8 +302,12 @@ int main(int argc, char** argv) {
       torch = false;
     else if (a == "--torch-compile")
       torch_compile = true;
+    else if (a == "--mma-cores")
+      mma_cores = true;
     else {
-      std::fprintf(stderr, "usage: %s [--N n] [--D d] [--V v] [--rounds r] [--no-torch] [--torch-compile]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--N n] [--D d] [--V v] [--rounds r] [--no-torch] [--torch-compile] "
+                   "[--mma-cores]\n",
                    argv[0]);
       return 2;
     }
@@ -332,96 +339,93 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The forward is one logits product (2 N V D flops); the backward at least one more (the
+  // recompute) plus 4 N V D per kept tile.
+  const double logits_tflop =
+      2.0 * static_cast<double>(N) * static_cast<double>(V) * static_cast<double>(D) / 1e12;
   for (const std::string kind : {"lm", "flat"}) {
     std::printf("%s logits:\n", kind.c_str());
     Problem p = make_problem(kind, N, D, V);
     std::map<std::string, Measure> ms;
-    ms["cce"] = measure(
-        p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
-    print_row("cce", ms["cce"]);
-    // The mma cores (not yet the default): time, then their gradients against the wmma core's.
-    for (const auto& [core, name] : {std::pair{losses::detail::CCECudaCore::mma, "mma"},
-                                     std::pair{losses::detail::CCECudaCore::mma_wide, "mma_wide"}}) {
-      ms[std::string("cce-") + name] = with_core(core, [&] {
-        return measure(
-            p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); },
-            rounds);
-      });
-      print_row(std::string("cce (") + name + " core)", ms[std::string("cce-") + name]);
-      compare_cores(p, core, name);
-    }
-    // The forward is one logits product (2 N V D flops); the backward at least one more (the
-    // recompute) plus 4 N V D per kept tile.
-    const double logits_tflop =
-        2.0 * static_cast<double>(N) * static_cast<double>(V) * static_cast<double>(D) / 1e12;
-    for (const auto& [name, key] :
-         {std::pair{"wmma", "cce"}, std::pair{"mma", "cce-mma"}, std::pair{"mma_wide", "cce-mma_wide"}})
-      if (const Measure& m = ms[key]; m.error.empty()) {
-        std::printf("  %s core: forward %.0f TFLOP/s, backward >= %.0f TFLOP/s\n", name,
-                    logits_tflop / (m.fwd_ms / 1e3), logits_tflop / (m.bwd_ms / 1e3));
-        result(std::string("cce_") + kind + "_" + name + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
+    auto tflops = [&](const std::string& core, const Measure& m) {
+      if (!m.error.empty()) return;
+      std::printf("  %s core: forward %.0f TFLOP/s, backward >= %.0f TFLOP/s\n", core.c_str(),
+                  logits_tflop / (m.fwd_ms / 1e3), logits_tflop / (m.bwd_ms / 1e3));
+      result("cce_" + kind + "_" + core + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
+    };
+    if (mma_cores) {
+      // The mma cores (not yet the default): time, then their gradients against the wmma core's.
+      for (const auto& [core, name] : {std::pair{losses::detail::CCECudaCore::mma, "mma"},
+                                       std::pair{losses::detail::CCECudaCore::mma_wide, "mma_wide"}}) {
+        const Measure& m = ms[name] = with_core(core, [&] {
+          return measure(
+              p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); },
+              rounds);
+        });
+        print_row(std::string("cce (") + name + " core)", m);
+        tflops(name, m);
+        if (m.error.empty())
+          result("cce_" + kind + "_" + name + "_mem_over_bound", m.both_mib / lower_bound_mib);
+        compare_cores(p, core, name);
       }
-    if (kind == "lm") {
-      losses::CCEOptions fp32;
-      fp32.accumulate_fp32 = true;
-      ms["cce-fp32"] = measure(
-          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x, fp32); },
-          rounds);
-      print_row("cce accumulate_fp32", ms["cce-fp32"]);
-    }
-    losses::CCEOptions deterministic;
-    deterministic.deterministic = true;
-    ms["cce-det"] = measure(
-        p,
-        [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x, deterministic); },
-        rounds);
-    print_row("cce deterministic", ms["cce-det"]);
-    if (kind == "lm") {  // the baseline's cost does not depend on the data
-      ms["mat"] = measure(
+    } else {
+      ms["cce"] = measure(
+          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
+      print_row("cce", ms["cce"]);
+      tflops("wmma", ms["cce"]);
+      if (kind == "lm") {
+        losses::CCEOptions fp32;
+        fp32.accumulate_fp32 = true;
+        ms["fp32"] = measure(
+            p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x, fp32); },
+            rounds);
+        print_row("cce accumulate_fp32", ms["fp32"]);
+      }
+      losses::CCEOptions deterministic;
+      deterministic.deterministic = true;
+      ms["det"] = measure(
           p,
           [&](const Tensor& E, const Tensor& C) {
-            return losses::cross_entropy(E.matmul(C.t()).to(kFloat32), p.x);
+            return losses::cut_cross_entropy(E, C, p.x, deterministic);
           },
-          1);
-      print_row("ember materialised", ms["mat"]);
-    }
-    if (!script.empty()) {
-      ms["torch"] = torch_measure(python, script, N, D, V, rounds, kind, false);
-      print_row("torch eager (baseline)", ms["torch"]);
-      if (torch_compile && kind == "lm") {
-        ms["compile"] = torch_measure(python, script, N, D, V, rounds, kind, true);
-        print_row("torch.compile", ms["compile"]);
+          rounds);
+      print_row("cce deterministic", ms["det"]);
+      if (kind == "lm") {  // the baseline's cost does not depend on the data
+        ms["mat"] = measure(
+            p,
+            [&](const Tensor& E, const Tensor& C) {
+              return losses::cross_entropy(E.matmul(C.t()).to(kFloat32), p.x);
+            },
+            1);
+        print_row("ember materialised", ms["mat"]);
+      }
+      if (!script.empty()) {
+        ms["torch"] = torch_measure(python, script, N, D, V, rounds, kind, false);
+        print_row("torch eager (baseline)", ms["torch"]);
+        if (torch_compile && kind == "lm") {
+          ms["compile"] = torch_measure(python, script, N, D, V, rounds, kind, true);
+          print_row("torch.compile", ms["compile"]);
+        }
+      }
+      const Measure& c = ms["cce"];
+      if (ms.count("fp32") && ms["fp32"].error.empty())
+        result("cce_" + kind + "_fp32_mem_over_bound", ms["fp32"].both_mib / lower_bound_mib);
+      if (c.error.empty()) {
+        result("cce_" + kind + "_mem_over_bound", c.both_mib / lower_bound_mib);
+        for (const char* base : {"torch", "mat"})
+          if (ms.count(base) && ms[base].error.empty())
+            result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
       }
     }
     for (const auto& [name, m] : ms) {
       if (!m.error.empty()) continue;
-      const std::string key = "cce_" + kind + "_" +
-                              (name == "cce-det"        ? "det"
-                               : name == "cce-fp32"     ? "fp32"
-                               : name == "cce-mma"      ? "mma"
-                               : name == "cce-mma_wide" ? "mma_wide"
-                                                        : name);
+      const std::string key = "cce_" + kind + "_" + name;
       result(key + "_fwd_ms", m.fwd_ms);
       result(key + "_bwd_ms", m.bwd_ms);
       result(key + "_both_ms", m.both_ms);
       result(key + "_fwd_mib", m.fwd_mib);
       result(key + "_both_mib", m.both_mib);
     }
-    const Measure& c = ms["cce"];
-    if (ms.count("cce-fp32") && ms["cce-fp32"].error.empty())
-      result("cce_" + kind + "_fp32_mem_over_bound", ms["cce-fp32"].both_mib / lower_bound_mib);
-    if (c.error.empty()) {
-      result("cce_" + kind + "_mem_over_bound", c.both_mib / lower_bound_mib);
-      for (const char* base : {"torch", "mat"})
-        if (ms.count(base) && ms[base].error.empty())
-          result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
-    }
-    for (const std::string name : {"mma", "mma_wide"})
-      if (const Measure& cm = ms["cce-" + name]; cm.error.empty()) {
-        result("cce_" + kind + "_" + name + "_mem_over_bound", cm.both_mib / lower_bound_mib);
-        if (ms.count("torch") && ms["torch"].error.empty())
-          result("cce_" + kind + "_" + name + "_time_over_torch", cm.both_ms / ms["torch"].both_ms);
-      }
   }
   std::printf(
       "paper, Table 1 (A100-SXM4 80 GB): CCE 46 ms / 1 MB loss, 100 ms / 1163 MB gradient, 145 ms / 1164 MB "
