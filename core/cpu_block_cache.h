@@ -11,11 +11,23 @@
 // malloc, whose free lists already recycle small blocks cheaply; at most kMaxCachedBytes are held
 // and a block that does not fit is freed as before. A reused block holds old values, which is fine:
 // a new tensor's memory is uninitialised anyway.
+//
+// Under AddressSanitizer a cached block is poisoned while it waits (and unpoisoned when reused),
+// so a read or write through a dangling pointer into it is reported as it would be after free().
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define EMBER_POISON_CACHED(p, bytes) ASAN_POISON_MEMORY_REGION(p, bytes)
+#define EMBER_UNPOISON_CACHED(p, bytes) ASAN_UNPOISON_MEMORY_REGION(p, bytes)
+#else
+#define EMBER_POISON_CACHED(p, bytes) ((void)(p), (void)(bytes))
+#define EMBER_UNPOISON_CACHED(p, bytes) ((void)(p), (void)(bytes))
+#endif
 
 namespace ember {
 
@@ -33,6 +45,7 @@ class CpuBlockCache {
     void* p = it->second;
     free_.erase(it);
     cached_ -= bytes;
+    EMBER_UNPOISON_CACHED(p, bytes);
     return p;
   }
   // Keeps the block for reuse; false when it is too small or the cache is full (the caller frees it).
@@ -40,6 +53,7 @@ class CpuBlockCache {
     if (bytes < kMinBytes) return false;
     std::lock_guard<std::mutex> lock(mutex_);
     if (cached_ + bytes > kMaxCachedBytes) return false;
+    EMBER_POISON_CACHED(p, bytes);
     free_.emplace(bytes, p);
     cached_ += bytes;
     return true;
@@ -47,7 +61,10 @@ class CpuBlockCache {
   // Frees every cached block (when an allocation fails, before trying again).
   void release() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [bytes, p] : free_) std::free(p);
+    for (auto& [bytes, p] : free_) {
+      EMBER_UNPOISON_CACHED(p, bytes);
+      std::free(p);
+    }
     free_.clear();
     cached_ = 0;
   }

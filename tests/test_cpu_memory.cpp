@@ -4,6 +4,10 @@
 #include <ember/ember.h>
 #include <gtest/gtest.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace ember {
 namespace {
 
@@ -37,6 +41,26 @@ TEST(CpuMemory, InUseBytesDoNotCountTheCache) {
   }
   EXPECT_EQ(cpu::memory_stats().current_bytes, before.current_bytes);
   EXPECT_GE(cpu::memory_stats().cached_bytes, kBytes);
+}
+
+TEST(CpuMemory, CachedBlocksArePoisonedUnderAddressSanitizer) {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* block;
+  {
+    Tensor a = empty({kFloats});
+    block = static_cast<const char*>(a.raw_data());
+    EXPECT_FALSE(__asan_address_is_poisoned(block));
+  }
+  // Freed into the cache: any access through the dangling pointer is a use after free.
+  EXPECT_TRUE(__asan_address_is_poisoned(block));
+  EXPECT_TRUE(__asan_address_is_poisoned(block + kBytes - 1));
+  Tensor b = empty({kFloats});  // the same block, live again
+  ASSERT_EQ(static_cast<const char*>(b.raw_data()), block);
+  EXPECT_FALSE(__asan_address_is_poisoned(block));
+  EXPECT_FALSE(__asan_address_is_poisoned(block + kBytes - 1));
+#else
+  GTEST_SKIP() << "an AddressSanitizer build checks this (scripts/test.sh's second pass)";
+#endif
 }
 
 TEST(CpuMemory, SmallBlocksAreNotCached) {
