@@ -438,10 +438,17 @@ TEST(BFloat16Losses, ElementwiseAndBinaryLosses) {
   EXPECT_EQ(bits_of(bce), bits_of(bce32.to(kBFloat16)));
 }
 
-// Every standard and paper loss (except pld and cut_cross_entropy, which have their own tests):
-// on bfloat16 inputs, the loss is the float32 loss of the same values rounded to bfloat16, and
-// each floating input's gradient is the float32 gradient rounded.
-TEST(BFloat16Losses, EveryLossIsItsFloat32VersionRounded) {
+// Every standard and paper loss (except cut_cross_entropy, which has its own tests) on bfloat16
+// inputs: `inputs` are differentiated; `teachers` are floating inputs that are not (they take the
+// dtype of the run); `fixed` (targets, class weights) are passed as they are. `fn` takes them in
+// that order.
+struct LossCase {
+  const char* name;
+  std::function<Tensor(const std::vector<Tensor>&)> fn;
+  std::vector<Tensor> inputs, fixed, teachers;
+};
+
+std::vector<LossCase> bf16_loss_cases() {
   using V = std::vector<Tensor>;
   manual_seed(21);
   Tensor logits = randn({4, 5}, kBFloat16), other = randn({4, 5}, kBFloat16);
@@ -453,75 +460,81 @@ TEST(BFloat16Losses, EveryLossIsItsFloat32VersionRounded) {
   Tensor log_p = log_softmax(logits.to(kFloat32), 1).to(kBFloat16);
   Tensor q = softmax(other.to(kFloat32), 1).to(kBFloat16);
   Tensor probs = sigmoid(logits.to(kFloat32)).to(kBFloat16);
-  struct Case {
-    const char* name;
-    std::function<Tensor(const V&)> fn;
-    V inputs;
-  };
-  const std::vector<Case> cases = {
+  return {
       {"cross_entropy weighted smoothed",
-       [&](const V& a) { return losses::cross_entropy(a[0], y, {.weight = w, .label_smoothing = 0.1}); },
-       {logits}},
+       [](const V& a) { return losses::cross_entropy(a[0], a[1], {.weight = a[2], .label_smoothing = 0.1}); },
+       {logits},
+       {y, w}},
       {"cross_entropy probabilities",
-       [&](const V& a) { return losses::cross_entropy(a[0], a[1]); },
+       [](const V& a) { return losses::cross_entropy(a[0], a[1]); },
        {logits, q}},
-      {"nll_loss", [&](const V& a) { return losses::nll_loss(a[0], y, {.weight = w}); }, {log_p}},
+      {"nll_loss",
+       [](const V& a) { return losses::nll_loss(a[0], a[1], {.weight = a[2]}); },
+       {log_p},
+       {y, w}},
       {"bce_with_logits",
-       [&](const V& a) { return losses::binary_cross_entropy_with_logits(a[0], a[1]); },
+       [](const V& a) { return losses::binary_cross_entropy_with_logits(a[0], a[1]); },
        {logits, soft}},
-      {"bce", [&](const V& a) { return losses::binary_cross_entropy(a[0], a[1]); }, {probs, soft}},
-      {"mse", [&](const V& a) { return losses::mse_loss(a[0], a[1]); }, {logits, other}},
-      {"l1", [&](const V& a) { return losses::l1_loss(a[0], a[1]); }, {logits, other}},
+      {"bce", [](const V& a) { return losses::binary_cross_entropy(a[0], a[1]); }, {probs, soft}},
+      {"mse", [](const V& a) { return losses::mse_loss(a[0], a[1]); }, {logits, other}},
+      {"l1", [](const V& a) { return losses::l1_loss(a[0], a[1]); }, {logits, other}},
       {"smooth_l1",
-       [&](const V& a) { return losses::smooth_l1_loss(a[0], a[1], {.beta = 0.5}); },
+       [](const V& a) { return losses::smooth_l1_loss(a[0], a[1], {.beta = 0.5}); },
        {logits, other}},
-      {"kl_div", [&](const V& a) { return losses::kl_div(a[0], a[1]); }, {log_p, q}},
+      {"kl_div", [](const V& a) { return losses::kl_div(a[0], a[1]); }, {log_p, q}},
       {"kd_loss",
-       [&](const V& a) { return losses::kd_loss(a[0], a[1], {.temperature = 2.0}); },
+       [](const V& a) { return losses::kd_loss(a[0], a[1], {.temperature = 2.0}); },
        {logits, other}},
       {"generalized_cross_entropy",
-       [&](const V& a) { return losses::generalized_cross_entropy(a[0], y, 0.5); },
-       {logits}},
-      {"mae_loss", [&](const V& a) { return losses::mae_loss(a[0], y); }, {logits}},
-      {"sum_exponential_loss", [&](const V& a) { return losses::sum_exponential_loss(a[0], y); }, {logits}},
-      {"opl", [&](const V& a) { return losses::opl(a[0], y); }, {logits}},
+       [](const V& a) { return losses::generalized_cross_entropy(a[0], a[1], 0.5); },
+       {logits},
+       {y}},
+      {"mae_loss", [](const V& a) { return losses::mae_loss(a[0], a[1]); }, {logits}, {y}},
+      {"sum_exponential_loss",
+       [](const V& a) { return losses::sum_exponential_loss(a[0], a[1]); },
+       {logits},
+       {y}},
+      {"opl", [](const V& a) { return losses::opl(a[0], a[1]); }, {logits}, {y}},
       {"tri_bce",
-       [&](const V& a) { return losses::tri_bce(a[0], a[1], a[2], y01); },
-       {logits.select(1, 0), logits.select(1, 1), other.select(1, 2)}},
-      {"anyloss", [&](const V& a) { return losses::anyloss(a[0], y01); }, {p}},
+       [](const V& a) { return losses::tri_bce(a[0], a[1], a[2], a[3]); },
+       {logits.select(1, 0), logits.select(1, 1), other.select(1, 2)},
+       {y01}},
+      {"anyloss", [](const V& a) { return losses::anyloss(a[0], a[1]); }, {p}, {y01}},
+      {"pld",
+       [](const V& a) { return losses::pld(a[0], a[1], a[2], {.temperature = 2.0}); },
+       {logits},
+       {y},
+       {other}},
   };
-  for (const Case& c : cases) {
-    V b, f;
-    for (const Tensor& t : c.inputs) {
-      b.push_back(t.detach().clone().requires_grad_(true));
-      f.push_back(t.to(kFloat32).requires_grad_(true));
-    }
+}
+
+// The case's inputs as fresh leaves of `dtype` on `device` (requiring gradients), its teachers as
+// `dtype` on `device`, then its fixed tensors on `device`.
+std::vector<Tensor> case_arguments(const LossCase& c, DType dtype, Device device) {
+  std::vector<Tensor> args;
+  for (const Tensor& t : c.inputs) args.push_back(t.detach().to(device, dtype).requires_grad_(true));
+  for (const Tensor& t : c.teachers) args.push_back(t.to(device, dtype));
+  for (const Tensor& t : c.fixed) args.push_back(t.to(device));
+  return args;
+}
+
+// On bfloat16 inputs each loss is the float32 loss of the same values rounded to bfloat16, and
+// each input's gradient is the float32 gradient rounded.
+TEST(BFloat16Losses, EveryLossIsItsFloat32VersionRounded) {
+  for (const LossCase& c : bf16_loss_cases()) {
+    std::vector<Tensor> b = case_arguments(c, kBFloat16, Device::cpu()),
+                        f = case_arguments(c, kFloat32, Device::cpu());
     Tensor loss_b = c.fn(b), loss_f = c.fn(f);
     ASSERT_EQ(loss_b.dtype(), kBFloat16) << c.name;
     EXPECT_EQ(bits_of(loss_b), bits_of(loss_f.to(kBFloat16))) << c.name;
     loss_b.backward();
     loss_f.backward();
-    for (size_t i = 0; i < b.size(); ++i) {
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
       ASSERT_TRUE(b[i].grad().defined() && f[i].grad().defined()) << c.name << " input " << i;
       ASSERT_EQ(b[i].grad().dtype(), kBFloat16) << c.name;
       EXPECT_EQ(bits_of(b[i].grad()), bits_of(f[i].grad().to(kBFloat16))) << c.name << " input " << i;
     }
   }
-}
-
-TEST(BFloat16Losses, PldIsItsFloat32VersionRounded) {
-  manual_seed(22);
-  Tensor student = randn({4, 6}, kBFloat16), teacher = randn({4, 6}, kBFloat16);
-  Tensor y = tensor<int64_t>({0, 5, 2, 3});
-  Tensor sb = student.clone().requires_grad_(true), sf = student.to(kFloat32).requires_grad_(true);
-  Tensor loss_b = losses::pld(sb, teacher, y, {.temperature = 2.0});
-  Tensor loss_f = losses::pld(sf, teacher.to(kFloat32), y, {.temperature = 2.0});
-  ASSERT_EQ(loss_b.dtype(), kBFloat16);
-  EXPECT_EQ(bits_of(loss_b), bits_of(loss_f.to(kBFloat16)));
-  loss_b.backward();
-  loss_f.backward();
-  ASSERT_EQ(sb.grad().dtype(), kBFloat16);
-  EXPECT_EQ(bits_of(sb.grad()), bits_of(sf.grad().to(kBFloat16)));
 }
 
 // ---- CUDA ---------------------------------------------------------------------------------
@@ -562,6 +575,34 @@ TEST(BFloat16Cuda, CastsMatchTheCpuBitForBit) {
   Tensor got = softmax(s.cuda(), 1).cpu();
   EXPECT_EQ(got.dtype(), kBFloat16);
   EXPECT_TRUE(tensors_close(got.to(kFloat64), softmax(s, 1).to(kFloat64), 1e-2));
+}
+
+// The same losses on CUDA: bfloat16 in, bfloat16 out, within one bfloat16 rounding of the CPU's
+// (both compute in float32 and round once; their float32 sums may differ in order, which can move
+// a value across a rounding boundary).
+TEST(BFloat16Cuda, EveryLossMatchesTheCpu) {
+  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device available (the CUDA tests need a GPU)";
+  auto gap = [](const Tensor& a, const Tensor& b) {  // max |a - b| / max |b|
+    const Tensor a64 = a.to(kFloat64).cpu(), b64 = b.to(kFloat64).cpu();
+    const double scale = b64.abs().max().item<double>(), diff = (a64 - b64).abs().max().item<double>();
+    return scale > 0 ? diff / scale : diff;
+  };
+  constexpr double kOneRounding = 0x1p-7;  // two half-ulps of bfloat16's 8-bit significand
+  for (const LossCase& c : bf16_loss_cases()) {
+    std::vector<Tensor> g = case_arguments(c, kBFloat16, Device::cuda()),
+                        h = case_arguments(c, kBFloat16, Device::cpu());
+    Tensor loss_g = c.fn(g), loss_h = c.fn(h);
+    ASSERT_EQ(loss_g.dtype(), kBFloat16) << c.name;
+    EXPECT_TRUE(loss_g.device().is_cuda()) << c.name;
+    EXPECT_LE(gap(loss_g, loss_h), kOneRounding) << c.name;
+    loss_g.backward();
+    loss_h.backward();
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      ASSERT_TRUE(g[i].grad().defined()) << c.name << " input " << i;
+      EXPECT_EQ(g[i].grad().dtype(), kBFloat16) << c.name;
+      EXPECT_LE(gap(g[i].grad(), h[i].grad()), kOneRounding) << c.name << " input " << i;
+    }
+  }
 }
 
 }  // namespace
