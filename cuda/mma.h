@@ -26,6 +26,10 @@
 #include <cstdint>
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#endif
+
+#if defined(__CUDACC__)
 #define EMBER_MMA_HD __host__ __device__
 #else
 #define EMBER_MMA_HD
@@ -73,6 +77,38 @@ EMBER_MMA_HD constexpr Coord ldsm_b_trans_offset(int lane) {
   return {lane % 8 + 8 * ((lane / 8) % 2), 8 * (lane / 16)};
 }
 
+// ---- a block-level product, the part shared with the CPU emulation test ------------------------
+// A thread block computes C[M x N] += A[M x K] B[K x N] from shared memory, 16 values of K at a
+// time, its warps in a kWarpsM x kWarpsN grid: warp w owns the (M / kWarpsM) x (N / kWarpsN) block
+// at (m0(w), n0(w)), MI x NI fragments of 16 x 8. An operand is stored either with K contiguous
+// (A as [m][k], B as [n][k]: read by ldmatrix) or K-major (A as [k][m], B as [k][n]: read by
+// ldmatrix .trans); `ld` is its row stride in elements.
+template <int M, int N, int kWarpsM, int kWarpsN>
+struct WarpGrid {
+  static constexpr int kWarps = kWarpsM * kWarpsN;
+  static constexpr int WM = M / kWarpsM, WN = N / kWarpsN;  // a warp's block
+  static constexpr int MI = WM / 16, NI = WN / 8;           // its fragments
+  static_assert(WM % 16 == 0 && WN % 16 == 0, "whole fragments, B in pairs");
+  EMBER_MMA_HD static constexpr int m0(int warp) { return warp / kWarpsN * WM; }
+  EMBER_MMA_HD static constexpr int n0(int warp) { return warp % kWarpsN * WN; }
+};
+
+// The element offset `lane` gives ldmatrix for the A fragment at rows m .. m + 15, k .. k + 15.
+EMBER_MMA_HD constexpr int a_address(bool k_major, int m, int k, int lane, int ld) {
+  const Coord o = k_major ? ldsm_a_trans_offset(lane) : ldsm_a_offset(lane);
+  return k_major ? (k + o.row) * ld + m + o.col : (m + o.row) * ld + k + o.col;
+}
+// The same for the two B fragments of columns n .. n + 15 (registers 0, 1: n .. n + 7; 2, 3: the rest).
+EMBER_MMA_HD constexpr int b_address(bool k_major, int n, int k, int lane, int ld) {
+  const Coord o = k_major ? ldsm_b_trans_offset(lane) : ldsm_b_offset(lane);
+  return k_major ? (k + o.row) * ld + n + o.col : (n + o.row) * ld + k + o.col;
+}
+// Where value e of `lane`'s accumulators for the fragment at (m, n) belongs in C.
+EMBER_MMA_HD constexpr Coord acc_position(int m, int n, int e, int lane) {
+  const Coord q = acc_element(lane, e);
+  return {m + q.row, n + q.col};
+}
+
 #if defined(__CUDACC__)
 // r[0..3] = the four 8x8 matrices whose rows this warp's lanes point at (see above). `row` is a
 // shared-memory address, 16-byte aligned.
@@ -102,45 +138,52 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// A warp's block of fragments: loads its NI B fragments, two per ldmatrix .x4 (columns n .. n + 7
-// from registers 0, 1 and n + 8 .. n + 15 from 2, 3), from the row addresses `at(j)` of the pairs
-// j = 0, 2, 4, ...; then acc[i][j] += a[i] b[j] for every pair of fragments.
-template <bool kTrans, int MI, int NI, class RowOf>
-__device__ __forceinline__ void mma_block(float (&acc)[MI][NI][4], const uint32_t (&a)[MI][4], RowOf&& at) {
-  static_assert(NI % 2 == 0, "B fragments come in pairs");
-  uint32_t b[NI][2];
+template <bool kTrans>
+__device__ __forceinline__ void ldsm(uint32_t (&r)[4], const void* row) {
+  if constexpr (kTrans)
+    ldsm_x4_trans(r, row);
+  else
+    ldsm_x4(r, row);
+}
+
+// One 16-wide step of K for this warp of grid G: acc[i][j] += A-fragment i x B-fragment j, the
+// fragments of the warp's block read from A and B (shared memory; layouts and strides as above).
+template <class G, bool kAKMajor, bool kBKMajor>
+__device__ __forceinline__ void mma_step(float (&acc)[G::MI][G::NI][4], const __nv_bfloat16* A, int lda,
+                                         const __nv_bfloat16* B, int ldb, int k, int warp, int lane) {
+  uint32_t a[G::MI][4], b[G::NI][2];
 #pragma unroll
-  for (int j = 0; j < NI; j += 2) {
+  for (int i = 0; i < G::MI; ++i)
+    ldsm<kAKMajor>(a[i], A + a_address(kAKMajor, G::m0(warp) + 16 * i, k, lane, lda));
+#pragma unroll
+  for (int j = 0; j < G::NI; j += 2) {
     uint32_t r[4];
-    if constexpr (kTrans)
-      ldsm_x4_trans(r, at(j));
-    else
-      ldsm_x4(r, at(j));
+    ldsm<kBKMajor>(r, B + b_address(kBKMajor, G::n0(warp) + 8 * j, k, lane, ldb));
     b[j][0] = r[0];
     b[j][1] = r[1];
     b[j + 1][0] = r[2];
     b[j + 1][1] = r[3];
   }
 #pragma unroll
-  for (int i = 0; i < MI; ++i)
+  for (int i = 0; i < G::MI; ++i)
 #pragma unroll
-    for (int j = 0; j < NI; ++j) mma_bf16(acc[i][j], a[i], b[j]);
+    for (int j = 0; j < G::NI; ++j) mma_bf16(acc[i][j], a[i], b[j]);
 }
 
-// Stores a warp's MI x NI accumulator fragments into the row-major fp32 tile whose element (0, 0)
-// is the warp's corner (leading dimension ld, even): fragment (i, j) covers rows 16 i .. 16 i + 15,
-// columns 8 j .. 8 j + 7; values 0, 1 of a lane are neighbours, 2, 3 the same eight rows below.
-template <int MI, int NI>
-__device__ __forceinline__ void store_block(float* corner, int ld, const float (&acc)[MI][NI][4], int lane) {
-  const Coord q = acc_element(lane, 0);
+// Stores this warp's accumulators into the row-major fp32 C (leading dimension ldc, even): values
+// 0, 1 of a lane are neighbours in a row (one 8-byte store), 2, 3 the same eight rows below.
+template <class G>
+__device__ __forceinline__ void store_block(float* C, int ldc, const float (&acc)[G::MI][G::NI][4], int warp,
+                                            int lane) {
 #pragma unroll
-  for (int i = 0; i < MI; ++i)
+  for (int i = 0; i < G::MI; ++i)
 #pragma unroll
-    for (int j = 0; j < NI; ++j) {
-      float* at = corner + (16 * i + q.row) * ld + 8 * j + q.col;
-      *reinterpret_cast<float2*>(at) = make_float2(acc[i][j][0], acc[i][j][1]);
-      *reinterpret_cast<float2*>(at + 8 * ld) = make_float2(acc[i][j][2], acc[i][j][3]);
-    }
+    for (int j = 0; j < G::NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; e += 2) {
+        const Coord at = acc_position(G::m0(warp) + 16 * i, G::n0(warp) + 8 * j, e, lane);
+        *reinterpret_cast<float2*>(C + at.row * ldc + at.col) = make_float2(acc[i][j][e], acc[i][j][e + 1]);
+      }
 }
 #endif
 

@@ -7,6 +7,7 @@
 #include <ember/losses.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -617,6 +618,130 @@ TEST(CudaMma, LdmatrixFeedsTheMmaFragments) {
       EXPECT_EQ(std::unique(groups.begin(), groups.end()), groups.end())
           << "bank conflict in phase " << phase << " of " << u.what;
     }
+}
+
+// ---- a CPU model of ldmatrix and mma.sync, to run whole block products of the kernels ----------
+
+// A warp's registers as values: [lane][register][half].
+template <int R>
+using WarpRegs = std::array<std::array<std::array<float, 2>, R>, 32>;
+
+// ldmatrix .x4 (or .trans) from `smem`, each lane giving the row address `address(lane)`.
+template <class Address>
+WarpRegs<4> emulate_ldsm(const std::vector<float>& smem, bool trans, Address&& address) {
+  WarpRegs<4> r{};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int q = 0; q < 4; ++q)
+      for (int h = 0; h < 2; ++h) {
+        // plain: row lane / 4 of matrix q, columns 2 (lane % 4) + h; .trans: column lane / 4 of
+        // row 2 (lane % 4) + h. Each row's address comes from the lane that named it.
+        const int row_lane = 8 * q + (trans ? 2 * (lane % 4) + h : lane / 4);
+        const int col = trans ? lane / 4 : 2 * (lane % 4) + h;
+        r[lane][q][h] = smem.at(static_cast<size_t>(address(row_lane) + col));
+      }
+  return r;
+}
+
+// acc += a b for one m16n8k16 fragment product, reading and writing registers by the layouts.
+void emulate_mma(WarpRegs<2>& acc, const WarpRegs<4>& a, const WarpRegs<2>& b) {
+  float A[16][16], B[16][8];
+  for (int lane = 0; lane < 32; ++lane)
+    for (int h = 0; h < 2; ++h) {
+      for (int r = 0; r < 4; ++r) {
+        const cuda_mma::Coord e = cuda_mma::a_element(lane, r, h);
+        A[e.row][e.col] = a[lane][r][h];
+      }
+      for (int r = 0; r < 2; ++r) {
+        const cuda_mma::Coord e = cuda_mma::b_element(lane, r, h);  // (k, n)
+        B[e.row][e.col] = b[lane][r][h];
+      }
+    }
+  for (int lane = 0; lane < 32; ++lane)
+    for (int e = 0; e < 4; ++e) {
+      const cuda_mma::Coord c = cuda_mma::acc_element(lane, e);
+      float sum = 0;
+      for (int k = 0; k < 16; ++k) sum += A[c.row][k] * B[k][c.col];
+      acc[lane][e / 2][e % 2] += sum;
+    }
+}
+
+// C[M x N] = A[M x K] B[K x N] by the block walk of cuda/mma.h's mma_step and store_block for
+// warp grid G (each warp: its MI x NI fragments, 16 values of K per step, B fragments loaded in
+// pairs), with A stored [m][k] or k-major [k][m] (row stride lda) and B stored [n][k] or k-major
+// [k][n] (ldb). Small integer values keep every sum exact; padding holds NaN, so reading it shows.
+template <int M, int N, int kWarpsM, int kWarpsN>
+void expect_block_product(int K, bool a_k_major, int lda, bool b_k_major, int ldb) {
+  using G = cuda_mma::WarpGrid<M, N, kWarpsM, kWarpsN>;
+  SCOPED_TRACE(fmt::format("[{} x {}] x [{} x {}], warps {} x {}, A {} (ld {}), B {} (ld {})", M, K, K, N,
+                           kWarpsM, kWarpsN, a_k_major ? "[k][m]" : "[m][k]", lda,
+                           b_k_major ? "[k][n]" : "[n][k]", ldb));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto a_value = [](int m, int k) { return static_cast<float>((7 * m + 3 * k) % 11 - 5); };
+  auto b_value = [](int k, int n) { return static_cast<float>((5 * k + 2 * n) % 7 - 3); };
+  std::vector<float> As(static_cast<size_t>((a_k_major ? K : M) * lda), nan);
+  std::vector<float> Bs(static_cast<size_t>((b_k_major ? K : N) * ldb), nan);
+  for (int k = 0; k < K; ++k) {
+    for (int m = 0; m < M; ++m) As[a_k_major ? k * lda + m : m * lda + k] = a_value(m, k);
+    for (int n = 0; n < N; ++n) Bs[b_k_major ? k * ldb + n : n * ldb + k] = b_value(k, n);
+  }
+  std::vector<float> C(static_cast<size_t>(M * N), nan);
+  std::vector<int> writes(C.size(), 0);
+  for (int warp = 0; warp < G::kWarps; ++warp) {
+    std::vector<std::vector<WarpRegs<2>>> acc(G::MI, std::vector<WarpRegs<2>>(G::NI, WarpRegs<2>{}));
+    for (int k = 0; k < K; k += 16) {
+      std::vector<WarpRegs<4>> a(G::MI);
+      std::vector<WarpRegs<2>> b(G::NI);
+      for (int i = 0; i < G::MI; ++i)
+        a[i] = emulate_ldsm(As, a_k_major, [&](int lane) {
+          return cuda_mma::a_address(a_k_major, G::m0(warp) + 16 * i, k, lane, lda);
+        });
+      for (int j = 0; j < G::NI; j += 2) {
+        const WarpRegs<4> r = emulate_ldsm(Bs, b_k_major, [&](int lane) {
+          return cuda_mma::b_address(b_k_major, G::n0(warp) + 8 * j, k, lane, ldb);
+        });
+        for (int lane = 0; lane < 32; ++lane) {
+          b[j][lane] = {r[lane][0], r[lane][1]};
+          b[j + 1][lane] = {r[lane][2], r[lane][3]};
+        }
+      }
+      for (int i = 0; i < G::MI; ++i)
+        for (int j = 0; j < G::NI; ++j) emulate_mma(acc[i][j], a[i], b[j]);
+    }
+    for (int i = 0; i < G::MI; ++i)
+      for (int j = 0; j < G::NI; ++j)
+        for (int lane = 0; lane < 32; ++lane)
+          for (int e = 0; e < 4; ++e) {
+            const cuda_mma::Coord at =
+                cuda_mma::acc_position(G::m0(warp) + 16 * i, G::n0(warp) + 8 * j, e, lane);
+            ASSERT_TRUE(at.row >= 0 && at.row < M && at.col >= 0 && at.col < N);
+            C[at.row * N + at.col] = acc[i][j][lane][e / 2][e % 2];
+            ++writes[at.row * N + at.col];
+          }
+  }
+  int wrong = 0;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      float want = 0;
+      for (int k = 0; k < K; ++k) want += a_value(m, k) * b_value(k, n);
+      if (C[m * N + n] != want || writes[m * N + n] != 1) ++wrong;
+    }
+  EXPECT_EQ(wrong, 0) << "of " << M * N << " outputs";
+}
+
+// The mma core's block products in cuda/losses/cce_tiled.cu, run through the CPU model with the
+// same address functions, warp grids and shared-memory strides (bf16 elements): the logits tiles
+// (E rows [m][k] and C rows [n][k], LDS = 40, warps 2 x 4; 64 x 128, 128 x 128 and mma_wide's
+// 128 x 256; one 32-wide chunk of D), and the gradient chunks (warps 4 x 2, 64 columns of D):
+// dE = dz [m][k] (LDG = 136) times C rows [k][n] (LDB = 72), dC = dz^T (dz read k-major) times E
+// rows [k][n], for 64- and 128-row tiles.
+TEST(CudaMma, BlockProductsOfTheKernelsAreRight) {
+  expect_block_product<64, 128, 2, 4>(32, false, 40, false, 40);
+  expect_block_product<128, 128, 2, 4>(32, false, 40, false, 40);
+  expect_block_product<128, 256, 2, 4>(32, false, 40, false, 40);
+  expect_block_product<64, 64, 4, 2>(128, false, 136, true, 72);   // dE, 64-row tiles
+  expect_block_product<128, 64, 4, 2>(128, false, 136, true, 72);  // dE, 128-row tiles
+  expect_block_product<128, 64, 4, 2>(64, true, 136, true, 72);    // dC, 64-row tiles
+  expect_block_product<128, 64, 4, 2>(128, true, 136, true, 72);   // dC, 128-row tiles
 }
 
 TEST(CudaMma, CoreNamedByTheEnvironment) {

@@ -171,6 +171,8 @@ struct Cfg {
   // Blocks per SM the kernels are compiled for: two (registers capped at 128), one for the wide
   // mma tiles, whose 64 x 64 warp strips hold 128 fp32 accumulators per thread.
   static constexpr int kMinBlocks = BM * BN / kThreads > 64 ? 1 : 2;
+  using LogitsGrid = ember::cuda_mma::WarpGrid<BM, BN, 2, 4>;
+  static_assert(LogitsGrid::kWarps == kWarps, "one warp per block of the logits tile");
   // wmma: ldm a multiple of 16 bytes and every 16-row fragment step 32-byte aligned; ldmatrix,
   // cp.async and the vector stores: staging rows 16-byte aligned.
   static_assert(!kTensorCores || (LDS * sizeof(In)) % 16 == 0, "cp.async needs 16-byte staging rows");
@@ -187,6 +189,11 @@ struct Cfg {
 // The mma core's tiles: 128 x 128 (each C chunk serves twice the rows of a 64-row tile, and a
 // warp's fragments are reused across a 64 x 32 strip), four stages in the forward; three in the
 // backward, whose dz tile and gradient staging must also fit beside them for two blocks per SM.
+// The warp grids of the mma core's products (cuda/mma.h): the logits tile [BM x BN] with warps
+// 2 x 4, the gradient chunks [M x BD] with warps 4 x 2.
+template <int M>
+using GradientGrid = ember::cuda_mma::WarpGrid<M, BD, 4, 2>;
+
 using CfgF32 = Cfg<float, Core::simt, 64>;
 using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
 using CfgMmaForward = Cfg<__nv_bfloat16, Core::mma, 128, 4>;
@@ -498,36 +505,29 @@ __device__ void logits_mma(const Smem<L, kB>& s, const Params<typename L::T>& p)
   constexpr int BN = L::BN;
   using In = typename L::T;
   namespace mma = ember::cuda_mma;
-  constexpr int S = L::kStages, WM = L::BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 4, wn = warp % 4;
+  using Grid = typename L::LogitsGrid;
+  constexpr int S = L::kStages;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t chunks = (p.D + L::BK - 1) / L::BK;
   auto buffer = [&](int64_t c) { return s.stage + (c % S) * (L::BM + BN) * L::LDS; };
   for (int c = 0; c < S - 1; ++c) {
     if (c < chunks) issue_chunk(buffer(c), s, p, c * L::BK);
     __pipeline_commit();
   }
-  // This lane's ldmatrix row addresses within the chunk (element offsets from the buffer start).
-  const mma::Coord la = mma::ldsm_a_offset(lane), lb = mma::ldsm_b_offset(lane);
-  const int a_at = (wm * WM + la.row) * L::LDS + la.col;
-  const int b_at = (L::BM + wn * WN + lb.row) * L::LDS + lb.col;
-  float acc[MI][NI][4] = {};
+  float acc[Grid::MI][Grid::NI][4] = {};
   for (int64_t c = 0; c < chunks; ++c) {
     __pipeline_wait_prior(S - 2);  // this thread's copies of chunk c have landed
     __syncthreads();               // ... and everyone else's; chunk c - 1 is consumed
     if (c + S - 1 < chunks) issue_chunk(buffer(c + S - 1), s, p, (c + S - 1) * L::BK);
     __pipeline_commit();
-    const In* chunk = buffer(c);
+    const In* chunk = buffer(c);  // [BM][LDS] E rows ([m][k]), then [BN][LDS] C rows ([n][k])
 #pragma unroll
-    for (int ks = 0; ks < L::BK; ks += 16) {
-      uint32_t a[MI][4];
-#pragma unroll
-      for (int i = 0; i < MI; ++i) mma::ldsm_x4(a[i], chunk + a_at + i * 16 * L::LDS + ks);
-      mma::mma_block<false>(acc, a, [&](int j) { return chunk + b_at + j * 8 * L::LDS + ks; });
-    }
+    for (int k = 0; k < L::BK; k += 16)
+      mma::mma_step<Grid, false, false>(acc, chunk, L::LDS, chunk + L::BM * L::LDS, L::LDS, k, warp, lane);
   }
   __pipeline_wait_prior(0);  // only empty groups can remain; leave none behind
   __syncthreads();           // every warp is done with the stages that s.tile overlays
-  mma::store_block(s.tile + wm * WM * L::LDL + wn * WN, L::LDL, acc, lane);
+  mma::store_block<Grid>(s.tile, L::LDL, acc, warp, lane);
 }
 
 // The logits product of the simt core (float32): one buffer, load, synchronise, multiply.
@@ -563,31 +563,18 @@ __device__ void compute_logits(const Smem<L, kB>& s, const Params<typename L::T>
 
 // out[M x BD] = A[M x K] B[K x BD] on the mma core (the gradient products): 8 warps as 4 x 2, each
 // owning an (M / 4) x 32 block of out, fp32 accumulators stored to `out` (leading dimension LDO).
-// A is read from shared memory stored [m][k] (row stride LDA), or with kATrans stored [k][m] (dz
+// A is read from shared memory stored [m][k] (row stride LDA), or with kAKMajor stored [k][m] (dz
 // for dz^T); B is stored [k][n] (row stride LDB), read with ldmatrix .trans.
-template <int M, int K, bool kATrans, int LDA, int LDB, int LDO>
+template <int M, int K, bool kAKMajor, int LDA, int LDB, int LDO>
 __device__ void gradient_product_mma(float* out, const __nv_bfloat16* A, const __nv_bfloat16* B) {
   namespace mma = ember::cuda_mma;
-  constexpr int WM = M / 4, MI = WM / 16, NI = BD / 2 / 8;
-  static_assert(M % 64 == 0 && K % 16 == 0 && BD == 64, "16-row fragments for 4 warp rows; 2 x 32 columns");
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, wm = warp / 2, wn = warp % 2;
-  const mma::Coord la = kATrans ? mma::ldsm_a_trans_offset(lane) : mma::ldsm_a_offset(lane);
-  const mma::Coord lb = mma::ldsm_b_trans_offset(lane);
-  float acc[MI][NI][4] = {};
+  using Grid = GradientGrid<M>;
+  static_assert(K % 16 == 0, "whole 16-wide steps");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float acc[Grid::MI][Grid::NI][4] = {};
 #pragma unroll
-  for (int ks = 0; ks < K; ks += 16) {
-    uint32_t a[MI][4];
-#pragma unroll
-    for (int i = 0; i < MI; ++i) {
-      const int m0 = wm * WM + 16 * i;
-      if constexpr (kATrans)
-        mma::ldsm_x4_trans(a[i], A + (ks + la.row) * LDA + m0 + la.col);
-      else
-        mma::ldsm_x4(a[i], A + (m0 + la.row) * LDA + ks + la.col);
-    }
-    mma::mma_block<true>(acc, a, [&](int j) { return B + (ks + lb.row) * LDB + wn * 32 + 8 * j + lb.col; });
-  }
-  mma::store_block(out + wm * WM * LDO + wn * 32, LDO, acc, lane);
+  for (int k = 0; k < K; k += 16) mma::mma_step<Grid, kAKMajor, true>(acc, A, LDA, B, LDB, k, warp, lane);
+  mma::store_block<Grid>(out, LDO, acc, warp, lane);
 }
 
 // out[BM x BD] = G[BM x BN] Cg[BN x BD]   (the dE chunk)
