@@ -348,6 +348,8 @@ summary() {
         "${R[cce_lm_${c}_fwd_ms]:-?} / ${R[cce_lm_${c}_bwd_ms]:-?} / ${R[cce_lm_${c}_both_ms]:-?}" "report" "-"
       printf '%-40s %-22s %-10s %s\n' "CCE $c core both / torch eager" "${R[cce_lm_${c}_time_over_torch]:-n/a}" \
         "< 1.0" "$(verdict "${R[cce_lm_${c}_time_over_torch]:-}" "<=" 0.999)"
+      printf '%-40s %-22s %-10s %s\n' "CCE $c core peak / bf16 dE+dC bound" "${R[cce_lm_${c}_mem_over_bound]:-n/a}" \
+        "<= 1.01" "$(verdict "${R[cce_lm_${c}_mem_over_bound]:-}" "<=" 1.01)"
       printf '%-40s %-22s %-10s %s\n' "CCE $c vs wmma: loss / dE / dC gap" \
         "${R[cce_lm_${c}_loss_gap]:-?} / ${R[cce_lm_${c}_dE_gap]:-?} / ${R[cce_lm_${c}_dC_gap]:-?}" "report" "-"
     done
