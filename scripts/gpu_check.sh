@@ -21,6 +21,9 @@
 #
 #   On a machine that has both nvcc and a GPU:   scripts/gpu_check.sh all   (= pack, then run)
 #
+#   scripts/gpu_check.sh run-cce   runs only the Cut Cross-Entropy part (its tests on every core,
+#   both CCE benchmarks): about a minute, for iterating on the CCE kernels.
+#
 # Tests run here are the CUDA ones (gtest filter *Cuda*: the harness's CudaParity rows of every op
 # suite, the CudaRuntime tests and any other test with Cuda in its name); the CPU suite is CI's job.
 # PyTorch (present on the GPU machine) provides the reference for the launch-overhead, training
@@ -94,10 +97,12 @@ time_box() {  # time_box CAP -> seconds the next step may take (1 when the budge
   echo $((left < $1 ? left : $1))
 }
 
+TEST_BINARIES="test_*"   # run-cce narrows these two
+TEST_FILTER='*Cuda*'
 run_tests() {
-  log "CUDA tests (gtest filter *Cuda*)"
+  log "CUDA tests (gtest filter $TEST_FILTER)"
   local passed=0 failed=0 skipped=0 failed_names=""
-  for t in "$BUNDLE"/bin/test_*; do
+  for t in "$BUNDLE"/bin/$TEST_BINARIES; do
     local name out
     name=$(basename "$t")
     local limit
@@ -107,7 +112,7 @@ run_tests() {
       continue
     fi
     set +e
-    out=$(timeout "$limit" "$t" --gtest_filter='*Cuda*' --gtest_brief=1 2>&1)
+    out=$(timeout "$limit" "$t" --gtest_filter="$TEST_FILTER" --gtest_brief=1 2>&1)
     local rc=$?
     set -e
     local p f s
@@ -208,7 +213,7 @@ run_cce_bench() {
   [ -x "$BUNDLE/bin/bench_cuda_cce" ] || return 0
   if [ $left -lt 60 ]; then echo "bench_cuda_cce: not run (time budget spent)"; return 0; fi
   local limit=$((left < 150 ? left : 150)) args="--rounds 2"
-  [ $left -gt 240 ] && args="$args --torch-compile"
+  [ $left -gt 240 ] && [ "${SCOPE:-all}" = all ] && args="$args --torch-compile"
   log "Cut Cross-Entropy, N 8192 D 2304 V 256000 bf16 (bench_cuda_cce $args, limit ${limit}s)"
   local out
   set +e
@@ -398,9 +403,11 @@ run() {
   R[gpu]=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
   echo "GPU: ${R[gpu]:-none found (the CUDA tests will skip)}"
   run_tests
-  run_bench
-  run_attention_ref
-  run_loss_bench
+  if [ "${SCOPE:-all}" = all ]; then
+    run_bench
+    run_attention_ref
+    run_loss_bench
+  fi
   run_cce_bench
   summary
   log "done in $((SECONDS - RUN_START)) s"
@@ -410,6 +417,7 @@ run() {
 case "${1:-}" in
   pack) pack ;;
   run) run ;;
+  run-cce) SCOPE=cce TEST_BINARIES=test_cuda_losses TEST_FILTER='CudaLosses.CCE*:CudaMma*' run ;;
   all) pack && run ;;
-  *) echo "usage: $0 pack | run | all   (see the header of this script)"; exit 2 ;;
+  *) echo "usage: $0 pack | run | run-cce | all   (see the header of this script)"; exit 2 ;;
 esac
