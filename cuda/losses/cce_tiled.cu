@@ -86,6 +86,7 @@
 #include <utility>
 
 #include "core/tensor_impl.h"
+#include "cuda/losses/cce_splits.h"
 #include "cuda/losses/cce_tiled.h"
 #include "cuda/mma.h"
 #include "cuda/runtime.h"
@@ -1007,30 +1008,6 @@ template <class Kernel>
 void allow_shared_memory(Kernel kernel, size_t bytes) {
   EMBER_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
-// How many vocabulary splits the forward cuts each row block's walk into. The row_blocks x splits
-// items run in waves of `slots` blocks (those resident on the GPU at once) and a partial last wave
-// leaves SMs idle: 576 items on 264 slots take three waves for 2.2 waves of work. So: at least one
-// full wave, and among up to 8x that many splits the count whose waves are fullest (the first
-// such). It depends on the problem and the GPU only, so a given GPU always merges the same way.
-int64_t forward_splits(int64_t row_blocks, int64_t vocab_blocks, int64_t slots) {
-  const int64_t first = std::clamp<int64_t>((slots + row_blocks - 1) / row_blocks, 1, vocab_blocks);
-  const int64_t last = std::min(vocab_blocks, 8 * first);
-  int64_t best = first;
-  double best_fill = 0;
-  for (int64_t s = first; s <= last; ++s) {
-    const int64_t items = row_blocks * s, waves = (items + slots - 1) / slots;
-    // each item walks vocab_blocks / s tiles (+1 for some): fill = work over waves x slots x longest item
-    const double longest = static_cast<double>((vocab_blocks + s - 1) / s);
-    const double fill = static_cast<double>(row_blocks * vocab_blocks) /
-                        (static_cast<double>(waves) * static_cast<double>(std::min(slots, items)) * longest);
-    if (fill > best_fill + 1e-9) {
-      best_fill = fill;
-      best = s;
-    }
-  }
-  return best;
 }
 
 // The forward's launches on tile configuration L.
