@@ -139,7 +139,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 //   simt  float32 on FMAs; one staging buffer, BK = 32.
 //   wmma  bf16 on tensor cores through nvcuda::wmma; two cp.async stages of BK = 64.
 //   mma   bf16 on tensor cores through ldmatrix + mma.sync (cuda/mma.h); kStages cp.async stages
-//         of BK = 32, warp tiles of (BM / 2) x 32, the fp32 logits tile overlaying the stages.
+//         of BK = 32, warp tiles of (BM / 2) x (BN / 4), the fp32 logits tile overlaying the stages.
 enum class Core { simt, wmma, mma };
 
 // A tile configuration: input type, core and scored rows per tile (BM), with the leading
@@ -187,16 +187,16 @@ struct Cfg {
                 "product staging ldm");
 };
 
-// The mma core's tiles: 128 x 128 (each C chunk serves twice the rows of a 64-row tile, and a
-// warp's fragments are reused across a 64 x 32 strip), four stages in the forward; three in the
-// backward, whose dz tile and gradient staging must also fit beside them for two blocks per SM.
-// The warp grids of the mma core's products (cuda/mma.h): the logits tile [BM x BN] with warps
-// 2 x 4, the gradient chunks [M x BD] with warps 4 x 2.
+// The warp grid of the mma core's gradient products [M x BD] (cuda/mma.h): warps 4 x 2. (The
+// logits tile's is Cfg::LogitsGrid: warps 2 x 4.)
 template <int M>
 using GradientGrid = ember::cuda_mma::WarpGrid<M, BD, 4, 2>;
 
 using CfgF32 = Cfg<float, Core::simt, 64>;
 using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
+// The mma core's tiles: 128 x 128 (each C chunk serves twice the rows of a 64-row tile, and a
+// warp's fragments are reused across a 64 x 32 strip), four stages in the forward; three in the
+// backward, whose dz tile and gradient staging must also fit beside them for two blocks per SM.
 using CfgMmaForward = Cfg<__nv_bfloat16, Core::mma, 128, 4>;
 using CfgMmaBackward = Cfg<__nv_bfloat16, Core::mma, 128, 3>;
 using CfgMmaBackwardRows = Cfg<__nv_bfloat16, Core::mma, 64, 4>;  // the deterministic dE walk
@@ -586,35 +586,26 @@ __device__ void product_dE(float* out, const typename L::T* G, const typename L:
   if constexpr (L::core == Core::mma) {
     gradient_product_mma<BM, BN, false, L::LDG, L::LDB, L::LDO>(out, G, Cg);
   } else if constexpr (L::kTensorCores) {
-    // warps 4 x 2, warp tile (BM / 4) x 32: MI x 2 fragments
-    constexpr int MI = BM / 64;
-    static_assert(BM % 64 == 0, "16-row fragments for 4 warp rows");
-    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
-    FragAcc acc[MI][2];
-#pragma unroll
-    for (int x = 0; x < MI; ++x)
-#pragma unroll
-      for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
+    static_assert(BM == 64, "the wmma core's tiles have 64 rows");
+    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;  // warp tile 16 x 32
+    FragAcc acc[2];
+    wmma::fill_fragment(acc[0], 0.f);
+    wmma::fill_fragment(acc[1], 0.f);
 #pragma unroll
     for (int ks = 0; ks < BN / 16; ++ks) {
-      FragARow a[MI];
-#pragma unroll
-      for (int x = 0; x < MI; ++x)
-        wmma::load_matrix_sync(a[x], G + (wm * 16 * MI + 16 * x) * L::LDG + ks * 16, L::LDG);
+      FragARow a;
+      wmma::load_matrix_sync(a, G + (wm * 16) * L::LDG + ks * 16, L::LDG);
 #pragma unroll
       for (int y = 0; y < 2; ++y) {
         FragBRow b;
         wmma::load_matrix_sync(b, Cg + (ks * 16) * L::LDB + wn * 32 + 16 * y, L::LDB);
-#pragma unroll
-        for (int x = 0; x < MI; ++x) wmma::mma_sync(acc[x][y], a[x], b, acc[x][y]);
+        wmma::mma_sync(acc[y], a, b, acc[y]);
       }
     }
 #pragma unroll
-    for (int x = 0; x < MI; ++x)
-#pragma unroll
-      for (int y = 0; y < 2; ++y)
-        wmma::store_matrix_sync(out + (wm * 16 * MI + 16 * x) * L::LDO + wn * 32 + 16 * y, acc[x][y], L::LDO,
-                                wmma::mem_row_major);
+    for (int y = 0; y < 2; ++y)
+      wmma::store_matrix_sync(out + (wm * 16) * L::LDO + wn * 32 + 16 * y, acc[y], L::LDO,
+                              wmma::mem_row_major);
   } else {
     float acc[BM / 16][BD / 16] = {};
     simt_gemm(acc, G, L::LDG, 1, Cg, L::LDB, 1, BN);
