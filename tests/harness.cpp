@@ -1,6 +1,8 @@
 #include "harness.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 namespace ember::testing {
@@ -22,6 +24,19 @@ Tensor R(const Shape& shape, double lo, double hi, uint64_t seed, bool requires_
 }
 
 Tensor I(const std::vector<int64_t>& values, const Shape& shape) { return tensor<int64_t>(values, shape); }
+
+double relative_gap(const Tensor& actual, const Tensor& expected) {
+  const std::vector<double> a = actual.to(kFloat64).cpu().to_vector<double>(),
+                            b = expected.to(kFloat64).cpu().to_vector<double>();
+  EXPECT_EQ(a.size(), b.size());
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return std::numeric_limits<double>::infinity();
+    gap = std::max(gap, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return scale > 0 ? gap / scale : gap;
+}
 
 ::testing::AssertionResult tensors_close(const Tensor& actual, const Tensor& expected, double tol) {
   if (!actual.defined()) return ::testing::AssertionFailure() << "actual tensor is undefined";

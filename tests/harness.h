@@ -32,6 +32,10 @@ Tensor R(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 
 // Integer (int64) index tensor.
 Tensor I(const std::vector<int64_t>& values, const Shape& shape);
 
+// max |actual - expected| / max |expected| over all elements, in float64 on the CPU (the absolute
+// gap when `expected` is all zero); infinity where either holds a NaN, so a NaN never passes.
+double relative_gap(const Tensor& actual, const Tensor& expected);
+
 // gtest assertions with readable messages.
 ::testing::AssertionResult tensors_close(const Tensor& actual, const Tensor& expected, double tol);
 ::testing::AssertionResult passes_gradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,

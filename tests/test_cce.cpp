@@ -65,17 +65,6 @@ Tensor reference(const Tensor& E, const Tensor& C, const Tensor& x, const CCEOpt
   return o.reduction == Reduction::none ? loss.reshape(t.shape()) : loss;
 }
 
-// max |a - b| / max |b|  (or the absolute difference when b is all zero)
-double rel_diff(const Tensor& a, const Tensor& b) {
-  auto av = a.to_vector<double>(), bv = b.to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < av.size(); ++i) {
-    diff = std::max(diff, std::abs(av[i] - bv[i]));
-    scale = std::max(scale, std::abs(bv[i]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
 struct Grads {
   Tensor loss, dE, dC, db;
 };
@@ -418,10 +407,10 @@ void expect_matches_cross_entropy(const Shapes& s, const CCEOptions& o0, DType d
   Grads a = run_with_grads(cce, E, C, b), r = run_with_grads(ref, E, C, b);
   std::string what = fmt::format("E {} V {} {} softcap {} shift {} bias {}", shape_str(s.e), s.V, dtype,
                                  o.softcap, o.shift, with_bias);
-  EXPECT_LE(rel_diff(a.loss, r.loss), tol) << what;
-  EXPECT_LE(rel_diff(a.dE, r.dE), tol) << what;
-  EXPECT_LE(rel_diff(a.dC, r.dC), tol) << what;
-  if (with_bias) EXPECT_LE(rel_diff(a.db, r.db), tol) << what;
+  EXPECT_LE(relative_gap(a.loss, r.loss), tol) << what;
+  EXPECT_LE(relative_gap(a.dE, r.dE), tol) << what;
+  EXPECT_LE(relative_gap(a.dC, r.dC), tol) << what;
+  if (with_bias) EXPECT_LE(relative_gap(a.db, r.db), tol) << what;
 }
 
 TEST_F(CCE, MatchesCrossEntropyRandomShapes) {
@@ -618,7 +607,7 @@ TEST_F(CCE, SameResultOnOneOrManyThreads) {
   Grads many = run();
   set_num_threads(threads);
   EXPECT_TRUE(equal(one.loss, many.loss));  // the forward's blocking does not depend on threads
-  EXPECT_LE(rel_diff(many.dE, one.dE), 1e-6);
+  EXPECT_LE(relative_gap(many.dE, one.dE), 1e-6);
   EXPECT_TRUE(equal(one.dC, many.dC));  // each dC row has a single owner
 }
 
@@ -646,10 +635,10 @@ TEST_F(CCE, Float32MatchesFloat64) {
   Grads d = run_with_grads(f, E, C, b);
   Grads s = run_with_grads(f, E.to(kFloat32), C.to(kFloat32), b.to(kFloat32));
   EXPECT_EQ(s.loss.dtype(), kFloat32);
-  EXPECT_LE(rel_diff(s.loss, d.loss), 1e-6);
-  EXPECT_LE(rel_diff(s.dE, d.dE), 1e-5);
-  EXPECT_LE(rel_diff(s.dC, d.dC), 1e-5);
-  EXPECT_LE(rel_diff(s.db, d.db), 1e-5);
+  EXPECT_LE(relative_gap(s.loss, d.loss), 1e-6);
+  EXPECT_LE(relative_gap(s.dE, d.dE), 1e-5);
+  EXPECT_LE(relative_gap(s.dC, d.dC), 1e-5);
+  EXPECT_LE(relative_gap(s.db, d.db), 1e-5);
 }
 
 // ---- bfloat16 inputs (the CPU widens them to float32 once) --------------------------------------

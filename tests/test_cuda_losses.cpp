@@ -275,18 +275,6 @@ TEST(CudaLosses, CCEWithLseAndEdgeShapes) {
   expect_parity_both(cce_fn({}), {R({1, 8}, -1, 1, 57), R({129, 8}, -1, 1, 58), I({128}, {1})});
 }
 
-// max |a - b| / max |b| (the absolute difference when b is all zero), in float64 on the CPU.
-double rel_error(const Tensor& a, const Tensor& b) {
-  std::vector<double> av = a.to(kFloat64).cpu().to_vector<double>(),
-                      bv = b.to(kFloat64).cpu().to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < av.size(); ++i) {
-    diff = std::max(diff, std::abs(av[i] - bv[i]));
-    scale = std::max(scale, std::abs(bv[i]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
 struct CCEGrads {
   Tensor loss, dE, dC, db;
 };
@@ -330,10 +318,10 @@ CCEGrads run_cce(const Tensor& E0, const Tensor& C0, const Tensor& y0, const Ten
 }
 
 void expect_close(const CCEGrads& a, const CCEGrads& b, double loss_tol, double grad_tol) {
-  EXPECT_LE(rel_error(a.loss, b.loss), loss_tol) << "loss";
-  EXPECT_LE(rel_error(a.dE, b.dE), grad_tol) << "dE";
-  EXPECT_LE(rel_error(a.dC, b.dC), grad_tol) << "dC";
-  if (b.db.defined()) EXPECT_LE(rel_error(a.db, b.db), grad_tol) << "db";
+  EXPECT_LE(relative_gap(a.loss, b.loss), loss_tol) << "loss";
+  EXPECT_LE(relative_gap(a.dE, b.dE), grad_tol) << "dE";
+  EXPECT_LE(relative_gap(a.dC, b.dC), grad_tol) << "dC";
+  if (b.db.defined()) EXPECT_LE(relative_gap(a.db, b.db), grad_tol) << "db";
 }
 
 // bf16 gradients against a reference, by accumulation mode (max |diff| / max |ref|). Both modes
