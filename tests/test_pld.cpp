@@ -57,6 +57,17 @@ RowReference pld_reference(const std::vector<double>& s, const std::vector<doubl
   return ref;
 }
 
+// The reference for lane (n, i) of a dense [N, C, inner] student s and teacher t (flattened).
+RowReference lane_reference(const std::vector<double>& s, const std::vector<double>& t, int64_t n, int64_t i,
+                            int64_t C, int64_t inner, int64_t y, double tau) {
+  std::vector<double> srow(C), trow(C);
+  for (int64_t c = 0; c < C; ++c) {
+    srow[c] = s[(n * C + c) * inner + i];
+    trow[c] = t[(n * C + c) * inner + i];
+  }
+  return pld_reference(srow, trow, y, tau);
+}
+
 Tensor pld_fn(const std::vector<Tensor>& in, PLDOptions o = {}) {
   return losses::pld(in[0], in[1], in[2], o);
 }
@@ -175,12 +186,7 @@ TEST(PLD, MatchesReferenceOnRandomRows) {
     double total = 0;
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = 0; i < inner; ++i) {
-        std::vector<double> srow(C), trow(C);
-        for (int64_t c = 0; c < C; ++c) {
-          srow[c] = sd[(n * C + c) * inner + i];
-          trow[c] = td[(n * C + c) * inner + i];
-        }
-        RowReference ref = pld_reference(srow, trow, labels[n * inner + i], tau);
+        const RowReference ref = lane_reference(sd, td, n, i, C, inner, labels[n * inner + i], tau);
         total += ref.loss;
         for (int64_t c = 0; c < C; ++c)
           EXPECT_NEAR(gd[(n * C + c) * inner + i], ref.grad[c], 1e-12) << "C=" << C;
@@ -296,12 +302,7 @@ TEST(PLD, BackwardScalesEachRowByItsOwnUpstreamGradient) {
                       gd = sv.grad().to_vector<double>();
   for (int64_t n = 0; n < N; ++n)
     for (int64_t i = 0; i < inner; ++i) {
-      std::vector<double> srow(C), trow(C);
-      for (int64_t c = 0; c < C; ++c) {
-        srow[c] = sd[(n * C + c) * inner + i];
-        trow[c] = td[(n * C + c) * inner + i];
-      }
-      RowReference ref = pld_reference(srow, trow, labels[n * inner + i], 1.0);
+      const RowReference ref = lane_reference(sd, td, n, i, C, inner, labels[n * inner + i], 1.0);
       for (int64_t c = 0; c < C; ++c)
         EXPECT_NEAR(gd[(n * C + c) * inner + i], weights[n * inner + i] * ref.grad[c], 1e-12);
     }
