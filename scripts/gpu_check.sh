@@ -99,51 +99,46 @@ time_box() {  # time_box CAP -> seconds the next step may take (1 when the budge
 
 TEST_BINARIES="test_*"   # run-cce narrows these two
 TEST_FILTER='*Cuda*'
+# Runs test binary $4 (gtest filter $3, at most $2 seconds; any further arguments are environment
+# assignments for it), adds its counts to the caller's passed / failed / skipped / failed_names and
+# prints one line, labelled $1.
+run_test_binary() {
+  local label=$1 limit=$2 filter=$3 binary=$4
+  shift 4
+  local out rc p f s
+  set +e
+  out=$(env "$@" timeout "$limit" "$binary" --gtest_filter="$filter" --gtest_brief=1 2>&1)
+  rc=$?
+  set -e
+  p=$(grep -oE '\[  PASSED  \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
+  f=$(grep -oE '\[  FAILED  \] [0-9]+ test' <<<"$out" | grep -oE '[0-9]+' | head -1 || echo 0)
+  s=$(grep -oE '\[  SKIPPED \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+  if [ $rc -ne 0 ]; then
+    failed_names="$failed_names $label"
+    [ "${f:-0}" = 0 ] && failed=$((failed + 1))  # crashed or timed out without a gtest summary
+    printf '%s\n' "$out" | tail -40
+  fi
+  printf '  %-28s passed %4s  failed %3s  skipped %3s\n' "$label" "${p:-0}" "${f:-0}" "${s:-0}"
+}
+
 run_tests() {
   log "CUDA tests (gtest filter $TEST_FILTER)"
   local passed=0 failed=0 skipped=0 failed_names=""
   for t in "$BUNDLE"/bin/$TEST_BINARIES; do
-    local name out
+    local name limit
     name=$(basename "$t")
-    local limit
     limit=$(time_box 240)
     if [ "$limit" -le 1 ] || [ $((SECONDS - RUN_START)) -gt 300 ]; then  # leave the benchmarks time
       echo "  $name: not run (time budget spent)"; failed=$((failed + 1)); failed_names="$failed_names $name(not-run)"
       continue
     fi
-    set +e
-    out=$(timeout "$limit" "$t" --gtest_filter="$TEST_FILTER" --gtest_brief=1 2>&1)
-    local rc=$?
-    set -e
-    local p f s
-    p=$(grep -oE '\[  PASSED  \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-    f=$(grep -oE '\[  FAILED  \] [0-9]+ test' <<<"$out" | grep -oE '[0-9]+' | head -1 || echo 0)
-    s=$(grep -oE '\[  SKIPPED \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
-    if [ $rc -ne 0 ]; then
-      failed_names="$failed_names $name"
-      [ "${f:-0}" = 0 ] && failed=$((failed + 1))  # crashed or timed out without a gtest summary
-      printf '%s\n' "$out" | tail -40
-    fi
-    printf '  %-28s passed %4s  failed %3s  skipped %3s\n' "$name" "${p:-0}" "${f:-0}" "${s:-0}"
+    run_test_binary "$name" "$limit" "$TEST_FILTER" "$t"
   done
   # The Cut Cross-Entropy tests again with the bf16 kernels on their mma core (not yet the default).
   if [ -x "$BUNDLE/bin/test_cuda_losses" ] && [ "$(time_box 120)" -gt 1 ]; then
-    local out rc p f
-    set +e
-    out=$(EMBER_CCE_CORE=mma timeout "$(time_box 120)" "$BUNDLE/bin/test_cuda_losses" \
-      --gtest_filter='CudaLosses.CCE*' --gtest_brief=1 2>&1)
-    rc=$?
-    set -e
-    p=$(grep -oE '\[  PASSED  \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-    f=$(grep -oE '\[  FAILED  \] [0-9]+ test' <<<"$out" | grep -oE '[0-9]+' | head -1 || echo 0)
-    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-    if [ $rc -ne 0 ]; then
-      failed_names="$failed_names test_cuda_losses[mma]"
-      [ "${f:-0}" = 0 ] && failed=$((failed + 1))
-      printf '%s\n' "$out" | tail -40
-    fi
-    printf '  %-28s passed %4s  failed %3s\n' "test_cuda_losses[mma core]" "${p:-0}" "${f:-0}"
+    run_test_binary "test_cuda_losses[mma]" "$(time_box 120)" 'CudaLosses.CCE*' "$BUNDLE/bin/test_cuda_losses" \
+      EMBER_CCE_CORE=mma
   fi
   R[tests_passed]=$passed; R[tests_failed]=$failed; R[tests_skipped]=$skipped
   R[tests_failed_binaries]="${failed_names:- none}"
