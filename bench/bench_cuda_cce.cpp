@@ -12,6 +12,8 @@
 //                paper's CCE-Kahan memory, ~3x the bound); "lm" data only (memory does not
 //                depend on the data)
 //   cce-det      the same with CCEOptions::deterministic (fp32 scratch too)
+//   cce-nomask   cce with the forward's signal mask off (losses/cce_testing.h): the backward then
+//                computes every tile's logits before filtering, as in the paper
 //   ember-mat    ember: logits = E.matmul(C.t()) (bf16), cross_entropy(logits.to(float32))
 //   torch        PyTorch eager: F.cross_entropy((E @ C.T).float(), x), the paper's "baseline"
 //   torch.compile  (with --torch-compile) the same function through torch.compile
@@ -373,6 +375,12 @@ int main(int argc, char** argv) {
           p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
       print_row("cce", ms["cce"]);
       tflops("wmma", ms["cce"]);
+      // Without the signal mask the backward computes every tile's logits before filtering.
+      losses::detail::cce_signal_mask() = false;
+      ms["nomask"] = measure(
+          p, [&](const Tensor& E, const Tensor& C) { return losses::cut_cross_entropy(E, C, p.x); }, rounds);
+      losses::detail::cce_signal_mask() = true;
+      print_row("cce without the signal mask", ms["nomask"]);
       if (kind == "lm") {
         losses::CCEOptions fp32;
         fp32.accumulate_fp32 = true;

@@ -4,11 +4,7 @@
 // tensor can be computed independently by any thread on any device.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define EMBER_HD __host__ __device__ __forceinline__
-#else
-#define EMBER_HD inline
-#endif
+#include "core/host_device.h"
 
 namespace ember {
 

@@ -32,6 +32,11 @@ bool& cce_sort_vocabulary() {
   return sort;
 }
 
+bool& cce_signal_mask() {
+  static bool use = true;
+  return use;
+}
+
 CCECudaCore cce_cuda_core_named(const char* value) {
   const std::string_view name = value ? value : "";
   if (name.empty() || name == "wmma") return CCECudaCore::wmma;
@@ -170,10 +175,16 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
   Tensor nll = zeros({R}, TensorOptions(dtype).device(device));
   Tensor lse = zeros({R}, TensorOptions(dtype).device(device));
   // The vocabulary-sorting statistic is only worth computing when a filtered backward follows.
-  Tensor logit_avg;
-  if (needs_grad && p.filter_eps > 0 && detail::cce_sort_vocabulary())
-    logit_avg = empty_tensor({p.V}, dtype, device);
-  cce_forward_stub(device, p.E, p.C, p.bias, p.rows, p.targets, o.softcap, lse, nll, logit_avg);
+  // So is the signal mask, with which the backward passes over the tiles the filter would drop
+  // without recomputing them: 1 bit per 128 rows and class (2 MiB for Gemma 2's N = 8192, V = 256k).
+  Tensor logit_avg, signal_mask;
+  const bool filtered_backward = needs_grad && p.filter_eps > 0;
+  if (filtered_backward && detail::cce_sort_vocabulary()) logit_avg = empty_tensor({p.V}, dtype, device);
+  if (filtered_backward && detail::cce_signal_mask() && p.n > 0)
+    signal_mask =
+        zeros({signal_mask_groups(p.n), signal_mask_words(p.V)}, TensorOptions(DType::int32).device(device));
+  cce_forward_stub(device, p.E, p.C, p.bias, p.rows, p.targets, o.softcap, lse, nll, logit_avg, p.filter_eps,
+                   signal_mask);
 
   if (needs_grad) {
     // The node keeps the raw inputs (version-checked), the row list and LSE: O(N + V) beyond
@@ -183,7 +194,7 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
         [e_shape = embeddings.shape(), rows = p.rows, targets = p.targets, V = p.V, D = p.D,
          eps = p.filter_eps, softcap = o.softcap, se = SavedTensor(p.E), sc = SavedTensor(p.C),
          sb = p.bias.defined() ? SavedTensor(p.bias) : SavedTensor(), sl = SavedTensor(lse.detach()),
-         logit_avg, deterministic = o.deterministic,
+         logit_avg, signal_mask, deterministic = o.deterministic,
          accumulate_fp32 = o.accumulate_fp32](const BackwardArgs& a) {
           std::vector<Tensor> grads(3);
           Tensor E = se.unpack(kName), C = sc.unpack(kName),
@@ -201,7 +212,7 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
           if (a.needs(1)) grads[1] = empty_tensor({V, D}, E.dtype(), E.device());
           if (a.needs(2)) grads[2] = empty_tensor({V}, E.dtype(), E.device());
           cce_backward_stub(E.device(), E, C, bias, rows, targets, softcap, sl.unpack(kName), g, h, eps,
-                            order, deterministic, accumulate_fp32, grads[0], grads[1], grads[2]);
+                            order, signal_mask, deterministic, accumulate_fp32, grads[0], grads[1], grads[2]);
           if (grads[0].defined()) grads[0] = grads[0].view(e_shape);
           return grads;
         });

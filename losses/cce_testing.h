@@ -5,6 +5,11 @@ namespace ember::losses::detail {
 // filters gradients (default true). Worked example 4 of cce.md assumes the natural order.
 bool& cce_sort_vocabulary();
 
+// Whether the forward records the signal mask (losses/kernels/cce.h) for a filtered backward,
+// which then passes over the tiles the filter would drop without recomputing them (default true).
+// It changes no result, only the time: tests compare both settings.
+bool& cce_signal_mask();
+
 // Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `wmma`
 // (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200), `mma` (ldmatrix +
 // mma.sync, 128 x 128 tiles, three or four stages) or `mma_wide` (the same with 128 x 256 forward

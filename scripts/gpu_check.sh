@@ -353,6 +353,8 @@ summary() {
       printf '%-40s %-22s %-10s %s\n' "CCE $c vs wmma: loss / dE / dC gap" \
         "${R[cce_lm_${c}_loss_gap]:-?} / ${R[cce_lm_${c}_dE_gap]:-?} / ${R[cce_lm_${c}_dC_gap]:-?}" "report" "-"
     done
+    printf '%-40s %-22s %-10s %s\n' "CCE no signal mask: bwd / both (ms)" \
+      "${R[cce_lm_nomask_bwd_ms]:-?} / ${R[cce_lm_nomask_both_ms]:-?} (flat ${R[cce_flat_nomask_both_ms]:-?})" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE deterministic both (ms)" "${R[cce_lm_det_both_ms]:-n/a}" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; mma, mma_wide)" \
       "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_mma_both_ms]:-n/a}, ${R[cce_flat_mma_wide_both_ms]:-n/a})" \

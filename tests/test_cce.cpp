@@ -5,11 +5,13 @@
 #include <cmath>
 #include <random>
 
+#include "cce_problems.h"
 #include "ember/losses/cce.h"
 #include "ember/losses/standard.h"
 #include "harness.h"
 #include "losses/cce_testing.h"
 #include "losses/cpu/cce_config.h"
+#include "losses/kernels/cce.h"
 
 namespace ember::testing {
 namespace {
@@ -26,6 +28,7 @@ class CCE : public ::testing::Test {
   void TearDown() override {
     cpu::cce::tile_config() = saved_;
     losses::detail::cce_sort_vocabulary() = true;
+    losses::detail::cce_signal_mask() = true;
   }
   // Tiny tiles, so that small inputs cross row-block, vocabulary-block, split and group edges.
   static void tiny_tiles() { cpu::cce::tile_config() = {3, 4, 2, 3, 24}; }
@@ -480,6 +483,107 @@ TEST_F(CCE, FilteredGradientsStayWithinTheFilterTolerance) {
     EXPECT_LT(kept.kept, tiles / 2) << sorted;
     EXPECT_GT(kept.kept, 0) << sorted;
   }
+}
+
+// ---- the signal mask (losses/kernels/cce.h) ----------------------------------------------------
+
+// With the mask the backward drops most tiles before computing them, and every result is the same
+// bits as without it (it only drops tiles the filter drops), over dtypes, options and a NaN row.
+TEST_F(CCE, SignalMaskDropsTilesUnseenAndChangesNoResult) {
+  cpu::cce::tile_config() = {48, 64, 64, 16, int64_t{1} << 21};
+  const int64_t N = 300, D = 12, V = 2000;  // three groups of 128 scored rows
+  const LmProblem lm = lm_problem(N, D, V, 5);
+  Tensor bias = randn_like_shape({V}, 0.5, 9);
+  struct Case {
+    const char* name;
+    DType dtype;
+    bool sorted;
+    double softcap;
+    bool with_bias;
+    bool nan_row;
+  };
+  for (const Case& c : {Case{"float64", kFloat64, true, 0, false, false},
+                        Case{"float64 natural order", kFloat64, false, 0, false, false},
+                        Case{"float32 softcap bias", kFloat32, true, 30, true, false},
+                        Case{"bfloat16", DType::bfloat16, true, 0, true, false},
+                        Case{"NaN row", kFloat64, true, 0, false, true}}) {
+    SCOPED_TRACE(c.name);
+    losses::detail::cce_sort_vocabulary() = c.sorted;
+    Tensor E = lm.E.clone();
+    if (c.nan_row) E.narrow(0, 200, 1).narrow(1, 3, 1).fill_(NAN);
+    Tensor e = E.to(c.dtype), cc = lm.C.to(c.dtype), b = c.with_bias ? bias.to(c.dtype) : Tensor();
+    auto run = [&](bool mask) {
+      losses::detail::cce_signal_mask() = mask;
+      Grads g = run_with_grads(
+          [&](const Tensor& ee, const Tensor& ccc, const Tensor& bb) {
+            CCEOptions o = with(Reduction::none, c.softcap, 0, bb);
+            o.filter_eps = std::ldexp(1.0, -12);
+            return cut_cross_entropy(ee, ccc, lm.x, o);
+          },
+          e, cc, b);
+      losses::detail::cce_signal_mask() = true;
+      return std::pair{g, cpu::cce::last_backward_stats()};
+    };
+    const auto [plain, plain_stats] = run(false);
+    const auto [masked, masked_stats] = run(true);
+    EXPECT_TRUE(tensors_close(masked.loss, plain.loss, 0));
+    EXPECT_TRUE(tensors_close(masked.dE, plain.dE, 0));
+    EXPECT_TRUE(tensors_close(masked.dC, plain.dC, 0));
+    if (c.with_bias) EXPECT_TRUE(tensors_close(masked.db, plain.db, 0));
+    EXPECT_EQ(plain_stats.computed, plain_stats.tiles);  // without the mask every tile is computed
+    EXPECT_EQ(masked_stats.tiles, plain_stats.tiles);
+    EXPECT_EQ(masked_stats.kept, plain_stats.kept);
+    EXPECT_GE(masked_stats.computed, masked_stats.kept);
+    if (c.nan_row) {
+      EXPECT_TRUE(std::isnan(masked.dC.sum().item<double>()));  // the NaN row reaches every class
+    } else if (!c.sorted) {
+      EXPECT_LT(masked_stats.computed, plain_stats.tiles * 3 / 4) << masked_stats.kept << " kept";
+    } else {  // sorted: most tiles are negligible, and the mask leaves few of them to compute
+      EXPECT_LT(masked_stats.kept, plain_stats.tiles / 8);
+      EXPECT_LT(masked_stats.computed, plain_stats.tiles / 4) << masked_stats.kept << " kept";
+    }
+  }
+}
+
+// The forward's mask, read directly: every (row, class) the filter keeps has its bit (target
+// columns included), and every set bit is explained by the probe bound (the CPU forward's lower
+// bound of a row's LSE: its largest logit over the targets of its forward row block): the class
+// is the target of a row in its group, or some row there has z >= probe + log eps - margin.
+TEST_F(CCE, SignalMaskMarksWhatTheFilterKeepsAndLittleElse) {
+  cpu::cce::tile_config() = {40, 24, 16, 8, int64_t{1} << 21};
+  const int64_t N = 260, D = 10, V = 300;
+  const LmProblem lm = lm_problem(N, D, V, 17);
+  const double eps = std::ldexp(1.0, -12);
+  Tensor rows = arange(0.0, static_cast<double>(N)).to(DType::int64);
+  Tensor lse = zeros({N}, kFloat64), nll = zeros({N}, kFloat64);
+  Tensor mask = zeros({signal_mask_groups(N), signal_mask_words(V)}, DType::int32);
+  cce_forward_stub(Device::cpu(), lm.E, lm.C, Tensor(), rows, lm.x, 0.0, lse, nll, Tensor(), eps, mask);
+  const std::vector<double> z = linear_logits(lm.E, lm.C).to_vector<double>(), l = lse.to_vector<double>();
+  const std::vector<int64_t> x = lm.x.to_vector<int64_t>();
+  const std::vector<int32_t> words = mask.to_vector<int32_t>();
+  std::vector<double> probe(static_cast<size_t>(N), -INFINITY);
+  const int64_t block = cpu::cce::tile_config().fwd_rows;
+  for (int64_t k = 0; k < N; ++k)
+    for (int64_t t = k / block * block; t < std::min(N, (k / block + 1) * block); ++t)
+      probe[k] = std::max(probe[k], z[k * V + x[t]]);
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(words.data());
+  const int64_t W = signal_mask_words(V);
+  int64_t needed = 0, set = 0;
+  for (int64_t q = 0; q < signal_mask_groups(N); ++q)
+    for (int64_t j = 0; j < V; ++j) {
+      bool need = false, allowed = false;
+      for (int64_t k = q * kSignalRows; k < std::min(N, (q + 1) * kSignalRows); ++k) {
+        need |= x[k] == j || z[k * V + j] - l[k] >= std::log(eps);
+        allowed |= x[k] == j || z[k * V + j] >= probe[k] + std::log(eps) - kSignalMargin - 1e-9;
+      }
+      const bool bit = signal_bit(bits, W, q * kSignalRows, j);
+      EXPECT_TRUE(bit || !need) << "group " << q << " class " << j;
+      EXPECT_TRUE(!bit || allowed) << "group " << q << " class " << j;
+      needed += need;
+      set += bit;
+    }
+  EXPECT_GT(needed, 0);
+  EXPECT_LT(set, 2 * needed);  // 211 set for 128 needed when written
 }
 
 // ---- edge cases -------------------------------------------------------------------------------

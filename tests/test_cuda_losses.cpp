@@ -14,11 +14,13 @@
 #include <string>
 #include <tuple>
 
+#include "cce_problems.h"
 #include "cuda/losses/cce_splits.h"
 #include "cuda/mma.h"
 #include "harness.h"
 #include "losses/cce_testing.h"
 #include "losses/cpu/cce_config.h"
+#include "losses/kernels/cce.h"
 
 namespace ember::testing {
 namespace {
@@ -843,6 +845,67 @@ TEST(CudaLosses, CCEMmaCoreDeterministicIsBitwiseRepeatable) {
   EXPECT_TRUE(equal(a.loss.cpu(), a2.loss.cpu()));
   EXPECT_TRUE(equal(a.dE.cpu(), a2.dE.cpu()));
   EXPECT_TRUE(equal(a.dC.cpu(), a2.dC.cpu()));
+}
+
+// The signal mask on the GPU (losses/kernels/cce.h). Read directly, the forward's mask holds every
+// (row group, class) bit the filter needs (judged on float64 logits of the same rounded inputs,
+// far inside the mask's margin) and few more; and the backward that drops unmarked tiles unseen
+// gives the same bits as the one that computes them (deterministic mode, so sums run in a fixed
+// order), on each dtype and each bf16 core.
+TEST(CudaLosses, CCESignalMaskMarksWhatTheFilterKeepsAndChangesNoGradient) {
+  REQUIRE_GPU();
+  using losses::detail::CCECudaCore;
+  const int64_t N = 300, D = 64, V = 3000, groups = signal_mask_groups(N), words = signal_mask_words(V);
+  const LmProblem lm = lm_problem(N, D, V, 31);
+  const double eps = std::ldexp(1.0, -12);
+  for (DType dt : {kFloat64, kFloat32, kBFloat16})
+    for (CCECudaCore which : {CCECudaCore::wmma, CCECudaCore::mma, CCECudaCore::mma_wide}) {
+      if (dt != kBFloat16 && which != CCECudaCore::wmma) continue;  // the cores are bf16's
+      SCOPED_TRACE(fmt::format("{} core {}", dtype_name(dt), static_cast<int>(which)));
+      CudaCore core(which);
+      const Tensor E = lm.E.to(dt), C = lm.C.to(dt);
+      const DType acc = dt == kBFloat16 ? kFloat32 : dt;
+      const TensorOptions on_gpu = TensorOptions(acc).device(Device::cuda());
+      Tensor lse = zeros({N}, on_gpu), nll = zeros({N}, on_gpu);
+      Tensor mask = zeros({groups, words}, TensorOptions(kInt32).device(Device::cuda()));
+      cce_forward_stub(Device::cuda(), E.cuda(), C.cuda(), Tensor(), arange(0.0, double(N)).to(kInt64).cuda(),
+                       lm.x.cuda(), 0.0, lse, nll, Tensor(), eps, mask);
+      const Tensor logits = E.to(kFloat64).matmul(C.to(kFloat64).t());
+      const std::vector<double> z = logits.to_vector<double>(),
+                                l = logsumexp(logits, {1}).to_vector<double>();
+      const std::vector<int64_t> x = lm.x.to_vector<int64_t>();
+      const std::vector<int32_t> bits32 = mask.cpu().to_vector<int32_t>();
+      const uint32_t* bits = reinterpret_cast<const uint32_t*>(bits32.data());
+      int64_t missing = 0, needed = 0, set = 0;
+      for (int64_t q = 0; q < groups; ++q)
+        for (int64_t j = 0; j < V; ++j) {
+          bool need = false;
+          for (int64_t k = q * kSignalRows; k < std::min(N, (q + 1) * kSignalRows); ++k)
+            need |= x[k] == j || z[k * V + j] - l[k] >= std::log(eps);
+          const bool bit = signal_bit(bits, words, q * kSignalRows, j);
+          missing += need && !bit;
+          needed += need;
+          set += bit;
+        }
+      EXPECT_EQ(missing, 0) << needed << " needed";
+      EXPECT_GT(needed, 0);
+      EXPECT_LT(set, groups * V / 4) << needed << " needed";
+
+      auto run = [&](bool with_mask) {
+        losses::detail::cce_signal_mask() = with_mask;
+        CCEGrads g = run_cce(lm.E, lm.C, lm.x, Tensor(), {.filter_eps = eps, .deterministic = true},
+                             Device::cuda(), dt);
+        losses::detail::cce_signal_mask() = true;
+        return g;
+      };
+      const CCEGrads plain = run(false), masked = run(true);
+      EXPECT_TRUE(tensors_close(masked.loss.cpu(), plain.loss.cpu(), 0));
+      EXPECT_TRUE(tensors_close(masked.dE.cpu(), plain.dE.cpu(), 0));
+      EXPECT_TRUE(tensors_close(masked.dC.cpu(), plain.dC.cpu(), 0));
+      // ... and the default (atomic, in place for bf16) mode agrees with them to its rounding.
+      expect_close(run_cce(lm.E, lm.C, lm.x, Tensor(), {.filter_eps = eps}, Device::cuda(), dt), plain, 1e-6,
+                   dt == kBFloat16 ? kBf16InPlaceTol : 1e-5);
+    }
 }
 
 }  // namespace

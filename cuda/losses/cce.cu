@@ -11,17 +11,19 @@
 // shared-memory GEMM tiles: it is the float64 path and the reference the tiled kernels are
 // checked against.
 //
-// Forward (cce_forward_kernel): one block per scored row. Each warp sweeps a strided share of the
-// vocabulary keeping an online log-sum-exp (running max m, sum s of exp(z - m) in double); the
-// block combines the warps' (m, s) pairs, warp 0 recomputes the target logit, and thread 0 writes
-// lse and nll. logit_avg_kernel (only when asked): one block per vocabulary entry, warps over the
-// scored rows, a fixed-order sum divided by n.
+// Forward (cce_forward_kernel): one block per scored row. Each warp computes the target logit,
+// then sweeps a strided share of the vocabulary keeping an online log-sum-exp (running max m, sum
+// s of exp(z - m) in double) and, when asked, setting the signal mask's bit of each class with
+// z >= max(m, target logit) + log eps - margin; the block combines the warps' (m, s) pairs and
+// thread 0 writes lse and nll. logit_avg_kernel (only when asked): one block per vocabulary entry, warps over
+// the scored rows, a fixed-order sum divided by n.
 //
 // Backward: dz_rj = g (S_rj - 1[j = x]) + h S_rj (times the soft cap's slope), recomputed from lse.
 //   * Gradient filtering (filter_eps > 0): tile_flags_kernel marks each tile (the CPU's tiles:
 //     bwd_rows consecutive scored rows x bwd_vocab consecutive positions of the visiting order,
 //     from ember::cpu::cce::tile_config(), so both backends skip the same tiles) as kept when some
-//     |S - onehot| >= eps, with the CPU's exact test. Skipped tiles compute no logits below.
+//     |S - onehot| >= eps, with the CPU's exact test, after the signal mask's test (which drops a
+//     tile without computing its logits). Skipped tiles compute no logits below.
 //   * dE (de_kernel): one block per scored row; chunks of 64 vocabulary positions: the warps put
 //     the chunk's dz into shared memory, then the threads, one per feature d, add
 //     sum_c dz_c C[j_c, d] into dE[r, d]. Each block alone writes its row: no atomics.
@@ -74,18 +76,37 @@ __device__ __forceinline__ T logit(const T* E, const T* C, const T* bias, int64_
   return z;
 }
 
+// The signal mask (losses/kernels/cce.h): where the forward records which classes may pass the
+// backward's filter for each group of kSignalRows scored rows.
+struct SignalMask {
+  uint32_t* bits;  // [groups x words] or null (not wanted)
+  int64_t words;
+  double mark_offset;  // log(eps) - kSignalMargin: a class is marked when z >= L + mark_offset
+};
+
+__device__ __forceinline__ void mark_signal(const SignalMask& mask, int64_t k, int64_t j) {
+  uint32_t* word = mask.bits + (k / kSignalRows) * mask.words + j / 32;
+  const uint32_t bit = 1u << (j % 32);
+  if (!(*word & bit)) atomicOr(word, bit);
+}
+
 template <class T>
-__global__ void cce_forward_kernel(T* lse, T* nll, const T* E, const T* C, const T* bias, Problem p, T cap) {
+__global__ void cce_forward_kernel(T* lse, T* nll, const T* E, const T* C, const T* bias, Problem p, T cap,
+                                   SignalMask mask) {
   __shared__ T warp_m[kWarps];
   __shared__ double warp_s[kWarps];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const T neg_inf = -HUGE_VAL;
   for (int64_t k = blockIdx.x; k < p.n; k += gridDim.x) {
     const int64_t r = p.rows[k];
+    const T zt = logit(E, C, bias, r, p.targets[k], p.D, cap, lane);
+    if (mask.bits && threadIdx.x == 0) mark_signal(mask, k, p.targets[k]);
     T m = neg_inf;  // the warp's online log-sum-exp: lse = m + log s
     double s = 0;
     for (int64_t j = warp; j < p.V; j += kWarps) {
       const T z = logit(E, C, bias, r, j, p.D, cap, lane);
+      // The running max and the target logit are lower bounds of lse; a NaN logit marks.
+      if (mask.bits && lane == 0 && !(z < (m > zt ? m : zt) + mask.mark_offset)) mark_signal(mask, k, j);
       if (z != z) {
         s = z;  // NaN propagates into lse
       } else if (z > m) {
@@ -100,8 +121,6 @@ __global__ void cce_forward_kernel(T* lse, T* nll, const T* E, const T* C, const
       warp_s[warp] = s;
     }
     __syncthreads();
-    T zt = 0;
-    if (warp == 0) zt = logit(E, C, bias, r, p.targets[k], p.D, cap, lane);
     if (threadIdx.x == 0) {
       T M = neg_inf;
       for (int w = 0; w < kWarps; ++w) M = warp_m[w] > M ? warp_m[w] : M;
@@ -145,6 +164,8 @@ struct Grads {
   const uint8_t* kept;   // [row blocks x vocab blocks] or null (no filtering)
   int64_t NB, VB, vocab_blocks;
   T cap;
+  const uint32_t* signal;  // the forward's signal mask [groups x signal_words] or null
+  int64_t signal_words;
 };
 
 template <class T>
@@ -186,8 +207,18 @@ __global__ void tile_flags_kernel(uint8_t* kept, const T* E, const T* C, const T
   for (int64_t tile = blockIdx.x; tile < row_blocks * g.vocab_blocks; tile += gridDim.x) {
     const int64_t k0 = (tile / g.vocab_blocks) * g.NB, p0 = (tile % g.vocab_blocks) * g.VB;
     const int64_t nb = min(g.NB, p.n - k0), cols = min(g.VB, p.V - p0);
+    // The signal mask's test first: without a marked (row group, class) or a NaN lse the
+    // filter would drop the tile, and no logit of it need be computed.
+    int maybe = g.signal ? 0 : 1;
+    for (int64_t e = threadIdx.x; g.signal && e < nb + cols; e += blockDim.x)
+      if (e < nb)
+        maybe |= g.lse[p.rows[k0 + e]] != g.lse[p.rows[k0 + e]];
+      else
+        for (int64_t k = k0; k < k0 + nb; k += kSignalRows - k % kSignalRows)
+          maybe |= signal_bit(g.signal, g.signal_words, k, class_at(g, p0 + e - nb));
     int signal = 0;
-    for (int64_t e = warp; e < nb * cols && !signal; e += kWarps) {
+    maybe = __syncthreads_or(maybe);
+    for (int64_t e = warp; maybe && e < nb * cols && !signal; e += kWarps) {
       const int64_t k = k0 + e / cols, j = class_at(g, p0 + e % cols), r = p.rows[k];
       const T z = logit(E, C, bias, r, j, p.D, g.cap, lane), lse = g.lse[r];
       if (p.targets[k] == j)
@@ -284,9 +315,9 @@ Problem problem_of(const Tensor& C, const Tensor& rows, const Tensor& targets) {
 
 void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                      const Tensor& logit_avg) {
+                      const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   if (E.dtype() != DType::float64)
-    return tiled_forward(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+    return tiled_forward(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
   const Problem p = problem_of(C, rows, targets);
   KernelContext ctx(E, "cut_cross_entropy");
   if (p.n == 0) {
@@ -298,8 +329,11 @@ void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, cons
     const T* e = static_cast<const T*>(E.raw_data());
     const T* c = static_cast<const T*>(C.raw_data());
     const T cap = static_cast<T>(softcap);
+    const SignalMask mask{signal_mask.defined() ? static_cast<uint32_t*>(signal_mask.raw_data()) : nullptr,
+                          signal_mask_words(p.V), std::log(filter_eps) - kSignalMargin};
     cce_forward_kernel<T><<<grid_for(p.n), kBlockThreads, 0, ctx.stream>>>(
-        static_cast<T*>(lse.raw_data()), static_cast<T*>(nll.raw_data()), e, c, ptr_or_null<T>(bias), p, cap);
+        static_cast<T*>(lse.raw_data()), static_cast<T*>(nll.raw_data()), e, c, ptr_or_null<T>(bias), p, cap,
+        mask);
     EMBER_CUDA_CHECK_LAUNCH("cce_forward_kernel");
     if (logit_avg.defined()) {
       logit_avg_kernel<T><<<grid_for(p.V), kBlockThreads, 0, ctx.stream>>>(
@@ -312,11 +346,11 @@ void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, cons
 void cce_backward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                        const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                        const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
-                       bool deterministic, bool accumulate_fp32, const Tensor& dE, const Tensor& dC,
-                       const Tensor& db) {
+                       const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
+                       const Tensor& dC, const Tensor& db) {
   if (E.dtype() != DType::float64)
     return tiled_backward(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, deterministic, accumulate_fp32, dE, dC, db);
+                          vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
   // (These kernels are deterministic whatever `deterministic` says, and float64 accumulates in
   // float64, so accumulate_fp32 does not apply.)
   const Problem p = problem_of(C, rows, targets);
@@ -338,7 +372,9 @@ void cce_backward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, con
                cfg.bwd_rows,
                cfg.bwd_vocab,
                (p.V + cfg.bwd_vocab - 1) / cfg.bwd_vocab,
-               static_cast<T>(softcap)};
+               static_cast<T>(softcap),
+               signal_mask.defined() ? static_cast<const uint32_t*>(signal_mask.raw_data()) : nullptr,
+               signal_mask_words(p.V)};
     Tensor kept;
     if (filter_eps > 0) {
       const int64_t row_blocks = (p.n + cfg.bwd_rows - 1) / cfg.bwd_rows;

@@ -32,6 +32,14 @@
 // block writes its partial (m, l) to a [splits x n] buffer, and lse_combine_kernel merges the
 // splits with the same rule in a fixed order (no atomics: the loss is deterministic).
 //
+// Signal mask (losses/kernels/cce.h, when asked). Each item first computes one extra tile: its
+// rows against the classes that are their targets (the "probe" tile); a row's largest logit there
+// is a lower bound of its LSE, and usually close to it (a row's likeliest class tends to be some
+// nearby row's target). The epilogue then marks, per row group, the classes with
+// z >= max(running max, probe bound) + log eps - margin: a ballot per 32 columns and one atomicOr
+// per warp and word. The backward drops the tiles whose classes carry no mark before computing
+// them (and before loading anything but their indices).
+//
 // Vocabulary sorting statistic (logit_avg, when asked): per tile column sums of the finished
 // logits, added into an int64 fixed-point accumulator with integer atomics (2^-20 resolution).
 // Integer addition is associative, so the statistic, and with it the backward's visiting order,
@@ -91,6 +99,7 @@
 #include "cuda/mma.h"
 #include "cuda/runtime.h"
 #include "losses/cce_testing.h"
+#include "losses/kernels/cce.h"
 
 namespace ember::cuda_kernels::cce {
 namespace {
@@ -236,12 +245,13 @@ struct Smem {
   float* row_lse;  // [BM] backward: lse, grad_nll, grad_lse of each tile row
   float* row_g;
   float* row_h;
-  float* run_m;   // [BM] forward: running max
-  double* run_l;  // [BM] forward: running sum of exp(z - m)
-  In* stage;      // staging of the input chunks
-  float* tile;    // fp32 logits, then dz
-  float* out;     // backward: staging of the products' results
-  In* G;          // backward: dz in the input dtype
+  float* run_m;      // [BM] forward: running max
+  float* row_bound;  // [BM] forward: the probe bound of each row (in row_lse's place)
+  double* run_l;     // [BM] forward: running sum of exp(z - m)
+  In* stage;         // staging of the input chunks
+  float* tile;       // fp32 logits, then dz
+  float* out;        // backward: staging of the products' results
+  In* G;             // backward: dz in the input dtype
 
   __device__ explicit Smem(char* base) {
     rows = reinterpret_cast<int64_t*>(base);
@@ -253,6 +263,7 @@ struct Smem {
     row_g = row_lse + BM;
     row_h = row_g + BM;
     run_m = row_h + BM;
+    row_bound = row_lse;
     char* region = base + kIndexBytes + kRowBytes;
     stage = reinterpret_cast<In*>(region);
     tile = reinterpret_cast<float*>(L::kOverlay ? region : region + kStageBytes);
@@ -277,6 +288,10 @@ struct Params {
   double* part_l;                 // [splits x n]
   float* target_logit;            // [n]
   unsigned long long* avg_fixed;  // [V] or null: fixed-point column sums
+  float mark_offset;              // log(eps) - kSignalMargin: the signal mask's threshold below L
+  // both: the signal mask [groups x signal_words] (forward: written; backward: read), or null
+  uint32_t* signal;
+  int64_t signal_words;
   // backward
   const float* lse;       // [R]
   const float* grad_nll;  // [R]
@@ -667,10 +682,13 @@ __device__ __forceinline__ float finish_logit(float z, const Params<In>& p, int6
 
 // Folds the tile in s.tile into the running (m, l) of its rows; records target logits; leaves the
 // finished logits (-inf at masked columns) in s.tile for the column sums.
+// With the signal mask, also marks the classes each row might keep in the backward (see the top).
 template <class L>
 __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename L::T>& p, int64_t k0) {
   constexpr int BN = L::BN;
+  static_assert(kSignalRows % L::BM == 0, "a tile's rows share one row group of the signal mask");
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  uint32_t marks = 0;  // bit t: column lane + 32 t is marked for some row of this warp
   for (int i = warp; i < L::BM; i += kWarps) {
     if (s.rows[i] < 0) continue;  // uniform across the warp
     float z[BN / 32];
@@ -689,10 +707,16 @@ __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename 
       zmax = nan_max(zmax, v);
     }
     zmax = warp_max(zmax);
-    // A tile of only -inf logits adds nothing (and would give -inf - -inf = NaN below).
-    if (zmax == -INFINITY) continue;
     const float m_old = s.run_m[i];
     const float m_new = nan_max(m_old, zmax);
+    if (p.signal) {  // m_new and the probe bound are lower bounds of lse; a NaN logit marks
+      const float threshold = fmaxf(m_new, s.row_bound[i]) + p.mark_offset;
+#pragma unroll
+      for (int t = 0; t < BN / 32; ++t)
+        if (s.cols[lane + 32 * t] >= 0 && !(z[t] < threshold)) marks |= 1u << t;
+    }
+    // A tile of only -inf logits adds nothing (and would give -inf - -inf = NaN below).
+    if (zmax == -INFINITY) continue;
     float sum = 0.f;
 #pragma unroll
     for (int t = 0; t < BN / 32; ++t) sum += expf(z[t] - m_new);
@@ -700,6 +724,38 @@ __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename 
     if (lane == 0) {
       s.run_l[i] = s.run_l[i] * exp(static_cast<double>(m_old) - m_new) + sum;
       s.run_m[i] = m_new;
+    }
+  }
+  if (p.signal) {
+    // Columns 32 t .. 32 t + 31 are the classes of one mask word (the forward's order is the
+    // identity and BN is a multiple of 32).
+    uint32_t* group = p.signal + (k0 / kSignalRows) * p.signal_words;
+#pragma unroll
+    for (int t = 0; t < BN / 32; ++t) {
+      const uint32_t word = __ballot_sync(kFullMask, (marks >> t) & 1u);
+      if (lane == 0 && word != 0) atomicOr(group + s.cols[32 * t] / 32, word);
+    }
+  }
+}
+
+// The probe tile (s.tile holds the tile rows' logits against their own targets, s.cols): each
+// row's largest finished logit there becomes its bound; with mark_targets, the targets' bits.
+template <class L>
+__device__ void probe_bounds(const Smem<L, false>& s, const Params<typename L::T>& p, int64_t k0,
+                             bool mark_targets) {
+  constexpr int BN = L::BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int i = warp; i < L::BM; i += kWarps) {
+    if (s.rows[i] < 0) continue;  // uniform across the warp
+    float best = -INFINITY;
+    for (int c = lane; c < BN; c += 32)
+      if (s.cols[c] >= 0) best = fmaxf(best, finish_logit(s.tile[i * L::LDL + c], p, s.cols[c]));
+    best = warp_max(best);
+    if (lane == 0) {
+      s.row_bound[i] = best;
+      const int64_t t = s.tgt[i];
+      if (mark_targets)
+        atomicOr(p.signal + ((k0 + i) / kSignalRows) * p.signal_words + t / 32, 1u << (t % 32));
     }
   }
 }
@@ -733,6 +789,13 @@ __global__ void __launch_bounds__(kThreads, L::kMinBlocks)  // L::kMinBlocks per
     for (int i = threadIdx.x; i < L::BM; i += kThreads) {
       s.run_m[i] = -INFINITY;
       s.run_l[i] = 0.0;
+    }
+    if (p.signal) {  // the probe tile: the rows against their targets (BM <= BN columns)
+      __syncthreads();
+      for (int c = threadIdx.x; c < BN; c += kThreads) s.cols[c] = c < L::BM ? s.tgt[c] : -1;
+      __syncthreads();
+      compute_logits(s, p);
+      probe_bounds(s, p, k0, split == 0);
     }
     const int64_t j_begin = split * vocab_blocks / splits, j_end = (split + 1) * vocab_blocks / splits;
     for (int64_t J = j_begin; J < j_end; ++J) {
@@ -836,10 +899,21 @@ __device__ void backward_tile(const Smem<L, true>& s, const Params<typename L::T
   constexpr int BN = L::BN;
   using In = typename L::T;
   constexpr int BM = L::BM;
+  static_assert(kSignalRows % BM == 0, "a tile's rows share one row group of the signal mask");
   __syncthreads();  // the previous tile is done with every shared buffer
   setup_rows(s, p, k0);
   setup_cols(s, p, p0);
   __syncthreads();
+  if (p.signal) {  // no class marked for these rows and no NaN lse: the filter would drop the tile
+    const uint32_t* group = p.signal + (k0 / kSignalRows) * p.signal_words;
+    int maybe = 0;
+    for (int c = threadIdx.x; c < BN; c += kThreads) {
+      const int64_t j = s.cols[c];
+      if (j >= 0) maybe |= (group[j / 32] >> (j % 32)) & 1u;
+    }
+    for (int i = threadIdx.x; i < BM; i += kThreads) maybe |= s.rows[i] >= 0 && s.row_lse[i] != s.row_lse[i];
+    if (!__syncthreads_or(maybe)) return;  // block-uniform
+  }
   compute_logits(s, p);
 
   // dz, one warp per row; the filter test runs on the unscaled S - onehot (the CPU's test).
@@ -1004,7 +1078,7 @@ void allow_shared_memory(Kernel kernel, size_t bytes) {
 // The forward's launches on tile configuration L.
 template <class L>
 void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Tensor& lse, const Tensor& nll,
-                    const Tensor& logit_avg) {
+                    const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   constexpr int BN = L::BN;
   const int64_t row_blocks = (p.n + L::BM - 1) / L::BM, vocab_blocks = (p.V + BN - 1) / BN;
   constexpr size_t smem = Smem<L, false>::kBytes;
@@ -1027,6 +1101,11 @@ void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Ten
   p.part_m = static_cast<float*>(part_m.raw_data());
   p.part_l = static_cast<double*>(part_l.raw_data());
   p.target_logit = static_cast<float*>(target_logit.raw_data());
+  if (signal_mask.defined()) {
+    p.signal = static_cast<uint32_t*>(signal_mask.raw_data());
+    p.signal_words = signal_mask_words(p.V);
+    p.mark_offset = static_cast<float>(std::log(filter_eps) - kSignalMargin);
+  }
 
   cce_forward_kernel<L>
       <<<grid_of(row_blocks * splits), kThreads, smem, ctx.stream>>>(p, row_blocks, vocab_blocks, splits);
@@ -1079,7 +1158,7 @@ void with_config(const Params<In>& p, int device, Launch&& launch) {
 template <class In>
 void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                   const Tensor& logit_avg) {
+                   const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   KernelContext ctx(E, "cut_cross_entropy");
   Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
   if (p.n == 0) {
@@ -1087,7 +1166,9 @@ void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const T
       EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
     return;
   }
-  with_config<In, true>(p, ctx.device, [&]<class L>() { forward_launch<L>(p, ctx, lse, nll, logit_avg); });
+  with_config<In, true>(p, ctx.device, [&]<class L>() {
+    forward_launch<L>(p, ctx, lse, nll, logit_avg, filter_eps, signal_mask);
+  });
 }
 
 // An fp32 accumulator for a gradient output: the output itself for float32 (zeroed), fresh
@@ -1113,8 +1194,9 @@ float* f32_or_null(const Tensor& t) { return t.defined() ? static_cast<float*>(t
 template <class In>
 void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
-                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
+                    const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
+                    const Tensor& dC, const Tensor& db) {
   KernelContext ctx(E, "cut_cross_entropy backward");
   Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
   // bf16 dE / dC accumulate in place unless fp32 sums were asked for (or a fixed order, which
@@ -1135,6 +1217,10 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
     p.grad_lse = grad_lse.defined() ? static_cast<const float*>(grad_lse.raw_data()) : nullptr;
     p.eps = static_cast<float>(filter_eps);
     p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
+    if (filter_eps > 0 && signal_mask.defined()) {
+      p.signal = static_cast<uint32_t*>(signal_mask.raw_data());
+      p.signal_words = signal_mask_words(p.V);
+    }
     // One launch of walk W on tile configuration K (its own row blocks and shared memory).
     auto launch = [&]<class K, Walk W>(Params<In> q, const char* name) {
       const int64_t row_blocks = (p.n + K::BM - 1) / K::BM, vocab_blocks = (p.V + K::BN - 1) / K::BN;
@@ -1186,23 +1272,25 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
 
 void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                   const Tensor& logit_avg) {
+                   const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   if (E.dtype() == DType::bfloat16)
-    forward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+    forward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps,
+                                 signal_mask);
   else
-    forward_typed<float>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+    forward_typed<float>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
 }
 
 void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
-                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
+                    const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
+                    const Tensor& dC, const Tensor& db) {
   if (E.dtype() == DType::bfloat16)
     backward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                                  vocab_order, deterministic, accumulate_fp32, dE, dC, db);
+                                  vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
   else
     backward_typed<float>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, deterministic, accumulate_fp32, dE, dC, db);
+                          vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
 }
 
 }  // namespace ember::cuda_kernels::cce

@@ -8,11 +8,12 @@ namespace ember::cuda_kernels::cce {
 
 void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                   const Tensor& logit_avg);
+                   const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask);
 
 void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
-                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order, bool deterministic,
-                    bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db);
+                    const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
+                    const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
+                    const Tensor& dC, const Tensor& db);
 
 }  // namespace ember::cuda_kernels::cce

@@ -16,6 +16,10 @@
 // first GEMM. The test runs on the unscaled softmax-minus-onehot, as in the reference, but on
 // the logits (S >= eps <=> z - LSE >= log eps), so a skipped tile costs no exponentials either.
 //
+// The signal mask. With the forward's mask (losses/kernels/cce.h) a tile none of whose classes is
+// marked for its rows is dropped before that first GEMM: on a language model's logits, where
+// filtering drops most tiles, this takes most of the backward's work away.
+//
 // Vocabulary sorting. Filtering only pays off when a tile's entries are *all* negligible. The
 // forward recorded each entry's average logit; visiting the vocabulary in that order groups the
 // never-likely entries into tiles of their own, which the filter then skips. A block J of the
@@ -88,6 +92,19 @@ bool tile_has_signal(const T* tile, int64_t nb, int64_t cols, int64_t k0, int64_
   return false;
 }
 
+// The signal mask's test: might the tile of scored rows k0 .. k1 and visiting-order positions
+// p0 .. p0 + cols pass the filter? Some (row group, class) bit is set, or some row's LSE is NaN.
+template <class T>
+bool tile_may_have_signal(const uint32_t* mask, int64_t words, int64_t k0, int64_t k1, int64_t p0,
+                          int64_t cols, const int64_t* order, const RowInfo<T>& info) {
+  for (int64_t q = k0 / kSignalRows; q <= (k1 - 1) / kSignalRows; ++q)
+    for (int64_t c = 0; c < cols; ++c)
+      if (signal_bit(mask, words, q * kSignalRows, order ? order[p0 + c] : p0 + c)) return true;
+  for (int64_t k = k0; k < k1; ++k)
+    if (std::isnan(info.lse[info.rows[k]])) return true;
+  return false;
+}
+
 // Turns one tile row of logits x (visiting-order positions p0 .. p0 + cols) into dz, in place.
 template <class T>
 void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info, T cap) {
@@ -122,7 +139,8 @@ template <class T>
 void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_t, const Tensor& rows_t,
                         const Tensor& targets_t, double softcap, const Tensor& lse_t,
                         const Tensor& grad_nll_t, const Tensor& grad_lse_t, double filter_eps,
-                        const Tensor& order_t, const Tensor& dE_t, const Tensor& dC_t, const Tensor& db_t) {
+                        const Tensor& order_t, const Tensor& mask_t, const Tensor& dE_t, const Tensor& dC_t,
+                        const Tensor& db_t) {
   const int64_t n = rows_t.numel(), V = C_t.size(0), D = C_t.size(1);
   for (const Tensor* out : {&dE_t, &dC_t, &db_t})  // the contract: every entry is written
     if (out->defined()) std::fill_n(static_cast<T*>(out->raw_data()), out->numel(), T(0));
@@ -139,6 +157,9 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
   T* dC = dC_t.defined() ? static_cast<T*>(dC_t.raw_data()) : nullptr;
   T* db = db_t.defined() ? static_cast<T*>(db_t.raw_data()) : nullptr;
   const T cap = static_cast<T>(softcap), eps = static_cast<T>(filter_eps);
+  const uint32_t* mask =
+      mask_t.defined() && eps > 0 ? static_cast<const uint32_t*>(mask_t.raw_data()) : nullptr;
+  const int64_t words = signal_mask_words(V);
 
   // The inverse of the visiting order: position[id] = where vocabulary id sits in it.
   Tensor position_t;
@@ -203,9 +224,12 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
       for (int64_t R0 = 0; R0 < ng; R0 += NB) {
         const int64_t nb = std::min(NB, ng - R0);
         const T* Er = Eg + R0 * D;
+        ++st.tiles;
+        if (mask && !tile_may_have_signal(mask, words, g0 + R0, g0 + R0 + nb, p0, cols, order, info))
+          continue;
+        ++st.computed;
         logits_tile(Er, nb, Cj, cols, D, tile);  // recompute z for this tile
         for (int64_t i = 0; i < nb; ++i) finish_logits(tile + i * cols, cols, bj, cap);
-        ++st.tiles;
         // Gradient filtering: a tile that is negligible everywhere costs one GEMM and one pass.
         if (eps > 0 && !tile_has_signal(tile, nb, cols, g0 + R0, p0, info, eps)) continue;
         ++st.kept;
@@ -252,6 +276,7 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
   cce::BackwardStats total;
   for (const auto& st : stats) {
     total.tiles += st.tiles;
+    total.computed += st.computed;
     total.kept += st.kept;
   }
   cce::last_backward_stats() = total;
@@ -260,13 +285,14 @@ void cce_backward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias
 void cce_backward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                       const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
-                      bool /*deterministic: always*/, bool /*accumulate_fp32: always for bfloat16*/,
-                      const Tensor& dE, const Tensor& dC, const Tensor& db) {
+                      const Tensor& signal_mask, bool /*deterministic: always*/,
+                      bool /*accumulate_fp32: always for bfloat16*/, const Tensor& dE, const Tensor& dC,
+                      const Tensor& db) {
   if (E.dtype() == DType::bfloat16) {  // float32 math on widened copies, gradients rounded at the end
     const Tensor dE32 = cce::float_twin(dE), dC32 = cce::float_twin(dC), db32 = cce::float_twin(db);
     cce_backward_typed<float>(cce::widened_to_float(E), cce::widened_to_float(C), cce::widened_to_float(bias),
-                              rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps, vocab_order, dE32,
-                              dC32, db32);
+                              rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps, vocab_order,
+                              signal_mask, dE32, dC32, db32);
     cce::round_into_bfloat16(dE32, dE);
     cce::round_into_bfloat16(dC32, dC);
     cce::round_into_bfloat16(db32, db);
@@ -274,7 +300,7 @@ void cce_backward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, cons
   }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
     cce_backward_typed<T>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, dE, dC, db);
+                          vocab_order, signal_mask, dE, dC, db);
   });
 }
 

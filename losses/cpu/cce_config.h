@@ -19,9 +19,11 @@ struct TileConfig {
 TileConfig& tile_config();  // process-wide; change only while no CCE kernel runs
 
 // What the most recent CPU backward did: how many (row block x vocabulary block) tiles it
-// visited and how many survived gradient filtering (for benchmarks and tests).
+// visited, for how many it computed the logits (the others the signal mask dropped unseen) and
+// how many survived gradient filtering (for benchmarks and tests).
 struct BackwardStats {
   int64_t tiles = 0;
+  int64_t computed = 0;
   int64_t kept = 0;
 };
 BackwardStats& last_backward_stats();

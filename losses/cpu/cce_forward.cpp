@@ -24,7 +24,20 @@
 // Vocabulary sorting statistic. When the backward will filter gradients, the forward also
 // accumulates each vocabulary entry's average logit over the scored rows (per-thread partial
 // column sums, added at the end); the backward orders its vocabulary blocks by it.
+//
+// Signal mask (losses/kernels/cce.h). When the backward will filter gradients, the forward also
+// marks, per group of 128 scored rows, the classes whose softmax might reach filter_eps in the
+// backward: z >= L + log(eps) - margin, where L, a lower bound of the row's LSE known at that
+// moment, is the larger of its running max and its "probe" bound: the row's largest logit over
+// the targets of its row block, computed up front (one small GEMM per row block) so that even a
+// split's first tile is judged against a tight bound. On a language model's logits a row's most
+// likely class is usually some row's target nearby, and its own target alone would not do: a
+// row with a surprising target would mark every class within log(1/eps) nats of it.
+// The backward then passes over unmarked tiles unseen.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/parallel.h"
@@ -44,10 +57,40 @@ using cce::row_block;
 // Aim for at least this many tasks when choosing the number of vocabulary splits.
 constexpr int64_t kMinTasks = 32;
 
+// Sets bit (k / kSignalRows, j) of the signal mask; tasks of one row block run concurrently.
+inline void mark_signal(uint32_t* mask, int64_t words, int64_t k, int64_t j) {
+  std::atomic_ref<uint32_t> word(mask[(k / kSignalRows) * words + j / 32]);
+  const uint32_t bit = 1u << (j % 32);
+  if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_relaxed);
+}
+
+// bound[k] = max over the targets t of row block [k0, k1) of zhat_kt: a lower bound of row k's
+// LSE (the probe bound above). One GEMM of the block's rows against its targets' C rows.
+template <class T>
+void probe_bounds(const T* E, const T* C, const T* bias, const int64_t* rows, const int64_t* targets,
+                  int64_t k0, int64_t k1, int64_t D, T cap, T* bound) {
+  const int64_t nb = k1 - k0;
+  Tensor scratch = empty_tensor({2 * nb * D + nb * nb + nb}, dtype_of<T>(), Device::cpu());
+  T* e_buf = scratch.data_ptr<T>();
+  T* c_buf = e_buf + nb * D;
+  T* tile = c_buf + nb * D;
+  T* b_buf = tile + nb * nb;
+  for (int64_t t = 0; t < nb; ++t) {
+    std::memcpy(c_buf + t * D, C + targets[k0 + t] * D, D * sizeof(T));
+    if (bias) b_buf[t] = bias[targets[k0 + t]];
+  }
+  logits_tile(row_block(E, D, rows, k0, k1, e_buf), nb, c_buf, nb, D, tile);
+  for (int64_t i = 0; i < nb; ++i) {
+    T* x = tile + i * nb;
+    finish_logits(x, nb, bias ? b_buf : nullptr, cap);
+    bound[k0 + i] = *std::max_element(x, x + nb);
+  }
+}
+
 template <class T>
 void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_t, const Tensor& rows_t,
                        const Tensor& targets_t, double softcap, const Tensor& lse_t, const Tensor& nll_t,
-                       const Tensor& avg_t) {
+                       const Tensor& avg_t, double filter_eps, const Tensor& mask_t) {
   const int64_t n = rows_t.numel(), V = C_t.size(0), D = C_t.size(1);
   const bool want_avg = avg_t.defined();
   T* avg_out = want_avg ? static_cast<T*>(avg_t.raw_data()) : nullptr;
@@ -63,6 +106,9 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
   T* lse_out = static_cast<T*>(lse_t.raw_data());
   T* nll_out = static_cast<T*>(nll_t.raw_data());
   const T cap = static_cast<T>(softcap);
+  uint32_t* mask = mask_t.defined() ? static_cast<uint32_t*>(mask_t.raw_data()) : nullptr;
+  const int64_t words = signal_mask_words(V);
+  const T mark_offset = static_cast<T>(std::log(filter_eps) - kSignalMargin);  // threshold = L + this
 
   const cce::TileConfig cfg = cce::tile_config();
   const int64_t NB = cfg.fwd_rows, VB = cfg.fwd_vocab;
@@ -82,6 +128,16 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
   double* run_m = running.data_ptr<double>();
   double* run_l = run_m + splits * n;
   T* tz = target_logit.data_ptr<T>();
+  // For the signal mask: each row's probe bound up front, and every target's bit.
+  Tensor bound_t = mask ? empty_tensor({n}, dtype_of<T>(), Device::cpu()) : Tensor();
+  T* bound = mask ? bound_t.data_ptr<T>() : nullptr;
+  if (mask) {
+    parallel_for(0, row_blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        probe_bounds(E, C, bias, rows, targets, b * NB, std::min(n, (b + 1) * NB), D, cap, bound);
+    });
+    for (int64_t k = 0; k < n; ++k) mark_signal(mask, words, k, targets[k]);
+  }
 
   auto run_task = [&](int64_t task, int64_t w) {
     const int64_t b = task / splits, s = task % splits;
@@ -104,10 +160,15 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
         T tile_max = -std::numeric_limits<T>::infinity();
         for (int64_t c = 0; c < vb; ++c)  // a NaN wins and stays, so NaN reaches the sum and the LSE
           tile_max = (x[c] > tile_max || std::isnan(x[c])) ? x[c] : tile_max;
+        const double m_new = std::max(m[i], static_cast<double>(tile_max));
+        if (mask) {  // a NaN threshold or logit marks: !(x < threshold)
+          const T threshold = std::max(static_cast<T>(m_new), bound[k0 + i]) + mark_offset;
+          for (int64_t c = 0; c < vb; ++c)
+            if (!(x[c] < threshold)) mark_signal(mask, words, k0 + i, j0 + c);
+        }
         // A tile of only -inf logits (e.g. a -inf bias block) adds exp(-inf) = 0: skip it, which
         // also avoids (-inf) - (-inf) = NaN below.
         if (tile_max == -std::numeric_limits<T>::infinity()) continue;
-        const double m_new = std::max(m[i], static_cast<double>(tile_max));
         const T ref = static_cast<T>(m_new);  // exact: m_new is a T value
         T sum = 0;
         for (int64_t c = 0; c < vb; ++c) sum += std::exp(x[c] - ref);
@@ -159,14 +220,14 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
 
 void cce_forward_cpu(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                      const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                     const Tensor& logit_avg) {
+                     const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   if (E.dtype() == DType::bfloat16) {  // float32 math on widened copies (lse, nll are float32)
     cce_forward_typed<float>(cce::widened_to_float(E), cce::widened_to_float(C), cce::widened_to_float(bias),
-                             rows, targets, softcap, lse, nll, logit_avg);
+                             rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
     return;
   }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
-    cce_forward_typed<T>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg);
+    cce_forward_typed<T>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
   });
 }
 

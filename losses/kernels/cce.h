@@ -10,20 +10,43 @@
 // rows of E that are scored, in ascending order; targets: int64 [n], their class ids, already
 // checked to lie in [0, V). Write zhat_rj = softcap(e_r . c_j + b_j) for the (capped) logits.
 // Neither kernel may allocate anything of size R x V.
+#include <cstdint>
+
 #include "core/dispatch.h"
+#include "core/host_device.h"
 #include "ember/tensor.h"
 
 namespace ember {
+
+// The signal mask: what the forward learns about which tiles the backward's gradient filter will
+// keep, so that the backward can pass over the others without recomputing their logits (on a
+// language model's logits most tiles, each costing a full tile of E C^T). An int32 tensor read as
+// uint32 words, [ceil(n / kSignalRows), ceil(V / 32)]: bit j % 32 of word [q][j / 32] stands for
+// class j and the scored rows k in [q kSignalRows, (q + 1) kSignalRows). A clear bit promises that
+// for each of those rows zhat_kj < L_k + log(filter_eps) - kSignalMargin for a lower bound
+// L_k <= lse, and that j is none of their targets: then S_kj < filter_eps whatever rounding (under
+// kSignalMargin nats) separates the backward's recomputed logit from the forward's.
+constexpr int64_t kSignalRows = 128;
+constexpr double kSignalMargin = 0.5;
+EMBER_HD int64_t signal_mask_groups(int64_t n) { return (n + kSignalRows - 1) / kSignalRows; }
+EMBER_HD int64_t signal_mask_words(int64_t V) { return (V + 31) / 32; }
+EMBER_HD bool signal_bit(const uint32_t* mask, int64_t words, int64_t k, int64_t j) {
+  return (mask[(k / kSignalRows) * words + j / 32] >> (j % 32)) & 1u;
+}
 
 // Forward. For every k < n, with r = rows[k]:
 //   lse[r] = log sum_j exp(zhat_rj),   nll[r] = lse[r] - zhat_{r, targets[k]}.
 // lse and nll are [R] of the accumulation dtype, zero-filled by the caller; entries of unscored
 // rows are left alone. logit_avg, when defined ([V], accumulation dtype), receives
 //   logit_avg[j] = sum_k zhat_{rows[k], j} / n,
-// the statistic the backward sorts the vocabulary by.
+// the statistic the backward sorts the vocabulary by. signal_mask, when defined (zero-filled by the
+// caller; filter_eps > 0 then), receives the bits of every scored row's target and of every
+// (k, j) with zhat_kj >= L_k + log(filter_eps) - kSignalMargin or zhat_kj NaN, where L_k is any
+// lower bound of lse the kernel holds when it sees zhat_kj (the row's running max, its logit for
+// some class). Extra bits cost time, never accuracy; a missing one is a wrong gradient.
 using CCEForwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                               const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
-                              const Tensor& logit_avg);
+                              const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask);
 EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 
 // Backward. grad_nll and grad_lse are [R] (grad_lse may be undefined: zero); for a scored row r
@@ -40,6 +63,9 @@ EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 // deterministic: the results must be the same bits on every run (the CPU kernels always are;
 // the CUDA kernels otherwise accumulate with atomics). Tile sizes, and so which tiles filtering
 // skips, are the backend's own.
+// signal_mask: the forward's (see above), or undefined. A tile none of whose (row, class) bits is
+// set and none of whose rows has a NaN lse (which makes every entry of the row pass the filter)
+// is one the filter drops, so a backend may drop it without computing it: same gradients.
 // accumulate_fp32 (bfloat16 inputs only): sum dE and dC in float32 and round once at the end.
 // When false a backend may instead add each tile's contribution into the bf16 outputs in place
 // (the CUDA kernels do: no gradient memory beyond the outputs, but every addition rounds to
@@ -47,8 +73,8 @@ EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 using CCEBackwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                                const Tensor& targets, double softcap, const Tensor& lse,
                                const Tensor& grad_nll, const Tensor& grad_lse, double filter_eps,
-                               const Tensor& vocab_order, bool deterministic, bool accumulate_fp32,
-                               const Tensor& dE, const Tensor& dC, const Tensor& db);
+                               const Tensor& vocab_order, const Tensor& signal_mask, bool deterministic,
+                               bool accumulate_fp32, const Tensor& dE, const Tensor& dC, const Tensor& db);
 EMBER_DECLARE_STUB(cce_backward_stub, CCEBackwardFn);
 
 }  // namespace ember

@@ -18,15 +18,8 @@
 #include <cstdint>
 
 #include "core/dispatch.h"
+#include "core/host_device.h"
 #include "ember/tensor.h"
-
-#ifndef EMBER_HD  // host and device (as in core/philox.h): the CUDA kernels call visible_keys too
-#if defined(__CUDACC__)
-#define EMBER_HD __host__ __device__ __forceinline__
-#else
-#define EMBER_HD inline
-#endif
-#endif
 
 namespace ember {
 using MaskedSoftmaxFn = void (*)(const Tensor& out, const Tensor& scores, const Tensor& key_padding_mask,
