@@ -574,7 +574,7 @@ TEST_F(CCE, SignalMaskMarksWhatTheFilterKeepsAndLittleElse) {
       bool need = false, allowed = false;
       for (int64_t k = q * kSignalRows; k < std::min(N, (q + 1) * kSignalRows); ++k) {
         need |= x[k] == j || z[k * V + j] - l[k] >= std::log(eps);
-        allowed |= x[k] == j || z[k * V + j] >= probe[k] + std::log(eps) - kSignalMargin - 1e-9;
+        allowed |= x[k] == j || z[k * V + j] >= signal_threshold(probe[k], std::log(eps)) - 1e-9;
       }
       const bool bit = signal_bit(bits, W, q * kSignalRows, j);
       EXPECT_TRUE(bit || !need) << "group " << q << " class " << j;

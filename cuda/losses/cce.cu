@@ -81,13 +81,13 @@ __device__ __forceinline__ T logit(const T* E, const T* C, const T* bias, int64_
 struct SignalMask {
   uint32_t* bits;  // [groups x words] or null (not wanted)
   int64_t words;
-  double mark_offset;  // log(eps) - kSignalMargin: a class is marked when z >= L + mark_offset
+  double log_eps;  // a class is marked when z >= signal_threshold(L, log_eps)
 };
 
 __device__ __forceinline__ void mark_signal(const SignalMask& mask, int64_t k, int64_t j) {
   uint32_t* word = mask.bits + (k / kSignalRows) * mask.words + j / 32;
   const uint32_t bit = 1u << (j % 32);
-  if (!(*word & bit)) atomicOr(word, bit);
+  if (!(*static_cast<volatile uint32_t*>(word) & bit)) atomicOr(word, bit);  // bits are only ever set
 }
 
 template <class T>
@@ -106,7 +106,8 @@ __global__ void cce_forward_kernel(T* lse, T* nll, const T* E, const T* C, const
     for (int64_t j = warp; j < p.V; j += kWarps) {
       const T z = logit(E, C, bias, r, j, p.D, cap, lane);
       // The running max and the target logit are lower bounds of lse; a NaN logit marks.
-      if (mask.bits && lane == 0 && !(z < (m > zt ? m : zt) + mask.mark_offset)) mark_signal(mask, k, j);
+      if (mask.bits && lane == 0 && !(z < signal_threshold<T>(m > zt ? m : zt, mask.log_eps)))
+        mark_signal(mask, k, j);
       if (z != z) {
         s = z;  // NaN propagates into lse
       } else if (z > m) {
@@ -330,7 +331,7 @@ void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, cons
     const T* c = static_cast<const T*>(C.raw_data());
     const T cap = static_cast<T>(softcap);
     const SignalMask mask{signal_mask.defined() ? static_cast<uint32_t*>(signal_mask.raw_data()) : nullptr,
-                          signal_mask_words(p.V), std::log(filter_eps) - kSignalMargin};
+                          signal_mask_words(p.V), std::log(filter_eps)};
     cce_forward_kernel<T><<<grid_for(p.n), kBlockThreads, 0, ctx.stream>>>(
         static_cast<T*>(lse.raw_data()), static_cast<T*>(nll.raw_data()), e, c, ptr_or_null<T>(bias), p, cap,
         mask);

@@ -288,7 +288,7 @@ struct Params {
   double* part_l;                 // [splits x n]
   float* target_logit;            // [n]
   unsigned long long* avg_fixed;  // [V] or null: fixed-point column sums
-  float mark_offset;              // log(eps) - kSignalMargin: the signal mask's threshold below L
+  float mark_log_eps;             // log(eps), for the signal mask's threshold
   // both: the signal mask [groups x signal_words] (forward: written; backward: read), or null
   uint32_t* signal;
   int64_t signal_words;
@@ -710,7 +710,7 @@ __device__ void forward_epilogue(const Smem<L, false>& s, const Params<typename 
     const float m_old = s.run_m[i];
     const float m_new = nan_max(m_old, zmax);
     if (p.signal) {  // m_new and the probe bound are lower bounds of lse; a NaN logit marks
-      const float threshold = fmaxf(m_new, s.row_bound[i]) + p.mark_offset;
+      const float threshold = signal_threshold(fmaxf(m_new, s.row_bound[i]), p.mark_log_eps);
 #pragma unroll
       for (int t = 0; t < BN / 32; ++t)
         if (s.cols[lane + 32 * t] >= 0 && !(z[t] < threshold)) marks |= 1u << t;
@@ -1104,7 +1104,7 @@ void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Ten
   if (signal_mask.defined()) {
     p.signal = static_cast<uint32_t*>(signal_mask.raw_data());
     p.signal_words = signal_mask_words(p.V);
-    p.mark_offset = static_cast<float>(std::log(filter_eps) - kSignalMargin);
+    p.mark_log_eps = static_cast<float>(std::log(filter_eps));
   }
 
   cce_forward_kernel<L>
@@ -1217,7 +1217,7 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
     p.grad_lse = grad_lse.defined() ? static_cast<const float*>(grad_lse.raw_data()) : nullptr;
     p.eps = static_cast<float>(filter_eps);
     p.log_eps = filter_eps > 0 ? std::log(p.eps) : 0.f;
-    if (filter_eps > 0 && signal_mask.defined()) {
+    if (p.eps > 0.f && signal_mask.defined()) {  // (the filter's own switch: eps in float)
       p.signal = static_cast<uint32_t*>(signal_mask.raw_data());
       p.signal_words = signal_mask_words(p.V);
     }

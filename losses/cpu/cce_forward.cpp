@@ -108,7 +108,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
   const T cap = static_cast<T>(softcap);
   uint32_t* mask = mask_t.defined() ? static_cast<uint32_t*>(mask_t.raw_data()) : nullptr;
   const int64_t words = signal_mask_words(V);
-  const T mark_offset = static_cast<T>(std::log(filter_eps) - kSignalMargin);  // threshold = L + this
+  const T log_eps = static_cast<T>(std::log(filter_eps));
 
   const cce::TileConfig cfg = cce::tile_config();
   const int64_t NB = cfg.fwd_rows, VB = cfg.fwd_vocab;
@@ -162,7 +162,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
           tile_max = (x[c] > tile_max || std::isnan(x[c])) ? x[c] : tile_max;
         const double m_new = std::max(m[i], static_cast<double>(tile_max));
         if (mask) {  // a NaN threshold or logit marks: !(x < threshold)
-          const T threshold = std::max(static_cast<T>(m_new), bound[k0 + i]) + mark_offset;
+          const T threshold = signal_threshold(std::max(static_cast<T>(m_new), bound[k0 + i]), log_eps);
           for (int64_t c = 0; c < vb; ++c)
             if (!(x[c] < threshold)) mark_signal(mask, words, k0 + i, j0 + c);
         }

@@ -23,13 +23,20 @@ namespace ember {
 // language model's logits most tiles, each costing a full tile of E C^T). An int32 tensor read as
 // uint32 words, [ceil(n / kSignalRows), ceil(V / 32)]: bit j % 32 of word [q][j / 32] stands for
 // class j and the scored rows k in [q kSignalRows, (q + 1) kSignalRows). A clear bit promises that
-// for each of those rows zhat_kj < L_k + log(filter_eps) - kSignalMargin for a lower bound
+// for each of those rows zhat_kj < signal_threshold(L_k, log(filter_eps)) for a lower bound
 // L_k <= lse, and that j is none of their targets: then S_kj < filter_eps whatever rounding (under
-// kSignalMargin nats) separates the backward's recomputed logit from the forward's.
+// the margin: kSignalMargin nats, plus kSignalRelativeMargin of |L_k| for rounding that grows with
+// the logits' size) separates the backward's recomputed logit from the forward's.
 constexpr int64_t kSignalRows = 128;
 constexpr double kSignalMargin = 0.5;
+constexpr double kSignalRelativeMargin = 1.0 / 65536;
 EMBER_HD int64_t signal_mask_groups(int64_t n) { return (n + kSignalRows - 1) / kSignalRows; }
 EMBER_HD int64_t signal_mask_words(int64_t V) { return (V + 31) / 32; }
+// The logit at and above which a class is marked, for a lower bound L of lse.
+template <class T>
+EMBER_HD T signal_threshold(T bound, T log_eps) {
+  return bound + (log_eps - T(kSignalMargin)) - (bound < 0 ? -bound : bound) * T(kSignalRelativeMargin);
+}
 EMBER_HD bool signal_bit(const uint32_t* mask, int64_t words, int64_t k, int64_t j) {
   return (mask[(k / kSignalRows) * words + j / 32] >> (j % 32)) & 1u;
 }
@@ -41,7 +48,7 @@ EMBER_HD bool signal_bit(const uint32_t* mask, int64_t words, int64_t k, int64_t
 //   logit_avg[j] = sum_k zhat_{rows[k], j} / n,
 // the statistic the backward sorts the vocabulary by. signal_mask, when defined (zero-filled by the
 // caller; filter_eps > 0 then), receives the bits of every scored row's target and of every
-// (k, j) with zhat_kj >= L_k + log(filter_eps) - kSignalMargin or zhat_kj NaN, where L_k is any
+// (k, j) with zhat_kj >= signal_threshold(L_k, log(filter_eps)) or zhat_kj NaN, where L_k is any
 // lower bound of lse the kernel holds when it sees zhat_kj (the row's running max, its logit for
 // some class). Extra bits cost time, never accuracy; a missing one is a wrong gradient.
 using CCEForwardFn = void (*)(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
