@@ -45,6 +45,7 @@
 #include "ember/threads.h"
 #include "losses/cpu/cce_bfloat16.h"
 #include "losses/cpu/cce_tiles.h"
+#include "losses/cpu/vector_math.h"
 #include "losses/kernels/cce.h"
 
 namespace ember::cpu {
@@ -62,6 +63,13 @@ inline void mark_signal(uint32_t* mask, int64_t words, int64_t k, int64_t j) {
   std::atomic_ref<uint32_t> word(mask[(k / kSignalRows) * words + j / 32]);
   const uint32_t bit = 1u << (j % 32);
   if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_relaxed);
+}
+
+// sum_c exp(x[c] - ref) of one tile row: the forward's only per-logit transcendental, vectorised
+// (losses/cpu/vector_math.h; SSE2 and AVX2 clones).
+template <class T>
+EMBER_VECTOR_CLONES T tile_row_sum_exp(const T* x, int64_t n, T ref) {
+  return losses::cpu::sum_exp<T>(x, n, ref);
 }
 
 // bound[k] = max over the targets t of row block [k0, k1) of zhat_kt: a lower bound of row k's
@@ -170,8 +178,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
         // also avoids (-inf) - (-inf) = NaN below.
         if (tile_max == -std::numeric_limits<T>::infinity()) continue;
         const T ref = static_cast<T>(m_new);  // exact: m_new is a T value
-        T sum = 0;
-        for (int64_t c = 0; c < vb; ++c) sum += std::exp(x[c] - ref);
+        const T sum = tile_row_sum_exp(x, vb, ref);
         l[i] = l[i] * std::exp(m[i] - m_new) + static_cast<double>(sum);
         m[i] = m_new;
       }

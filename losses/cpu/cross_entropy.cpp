@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
 #include "losses/cpu/data.h"
+#include "losses/cpu/vector_math.h"
 
 namespace ember::losses::cpu {
 namespace {
@@ -40,14 +41,30 @@ int64_t check_targets(const int64_t* y, int64_t n, int64_t classes, const T* w, 
 }
 
 // log sum_c exp(x[c * stride]), shifted by the row max so no exp overflows. A NaN score makes
-// the sum NaN; a row of -inf gives NaN, as log_softmax does.
+// the sum NaN; a row of -inf gives NaN, as log_softmax does. Contiguous rows take the vectorised
+// exp (vector_math.h; SSE2 and AVX2 clones).
 template <class T>
-T row_logsumexp(const T* x, int64_t classes, int64_t stride) {
+EMBER_VECTOR_CLONES T row_logsumexp(const T* x, int64_t classes, int64_t stride) {
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t c = 0; c < classes; ++c) m = std::max(m, x[c * stride]);
   double s = 0;
-  for (int64_t c = 0; c < classes; ++c) s += std::exp(x[c * stride] - m);
+  if (stride == 1) {
+    s = sum_exp<double>(x, classes, m);
+  } else {
+    for (int64_t c = 0; c < classes; ++c) s += exp_of(x[c * stride] - m);
+  }
   return static_cast<T>(m + std::log(s));
+}
+
+// out[c * stride] = exp(x[c * stride] - lse) * total  (the softmax, scaled), vectorised as above.
+template <class T>
+EMBER_VECTOR_CLONES void scaled_softmax_row(T* out, const T* x, int64_t classes, int64_t stride, T lse,
+                                            T total) {
+  if (stride == 1) {
+    for (int64_t c = 0; c < classes; ++c) out[c] = exp_of(x[c] - lse) * total;
+  } else {
+    for (int64_t c = 0; c < classes; ++c) out[c * stride] = exp_of(x[c * stride] - lse) * total;
+  }
 }
 
 template <class T>
@@ -121,12 +138,9 @@ void cross_entropy_backward(const Tensor& grad_t, const Tensor& grad_loss_t, con
       // d loss / d x_c = p_c * total - (1 - eps) w_y [c = y] - (eps / C) w_c
       const T total = static_cast<T>(g[r] * ((1.0 - eps) * wy + eps * weight_total / static_cast<double>(C)));
       const T smooth = static_cast<T>(g[r] * eps / static_cast<double>(C));
-      const T l = lse[r];
-      for (int64_t c = 0; c < C; ++c) {
-        T v = std::exp(row[c * stride] - l) * total;
-        if (eps > 0) v -= smooth * (w ? w[c] : T(1));
-        out[c * stride] = v;
-      }
+      scaled_softmax_row(out, row, C, stride, lse[r], total);
+      if (eps > 0)
+        for (int64_t c = 0; c < C; ++c) out[c * stride] -= smooth * (w ? w[c] : T(1));
       out[y[r] * stride] -= static_cast<T>(g[r] * (1.0 - eps) * wy);
     }
   });

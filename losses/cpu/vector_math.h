@@ -91,4 +91,20 @@ inline double exp_of(double x) { return std::exp(x); }
 inline float log_positive(float x) { return log_positive_float(x); }
 inline double log_positive(double x) { return std::log(x); }
 
+// sum_c exp(x[c] - shift) over a contiguous row, accumulated in Acc. Eight interleaved partial
+// sums (added at the end) let the loop vectorise: one running sum would be a chain of dependent
+// additions that the compiler may not reorder. Inline into an EMBER_VECTOR_CLONES kernel for AVX2.
+template <class Acc, class T>
+inline Acc sum_exp(const T* x, int64_t n, T shift) {
+  constexpr int kLanes = 8;
+  Acc part[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] += static_cast<Acc>(exp_of(x[c + l] - shift));
+  Acc sum = 0;
+  for (; c < n; ++c) sum += static_cast<Acc>(exp_of(x[c] - shift));
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  return sum;
+}
+
 }  // namespace ember::losses::cpu
