@@ -47,6 +47,11 @@ CCECudaCore cce_cuda_core_named(const char* value) {
   return CCECudaCore::mma_wide;
 }
 
+int64_t& cce_cuda_shared_memory_limit() {
+  static int64_t bytes = 0;
+  return bytes;
+}
+
 CCECudaCore& cce_cuda_core() {
   static CCECudaCore core = cce_cuda_core_named(std::getenv("EMBER_CCE_CORE"));
   return core;

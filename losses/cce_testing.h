@@ -1,5 +1,7 @@
 #pragma once
 // Internal switches of cut_cross_entropy for tests and benchmarks (not part of the public API).
+#include <cstdint>
+
 namespace ember::losses::detail {
 // Whether the backward visits the vocabulary sorted by the forward's average logit when it
 // filters gradients (default true). Worked example 4 of cce.md assumes the natural order.
@@ -20,4 +22,8 @@ enum class CCECudaCore { wmma, mma, mma_wide };
 CCECudaCore& cce_cuda_core();
 // The core a value of EMBER_CCE_CORE names (null or empty: wmma).
 CCECudaCore cce_cuda_core_named(const char* value);
+
+// A cap on the shared memory per block the CUDA kernels may use, in bytes (0, the default: the
+// device's own limit). Tests set 99 KiB to take the paths of sm_86 / sm_89 GPUs on a larger one.
+int64_t& cce_cuda_shared_memory_limit();
 }  // namespace ember::losses::detail

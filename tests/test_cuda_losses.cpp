@@ -847,6 +847,32 @@ TEST(CudaLosses, CCEMmaCoreDeterministicIsBitwiseRepeatable) {
   EXPECT_TRUE(equal(a.dC.cpu(), a2.dC.cpu()));
 }
 
+// A block of an sm_86 / sm_89 GPU gets 99 KiB of shared memory: there the bf16 kernels take the
+// wmma core with one synchronous stage, and the float32 backward (118.5 KiB tiled) the simple
+// kernels of cce.cu. Capping the limit takes those paths on any GPU; they must match the CPU. Below
+// what every bf16 kernel needs, the call stops with a clear error.
+TEST(CudaLosses, CCEFitsDevicesWith99KiBOfSharedMemory) {
+  REQUIRE_GPU();
+  struct Cap {
+    explicit Cap(int64_t bytes) { losses::detail::cce_cuda_shared_memory_limit() = bytes; }
+    ~Cap() { losses::detail::cce_cuda_shared_memory_limit() = 0; }
+  } cap(99 * 1024);
+  const Tensor E = R({150, 64}, -1, 1, 700, false), C = R({300, 64}, -1, 1, 701, false);
+  const Tensor b = R({300}, -1, 1, 702, false);
+  const Tensor y = class_ids({150}, 300, 703);
+  for (DType dt : {kFloat32, kBFloat16})
+    for (bool det : {false, true}) {
+      SCOPED_TRACE(fmt::format("{} deterministic {}", dtype_name(dt), det));
+      const losses::CCEOptions o{.deterministic = det};
+      const double tol = dt == kFloat32 ? 2e-5 : det ? kBf16Fp32Tol : kBf16InPlaceTol;
+      expect_close(run_cce(E, C, y, b, o, Device::cuda(), dt), run_cce(E, C, y, b, o, Device::cpu(), dt),
+                   2e-5, tol);
+    }
+  losses::detail::cce_cuda_shared_memory_limit() = 48 * 1024;
+  EXPECT_TRUE(
+      throws_error([&] { run_cce(E, C, y, b, {}, Device::cuda(), kBFloat16); }, "no bf16 kernel fits"));
+}
+
 // The signal mask on the GPU (losses/kernels/cce.h). Read directly, the forward's mask holds every
 // (row group, class) bit the filter needs (judged on float64 logits of the same rounded inputs,
 // far inside the mask's margin) and few more; and the backward that drops unmarked tiles unseen

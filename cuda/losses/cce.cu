@@ -2,7 +2,8 @@
 // losses/cpu/cce_forward.cpp and cce_backward.cpp, the method in ../shared/papers/cce.md).
 //
 // The registered entry points send float32 and bfloat16 to the tiled tensor-core kernels of
-// cce_tiled.cu and keep float64 (and nothing else) on the kernels below.
+// cce_tiled.cu and keep float64 on the kernels below (and float32 where no tiled configuration
+// fits the device's shared memory: the float32 backward on sm_86 / sm_89).
 //
 // This is the simple, correct version: every logit zhat_rj = softcap(e_r . c_j + b_j) is
 // computed by one warp (its 32 lanes split the D products, a shuffle reduction adds them, in a
@@ -309,6 +310,9 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
 }
 
+// float64, or float32 where the tiled kernels do not fit (the only dtypes that come here).
+size_t element_bytes(const Tensor& E) { return E.dtype() == DType::float64 ? sizeof(double) : sizeof(float); }
+
 Problem problem_of(const Tensor& C, const Tensor& rows, const Tensor& targets) {
   return Problem{rows.numel(), C.size(0), C.size(1), static_cast<const int64_t*>(rows.raw_data()),
                  static_cast<const int64_t*>(targets.raw_data())};
@@ -317,13 +321,14 @@ Problem problem_of(const Tensor& C, const Tensor& rows, const Tensor& targets) {
 void cce_forward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                       const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
                       const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
-  if (E.dtype() != DType::float64)
-    return tiled_forward(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
+  if (E.dtype() != DType::float64 &&
+      tiled_forward(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask))
+    return;
   const Problem p = problem_of(C, rows, targets);
   KernelContext ctx(E, "cut_cross_entropy");
   if (p.n == 0) {
     if (logit_avg.defined())
-      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(double), ctx.stream));
+      EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * element_bytes(E), ctx.stream));
     return;
   }
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {
@@ -349,16 +354,17 @@ void cce_backward_cuda(const Tensor& E, const Tensor& C, const Tensor& bias, con
                        const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
                        const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
                        const Tensor& dC, const Tensor& db) {
-  if (E.dtype() != DType::float64)
-    return tiled_backward(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
+  if (E.dtype() != DType::float64 &&
+      tiled_backward(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps, vocab_order,
+                     signal_mask, deterministic, accumulate_fp32, dE, dC, db))
+    return;
   // (These kernels are deterministic whatever `deterministic` says, and float64 accumulates in
   // float64, so accumulate_fp32 does not apply.)
   const Problem p = problem_of(C, rows, targets);
   KernelContext ctx(E, "cut_cross_entropy backward");
   for (const Tensor* out : {&dE, &dC, &db})  // the contract: the kernel writes every entry
     if (out->defined())
-      EMBER_CUDA_CHECK(cudaMemsetAsync(out->raw_data(), 0, out->numel() * sizeof(double), ctx.stream));
+      EMBER_CUDA_CHECK(cudaMemsetAsync(out->raw_data(), 0, out->numel() * element_bytes(E), ctx.stream));
   if (p.n == 0) return;
   const ember::cpu::cce::TileConfig cfg = ember::cpu::cce::tile_config();
   dispatch_floating(E.dtype(), "cut_cross_entropy", [&]<class T>() {

@@ -146,7 +146,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // How the logits product runs (the "core" of a tile):
 //   simt  float32 on FMAs; one staging buffer, BK = 32.
-//   wmma  bf16 on tensor cores through nvcuda::wmma; two cp.async stages of BK = 64.
+//   wmma  bf16 on tensor cores through nvcuda::wmma; two cp.async stages of BK = 64 (or one
+//         synchronous buffer, where the device's shared memory per block is too small for two).
 //   mma   bf16 on tensor cores through ldmatrix + mma.sync (cuda/mma.h); kStages cp.async stages
 //         of BK = 32, warp tiles of (BM / 2) x (BN / 4), the fp32 logits tile overlaying the stages.
 enum class Core { simt, wmma, mma };
@@ -163,7 +164,7 @@ struct Cfg {
   static constexpr int BN = kCols;  // vocabulary positions per tile
   static constexpr bool kTensorCores = kCore != Core::simt;
   static constexpr int BK = kCore == Core::wmma ? 64 : 32;  // D chunk of the logits product
-  static constexpr int kStages = kCore == Core::wmma ? 2 : kPipeline;
+  static constexpr int kStages = kPipeline;
   static constexpr bool kOverlay = kCore == Core::mma;  // logits tile overlays the stages
   static constexpr int kPad = kTensorCores ? 8 : 1;
   static constexpr int LDS = BK + kPad;  // logits staging: E chunk [BM][LDS], C chunk [BN][LDS]
@@ -175,6 +176,8 @@ struct Cfg {
   static_assert(kTensorCores == std::is_same_v<In, __nv_bfloat16>,
                 "bf16 runs on tensor cores, float32 on FMAs");
   static_assert(kCore != Core::mma || kStages >= 2, "the mma core's pipeline needs two stages at least");
+  static_assert(kCore != Core::wmma || kStages <= 2, "the wmma core double-buffers at most");
+  static_assert(kCore != Core::simt || kStages == 1, "the simt core loads synchronously");
   static_assert(BM % 32 == 0 && BM <= BN, "row blocks split over 2 warp rows of 16-row fragments");
   static_assert(BN == kTileCols || kCore == Core::mma, "only the mma core's logits take other widths");
   static_assert(BN % 128 == 0, "4 warp columns of 32-wide strips (or wider)");
@@ -202,7 +205,10 @@ template <int M>
 using GradientGrid = ember::cuda_mma::WarpGrid<M, BD, 4, 2>;
 
 using CfgF32 = Cfg<float, Core::simt, 64>;
-using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64>;
+using CfgWmma = Cfg<__nv_bfloat16, Core::wmma, 64, 2>;
+// The wmma core with one synchronous buffer: for devices with 99 KiB of shared memory per block
+// (sm_86, sm_89), where the two-stage backward (108.5 KiB) does not fit.
+using CfgWmmaOneStage = Cfg<__nv_bfloat16, Core::wmma, 64, 1>;
 // The mma core's tiles: 128 x 128 (each C chunk serves twice the rows of a 64-row tile, and a
 // warp's fragments are reused across a 64 x 32 strip), four stages in the forward; three in the
 // backward, whose dz tile and gradient staging must also fit beside them for two blocks per SM.
@@ -450,7 +456,7 @@ __device__ __forceinline__ void issue_chunk(typename L::T* stage, const Smem<L, 
   }
 }
 
-// The logits product of the wmma core: s.tile = E_R C_J^T. bf16 with 16-byte rows:
+// The logits product of the wmma core: s.tile = E_R C_J^T. bf16 with 16-byte rows and two stages:
 // double-buffered, the copy of chunk c + 1 runs while chunk c is multiplied. Otherwise one buffer:
 // load, synchronise, multiply, synchronise.
 template <class L, bool kB>
@@ -466,7 +472,7 @@ __device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p
   for (int x = 0; x < 2; ++x)
 #pragma unroll
     for (int y = 0; y < 2; ++y) wmma::fill_fragment(acc[x][y], 0.f);
-  if (p.vec) {
+  if (L::kStages == 2 && p.vec) {
     In* stage[2] = {s.stage, s.stage + (L::BM + BN) * L::LDS};
     const int64_t chunks = (p.D + L::BK - 1) / L::BK;
     issue_chunk(stage[0], s, p, 0);
@@ -999,7 +1005,8 @@ enum class Walk {
   vocab,  // item = vocabulary block, all row blocks in order; this block owns the dC rows and db
 };
 
-// (2 blocks per SM: caps registers at 128, and two blocks' shared memory fit on sm_90.)
+// (2 blocks per SM: caps registers at 128. Two blocks' shared memory fit for the bf16 tiles on
+// sm_90; the float32 backward (118.5 KiB) and, on sm_80, every backward run one block per SM.)
 template <class L, Walk kWalk>
 __global__ void __launch_bounds__(kThreads, 2)
     cce_backward_kernel(Params<typename L::T> p, int64_t row_blocks, int64_t vocab_blocks) {
@@ -1121,52 +1128,73 @@ void forward_launch(Params<typename L::T> p, const KernelContext& ctx, const Ten
   }
 }
 
-// Whether a block of configuration L (forward or backward) fits the device's shared memory per
-// block (227 KiB on sm_90, 163 KiB on sm_80, 99 KiB on sm_86 / sm_89).
-template <class L, bool kBackward>
-bool fits_shared_memory(int device) {
+// The shared memory a block may use on this device (227 KiB on sm_90, 163 KiB on sm_80, 99 KiB on
+// sm_86 / sm_89), or less when a test asks (losses::detail::cce_cuda_shared_memory_limit()).
+size_t shared_memory_limit(int device) {
   int limit = 0;
   EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return Smem<L, kBackward>::kBytes <= static_cast<size_t>(limit);
+  const int64_t asked = losses::detail::cce_cuda_shared_memory_limit();
+  return static_cast<size_t>(asked > 0 && asked < limit ? asked : limit);
 }
 
-// Runs `launch.template operator()<Cfg>()` with the tile configuration for this call: float32 on
-// the simt core; bf16 on the mma core when it was chosen (cce_cuda_core()), the inputs allow
-// cp.async (p.vec) and its tiles fit the device's shared memory, else on the wmma core. kForward
-// picks the mma core's forward tiles (128 x 256 for mma_wide).
+// Runs `launch.template operator()<Cfg>()` with the first tile configuration, in this order, that
+// the call may use and whose block fits the device's shared memory, and returns whether one did:
+//   float32: the simt core;
+//   bf16: the mma core when it was chosen (cce_cuda_core()) and the inputs allow cp.async (p.vec),
+//   with 128 x 256 forward tiles for mma_wide; else the wmma core, two stages, then one.
+// (Only the float32 backward, 118.5 KiB, can find none: on sm_86 / sm_89. cce.cu then runs its
+// simple kernels.) A launch that does nothing asks whether a configuration fits.
 template <class In, bool kForward, class Launch>
-void with_config(const Params<In>& p, int device, Launch&& launch) {
+bool with_config(const Params<In>& p, int device, Launch&& launch) {
   using losses::detail::CCECudaCore;
-  const CCECudaCore core = losses::detail::cce_cuda_core();
+  const size_t limit = shared_memory_limit(device);
+  auto fits = [&]<class L>() { return Smem<L, !kForward>::kBytes <= limit; };
+  auto run = [&]<class L>() {
+    launch.template operator()<L>();
+    return true;
+  };
   if constexpr (std::is_same_v<In, float>) {
-    launch.template operator()<CfgF32>();
-  } else if constexpr (!kForward) {
-    if (p.vec && core != CCECudaCore::wmma && fits_shared_memory<CfgMmaBackward, true>(device))
-      launch.template operator()<CfgMmaBackward>();
-    else
-      launch.template operator()<CfgWmma>();
+    return fits.template operator()<CfgF32>() && run.template operator()<CfgF32>();
   } else {
-    if (p.vec && core == CCECudaCore::mma_wide && fits_shared_memory<CfgMmaForwardWide, false>(device))
-      launch.template operator()<CfgMmaForwardWide>();
-    else if (p.vec && core != CCECudaCore::wmma && fits_shared_memory<CfgMmaForward, false>(device))
-      launch.template operator()<CfgMmaForward>();
-    else
-      launch.template operator()<CfgWmma>();
+    const CCECudaCore core = losses::detail::cce_cuda_core();
+    const bool mma = p.vec && core != CCECudaCore::wmma;
+    if constexpr (kForward) {
+      if (mma && core == CCECudaCore::mma_wide && fits.template operator()<CfgMmaForwardWide>())
+        return run.template operator()<CfgMmaForwardWide>();
+      if (mma && fits.template operator()<CfgMmaForward>()) return run.template operator()<CfgMmaForward>();
+    } else {
+      if (mma && fits.template operator()<CfgMmaBackward>()) return run.template operator()<CfgMmaBackward>();
+    }
+    if (fits.template operator()<CfgWmma>()) return run.template operator()<CfgWmma>();
+    return fits.template operator()<CfgWmmaOneStage>() && run.template operator()<CfgWmmaOneStage>();
   }
 }
 
+// Whether some tile configuration of with_config fits; when none does, float32 returns to the
+// caller's simple kernels, and bf16 (whose smallest block, 82 KiB, fits every sm_80+ GPU unless a
+// test asks for less) stops with an error.
+template <class In, bool kForward>
+bool some_config_fits(const Params<In>& p, int device) {
+  if (with_config<In, kForward>(p, device, [&]<class L>() {})) return true;
+  if (std::is_same_v<In, __nv_bfloat16>)
+    fail("cut_cross_entropy: no bf16 kernel fits in {} bytes of shared memory per block",
+         shared_memory_limit(device));
+  return false;
+}
+
 template <class In>
-void forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+bool forward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
                    const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   KernelContext ctx(E, "cut_cross_entropy");
   Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
+  if (!some_config_fits<In, true>(p, ctx.device)) return false;
   if (p.n == 0) {
     if (logit_avg.defined())
       EMBER_CUDA_CHECK(cudaMemsetAsync(logit_avg.raw_data(), 0, p.V * sizeof(float), ctx.stream));
-    return;
+    return true;
   }
-  with_config<In, true>(p, ctx.device, [&]<class L>() {
+  return with_config<In, true>(p, ctx.device, [&]<class L>() {
     forward_launch<L>(p, ctx, lse, nll, logit_avg, filter_eps, signal_mask);
   });
 }
@@ -1192,13 +1220,14 @@ bool aligned4(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 4 == 
 float* f32_or_null(const Tensor& t) { return t.defined() ? static_cast<float*>(t.raw_data()) : nullptr; }
 
 template <class In>
-void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+bool backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                     const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
                     const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
                     const Tensor& dC, const Tensor& db) {
   KernelContext ctx(E, "cut_cross_entropy backward");
   Params<In> p = common_params<In>(E, C, bias, rows, targets, softcap);
+  if (!some_config_fits<In, false>(p, ctx.device)) return false;
   // bf16 dE / dC accumulate in place unless fp32 sums were asked for (or a fixed order, which
   // the deterministic walks get from plain fp32 read-add-writes).
   const bool in_place = std::is_same_v<In, __nv_bfloat16> && !accumulate_fp32 && !deterministic;
@@ -1266,31 +1295,32 @@ void backward_typed(const Tensor& E, const Tensor& C, const Tensor& bias, const 
       EMBER_CUDA_CHECK_LAUNCH("round_to_bf16_kernel");
     }
   }
+  return true;
 }
 
 }  // namespace
 
-void tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+bool tiled_forward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                    const Tensor& targets, double softcap, const Tensor& lse, const Tensor& nll,
                    const Tensor& logit_avg, double filter_eps, const Tensor& signal_mask) {
   if (E.dtype() == DType::bfloat16)
-    forward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps,
-                                 signal_mask);
-  else
-    forward_typed<float>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps, signal_mask);
+    return forward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps,
+                                        signal_mask);
+  return forward_typed<float>(E, C, bias, rows, targets, softcap, lse, nll, logit_avg, filter_eps,
+                              signal_mask);
 }
 
-void tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
+bool tiled_backward(const Tensor& E, const Tensor& C, const Tensor& bias, const Tensor& rows,
                     const Tensor& targets, double softcap, const Tensor& lse, const Tensor& grad_nll,
                     const Tensor& grad_lse, double filter_eps, const Tensor& vocab_order,
                     const Tensor& signal_mask, bool deterministic, bool accumulate_fp32, const Tensor& dE,
                     const Tensor& dC, const Tensor& db) {
   if (E.dtype() == DType::bfloat16)
-    backward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                                  vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
-  else
-    backward_typed<float>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
-                          vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
+    return backward_typed<__nv_bfloat16>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse,
+                                         filter_eps, vocab_order, signal_mask, deterministic, accumulate_fp32,
+                                         dE, dC, db);
+  return backward_typed<float>(E, C, bias, rows, targets, softcap, lse, grad_nll, grad_lse, filter_eps,
+                               vocab_order, signal_mask, deterministic, accumulate_fp32, dE, dC, db);
 }
 
 }  // namespace ember::cuda_kernels::cce
