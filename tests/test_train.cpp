@@ -133,6 +133,8 @@ TEST(Accuracy, TopOneAndTopKWithTies) {
   EXPECT_DOUBLE_EQ(train::accuracy(logits, targets), 0.5);
   EXPECT_DOUBLE_EQ(train::topk_accuracy(logits, targets, 2), 1.0);
   EXPECT_DOUBLE_EQ(train::topk_accuracy(logits.to(kFloat64), targets.to(kInt32), 1), 0.5);
+  EXPECT_EQ(train::count_correct(logits.to(kBFloat16), targets), 2);  // a bf16 model's scores
+  EXPECT_DOUBLE_EQ(train::topk_accuracy(logits.to(kBFloat16), targets, 2), 1.0);
   EXPECT_EQ(train::count_correct(tensor<float>({NAN, 0}, {1, 2}), tensor<int64_t>({0}, {1})), 0);
   EMBER_EXPECT_THROW_MSG(train::topk_accuracy(logits, targets, 4),
                          "k must be in [1, 3] for 3 classes, got 4");

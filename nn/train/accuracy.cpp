@@ -16,7 +16,10 @@ int64_t count_correct(const Tensor& logits_in, const Tensor& targets_in, int64_t
          shape_str(targets_in.shape()));
   if (k < 1 || k > classes)
     fail("count_correct: k must be in [1, {}] for {} classes, got {}", classes, classes, k);
-  const Tensor logits = logits_in.cpu().contiguous();
+  // bf16 scores widen to float32 exactly, so ranks and ties are unchanged.
+  const Tensor logits =
+      (logits_in.dtype() == DType::bfloat16 ? logits_in.cpu().to(DType::float32) : logits_in.cpu())
+          .contiguous();
   const Tensor targets = targets_in.cpu().to(DType::int64).contiguous();
   const int64_t* t = targets.data_ptr<int64_t>();
   return dispatch_floating(logits.dtype(), "count_correct", [&]<class T>() {
