@@ -47,6 +47,22 @@ Tensor new_like(bool wanted, const Shape& shape, const Tensor& like) {
 
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps) {
+  if (any_bfloat16(input, weight, bias, running_mean, running_var)) {
+    // Statistics and normalisation in float32, as PyTorch computes them. bfloat16 running buffers
+    // are updated through float32 twins and rounded back once; float32 ones are updated in place.
+    Tensor rm = bf16_upcast(running_mean), rv = bf16_upcast(running_var);
+    Tensor out =
+        via_float32([&](const Tensor& x, const Tensor& w,
+                        const Tensor& b) { return batch_norm(x, rm, rv, w, b, training, momentum, eps); },
+                    input, weight, bias);
+    if (training && is_bfloat16(running_mean)) {
+      NoGradGuard no_grad;
+      Tensor mean_buffer = running_mean, var_buffer = running_var;  // handles to the caller's buffers
+      mean_buffer.copy_(rm);
+      var_buffer.copy_(rv);
+    }
+    return out;
+  }
   const char* op = "batch_norm";
   check_defined(op, input);
   if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());

@@ -7,13 +7,17 @@
 #include <ember/nn/functional.h>
 #include <ember/nn/init.h>
 #include <ember/nn/linear.h>
+#include <ember/optim/adam.h>
+#include <ember/optim/sgd.h>
 
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <memory>
 
 #include "harness.h"
 
@@ -358,12 +362,81 @@ TEST(BFloat16Modules, InitAndALinearLayerInBFloat16) {
 
 // ---- errors -------------------------------------------------------------------------------
 
-TEST(BFloat16Errors, OpsWithoutABFloat16PathSaySo) {
-  Tensor x = ones({2, 3, 2, 2}, kBFloat16);
-  Tensor rm = zeros({3}, kBFloat16), rv = ones({3}, kBFloat16);
-  EMBER_EXPECT_THROW_MSG(
-      nn::functional::batch_norm(x, rm, rv, Tensor(), Tensor(), true, 0.1, 1e-5),
-      "batch_norm: not implemented for bfloat16 tensors; convert with .to(ember::kFloat32) first");
+TEST(BFloat16Compute, BatchNormRunsInFloat32AndUpdatesTheBuffers) {
+  manual_seed(4);
+  const Tensor x = randn({4, 3, 2, 2}, kBFloat16), w = randn({3}, kBFloat16), b = randn({3}, kBFloat16);
+  Tensor rm = randn({3}, kBFloat16), rv = rand({3}, kBFloat16) + 0.5;
+  Tensor rm32 = rm.to(kFloat32), rv32 = rv.to(kFloat32);
+  Tensor xg = x.clone().requires_grad_(), x32 = x.to(kFloat32).requires_grad_();
+  Tensor y = nn::functional::batch_norm(xg, rm, rv, w, b, true, 0.1, 1e-5);
+  Tensor y32 = nn::functional::batch_norm(x32, rm32, rv32, w.to(kFloat32), b.to(kFloat32), true, 0.1, 1e-5);
+  ASSERT_EQ(y.dtype(), kBFloat16);
+  EXPECT_EQ(bits_of(y), bits_of(y32.to(kBFloat16)));    // float32 math, one rounding
+  EXPECT_EQ(bits_of(rm), bits_of(rm32.to(kBFloat16)));  // the running buffers, rounded once
+  EXPECT_EQ(bits_of(rv), bits_of(rv32.to(kBFloat16)));
+  // The gradient is the float32 one, rounded.
+  y.square().sum().backward();
+  y32.to(kBFloat16).to(kFloat32).square().sum().backward();
+  ASSERT_EQ(xg.grad().dtype(), kBFloat16);
+  EXPECT_LE(relative_gap(xg.grad().to(kFloat32), x32.grad()), 1e-2);
+  // float32 running buffers beside bfloat16 activations (mixed precision) are updated in place.
+  Tensor fm = zeros({3}), fv = ones({3});
+  nn::functional::batch_norm(x, fm, fv, Tensor(), Tensor(), true, 0.1, 1e-5);
+  EXPECT_GT(fm.abs().sum().item<double>(), 0.0);
+  // Evaluation mode reads the buffers.
+  Tensor e = nn::functional::batch_norm(x, rm, rv, w, b, false, 0.1, 1e-5);
+  Tensor e32 = nn::functional::batch_norm(x.to(kFloat32), rm.to(kFloat32), rv.to(kFloat32), w.to(kFloat32),
+                                          b.to(kFloat32), false, 0.1, 1e-5);
+  EXPECT_EQ(bits_of(e), bits_of(e32.to(kBFloat16)));
+}
+
+// bfloat16 parameters step in float32 and are stored rounded (as in PyTorch): one step equals the
+// float32 step on the same values, rounded once; the state (momentum, moments) is bfloat16 too.
+TEST(BFloat16Compute, OptimizersStepInFloat32AndRoundOnce) {
+  manual_seed(5);
+  using MakeOpt = std::function<std::unique_ptr<optim::Optimizer>(const Tensor&)>;
+  const std::vector<std::pair<const char*, MakeOpt>> optimizers = {
+      {"SGD",
+       [](const Tensor& p) {
+         return std::make_unique<optim::SGD>(std::vector<Tensor>{p}, optim::SGDOptions{0.1});
+       }},
+      {"SGD momentum nesterov decay",
+       [](const Tensor& p) {
+         return std::make_unique<optim::SGD>(std::vector<Tensor>{p},
+                                             optim::SGDOptions{0.1, 0.9, 0.0, 0.01, true});
+       }},
+      {"Adam amsgrad",
+       [](const Tensor& p) {
+         return std::make_unique<optim::Adam>(std::vector<Tensor>{p},
+                                              optim::AdamOptions{0.01, {0.9, 0.999}, 1e-8, 0.0, true});
+       }},
+      {"AdamW",
+       [](const Tensor& p) {
+         return std::make_unique<optim::AdamW>(std::vector<Tensor>{p}, optim::AdamWOptions{0.01});
+       }},
+  };
+  for (const auto& [name, make] : optimizers) {
+    SCOPED_TRACE(name);
+    Tensor w = randn({7}, kBFloat16).requires_grad_(), w32 = w.detach().to(kFloat32).requires_grad_();
+    const Tensor g = randn({7}, kBFloat16);
+    auto opt = make(w), opt32 = make(w32);
+    w.set_grad(g.clone());
+    w32.set_grad(g.to(kFloat32));
+    opt->step();
+    opt32->step();
+    ASSERT_EQ(w.dtype(), kBFloat16);
+    EXPECT_EQ(bits_of(w), bits_of(w32.to(kBFloat16)));
+    // Later steps round the state as well: they stay within bfloat16 resolution of float32.
+    for (int step = 0; step < 5; ++step) {
+      opt->step();
+      opt32->step();
+    }
+    EXPECT_LE(relative_gap(w.to(kFloat32), w32), 2e-2);
+  }
+}
+
+TEST(BFloat16Errors, DtypeMismatchesSaySo) {
+  Tensor x = ones({2, 3}, kBFloat16);
   EMBER_EXPECT_THROW_MSG(x.data_ptr<float>(), "data_ptr: requested float32 but the tensor is bfloat16");
   EMBER_EXPECT_THROW_MSG(matmul(ones({2, 2}, kBFloat16), ones({2, 2}, kFloat32)),
                          "dtype mismatch (bfloat16 vs float32)");

@@ -7,6 +7,7 @@
 #include "core/tensor_impl.h"
 #include "ember/autograd.h"
 #include "ember/ops.h"
+#include "nn/optim/float32_step.h"
 #include "ops/kernels/optim.h"
 
 namespace ember {
@@ -69,9 +70,12 @@ void AdamBase<Options>::step() {
     const double bias_correction1 = 1.0 - std::pow(o.betas.first, static_cast<double>(t));
     const double bias_correction2 = 1.0 - std::pow(o.betas.second, static_cast<double>(t));
     Tensor vmax = o.amsgrad ? st["max_exp_avg_sq"] : Tensor();
-    adam_step_stub(p.device(), p, grad, st["exp_avg"], st["exp_avg_sq"], vmax, o.lr, o.betas.first,
-                   o.betas.second, o.eps, o.weight_decay, decoupled_, o.lr / bias_correction1,
-                   std::sqrt(bias_correction2));
+    detail::step_in_float32_if_bfloat16(
+        [&](const Tensor& param, const Tensor& g, const Tensor& m, const Tensor& v, const Tensor& vm) {
+          adam_step_stub(param.device(), param, g, m, v, vm, o.lr, o.betas.first, o.betas.second, o.eps,
+                         o.weight_decay, decoupled_, o.lr / bias_correction1, std::sqrt(bias_correction2));
+        },
+        p, grad, st["exp_avg"], st["exp_avg_sq"], vmax);
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "core/tensor_impl.h"
 #include "ember/autograd.h"
+#include "nn/optim/float32_step.h"
 #include "ops/kernels/optim.h"
 
 namespace ember {
@@ -58,7 +59,12 @@ void SGD::step() {
         buf = it->second;
       }
     }
-    sgd_step_stub(p.device(), p, grad, buf, o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, first);
+    detail::step_in_float32_if_bfloat16(
+        [&](const Tensor& param, const Tensor& g, const Tensor& b) {
+          sgd_step_stub(param.device(), param, g, b, o.lr, o.momentum, o.dampening, o.weight_decay,
+                        o.nesterov, first);
+        },
+        p, grad, buf);
   });
 }
 
