@@ -58,11 +58,24 @@ using cce::row_block;
 // Aim for at least this many tasks when choosing the number of vocabulary splits.
 constexpr int64_t kMinTasks = 32;
 
-// Sets bit (k / kSignalRows, j) of the signal mask; tasks of one row block run concurrently.
-inline void mark_signal(uint32_t* mask, int64_t words, int64_t k, int64_t j) {
-  std::atomic_ref<uint32_t> word(mask[(k / kSignalRows) * words + j / 32]);
-  const uint32_t bit = 1u << (j % 32);
-  if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_relaxed);
+// ORs `bits` into word w of row k's group in the signal mask. Tasks of one row block run
+// concurrently, hence the atomic; most calls find the bits set already and only read.
+inline void mark_signal_bits(uint32_t* mask, int64_t words, int64_t k, int64_t w, uint32_t bits) {
+  std::atomic_ref<uint32_t> word(mask[(k / kSignalRows) * words + w]);
+  if ((word.load(std::memory_order_relaxed) & bits) != bits) word.fetch_or(bits, std::memory_order_relaxed);
+}
+
+// Marks the classes j0 + c (c < n) whose logit x[c] reaches the threshold (a NaN marks), for row
+// k: the bits of each 32-class word are gathered first, then set with one OR.
+template <class T>
+void mark_row(uint32_t* mask, int64_t words, int64_t k, int64_t j0, const T* x, int64_t n, T threshold) {
+  for (int64_t c = 0; c < n;) {
+    const int64_t j = j0 + c, end = std::min(n, c + 32 - j % 32);  // the rest of j's word
+    uint32_t bits = 0;
+    for (int64_t i = c; i < end; ++i) bits |= static_cast<uint32_t>(!(x[i] < threshold)) << ((j0 + i) % 32);
+    if (bits) mark_signal_bits(mask, words, k, j / 32, bits);
+    c = end;
+  }
 }
 
 // sum_c exp(x[c] - ref) of one tile row: the forward's only per-logit transcendental, vectorised
@@ -144,7 +157,8 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
       for (int64_t b = b0; b < b1; ++b)
         probe_bounds(E, C, bias, rows, targets, b * NB, std::min(n, (b + 1) * NB), D, cap, bound);
     });
-    for (int64_t k = 0; k < n; ++k) mark_signal(mask, words, k, targets[k]);
+    for (int64_t k = 0; k < n; ++k)
+      mark_signal_bits(mask, words, k, targets[k] / 32, 1u << (targets[k] % 32));
   }
 
   auto run_task = [&](int64_t task, int64_t w) {
@@ -171,8 +185,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
         const double m_new = std::max(m[i], static_cast<double>(tile_max));
         if (mask) {  // a NaN threshold or logit marks: !(x < threshold)
           const T threshold = signal_threshold(std::max(static_cast<T>(m_new), bound[k0 + i]), log_eps);
-          for (int64_t c = 0; c < vb; ++c)
-            if (!(x[c] < threshold)) mark_signal(mask, words, k0 + i, j0 + c);
+          if (!(tile_max < threshold)) mark_row(mask, words, k0 + i, j0, x, vb, threshold);
         }
         // A tile of only -inf logits (e.g. a -inf bias block) adds exp(-inf) = 0: skip it, which
         // also avoids (-inf) - (-inf) = NaN below.
