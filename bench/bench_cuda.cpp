@@ -26,14 +26,14 @@
 #include <ember/optim.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
 
+#include "bench_util.h"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 #define CHECK_CUDA(x)                                                                         \
   do {                                                                                        \
@@ -47,21 +47,13 @@ using Clock = std::chrono::steady_clock;
   } while (0)
 
 // Seconds per call of `body`: best of `reps` timings of `iters` calls each; `sync` waits for the GPU.
+// Best seconds per call: `iters` back-to-back calls per measurement, then `sync`, after `warmup`.
 double seconds_per_call(const std::function<void()>& body, const std::function<void()>& sync, int iters,
                         int reps, int warmup = 3) {
-  for (int i = 0; i < warmup; ++i) body();
-  sync();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    for (int i = 0; i < iters; ++i) body();
-    sync();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / iters);
-  }
-  return best;
+  return ember::bench::best_per_call(body, iters, reps, sync, warmup);
 }
 
-void result(const char* name, double value) { std::printf("RESULT %s %.6g\n", name, value); }
+void result(const char* name, double value) { ember::bench::print_result(name, value); }
 
 void bench_matmul() {
   const int n = 4096;

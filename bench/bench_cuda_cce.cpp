@@ -49,6 +49,7 @@
 #include <random>
 #include <string>
 
+#include "bench_util.h"
 #include "losses/cce_testing.h"
 
 using namespace ember;
@@ -138,7 +139,7 @@ Measure measure(const Problem& p, const std::function<Tensor(const Tensor&, cons
   return m;
 }
 
-void result(const std::string& key, double value) { std::printf("RESULT %s %.6g\n", key.c_str(), value); }
+void result(const std::string& key, double value) { ember::bench::print_result(key, value); }
 
 // Runs `body` with the CUDA kernels' bf16 core set to `core`, restoring the previous choice.
 template <class Body>

@@ -19,21 +19,12 @@ using namespace ember::bench;
 
 namespace {
 
-void result(const std::string& name, double value) { std::printf("RESULT %s %.6g\n", name.c_str(), value); }
+void result(const std::string& name, double value) { print_result(name, value); }
 
 double ms_per_step(const std::function<void()>& step) {
-  for (int i = 0; i < 3; ++i) step();
-  cuda::synchronize();
-  double best = 1e30;
-  const int iters = 20;
-  for (int rep = 0; rep < 5; ++rep) {
-    double s = seconds_of([&] {
-      for (int i = 0; i < iters; ++i) step();
-      cuda::synchronize();
-    });
-    best = std::min(best, s / iters);
-  }
-  return best * 1e3;
+  return best_per_call(
+             step, 20, 5, [] { cuda::synchronize(); }, 3) *
+         1e3;
 }
 
 struct Case {

@@ -69,15 +69,26 @@ inline Race race(const std::function<void()>& a, const std::function<void()>& b,
   return r;
 }
 
-// Best seconds per call of `fn` repeated `inner` times per measurement.
-inline double best_per_call(const std::function<void()>& fn, int inner, int rounds) {
-  fn();
+// Best seconds per call of `fn` repeated `inner` times per measurement, after `warmup` calls.
+// `sync` ends the warm-up and each measurement: ember::cuda::synchronize for GPU work, whose calls
+// only queue kernels.
+inline double best_per_call(
+    const std::function<void()>& fn, int inner, int rounds, const std::function<void()>& sync = [] {},
+    int warmup = 1) {
+  for (int i = 0; i < warmup; ++i) fn();
+  sync();
   double best = 1e30;
   for (int r = 0; r < rounds; ++r)
     best = std::min(best, seconds_of([&] {
                             for (int i = 0; i < inner; ++i) fn();
+                            sync();
                           }) / inner);
   return best;
+}
+
+// A `RESULT key value` line, which scripts/gpu_check.sh collects into its summary.
+inline void print_result(const std::string& key, double value) {
+  std::printf("RESULT %s %.6g\n", key.c_str(), value);
 }
 
 inline const char* verdict(double value, double goal, bool higher_is_better) {
