@@ -488,7 +488,8 @@ TEST_F(CCE, FilteredGradientsStayWithinTheFilterTolerance) {
 // ---- the signal mask (losses/kernels/cce.h) ----------------------------------------------------
 
 // With the mask the backward drops most tiles before computing them, and every result is the same
-// bits as without it (it only drops tiles the filter drops), over dtypes, options and a NaN row.
+// bits as without it (it only drops tiles the filter drops), over dtypes, options, a NaN row, and
+// [B, T, D] input with a shift and ignored targets (the mask's rows are the scored rows).
 TEST_F(CCE, SignalMaskDropsTilesUnseenAndChangesNoResult) {
   cpu::cce::tile_config() = {48, 64, 64, 16, int64_t{1} << 21};
   const int64_t N = 300, D = 12, V = 2000;  // three groups of 128 scored rows
@@ -501,24 +502,33 @@ TEST_F(CCE, SignalMaskDropsTilesUnseenAndChangesNoResult) {
     double softcap;
     bool with_bias;
     bool nan_row;
+    bool sequences = false;  // as [3, 100, D] with shift 1 and every 7th target ignored
   };
   for (const Case& c : {Case{"float64", kFloat64, true, 0, false, false},
                         Case{"float64 natural order", kFloat64, false, 0, false, false},
                         Case{"float32 softcap bias", kFloat32, true, 30, true, false},
                         Case{"bfloat16", DType::bfloat16, true, 0, true, false},
-                        Case{"NaN row", kFloat64, true, 0, false, true}}) {
+                        Case{"NaN row", kFloat64, true, 0, false, true},
+                        Case{"sequences, shift, ignored", kFloat64, true, 0, true, false, true}}) {
     SCOPED_TRACE(c.name);
     losses::detail::cce_sort_vocabulary() = c.sorted;
     Tensor E = lm.E.clone();
     if (c.nan_row) E.narrow(0, 200, 1).narrow(1, 3, 1).fill_(NAN);
     Tensor e = E.to(c.dtype), cc = lm.C.to(c.dtype), b = c.with_bias ? bias.to(c.dtype) : Tensor();
+    Tensor x = lm.x;
+    if (c.sequences) {
+      e = e.reshape({3, 100, D});
+      std::vector<int64_t> xs = lm.x.to_vector<int64_t>();
+      for (size_t i = 0; i < xs.size(); i += 7) xs[i] = -100;
+      x = tensor<int64_t>(xs, {3, 100});
+    }
     auto run = [&](bool mask) {
       losses::detail::cce_signal_mask() = mask;
       Grads g = run_with_grads(
           [&](const Tensor& ee, const Tensor& ccc, const Tensor& bb) {
-            CCEOptions o = with(Reduction::none, c.softcap, 0, bb);
+            CCEOptions o = with(Reduction::none, c.softcap, c.sequences ? 1 : 0, bb);
             o.filter_eps = std::ldexp(1.0, -12);
-            return cut_cross_entropy(ee, ccc, lm.x, o);
+            return cut_cross_entropy(ee, ccc, x, o);
           },
           e, cc, b);
       losses::detail::cce_signal_mask() = true;
