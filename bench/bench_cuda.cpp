@@ -34,7 +34,6 @@
 
 namespace {
 
-
 #define CHECK_CUDA(x)                                                                         \
   do {                                                                                        \
     cudaError_t e_ = (x);                                                                     \
@@ -46,14 +45,14 @@ namespace {
     if (s_ != CUBLAS_STATUS_SUCCESS) throw ember::Error(std::string(#x ": ") + cublasGetStatusString(s_)); \
   } while (0)
 
-// Seconds per call of `body`: best of `reps` timings of `iters` calls each; `sync` waits for the GPU.
-// Best seconds per call: `iters` back-to-back calls per measurement, then `sync`, after `warmup`.
+// Seconds per call of `body`: best of `reps` timings of `iters` calls each; `sync` waits for the GPU
+// (bench_util.h's best_per_call, in this file's argument order).
 double seconds_per_call(const std::function<void()>& body, const std::function<void()>& sync, int iters,
                         int reps, int warmup = 3) {
   return ember::bench::best_per_call(body, iters, reps, sync, warmup);
 }
 
-void result(const char* name, double value) { ember::bench::print_result(name, value); }
+using ember::bench::print_result;
 
 void bench_matmul() {
   const int n = 4096;
@@ -84,9 +83,9 @@ void bench_matmul() {
   CHECK_CUBLAS(cublasDestroy(h));
   CHECK_CUDA(cudaStreamDestroy(s));
 
-  result("matmul_ember_tflops", flops / t_ember / 1e12);
-  result("matmul_cublas_tflops", flops / t_cublas / 1e12);
-  result("matmul_ratio", t_cublas / t_ember);
+  print_result("matmul_ember_tflops", flops / t_ember / 1e12);
+  print_result("matmul_cublas_tflops", flops / t_cublas / 1e12);
+  print_result("matmul_ratio", t_cublas / t_ember);
 }
 
 void bench_add() {
@@ -108,9 +107,9 @@ void bench_add() {
 
   const double add_gbs = 3 * bytes / t_add / 1e9,
                copy_gbs = 2 * bytes / t_copy / 1e9;  // bytes read + written
-  result("add_gbs", add_gbs);
-  result("copy_gbs", copy_gbs);
-  result("add_ratio", add_gbs / copy_gbs);
+  print_result("add_gbs", add_gbs);
+  print_result("copy_gbs", copy_gbs);
+  print_result("add_ratio", add_gbs / copy_gbs);
 }
 
 void bench_launch() {
@@ -118,7 +117,7 @@ void bench_launch() {
                 b = ember::rand({1024}, ember::Device::cuda());
   const double t =
       seconds_per_call([&] { ember::Tensor c = a + b; }, [] { ember::cuda::synchronize(); }, 10000, 5, 100);
-  result("launch_us_ember", t * 1e6);
+  print_result("launch_us_ember", t * 1e6);
 }
 
 // Seconds per training step of a model on the GPU (best of 5 rounds of 20 steps after warm-up).
@@ -149,7 +148,7 @@ void bench_training() {
     o.momentum = 0.9;
     optim::SGD sgd(mlp->parameters(), o);
     Tensor x = randn({128, 784}, gpu), y = randint(0, 10, {128}, TensorOptions(kInt64).device(gpu));
-    result("train_mlp_ms_ember", train_step_seconds(mlp, sgd, x, y) * 1e3);
+    print_result("train_mlp_ms_ember", train_step_seconds(mlp, sgd, x, y) * 1e3);
   }
   {
     auto cnn = std::make_shared<nn::Sequential>(
@@ -161,7 +160,7 @@ void bench_training() {
     cnn->to(gpu);
     optim::Adam adam(cnn->parameters(), {});
     Tensor x = randn({64, 1, 28, 28}, gpu), y = randint(0, 10, {64}, TensorOptions(kInt64).device(gpu));
-    result("train_cnn_ms_ember", train_step_seconds(cnn, adam, x, y) * 1e3);
+    print_result("train_cnn_ms_ember", train_step_seconds(cnn, adam, x, y) * 1e3);
   }
 }
 
@@ -180,14 +179,14 @@ void bench_attention() {
     mha.forward(x, x, x, {}, {}, /*is_causal=*/true).sum().backward();
   };
   auto sync = [] { cuda::synchronize(); };
-  result("attn_ms_ember", seconds_per_call(step, sync, 10, 3, 3) * 1e3);
+  print_result("attn_ms_ember", seconds_per_call(step, sync, 10, 3, 3) * 1e3);
 
   // The fused softmax alone on [B, H, L, L] scores, without the causal mask (which would skip
   // half the reads): every score read once and every weight written once.
   Tensor scores = randn({batch, heads, len, len}, gpu);
   const double t =
       seconds_per_call([&] { Tensor y = nn::functional::masked_softmax(scores, 0.125, false); }, sync, 20, 3);
-  result("masked_softmax_gbs", 2.0 * static_cast<double>(scores.numel()) * sizeof(float) / t / 1e9);
+  print_result("masked_softmax_gbs", 2.0 * static_cast<double>(scores.numel()) * sizeof(float) / t / 1e9);
 }
 
 }  // namespace

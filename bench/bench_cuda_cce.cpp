@@ -139,7 +139,7 @@ Measure measure(const Problem& p, const std::function<Tensor(const Tensor&, cons
   return m;
 }
 
-void result(const std::string& key, double value) { ember::bench::print_result(key, value); }
+using ember::bench::print_result;
 
 // Runs `body` with the CUDA kernels' bf16 core set to `core`, restoring the previous choice.
 template <class Body>
@@ -178,9 +178,9 @@ void compare_cores(const Problem& p, losses::detail::CCECudaCore core, const cha
   std::printf("  %s vs wmma core: |loss diff| %.3g, dE %.3g, dC %.3g (max diff / max)\n", name, loss_gap,
               dE_gap, dC_gap);
   const std::string key = "cce_" + p.name + "_" + name;
-  result(key + "_loss_gap", loss_gap);
-  result(key + "_dE_gap", dE_gap);
-  result(key + "_dC_gap", dC_gap);
+  print_result(key + "_loss_gap", loss_gap);
+  print_result(key + "_dE_gap", dE_gap);
+  print_result(key + "_dC_gap", dC_gap);
   cuda::empty_cache();
 }
 
@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
       if (!m.error.empty()) return;
       std::printf("  %s core: forward %.0f TFLOP/s, backward >= %.0f TFLOP/s\n", core.c_str(),
                   logits_tflop / (m.fwd_ms / 1e3), logits_tflop / (m.bwd_ms / 1e3));
-      result("cce_" + kind + "_" + core + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
+      print_result("cce_" + kind + "_" + core + "_fwd_tflops", logits_tflop / (m.fwd_ms / 1e3));
     };
     if (mma_cores) {
       // The mma cores (not yet the default): time, then their gradients against the wmma core's.
@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
         print_row(std::string("cce (") + name + " core)", m);
         tflops(name, m);
         if (m.error.empty())
-          result("cce_" + kind + "_" + name + "_mem_over_bound", m.both_mib / lower_bound_mib);
+          print_result("cce_" + kind + "_" + name + "_mem_over_bound", m.both_mib / lower_bound_mib);
         compare_cores(p, core, name);
       }
     } else {
@@ -418,22 +418,22 @@ int main(int argc, char** argv) {
       }
       const Measure& c = ms["cce"];
       if (ms.count("fp32") && ms["fp32"].error.empty())
-        result("cce_" + kind + "_fp32_mem_over_bound", ms["fp32"].both_mib / lower_bound_mib);
+        print_result("cce_" + kind + "_fp32_mem_over_bound", ms["fp32"].both_mib / lower_bound_mib);
       if (c.error.empty()) {
-        result("cce_" + kind + "_mem_over_bound", c.both_mib / lower_bound_mib);
+        print_result("cce_" + kind + "_mem_over_bound", c.both_mib / lower_bound_mib);
         for (const char* base : {"torch", "mat"})
           if (ms.count(base) && ms[base].error.empty())
-            result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
+            print_result("cce_" + kind + "_time_over_" + base, c.both_ms / ms[base].both_ms);
       }
     }
     for (const auto& [name, m] : ms) {
       if (!m.error.empty()) continue;
       const std::string key = "cce_" + kind + "_" + name;
-      result(key + "_fwd_ms", m.fwd_ms);
-      result(key + "_bwd_ms", m.bwd_ms);
-      result(key + "_both_ms", m.both_ms);
-      result(key + "_fwd_mib", m.fwd_mib);
-      result(key + "_both_mib", m.both_mib);
+      print_result(key + "_fwd_ms", m.fwd_ms);
+      print_result(key + "_bwd_ms", m.bwd_ms);
+      print_result(key + "_both_ms", m.both_ms);
+      print_result(key + "_fwd_mib", m.fwd_mib);
+      print_result(key + "_both_mib", m.both_mib);
     }
   }
   std::printf(

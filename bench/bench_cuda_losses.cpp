@@ -19,8 +19,6 @@ using namespace ember::bench;
 
 namespace {
 
-void result(const std::string& name, double value) { print_result(name, value); }
-
 double ms_per_step(const std::function<void()>& step) {
   return best_per_call(
              step, 20, 5, [] { cuda::synchronize(); }, 3) *
@@ -41,18 +39,18 @@ void bench_ember() {
     Tensor s = randn({c.rows, c.cols}).to(gpu).requires_grad_();
     Tensor t = randn({c.rows, c.cols}).to(gpu);
     Tensor y = randint(0, c.cols, {c.rows}).to(gpu);
-    result(c.name + "_ms_ember", ms_per_step([&] {
-             s.set_grad(Tensor());
-             losses::pld(s, t, y).backward();
-           }));
+    print_result(c.name + "_ms_ember", ms_per_step([&] {
+                   s.set_grad(Tensor());
+                   losses::pld(s, t, y).backward();
+                 }));
   }
   for (const Case& c : kOpl) {
     Tensor f = rand({c.rows, c.cols}).to(gpu).requires_grad_();  // post-ReLU features are >= 0
     Tensor y = randint(0, 100, {c.rows}).to(gpu);
-    result(c.name + "_ms_ember", ms_per_step([&] {
-             f.set_grad(Tensor());
-             losses::opl(f, y).backward();
-           }));
+    print_result(c.name + "_ms_ember", ms_per_step([&] {
+                   f.set_grad(Tensor());
+                   losses::opl(f, y).backward();
+                 }));
   }
 }
 
