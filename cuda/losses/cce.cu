@@ -16,8 +16,8 @@
 // then sweeps a strided share of the vocabulary keeping an online log-sum-exp (running max m, sum
 // s of exp(z - m) in double) and, when asked, setting the signal mask's bit of each class with
 // z >= max(m, target logit) + log eps - margin; the block combines the warps' (m, s) pairs and
-// thread 0 writes lse and nll. logit_avg_kernel (only when asked): one block per vocabulary entry, warps over
-// the scored rows, a fixed-order sum divided by n.
+// thread 0 writes lse and nll. logit_avg_kernel (only when asked): one block per vocabulary
+// entry, warps over the scored rows, a fixed-order sum divided by n.
 //
 // Backward: dz_rj = g (S_rj - 1[j = x]) + h S_rj (times the soft cap's slope), recomputed from lse.
 //   * Gradient filtering (filter_eps > 0): tile_flags_kernel marks each tile (the CPU's tiles:
@@ -212,12 +212,12 @@ __global__ void tile_flags_kernel(uint8_t* kept, const T* E, const T* C, const T
     // The signal mask's test first: without a marked (row group, class) or a NaN lse the
     // filter would drop the tile, and no logit of it need be computed.
     int maybe = g.signal ? 0 : 1;
-    for (int64_t e = threadIdx.x; g.signal && e < nb + cols; e += blockDim.x)
-      if (e < nb)
-        maybe |= g.lse[p.rows[k0 + e]] != g.lse[p.rows[k0 + e]];
-      else
-        for (int64_t k = k0; k < k0 + nb; k += kSignalRows - k % kSignalRows)
-          maybe |= signal_bit(g.signal, g.signal_words, k, class_at(g, p0 + e - nb));
+    if (g.signal) {
+      for (int64_t i = threadIdx.x; i < nb; i += blockDim.x) maybe |= dmath::isnan(g.lse[p.rows[k0 + i]]);
+      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+        for (int64_t k = k0; k < k0 + nb; k += kSignalRows - k % kSignalRows)  // each row group once
+          maybe |= signal_bit(g.signal, g.signal_words, k, class_at(g, p0 + c));
+    }
     int signal = 0;
     maybe = __syncthreads_or(maybe);
     for (int64_t e = warp; maybe && e < nb * cols && !signal; e += kWarps) {
