@@ -1,5 +1,6 @@
 #include "ember/error.h"
 #include "ember/train.h"
+#include "ops/bf16_compute.h"
 
 namespace ember::train {
 
@@ -17,9 +18,7 @@ int64_t count_correct(const Tensor& logits_in, const Tensor& targets_in, int64_t
   if (k < 1 || k > classes)
     fail("count_correct: k must be in [1, {}] for {} classes, got {}", classes, classes, k);
   // bf16 scores widen to float32 exactly, so ranks and ties are unchanged.
-  const Tensor logits =
-      (logits_in.dtype() == DType::bfloat16 ? logits_in.cpu().to(DType::float32) : logits_in.cpu())
-          .contiguous();
+  const Tensor logits = bf16_upcast(logits_in.cpu()).contiguous();
   const Tensor targets = targets_in.cpu().to(DType::int64).contiguous();
   const int64_t* t = targets.data_ptr<int64_t>();
   return dispatch_floating(logits.dtype(), "count_correct", [&]<class T>() {
