@@ -3,7 +3,8 @@
 //   1. matmul float32 (square 512/1024/2048, and one transposed operand) vs cblas_sgemm directly
 //   2. per-op overhead: a 16-element add with autograd recording (and PyTorch's, when installed)
 //   3. elementwise add/mul/exp on 4M float32, and a row-broadcast bias add, vs an OpenMP loop
-//   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1), vs PyTorch
+//   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1): Winograd vs
+//      im2col + GEMM, vs PyTorch
 //
 // Each pair of contenders runs alternately (A, B, A, B, ...) and the best time of each is kept,
 // so background load on a shared machine hits both alike. Ratios are ember / reference
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "ops/conv_testing.h"
 
 using namespace ember;
 
@@ -170,28 +172,37 @@ void bench_elementwise() {
 }
 
 // ---- 4. conv2d ----
+// Winograd F(2x2, 3x3) (the default for this shape) raced against ember's own im2col + GEMM path,
+// then PyTorch (oneDNN) on the same thread count.
 void bench_conv(const std::string& python) {
   std::printf("\n== 4. conv2d forward + backward: x [64,32,28,28], w [64,32,3,3], padding 1 ==\n");
   Tensor x = randn({64, 32, 28, 28}).requires_grad_(), w = randn({64, 32, 3, 3}).requires_grad_();
   Tensor b = randn({64}).requires_grad_();
   Tensor g = randn({64, 64, 28, 28});
-  Tensor y_probe;
-  double fwd = best_per_call(
-      [&] {
-        NoGradGuard no_grad;
-        y_probe = conv2d(x, w, b, {1, 1}, {1, 1});
-      },
-      1, 5);
-  double both = best_per_call(
-      [&] {
-        Tensor y = conv2d(x, w, b, {1, 1}, {1, 1});
-        y.backward(g);
-      },
-      1, 5);
-  double flops = 2.0 * 64 * 64 * 28 * 28 * 32 * 9;  // one direction; backward is twice that
-  std::printf("%-40s %9.1f ms  (%.1f GFLOP/s)\n", "ember forward", fwd * 1e3, flops / fwd / 1e9);
-  std::printf("%-40s %9.1f ms  (%.1f GFLOP/s)\n", "ember forward + backward", both * 1e3,
-              3 * flops / both / 1e9);
+  auto with = [](detail::Conv2dAlgorithm algorithm, const std::function<void()>& step) {
+    return [algorithm, step] {
+      detail::conv2d_algorithm() = algorithm;
+      step();
+      detail::conv2d_algorithm() = detail::Conv2dAlgorithm::automatic;
+    };
+  };
+  using enum detail::Conv2dAlgorithm;
+  auto forward = [&] {
+    NoGradGuard no_grad;
+    conv2d(x, w, b, {1, 1}, {1, 1});
+  };
+  auto both_ways = [&] { conv2d(x, w, b, {1, 1}, {1, 1}).backward(g); };
+  const Race fwd = race(with(winograd, forward), with(im2col, forward), 3.0);
+  const Race both = race(with(winograd, both_ways), with(im2col, both_ways), 6.0);
+  const double flops = 2.0 * 64 * 64 * 28 * 28 * 32 * 9;  // direct, one direction; backward is twice that
+  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward, Winograd", fwd.best_a * 1e3,
+              flops / fwd.best_a / 1e9);
+  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward, im2col + GEMM", fwd.best_b * 1e3,
+              fwd.ratio);
+  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward + backward, Winograd",
+              both.best_a * 1e3, 3 * flops / both.best_a / 1e9);
+  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward + backward, im2col + GEMM",
+              both.best_b * 1e3, both.ratio);
   if (python.empty()) {
     std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
     return;
@@ -213,7 +224,7 @@ print(best * 1e3)
                                            get_num_threads()));
   if (py) {
     std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward + backward", *py,
-                both * 1e3 / *py);
+                both.best_a * 1e3 / *py);
   } else {
     std::printf("%-40s %s\n", "PyTorch", "failed to run");
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "harness.h"
+#include "ops/conv_testing.h"
 
 namespace ember::testing {
 namespace {
@@ -59,6 +60,12 @@ struct NaiveConv {
     });
     return {tensor<double>(dx, x.shape()), tensor<double>(dw, w.shape())};
   }
+};
+
+// Holds conv2d's algorithm (ops/conv_testing.h) for a scope: forward and backward both read it.
+struct AlgorithmScope {
+  explicit AlgorithmScope(detail::Conv2dAlgorithm algorithm) { detail::conv2d_algorithm() = algorithm; }
+  ~AlgorithmScope() { detail::conv2d_algorithm() = detail::Conv2dAlgorithm::automatic; }
 };
 
 OpFn conv_fn(ConvArgs p) {
@@ -202,6 +209,96 @@ TEST(Conv2d, BackwardMatchesLoopReferenceAcrossThreads) {
     EXPECT_TRUE(tensors_close(br.grad(), g.sum({0, 2, 3}), 1e-12)) << t << " threads";
   }
   set_num_threads(threads);
+}
+
+// Winograd F(2x2, 3x3) (ops/cpu/conv_winograd.h) against the loop reference: forward and both
+// gradients, every padding it takes, odd and even output sizes (partial tiles), several image
+// blocks (the last one short), on 1 and 2 threads.
+TEST(Conv2d, WinogradMatchesLoopReference) {
+  const AlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
+  struct Case {
+    Shape x;
+    int64_t out_channels;
+    std::array<int64_t, 2> padding;
+  };
+  const Case cases[] = {{{3, 8, 7, 6}, 9, {0, 0}},
+                        {{3, 8, 7, 6}, 8, {1, 1}},
+                        {{2, 9, 5, 4}, 8, {2, 1}},
+                        {{2, 8, 3, 3}, 10, {0, 2}},
+                        {{5, 8, 30, 31}, 8, {1, 1}}};  // 240 tiles per image: 2 images per block
+  const int threads = get_num_threads();
+  manual_seed(11);
+  for (const Case& c : cases) {
+    const ConvArgs p{{1, 1}, c.padding};
+    Tensor x = randn(c.x, kFloat64), w = randn({c.out_channels, c.x[1], 3, 3}, kFloat64);
+    Tensor b = randn({c.out_channels}, kFloat64);
+    NaiveConv ref(x, w, b, p);
+    Tensor expected = ref.forward();
+    Tensor g = randn(expected.shape(), kFloat64);
+    auto [dx_ref, dw_ref] = ref.backward(g);
+    for (int t : {1, 2}) {
+      set_num_threads(t);
+      Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
+      Tensor out = conv2d(xr, wr, b, p.stride, p.padding);
+      const std::string where = fmt::format("x {} padding {} on {} threads", shape_str(c.x), c.padding[0], t);
+      EXPECT_TRUE(tensors_close(out, expected, 1e-12)) << where;
+      out.backward(g);
+      EXPECT_TRUE(tensors_close(xr.grad(), dx_ref, 1e-12)) << where;
+      EXPECT_TRUE(tensors_close(wr.grad(), dw_ref, 1e-12)) << where;
+    }
+  }
+  set_num_threads(threads);
+}
+
+// gradcheck through Winograd's three kernels (an odd output width: a partial tile; padding 2 on one
+// side, 0 on the other).
+TEST(Conv2d, WinogradGradcheck) {
+  const AlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
+  EXPECT_TRUE(passes_gradcheck(conv_fn({{1, 1}, {1, 1}}),
+                               {R({2, 8, 4, 5}, -1, 1, 47), R({8, 8, 3, 3}, -1, 1, 48), R({8}, -1, 1, 49)}));
+  EXPECT_TRUE(
+      passes_gradcheck(conv_fn({{1, 1}, {2, 0}}), {R({1, 8, 3, 6}, -1, 1, 50), R({9, 8, 3, 3}, -1, 1, 51)}));
+}
+
+// By default Winograd runs where it pays (WinogradShape::pays: 512 tiles in the batch at least)
+// and im2col elsewhere; the results show which ran, bit for bit.
+TEST(Conv2d, WinogradByDefaultOnlyWhereItPays) {
+  using detail::Conv2dAlgorithm;
+  manual_seed(13);
+  auto run = [](const Tensor& x, const Tensor& w, Conv2dAlgorithm algorithm) {
+    const AlgorithmScope scope(algorithm);
+    return conv2d(x, w, {}, {1, 1}, {1, 1});
+  };
+  Tensor w = randn({8, 8, 3, 3});
+  Tensor big = randn({8, 8, 16, 16}), small = randn({7, 8, 16, 16});  // 512 and 448 tiles
+  EXPECT_TRUE(equal(run(big, w, Conv2dAlgorithm::automatic), run(big, w, Conv2dAlgorithm::winograd)));
+  EXPECT_FALSE(equal(run(big, w, Conv2dAlgorithm::automatic), run(big, w, Conv2dAlgorithm::im2col)));
+  EXPECT_TRUE(equal(run(small, w, Conv2dAlgorithm::automatic), run(small, w, Conv2dAlgorithm::im2col)));
+  EXPECT_FALSE(equal(run(small, w, Conv2dAlgorithm::automatic), run(small, w, Conv2dAlgorithm::winograd)));
+}
+
+// The switch really changes the path: in float32 Winograd rounds differently from im2col + GEMM
+// (so the results differ in their last bits), and both are within float32 error of float64.
+TEST(Conv2d, WinogradIsTakenAndAgreesWithIm2col) {
+  manual_seed(12);
+  Tensor x = randn({2, 16, 10, 10}), w = randn({12, 16, 3, 3}), b = randn({12});
+  Tensor g = randn({2, 12, 10, 10});
+  auto run = [&](detail::Conv2dAlgorithm algorithm) {
+    const AlgorithmScope scope(algorithm);
+    Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
+    Tensor out = conv2d(xr, wr, b, {1, 1}, {1, 1});
+    out.backward(g);
+    return std::array<Tensor, 3>{out, xr.grad(), wr.grad()};
+  };
+  const auto fast = run(detail::Conv2dAlgorithm::winograd), im2col = run(detail::Conv2dAlgorithm::im2col);
+  NaiveConv ref(x, w, b, {{1, 1}, {1, 1}});
+  auto [dx_ref, dw_ref] = ref.backward(g.to(kFloat64));
+  const Tensor expected[3] = {ref.forward(), dx_ref, dw_ref};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(equal(fast[i], im2col[i])) << "output " << i << ": the same bits, so the same path";
+    EXPECT_TRUE(tensors_close(fast[i].to(kFloat64), expected[i], 1e-4)) << "output " << i;
+    EXPECT_TRUE(tensors_close(im2col[i].to(kFloat64), expected[i], 1e-4)) << "output " << i;
+  }
 }
 
 TEST(Conv2d, Float32MatchesFloat64) {

@@ -9,7 +9,8 @@
 //     dw[g]  += dout_n[g] @ col[g]^T  summed over the batch
 // Images are processed in parallel, each thread with its own column buffer (and, for dw, its own
 // partial sum); BLAS runs single-threaded inside that parallel region. A 1x1 kernel with stride 1
-// and no padding needs no im2col at all: col is the image itself.
+// and no padding needs no im2col at all: col is the image itself. 3x3 stride-1 convolutions with
+// enough channels go to Winograd F(2x2, 3x3) instead (conv_winograd.h): 2.25x fewer multiplications.
 #include "ops/kernels/conv.h"
 
 #include <algorithm>
@@ -19,7 +20,9 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/conv_testing.h"
 #include "ops/cpu/blas.h"
+#include "ops/cpu/conv_winograd.h"
 
 namespace ember::cpu {
 namespace {
@@ -37,6 +40,16 @@ struct ConvShape {
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   // Multiply-adds of one image, to size the parallel grain.
   int64_t work_per_image() const { return o * cols() * rows_g(); }
+  // Winograd needs a 3x3 stride-1 kernel (and padding <= 2 for its input gradient), and by
+  // default a shape where it pays off.
+  bool winograd() const {
+    using detail::Conv2dAlgorithm;
+    const Conv2dAlgorithm algorithm = detail::conv2d_algorithm();
+    return algorithm != Conv2dAlgorithm::im2col && kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 &&
+           dw == 1 && groups == 1 && ph <= 2 && pw <= 2 &&
+           (algorithm == Conv2dAlgorithm::winograd || winograd_shape().pays());
+  }
+  WinogradShape winograd_shape() const { return {n, c, h, w, o, ph, pw}; }
 };
 
 ConvShape conv_shape(const Tensor& x, const Tensor& w, const Tensor& out, const Conv2dParams& p) {
@@ -134,6 +147,7 @@ void forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& 
   const T* wp = static_cast<const T*>(w.raw_data());
   const T* bp = bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr;
   T* op = static_cast<T*>(out.raw_data());
+  if (s.winograd()) return winograd_forward<T>(s.winograd_shape(), xp, wp, bp, op);
   for_each_image<T>(s, !s.pointwise(), [&](int64_t img, T* col_buffer) {
     const T* xn = xp + img * s.c * s.h * s.w;
     T* on = op + img * s.o * s.cols();
@@ -160,6 +174,7 @@ void backward_input(const Tensor& grad_x, const Tensor& grad_out, const Tensor& 
   const T* gp = static_cast<const T*>(grad_out.raw_data());
   const T* wp = static_cast<const T*>(w.raw_data());
   T* dxp = static_cast<T*>(grad_x.raw_data());
+  if (s.winograd()) return winograd_backward_input<T>(s.winograd_shape(), gp, wp, dxp);
   for_each_image<T>(s, !s.pointwise(), [&](int64_t img, T* col) {
     const T* gn = gp + img * s.o * s.cols();
     T* dxn = dxp + img * s.c * s.h * s.w;
@@ -183,6 +198,7 @@ void backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor&
   const T* gp = static_cast<const T*>(grad_out.raw_data());
   const T* xp = static_cast<const T*>(x.raw_data());
   T* dwp = static_cast<T*>(grad_w.raw_data());
+  if (s.winograd()) return winograd_backward_weight<T>(s.winograd_shape(), gp, xp, dwp);
   const int64_t dw_numel = s.o * s.rows_g();
   std::fill(dwp, dwp + dw_numel, T(0));
   std::mutex merge;
