@@ -161,6 +161,13 @@ struct SplitPlane {
       std::memcpy((r % 2 ? odd() : even()) + r / 2 * cols + left, image + i * w, sizeof(T) * copy_cols);
     }
   }
+  // The reverse: image [h x w] = the plane's rows top .. top + h - 1, columns left .. left + w - 1.
+  void crop(T* image, int64_t h, int64_t w, int64_t top, int64_t left) {
+    for (int64_t i = 0; i < h; ++i) {
+      const int64_t r = i + top;
+      std::memcpy(image + i * w, (r % 2 ? odd() : even()) + r / 2 * cols + left, sizeof(T) * w);
+    }
+  }
 };
 
 // v[e * stride + t] = (B^T d B)[e] for every tile t of a padded split plane (rows of 2 tl.cols + 2).
@@ -200,6 +207,72 @@ void transform_patches(SplitPlane<T>& plane, const Tiling& tl, std::vector<T>& s
         o0[t0 + tx] = row[0], o1[t0 + tx] = row[1], o2[t0 + tx] = row[2], o3[t0 + tx] = row[3];
       }
     }
+  }
+}
+
+// B applied to 4 values (the adjoint of bt4).
+template <class T>
+inline void b4(T r0, T r1, T r2, T r3, T (&d)[4]) {
+  d[0] = r0;
+  d[1] = r1 - r2 + r3;
+  d[2] = r1 + r2 - r0;
+  d[3] = -r3;
+}
+
+// The adjoint of transform_patches: the split plane (same geometry) = the sum over tiles t of
+// B dv_t B^T placed at the tile's patch, from dv[e * stride + t]. It undoes the two passes in
+// reverse order. Neighbouring patches overlap by two rows and two columns, so each pass first
+// writes what a tile gives its own first two rows (columns), then adds what it gives the next
+// tile's: two loops with no dependence between iterations instead of one with.
+template <class T>
+void untransform_patches(const T* dv, int64_t stride, const Tiling& tl, std::vector<T>& scratch,
+                         SplitPlane<T>& plane) {
+  const int64_t half = tl.cols + 1, n = tl.rows * half;
+  scratch.resize(8 * n + 1);
+  T* even[4] = {scratch.data(), scratch.data() + n, scratch.data() + 2 * n, scratch.data() + 3 * n};
+  T* odd[4] = {even[0] + 4 * n, even[1] + 4 * n, even[2] + 4 * n, even[3] + 4 * n};
+  for (int i = 0; i < 4; ++i) {  // B along each tile row: rows i of B dv, even and odd columns apart
+    const T *r0 = dv + 4 * i * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    for (int64_t ty = 0; ty < tl.rows; ++ty) {
+      T *e = even[i] + ty * half, *o = odd[i] + ty * half;
+      const int64_t t0 = ty * tl.cols;
+      EMBER_NO_ALIASING
+      for (int64_t tx = 0; tx < tl.cols; ++tx) {
+        T d[4];
+        b4(r0[t0 + tx], r1[t0 + tx], r2[t0 + tx], r3[t0 + tx], d);
+        e[tx] = d[0], o[tx] = d[1];
+      }
+      e[tl.cols] = o[tl.cols] = T(0);
+      EMBER_NO_ALIASING
+      for (int64_t tx = 0; tx < tl.cols; ++tx) {
+        T d[4];
+        b4(r0[t0 + tx], r1[t0 + tx], r2[t0 + tx], r3[t0 + tx], d);
+        e[tx + 1] += d[2], o[tx + 1] += d[3];
+      }
+    }
+  }
+  // B down the columns, for all tile rows at once, into the plane's even and odd rows.
+  const int64_t ld = plane.cols;
+  T *p0 = plane.even(), *p1 = plane.odd(), *p2 = p0 + ld, *p3 = p1 + ld;
+  const T *e0 = even[0], *e1 = even[1], *e2 = even[2], *e3 = even[3];
+  const T *o0 = odd[0], *o1 = odd[1], *o2 = odd[2], *o3 = odd[3];
+  EMBER_NO_ALIASING
+  for (int64_t u = 0; u < n; ++u) {
+    T d[4], f[4];
+    b4(e0[u], e1[u], e2[u], e3[u], d);
+    b4(o0[u], o1[u], o2[u], o3[u], f);
+    p0[2 * u] = d[0], p0[2 * u + 1] = f[0];
+    p1[2 * u] = d[1], p1[2 * u + 1] = f[1];
+  }
+  std::fill(p0 + 2 * n, p0 + 2 * n + ld, T(0));
+  std::fill(p1 + 2 * n, p1 + 2 * n + ld, T(0));
+  EMBER_NO_ALIASING
+  for (int64_t u = 0; u < n; ++u) {
+    T d[4], f[4];
+    b4(e0[u], e1[u], e2[u], e3[u], d);
+    b4(o0[u], o1[u], o2[u], o3[u], f);
+    p2[2 * u] += d[2], p2[2 * u + 1] += f[2];
+    p3[2 * u] += d[3], p3[2 * u + 1] += f[3];
   }
 }
 
@@ -264,14 +337,14 @@ struct Positions {
   T* operator[](int e) const { return data + e * stride; }
 };
 
-// The 16 products of one block: out[e] [m x n] (+)= a[e] [m x k] @ op(b[e]), op(b) = b or b^T.
+// The 16 products of one block: out[e] [m x n] (+)= op(a[e]) [m x k] @ op(b[e]), op(x) = x or x^T.
 template <class T>
-void position_products(bool trans_b, int64_t m, int64_t n, int64_t k, Positions<const T> a,
+void position_products(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, Positions<const T> a,
                        Positions<const T> b, T beta, Positions<T> out) {
   const int mi = blas_int(m, "conv2d", "winograd rows"), ni = blas_int(n, "conv2d", "winograd columns"),
             ki = blas_int(k, "conv2d", "winograd depth");
   for (int e = 0; e < kPositions; ++e)
-    blas_gemm<T>(false, trans_b, mi, ni, ki, T(1), a[e], blas_int(a.ld, "conv2d", "ld"), b[e],
+    blas_gemm<T>(trans_a, trans_b, mi, ni, ki, T(1), a[e], blas_int(a.ld, "conv2d", "ld"), b[e],
                  blas_int(b.ld, "conv2d", "ld"), beta, out[e], blas_int(out.ld, "conv2d", "ld"));
 }
 
@@ -298,7 +371,7 @@ void winograd_forward(const WinogradShape& s, const T* x, const T* w, const T* b
       const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first), tiles = tl.tiles(count);
       const int64_t v_stride = position_stride(s.c, tiles), m_stride = position_stride(s.k, tiles);
       transform_block_inputs(s, tl, x, first, count, plane, scratch, v.data(), v_stride);
-      position_products<T>(false, s.k, tiles, s.c, {u.data(), position_stride(s.k, s.c), s.c},
+      position_products<T>(false, false, s.k, tiles, s.c, {u.data(), position_stride(s.k, s.c), s.c},
                            {v.data(), v_stride, tiles}, T(0), {m.data(), m_stride, tiles});
       for (int64_t i = 0; i < count; ++i)
         for (int64_t k = 0; k < s.k; ++k) {
@@ -316,13 +389,37 @@ void winograd_forward(const WinogradShape& s, const T* x, const T* w, const T* b
 
 template <class T>
 void winograd_backward_input(const WinogradShape& s, const T* dy, const T* w, T* dx) {
-  // The adjoint convolution: channels swapped, taps flipped, padding 2 - p.
-  std::vector<T> flipped(s.c * s.k * 9);
-  for (int64_t k = 0; k < s.k; ++k)
-    for (int64_t c = 0; c < s.c; ++c)
-      for (int t = 0; t < 9; ++t) flipped[(c * s.k + k) * 9 + (8 - t)] = w[(k * s.c + c) * 9 + t];
-  const WinogradShape adjoint{s.n, s.k, s.oh(), s.ow(), s.c, 2 - s.ph, 2 - s.pw};
-  winograd_forward<T>(adjoint, dy, flipped.data(), nullptr, dx);
+  // The forward's adjoint, step by step in reverse: Z = A dy A^T per output tile, dV[e] = U[e]^T Z[e],
+  // then B dV B^T per tile added onto the patches it came from (untransform_patches).
+  const Tiling tl = tiling(s);
+  const std::vector<T> u = transform_filters(w, s.k, s.c);
+  const int64_t nblocks = blocks(s, tl), oh = s.oh(), ow = s.ow();
+  std::atomic<int64_t> next{0};  // as in the forward: each block writes its own images only
+  const int64_t workers = std::min<int64_t>(get_num_threads(), nblocks);
+  parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    const int64_t most = tl.tiles(tl.images);
+    std::vector<T> z(kPositions * position_stride(s.k, most)), dv(kPositions * position_stride(s.c, most)),
+        scratch;
+    SplitPlane<T> grad_plane, plane;
+    grad_plane.resize(tl.rows, 2 * tl.cols);
+    plane.resize(tl.rows + 1, 2 * tl.cols + 2);
+    for (int64_t b = next++; b < nblocks; b = next++) {
+      const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first), tiles = tl.tiles(count);
+      const int64_t z_stride = position_stride(s.k, tiles), dv_stride = position_stride(s.c, tiles);
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t k = 0; k < s.k; ++k) {
+          grad_plane.fill(dy + ((first + i) * s.k + k) * oh * ow, oh, ow, 0, 0);
+          transform_output_gradients(grad_plane, tl, z.data() + k * tiles + i * tl.per_image(), z_stride);
+        }
+      position_products<T>(true, false, s.c, tiles, s.k, {u.data(), position_stride(s.k, s.c), s.c},
+                           {z.data(), z_stride, tiles}, T(0), {dv.data(), dv_stride, tiles});
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t c = 0; c < s.c; ++c) {
+          untransform_patches(dv.data() + c * tiles + i * tl.per_image(), dv_stride, tl, scratch, plane);
+          plane.crop(dx + ((first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
+        }
+    }
+  });
 }
 
 template <class T>
@@ -348,8 +445,9 @@ void winograd_backward_weight(const WinogradShape& s, const T* dy, const T* x, T
           grad_plane.fill(dy + ((first + i) * s.k + k) * oh * ow, oh, ow, 0, 0);
           transform_output_gradients(grad_plane, tl, z.data() + k * tiles + i * tl.per_image(), z_stride);
         }
-      position_products<T>(true, s.k, s.c, tiles, {z.data(), z_stride, tiles}, {v.data(), v_stride, tiles},
-                           T(1), {partial.data(), position_stride(s.k, s.c), s.c});
+      position_products<T>(false, true, s.k, s.c, tiles, {z.data(), z_stride, tiles},
+                           {v.data(), v_stride, tiles}, T(1),
+                           {partial.data(), position_stride(s.k, s.c), s.c});
     }
     std::lock_guard<std::mutex> lock(merge);
     for (size_t i = 0; i < du.size(); ++i) du[i] += partial[i];
