@@ -314,21 +314,6 @@ void transform_output_gradients(SplitPlane<T>& plane, const Tiling& tl, T* z, in
   }
 }
 
-// The transformed patches of images [first, first + count): v[e][c][t], t = image * per_image + tile,
-// position matrices `stride` apart.
-template <class T>
-void transform_block_inputs(const WinogradShape& s, const Tiling& tl, const T* x, int64_t first,
-                            int64_t count, SplitPlane<T>& plane, std::vector<T>& scratch, T* v,
-                            int64_t stride) {
-  const int64_t tiles = tl.tiles(count);
-  plane.resize(tl.rows + 1, 2 * tl.cols + 2);
-  for (int64_t i = 0; i < count; ++i)
-    for (int64_t c = 0; c < s.c; ++c) {
-      plane.fill(x + ((first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
-      transform_patches(plane, tl, scratch, v + c * tiles + i * tl.per_image(), stride);
-    }
-}
-
 // A block's 16 position matrices: matrix e at data + e * stride, row-major with `ld` columns.
 template <class T>
 struct Positions {
@@ -350,40 +335,88 @@ void position_products(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
 
 int64_t blocks(const WinogradShape& s, const Tiling& tl) { return (s.n + tl.images - 1) / tl.images; }
 
+// Block b: images [first, first + count), tiles of them all.
+struct Block {
+  int64_t first, count, tiles;
+};
+Block block(const WinogradShape& s, const Tiling& tl, int64_t b) {
+  const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first);
+  return {first, count, tl.tiles(count)};
+}
+
+// A worker's buffers: one block's matrices of the 16 positions (two sets), the transforms' scratch.
+template <class T>
+struct Workspace {
+  std::vector<T> first, second, scratch;
+  SplitPlane<T> plane, grad_plane;
+  Workspace(const WinogradShape& s, const Tiling& tl, int64_t first_rows, int64_t second_rows)
+      : first(kPositions * position_stride(first_rows, tl.tiles(tl.images))),
+        second(kPositions * position_stride(second_rows, tl.tiles(tl.images))) {
+    grad_plane.resize(tl.rows, 2 * tl.cols);
+  }
+};
+
+// Runs body(block, workspace) for every block, in parallel. Blocks go to whichever worker is free
+// (a shared counter): each block writes the outputs of its own images only, so the result does not
+// depend on the schedule. The workspaces' position matrices have first_rows and second_rows rows.
+template <class T, class Body>
+void for_each_block(const WinogradShape& s, const Tiling& tl, int64_t first_rows, int64_t second_rows,
+                    const Body& body) {
+  const int64_t nblocks = blocks(s, tl);
+  std::atomic<int64_t> next{0};
+  parallel_for(0, std::min<int64_t>(get_num_threads(), nblocks), 1, [&](int64_t, int64_t) {
+    Workspace<T> ws(s, tl, first_rows, second_rows);
+    for (int64_t b = next++; b < nblocks; b = next++) body(block(s, tl, b), ws);
+  });
+}
+
+// The transformed patches of a block: v[e][c][t], t = image * per_image + tile (position matrices
+// `stride` apart).
+template <class T>
+void transform_block_inputs(const WinogradShape& s, const Tiling& tl, const T* x, const Block& b,
+                            SplitPlane<T>& plane, std::vector<T>& scratch, T* v, int64_t stride) {
+  plane.resize(tl.rows + 1, 2 * tl.cols + 2);
+  for (int64_t i = 0; i < b.count; ++i)
+    for (int64_t c = 0; c < s.c; ++c) {
+      plane.fill(x + ((b.first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
+      transform_patches(plane, tl, scratch, v + c * b.tiles + i * tl.per_image(), stride);
+    }
+}
+
+// The transformed output gradients of a block: z[e][k][t] (position matrices `stride` apart).
+template <class T>
+void transform_block_output_gradients(const WinogradShape& s, const Tiling& tl, const T* dy, const Block& b,
+                                      SplitPlane<T>& grad_plane, T* z, int64_t stride) {
+  for (int64_t i = 0; i < b.count; ++i)
+    for (int64_t k = 0; k < s.k; ++k) {
+      grad_plane.fill(dy + ((b.first + i) * s.k + k) * s.oh() * s.ow(), s.oh(), s.ow(), 0, 0);
+      transform_output_gradients(grad_plane, tl, z + k * b.tiles + i * tl.per_image(), stride);
+    }
+}
+
 }  // namespace
 
 template <class T>
 void winograd_forward(const WinogradShape& s, const T* x, const T* w, const T* bias, T* out) {
   const Tiling tl = tiling(s);
   const std::vector<T> u = transform_filters(w, s.k, s.c);
-  const int64_t nblocks = blocks(s, tl), oh = s.oh(), ow = s.ow();
-  // Blocks go to whichever worker is free (a shared counter): each block's outputs depend on its
-  // images only, so the result does not depend on the schedule.
-  std::atomic<int64_t> next{0};
-  const int64_t workers = std::min<int64_t>(get_num_threads(), nblocks);
-  parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    const int64_t most = tl.tiles(tl.images);
-    std::vector<T> v(kPositions * position_stride(s.c, most)), m(kPositions * position_stride(s.k, most)),
-        scratch;
-    SplitPlane<T> plane, result;
-    result.resize(tl.rows, 2 * tl.cols);
-    for (int64_t b = next++; b < nblocks; b = next++) {
-      const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first), tiles = tl.tiles(count);
-      const int64_t v_stride = position_stride(s.c, tiles), m_stride = position_stride(s.k, tiles);
-      transform_block_inputs(s, tl, x, first, count, plane, scratch, v.data(), v_stride);
-      position_products<T>(false, false, s.k, tiles, s.c, {u.data(), position_stride(s.k, s.c), s.c},
-                           {v.data(), v_stride, tiles}, T(0), {m.data(), m_stride, tiles});
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t k = 0; k < s.k; ++k) {
-          transform_products(m.data() + k * tiles + i * tl.per_image(), m_stride, tl, result);
-          T* dst = out + ((first + i) * s.k + k) * oh * ow;
-          const T shift = bias ? bias[k] : T(0);
-          for (int64_t r = 0; r < oh; ++r) {
-            const T* src = (r % 2 ? result.odd() : result.even()) + r / 2 * result.cols;
-            for (int64_t q = 0; q < ow; ++q) dst[r * ow + q] = src[q] + shift;
-          }
+  const int64_t oh = s.oh(), ow = s.ow();
+  for_each_block<T>(s, tl, s.c, s.k, [&](const Block& b, Workspace<T>& ws) {  // V, then M
+    const int64_t v_stride = position_stride(s.c, b.tiles), m_stride = position_stride(s.k, b.tiles);
+    transform_block_inputs(s, tl, x, b, ws.plane, ws.scratch, ws.first.data(), v_stride);
+    position_products<T>(false, false, s.k, b.tiles, s.c, {u.data(), position_stride(s.k, s.c), s.c},
+                         {ws.first.data(), v_stride, b.tiles}, T(0), {ws.second.data(), m_stride, b.tiles});
+    SplitPlane<T>& result = ws.grad_plane;  // an output plane in whole tiles
+    for (int64_t i = 0; i < b.count; ++i)
+      for (int64_t k = 0; k < s.k; ++k) {
+        transform_products(ws.second.data() + k * b.tiles + i * tl.per_image(), m_stride, tl, result);
+        T* dst = out + ((b.first + i) * s.k + k) * oh * ow;
+        const T shift = bias ? bias[k] : T(0);
+        for (int64_t r = 0; r < oh; ++r) {
+          const T* src = (r % 2 ? result.odd() : result.even()) + r / 2 * result.cols;
+          for (int64_t q = 0; q < ow; ++q) dst[r * ow + q] = src[q] + shift;
         }
-    }
+      }
   });
 }
 
@@ -393,60 +426,38 @@ void winograd_backward_input(const WinogradShape& s, const T* dy, const T* w, T*
   // then B dV B^T per tile added onto the patches it came from (untransform_patches).
   const Tiling tl = tiling(s);
   const std::vector<T> u = transform_filters(w, s.k, s.c);
-  const int64_t nblocks = blocks(s, tl), oh = s.oh(), ow = s.ow();
-  std::atomic<int64_t> next{0};  // as in the forward: each block writes its own images only
-  const int64_t workers = std::min<int64_t>(get_num_threads(), nblocks);
-  parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    const int64_t most = tl.tiles(tl.images);
-    std::vector<T> z(kPositions * position_stride(s.k, most)), dv(kPositions * position_stride(s.c, most)),
-        scratch;
-    SplitPlane<T> grad_plane, plane;
-    grad_plane.resize(tl.rows, 2 * tl.cols);
-    plane.resize(tl.rows + 1, 2 * tl.cols + 2);
-    for (int64_t b = next++; b < nblocks; b = next++) {
-      const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first), tiles = tl.tiles(count);
-      const int64_t z_stride = position_stride(s.k, tiles), dv_stride = position_stride(s.c, tiles);
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t k = 0; k < s.k; ++k) {
-          grad_plane.fill(dy + ((first + i) * s.k + k) * oh * ow, oh, ow, 0, 0);
-          transform_output_gradients(grad_plane, tl, z.data() + k * tiles + i * tl.per_image(), z_stride);
-        }
-      position_products<T>(true, false, s.c, tiles, s.k, {u.data(), position_stride(s.k, s.c), s.c},
-                           {z.data(), z_stride, tiles}, T(0), {dv.data(), dv_stride, tiles});
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t c = 0; c < s.c; ++c) {
-          untransform_patches(dv.data() + c * tiles + i * tl.per_image(), dv_stride, tl, scratch, plane);
-          plane.crop(dx + ((first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
-        }
-    }
+  for_each_block<T>(s, tl, s.k, s.c, [&](const Block& b, Workspace<T>& ws) {  // Z, then dV
+    const int64_t z_stride = position_stride(s.k, b.tiles), dv_stride = position_stride(s.c, b.tiles);
+    transform_block_output_gradients(s, tl, dy, b, ws.grad_plane, ws.first.data(), z_stride);
+    position_products<T>(true, false, s.c, b.tiles, s.k, {u.data(), position_stride(s.k, s.c), s.c},
+                         {ws.first.data(), z_stride, b.tiles}, T(0), {ws.second.data(), dv_stride, b.tiles});
+    ws.plane.resize(tl.rows + 1, 2 * tl.cols + 2);
+    for (int64_t i = 0; i < b.count; ++i)
+      for (int64_t c = 0; c < s.c; ++c) {
+        untransform_patches(ws.second.data() + c * b.tiles + i * tl.per_image(), dv_stride, tl, ws.scratch,
+                            ws.plane);
+        ws.plane.crop(dx + ((b.first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
+      }
   });
 }
 
 template <class T>
 void winograd_backward_weight(const WinogradShape& s, const T* dy, const T* x, T* dw) {
   const Tiling tl = tiling(s);
-  const int64_t nblocks = blocks(s, tl), oh = s.oh(), ow = s.ow();
   std::vector<T> du(kPositions * position_stride(s.k, s.c), T(0));
   std::mutex merge;
   // Fixed ranges of blocks per worker (not a shared counter): the partial sums must be added up in
   // the same order every time for the result to be reproducible.
-  parallel_for(0, nblocks, 1, [&](int64_t begin, int64_t end) {
-    const int64_t most = tl.tiles(tl.images);
-    std::vector<T> v(kPositions * position_stride(s.c, most)), z(kPositions * position_stride(s.k, most)),
-        scratch, partial(du.size(), T(0));
-    SplitPlane<T> plane, grad_plane;
-    grad_plane.resize(tl.rows, 2 * tl.cols);
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t first = b * tl.images, count = std::min(tl.images, s.n - first), tiles = tl.tiles(count);
-      const int64_t v_stride = position_stride(s.c, tiles), z_stride = position_stride(s.k, tiles);
-      transform_block_inputs(s, tl, x, first, count, plane, scratch, v.data(), v_stride);
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t k = 0; k < s.k; ++k) {
-          grad_plane.fill(dy + ((first + i) * s.k + k) * oh * ow, oh, ow, 0, 0);
-          transform_output_gradients(grad_plane, tl, z.data() + k * tiles + i * tl.per_image(), z_stride);
-        }
-      position_products<T>(false, true, s.k, s.c, tiles, {z.data(), z_stride, tiles},
-                           {v.data(), v_stride, tiles}, T(1),
+  parallel_for(0, blocks(s, tl), 1, [&](int64_t begin, int64_t end) {
+    Workspace<T> ws(s, tl, s.c, s.k);  // V, Z
+    std::vector<T> partial(du.size(), T(0));
+    for (int64_t index = begin; index < end; ++index) {
+      const Block b = block(s, tl, index);
+      const int64_t v_stride = position_stride(s.c, b.tiles), z_stride = position_stride(s.k, b.tiles);
+      transform_block_inputs(s, tl, x, b, ws.plane, ws.scratch, ws.first.data(), v_stride);
+      transform_block_output_gradients(s, tl, dy, b, ws.grad_plane, ws.second.data(), z_stride);
+      position_products<T>(false, true, s.k, s.c, b.tiles, {ws.second.data(), z_stride, b.tiles},
+                           {ws.first.data(), v_stride, b.tiles}, T(1),
                            {partial.data(), position_stride(s.k, s.c), s.c});
     }
     std::lock_guard<std::mutex> lock(merge);
