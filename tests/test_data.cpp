@@ -586,6 +586,12 @@ TEST(Transforms, NormalizePerChannel) {
   EMBER_EXPECT_THROW_MSG(data::Normalize({0}, {1, 1}), "the same positive number of values, got 1 and 2");
   EMBER_EXPECT_THROW_MSG(n(zeros({3, 2, 2})), "2 channel means need a tensor [..., 2, H, W], got [3,2,2]");
   EMBER_EXPECT_THROW_MSG(n(zeros({2, 2, 2}, kUInt8)), "expected a floating dtype");
+  // bfloat16 (every input here exact in it) is normalised in float32 and rounded once: 4.75, 1 and 2
+  // are exact, (11 - 10) / 5 = 0.2 rounds to bf16's nearest, 205 / 1024.
+  Tensor half = tensor<float>({10.5f, 3, 11, 20}, {2, 1, 2}).to(kBFloat16);
+  Tensor normalised = n(half);
+  EXPECT_EQ(normalised.dtype(), kBFloat16);
+  EXPECT_EQ(normalised.to(kFloat32).to_vector<float>(), (std::vector<float>{4.75f, 1, 205.f / 1024, 2}));
 }
 
 TEST(Transforms, RandomCropWithPadding) {

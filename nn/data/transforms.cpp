@@ -45,8 +45,9 @@ Normalize::Normalize(std::vector<double> mean, std::vector<double> std) : mean_(
   }
 }
 
-Tensor Normalize::apply(const Tensor& input, RandomStream&) const {
+Tensor Normalize::apply(const Tensor& input, RandomStream& rng) const {
   Tensor x = contiguous_cpu(input, "Normalize");
+  if (x.dtype() == kBFloat16) return apply(x.to(kFloat32), rng).to(kBFloat16);  // in float32, rounded once
   const int64_t channels = static_cast<int64_t>(mean_.size());
   int64_t inner = x.numel();  // elements per channel block
   int64_t outer = 1;          // blocks of `channels` channels

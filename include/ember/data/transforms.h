@@ -21,7 +21,8 @@ class Transform {
 };
 
 // (x - mean[c]) / std[c] per channel c; the channel dimension is -3 ([C, H, W] or [N, C, H, W]).
-// One mean/std value applies to every element of a tensor of any shape. Needs a floating input.
+// One mean/std value applies to every element of a tensor of any shape. Needs a floating input
+// (bfloat16 is computed in float32 and rounded once).
 class Normalize : public Transform {
  public:
   Normalize(std::vector<double> mean, std::vector<double> std);
