@@ -160,4 +160,15 @@ void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, 
   });
 }
 
+// Offset (in elements) of linear index `i`, counted row-major over `sizes`, in a tensor with
+// `strides`: for the kernels that walk an operand outside StridedLoop (reductions, sorts).
+inline int64_t offset_of(int64_t i, const Shape& sizes, const Shape& strides) {
+  int64_t off = 0;
+  for (size_t d = sizes.size(); d-- > 0;) {
+    off += (i % sizes[d]) * strides[d];
+    i /= sizes[d];
+  }
+  return off;
+}
+
 }  // namespace ember::cpu

@@ -86,16 +86,6 @@ Geometry split_dims(const Tensor& in, const std::vector<bool>& reduce) {
   return g;
 }
 
-// Offset (in elements) of linear index `i` in a shape/strides pair.
-inline int64_t offset_of(int64_t i, const Shape& sizes, const Shape& strides) {
-  int64_t off = 0;
-  for (size_t d = sizes.size(); d-- > 0;) {
-    off += (i % sizes[d]) * strides[d];
-    i /= sizes[d];
-  }
-  return off;
-}
-
 template <class T, class Acc, class Combine>
 void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in, const std::vector<bool>& reduce,
                   Combine combine) {

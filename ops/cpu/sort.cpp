@@ -10,6 +10,7 @@
 
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
+#include "ops/cpu/loops.h"
 
 namespace ember::cpu {
 namespace {
@@ -28,16 +29,6 @@ inline bool less_nan_last(T a, T b) {
   } else {
     return a < b;
   }
-}
-
-// Offset (in elements) of linear index `i` of a shape/strides pair.
-inline int64_t offset_of(int64_t i, const Shape& sizes, const Shape& strides) {
-  int64_t off = 0;
-  for (size_t d = sizes.size(); d-- > 0;) {
-    off += (i % sizes[d]) * strides[d];
-    i /= sizes[d];
-  }
-  return off;
 }
 
 template <class T>
