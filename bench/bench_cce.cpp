@@ -41,6 +41,7 @@
 #include <utility>
 
 #include "../losses/cpu/cce_config.h"  // the backward's tile counters (kept / visited)
+#include "examples/blas_kernels.h"
 
 using namespace ember;
 
@@ -153,14 +154,7 @@ void compare(Problem p, int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As in bench_core: OpenBLAS 0.3.21 falls back to its generic "Prescott" kernels on CPUs newer
-  // than itself; on an AVX-512 CPU rerun with its SkylakeX kernels (the core is fixed when OpenBLAS
-  // loads, hence exec). Set OPENBLAS_CORETYPE yourself to measure another core.
-  if (std::string(openblas_get_corename()) == "Prescott" && __builtin_cpu_supports("avx512f") &&
-      std::getenv("OPENBLAS_CORETYPE") == nullptr && argc > 0) {
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
-  }
+  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 4096;
   const int64_t D = argc > 2 ? std::atoll(argv[2]) : 512;
   const int64_t V = argc > 3 ? std::atoll(argv[3]) : 65536;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "examples/blas_kernels.h"
 #include "ops/conv_testing.h"
 
 using namespace ember;
@@ -233,15 +234,7 @@ print(best * 1e3)
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenBLAS 0.3.21 (Debian 12) does not recognise CPUs released after it (Sapphire/Emerald Rapids)
-  // and falls back to its generic "Prescott" kernels, about 5x slower. On an AVX-512 CPU, rerun
-  // with the closest kernels it has; the core must be chosen before OpenBLAS loads, hence exec.
-  // (Set OPENBLAS_CORETYPE yourself to measure another core.)
-  if (std::string(openblas_get_corename()) == "Prescott" && __builtin_cpu_supports("avx512f") &&
-      std::getenv("OPENBLAS_CORETYPE") == nullptr && argc > 0) {
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
-  }
+  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   auto t0 = Clock::now();
   manual_seed(0);
   const std::string python = find_torch_python();

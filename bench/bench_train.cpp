@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "examples/blas_kernels.h"
 
 using namespace ember;
 using ember::bench::find_torch_python;
@@ -291,14 +292,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train: --threads and --rounds must be positive\n");
     return 2;
   }
-  // Debian 12's OpenBLAS 0.3.21 does not recognise CPUs newer than itself (Sapphire/Emerald Rapids)
-  // and falls back to its generic "Prescott" kernels, about 5x slower; the core is fixed when OpenBLAS
-  // loads, so rerun with its closest AVX-512 kernels (as bench_core does; docs/performance.md).
-  if (std::string(openblas_get_corename()) == "Prescott" && __builtin_cpu_supports("avx512f") &&
-      std::getenv("OPENBLAS_CORETYPE") == nullptr) {
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
-  }
+  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   set_num_threads(threads);
 
   char script[] = "/tmp/ember_bench_train_XXXXXX.py";
