@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bench_util.h"
+#include "torch_timing.h"
 
 using namespace ember;
 using namespace ember::bench;
@@ -56,7 +57,7 @@ void bench_ember() {
 
 // The references, written as the papers' code computes them.
 const char* kTorchScript = R"(
-import time, torch
+import torch
 import torch.nn.functional as F
 torch.backends.cuda.matmul.allow_tf32 = False  # ember's default: full float32 GEMMs
 
@@ -78,15 +79,7 @@ def opl(f, y, gamma=0.5):  # opl.md, variant A (the README's loss.py)
     return (1.0 - (pos * g).sum() / (pos.sum() + 1e-6)) + gamma * (neg * g).sum() / (neg.sum() + 1e-6)
 
 def ms_per_step(step):
-    for _ in range(3): step()
-    torch.cuda.synchronize()
-    best = 1e30
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(20): step()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / 20)
-    return best * 1e3
+    return best_seconds(step) * 1e3
 
 torch.manual_seed(0)
 for name, n, c in CASES_PLD:
@@ -124,7 +117,7 @@ int main() {
     return 0;
   }
   const std::string script =
-      fmt::format("CASES_PLD = {}\nCASES_OPL = {}\n{}", python_cases(kPld, std::size(kPld)),
+      fmt::format("{}\nCASES_PLD = {}\nCASES_OPL = {}\n{}", kTorchTiming, python_cases(kPld, std::size(kPld)),
                   python_cases(kOpl, std::size(kOpl)), kTorchScript);
   if (auto out = run_python_output(python, script))
     std::fputs(out->c_str(), stdout);

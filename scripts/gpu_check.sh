@@ -156,35 +156,20 @@ run_bench() {
   log "PyTorch reference (launch overhead of a + b on 1024 float32; the two training steps)"
   if command -v python3 >/dev/null; then
     set +e
-    out=$(timeout "$(time_box 90)" python3 - <<'EOF' 2>&1
-import time, torch
+    out=$(timeout "$(time_box 90)" env PYTHONPATH="$ROOT/bench" python3 - <<'EOF' 2>&1
+import torch
+from torch_timing import best_seconds  # bench/torch_timing.py
 torch.backends.cuda.matmul.allow_tf32 = False  # ember's default: full float32 GEMMs
 torch.backends.cudnn.allow_tf32 = False        # (PyTorch leaves TF32 on for convolutions)
 a = torch.rand(1024, device="cuda"); b = torch.rand(1024, device="cuda")
-for _ in range(100): c = a + b
-torch.cuda.synchronize()
-best = 1e30
-for _ in range(5):
-    t0 = time.perf_counter()
-    for _ in range(10000): c = a + b
-    torch.cuda.synchronize()
-    best = min(best, (time.perf_counter() - t0) / 10000)
-print("RESULT launch_us_torch %.6g" % (best * 1e6))
+print("RESULT launch_us_torch %.6g" % (best_seconds(lambda: a + b, inner=10000, warmup=100) * 1e6))
 
 import torch.nn as nn
 def step_ms(model, opt, x, y):
     loss_fn = nn.CrossEntropyLoss()
     def step():
         opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
-    for _ in range(5): step()
-    torch.cuda.synchronize()
-    best = 1e30
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(20): step()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / 20)
-    return best * 1e3
+    return best_seconds(step, warmup=5) * 1e3
 torch.manual_seed(0)
 mlp = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).cuda()
 x = torch.randn(128, 784, device="cuda"); y = torch.randint(0, 10, (128,), device="cuda")
@@ -252,8 +237,9 @@ run_attention_ref() {
   command -v python3 >/dev/null || return 0
   local out
   set +e
-  out=$(timeout "$(time_box 60)" python3 - <<'EOF' 2>&1
-import time, torch
+  out=$(timeout "$(time_box 60)" env PYTHONPATH="$ROOT/bench" python3 - <<'EOF' 2>&1
+import torch
+from torch_timing import best_seconds  # bench/torch_timing.py
 torch.backends.cuda.matmul.allow_tf32 = False
 B, L, E, H = 8, 1024, 512, 8
 torch.manual_seed(0)
@@ -265,15 +251,7 @@ def step_ms(need_weights):
         mha.zero_grad(set_to_none=True); x.grad = None
         out, _ = mha(x, x, x, attn_mask=mask, need_weights=need_weights, is_causal=True)
         out.sum().backward()
-    for _ in range(3): step()
-    torch.cuda.synchronize()
-    best = 1e30
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(10): step()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / 10)
-    return best * 1e3
+    return best_seconds(step, inner=10, rounds=3) * 1e3
 # need_weights=False: scaled_dot_product_attention's fused kernels; True: the explicit
 # softmax(Q K^T) V that ember computes too.
 for key, nw in (("attn_ms_torch", False), ("attn_ms_torch_weights", True)):
