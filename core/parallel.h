@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "ember/threads.h"
 
@@ -25,7 +28,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   }
   int64_t want = std::min<int64_t>(threads, (n + grain - 1) / grain);
   std::exception_ptr error;
-#pragma omp parallel num_threads(static_cast<int>(want))
+#pragma omp parallel num_threads(static_cast <int>(want))
   {
     int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     int64_t chunk = (n + nt - 1) / nt;
@@ -40,6 +43,26 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+// parallel_for for a sum of per-chunk results. body(b, e, partial) adds the contribution of items
+// [b, e) into `partial` (n zeros to start with); the chunks' partials are then added into out[0, n)
+// in chunk order. Threads finish in any order and floating-point addition is not associative, so
+// adding each partial as its thread finishes would change the last bits from run to run; this way
+// a given thread count always gives the same bits.
+template <class T, class F>
+void parallel_for_sum(int64_t begin, int64_t end, int64_t grain, T* out, size_t n, const F& body) {
+  std::vector<std::pair<int64_t, std::vector<T>>> partials;
+  std::mutex guard;
+  parallel_for(begin, end, grain, [&](int64_t b, int64_t e) {
+    std::vector<T> partial(n, T(0));
+    body(b, e, partial.data());
+    std::lock_guard<std::mutex> lock(guard);
+    partials.emplace_back(b, std::move(partial));
+  });
+  std::sort(partials.begin(), partials.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (const auto& chunk : partials)
+    for (size_t i = 0; i < n; ++i) out[i] += chunk.second[i];
 }
 
 }  // namespace ember

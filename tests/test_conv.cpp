@@ -64,8 +64,11 @@ struct NaiveConv {
 
 // Holds conv2d's algorithm (ops/conv_testing.h) for a scope: forward and backward both read it.
 struct AlgorithmScope {
-  explicit AlgorithmScope(detail::Conv2dAlgorithm algorithm) { detail::conv2d_algorithm() = algorithm; }
-  ~AlgorithmScope() { detail::conv2d_algorithm() = detail::Conv2dAlgorithm::automatic; }
+  explicit AlgorithmScope(detail::Conv2dAlgorithm algorithm) : previous(detail::conv2d_algorithm()) {
+    detail::conv2d_algorithm() = algorithm;
+  }
+  ~AlgorithmScope() { detail::conv2d_algorithm() = previous; }
+  detail::Conv2dAlgorithm previous;
 };
 
 OpFn conv_fn(ConvArgs p) {
@@ -221,11 +224,10 @@ TEST(Conv2d, WinogradMatchesLoopReference) {
     int64_t out_channels;
     std::array<int64_t, 2> padding;
   };
-  const Case cases[] = {{{3, 8, 7, 6}, 9, {0, 0}},
-                        {{3, 8, 7, 6}, 8, {1, 1}},
-                        {{2, 9, 5, 4}, 8, {2, 1}},
-                        {{2, 8, 3, 3}, 10, {0, 2}},
-                        {{5, 8, 30, 31}, 8, {1, 1}}};  // 240 tiles per image: 2 images per block
+  const Case cases[] = {
+      {{3, 8, 7, 6}, 9, {0, 0}},  {{3, 8, 7, 6}, 8, {1, 1}}, {{2, 9, 5, 4}, 8, {2, 1}},
+      {{2, 8, 3, 3}, 10, {0, 2}}, {{2, 8, 5, 4}, 9, {3, 4}},  // padding beyond the kernel's reach
+      {{5, 8, 30, 31}, 8, {1, 1}}};                           // 240 tiles per image: 2 images per block
   const int threads = get_num_threads();
   manual_seed(11);
   for (const Case& c : cases) {
@@ -250,8 +252,8 @@ TEST(Conv2d, WinogradMatchesLoopReference) {
   set_num_threads(threads);
 }
 
-// gradcheck through Winograd's three kernels (an odd output width: a partial tile; padding 2 on one
-// side, 0 on the other).
+// gradcheck through Winograd's three kernels (an odd output width: a partial tile; padding 2 in
+// height and 0 in width).
 TEST(Conv2d, WinogradGradcheck) {
   const AlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
   EXPECT_TRUE(passes_gradcheck(conv_fn({{1, 1}, {1, 1}}),
@@ -299,6 +301,33 @@ TEST(Conv2d, WinogradIsTakenAndAgreesWithIm2col) {
     EXPECT_TRUE(tensors_close(fast[i].to(kFloat64), expected[i], 1e-4)) << "output " << i;
     EXPECT_TRUE(tensors_close(im2col[i].to(kFloat64), expected[i], 1e-4)) << "output " << i;
   }
+}
+
+// The weight gradient sums per-thread partials; they are added in a fixed order, so with a given
+// number of threads every run gives the same bits (threads finish in any order, and float32
+// addition is not associative: adding each partial as its thread finished changed the result in
+// about half the runs on 3 threads). Both algorithms, on 3 and 4 threads (more than this
+// machine's cores, so finishing orders vary).
+TEST(Conv2d, WeightGradientIsReproducibleOnManyThreads) {
+  using detail::Conv2dAlgorithm;
+  manual_seed(14);
+  Tensor x = randn({400, 8, 6, 6}), w = randn({8, 8, 3, 3}), g = randn({400, 8, 6, 6});
+  const int threads = get_num_threads();
+  for (Conv2dAlgorithm algorithm : {Conv2dAlgorithm::winograd, Conv2dAlgorithm::im2col})
+    for (int t : {3, 4}) {
+      const AlgorithmScope scope(algorithm);
+      set_num_threads(t);
+      auto weight_gradient = [&] {
+        Tensor wr = w.clone().requires_grad_();
+        conv2d(x, wr, {}, {1, 1}, {1, 1}).backward(g);
+        return wr.grad();
+      };
+      const Tensor first = weight_gradient();
+      for (int run = 0; run < 20; ++run)
+        ASSERT_TRUE(equal(weight_gradient(), first))
+            << "run " << run << " on " << t << " threads, algorithm " << static_cast<int>(algorithm);
+    }
+  set_num_threads(threads);
 }
 
 TEST(Conv2d, Float32MatchesFloat64) {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "core/parallel.h"
@@ -40,14 +39,12 @@ struct ConvShape {
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   // Multiply-adds of one image, to size the parallel grain.
   int64_t work_per_image() const { return o * cols() * rows_g(); }
-  // Winograd needs a 3x3 stride-1 kernel (and padding <= 2 for its input gradient), and by
-  // default a shape where it pays off.
+  // Winograd needs a 3x3 stride-1 kernel, and by default a shape where it pays off.
   bool winograd() const {
     using detail::Conv2dAlgorithm;
     const Conv2dAlgorithm algorithm = detail::conv2d_algorithm();
     return algorithm != Conv2dAlgorithm::im2col && kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 &&
-           dw == 1 && groups == 1 && ph <= 2 && pw <= 2 &&
-           (algorithm == Conv2dAlgorithm::winograd || winograd_shape().pays());
+           dw == 1 && groups == 1 && (algorithm == Conv2dAlgorithm::winograd || winograd_shape().pays());
   }
   WinogradShape winograd_shape() const { return {n, c, h, w, o, ph, pw}; }
 };
@@ -201,11 +198,11 @@ void backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor&
   if (s.winograd()) return winograd_backward_weight<T>(s.winograd_shape(), gp, xp, dwp);
   const int64_t dw_numel = s.o * s.rows_g();
   std::fill(dwp, dwp + dw_numel, T(0));
-  std::mutex merge;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, s.work_per_image()));
-  // Each worker sums its images' contributions into a private buffer, then adds it to grad_w once.
-  parallel_for(0, s.n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> col(s.pointwise() ? 0 : s.rows() * s.cols()), partial(dw_numel, T(0));
+  // Each worker sums its images' contributions into a private buffer; the buffers are added to
+  // grad_w in a fixed order.
+  auto sum_images = [&](int64_t begin, int64_t end, T* partial) {
+    std::vector<T> col(s.pointwise() ? 0 : s.rows() * s.cols());
     for (int64_t img = begin; img < end; ++img) {
       const T* xn = xp + img * s.c * s.h * s.w;
       const T* cn = xn;
@@ -216,11 +213,10 @@ void backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor&
       const T* gn = gp + img * s.o * s.cols();
       for (int64_t g = 0; g < s.groups; ++g)
         blas_gemm<T>(false, true, m, n, k, T(1), gn + g * s.og() * s.cols(), k,
-                     cn + g * s.rows_g() * s.cols(), k, T(1), partial.data() + g * s.og() * s.rows_g(), n);
+                     cn + g * s.rows_g() * s.cols(), k, T(1), partial + g * s.og() * s.rows_g(), n);
     }
-    std::lock_guard<std::mutex> lock(merge);
-    for (int64_t i = 0; i < dw_numel; ++i) dwp[i] += partial[i];
-  });
+  };
+  parallel_for_sum(int64_t{0}, s.n, grain, dwp, static_cast<size_t>(dw_numel), sum_images);
 }
 
 void forward_cpu(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,

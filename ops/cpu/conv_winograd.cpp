@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "core/parallel.h"
@@ -55,7 +54,8 @@ struct Tiling {
 
 Tiling tiling(const WinogradShape& s) {
   Tiling t{(s.oh() + 1) / 2, (s.ow() + 1) / 2, 1};
-  t.images = std::clamp<int64_t>((kBlockTiles + t.per_image() - 1) / t.per_image(), 1, s.n);
+  const int64_t per_image = std::max<int64_t>(1, t.per_image());  // (0 only for an empty output)
+  t.images = std::clamp<int64_t>((kBlockTiles + per_image - 1) / per_image, 1, std::max<int64_t>(1, s.n));
   return t;
 }
 
@@ -445,12 +445,10 @@ template <class T>
 void winograd_backward_weight(const WinogradShape& s, const T* dy, const T* x, T* dw) {
   const Tiling tl = tiling(s);
   std::vector<T> du(kPositions * position_stride(s.k, s.c), T(0));
-  std::mutex merge;
-  // Fixed ranges of blocks per worker (not a shared counter): the partial sums must be added up in
-  // the same order every time for the result to be reproducible.
-  parallel_for(0, blocks(s, tl), 1, [&](int64_t begin, int64_t end) {
+  // Each worker sums its blocks' products into a private dU; parallel_for_sum adds those in a fixed
+  // order, so the result is reproducible.
+  auto sum_blocks = [&](int64_t begin, int64_t end, T* partial) {
     Workspace<T> ws(s, tl, s.c, s.k);  // V, Z
-    std::vector<T> partial(du.size(), T(0));
     for (int64_t index = begin; index < end; ++index) {
       const Block b = block(s, tl, index);
       const int64_t v_stride = position_stride(s.c, b.tiles), z_stride = position_stride(s.k, b.tiles);
@@ -458,11 +456,10 @@ void winograd_backward_weight(const WinogradShape& s, const T* dy, const T* x, T
       transform_block_output_gradients(s, tl, dy, b, ws.grad_plane, ws.second.data(), z_stride);
       position_products<T>(false, true, s.k, s.c, b.tiles, {ws.second.data(), z_stride, b.tiles},
                            {ws.first.data(), v_stride, b.tiles}, T(1),
-                           {partial.data(), position_stride(s.k, s.c), s.c});
+                           {partial, position_stride(s.k, s.c), s.c});
     }
-    std::lock_guard<std::mutex> lock(merge);
-    for (size_t i = 0; i < du.size(); ++i) du[i] += partial[i];
-  });
+  };
+  parallel_for_sum(int64_t{0}, blocks(s, tl), 1, du.data(), du.size(), sum_blocks);
   filter_gradients(du.data(), s.k, s.c, dw);
 }
 

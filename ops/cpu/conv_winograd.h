@@ -18,8 +18,9 @@
 // which is where the time goes (OpenBLAS); the transforms are additions only.
 //
 // The gradients reuse the same pieces:
-//  * input:  dx is the convolution of dy, padded by 2 - p, with the filter flipped in both spatial
-//            dims and its channel dims swapped, so it is a forward call (needs p <= 2);
+//  * input:  the forward's adjoint, each step transposed and in reverse order: Z = A dy A^T per
+//            output tile, dV[e] [C x P] = U[e]^T @ Z[e], then B dV B^T added back onto the
+//            overlapping patches it came from (dropping what falls on the padding);
 //  * weight: Y is linear in U, so dU[e] [K x C] = sum over tiles of Z[e] [K x P] @ V[e]^T, with
 //            Z = A dy A^T (dy's 2x2 tile, 0 outside the output); then dw = G^T dU G.
 #include <cstdint>
@@ -27,7 +28,7 @@
 namespace ember::cpu {
 
 // A 3x3, stride-1, dilation-1, one-group convolution: x [n, c, h, w], w [k, c, 3, 3], out
-// [n, k, oh, ow] with oh = h + 2 ph - 2, ow = w + 2 pw - 2; padding at most 2.
+// [n, k, oh, ow] with oh = h + 2 ph - 2 >= 1, ow = w + 2 pw - 2 >= 1 (any padding).
 struct WinogradShape {
   int64_t n, c, h, w, k, ph, pw;
   int64_t oh() const { return h + 2 * ph - 2; }
