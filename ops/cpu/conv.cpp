@@ -23,6 +23,13 @@
 #include "ops/cpu/blas.h"
 #include "ops/cpu/conv_winograd.h"
 
+namespace ember {
+detail::Conv2dAlgorithm& detail::conv2d_algorithm() {
+  static Conv2dAlgorithm algorithm = Conv2dAlgorithm::automatic;
+  return algorithm;
+}
+}  // namespace ember
+
 namespace ember::cpu {
 namespace {
 

@@ -2,12 +2,12 @@
 // (the math is in conv_winograd.h).
 //
 // Layout. Images are processed in blocks of a few, so that each of the 16 products covers a few
-// hundred tiles (one tile per image makes products too thin for BLAS to run at speed). Within a
-// block the transformed patches are V[e][c][t], the products M[e][k][t] (or Z[e][k][t] for the
-// weight gradient): for each position e a row-major matrix with the tiles t along its rows, which is
+// hundred tiles (one image's tiles alone make products too thin for BLAS to run at speed). Within a
+// block the transformed patches are V[e][c][t] and the products M[e][k][t] (the gradients: Z[e][k][t]
+// and dV[e][c][t]): for each position e a row-major matrix with the tiles t along its rows, which is
 // what the GEMMs read. Every plane is first copied into a scratch plane padded to whole tiles (zeros
 // around the image), and outputs are written to one, so the transform loops have no bounds checks
-// and the compiler vectorises them across the tiles of a row.
+// and the compiler vectorises them across the tiles of the plane.
 #include "ops/cpu/conv_winograd.h"
 
 #include <algorithm>
@@ -16,15 +16,7 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/conv_testing.h"
 #include "ops/cpu/blas.h"
-
-namespace ember {
-detail::Conv2dAlgorithm& detail::conv2d_algorithm() {
-  static Conv2dAlgorithm algorithm = Conv2dAlgorithm::automatic;
-  return algorithm;
-}
-}  // namespace ember
 
 // The tile loops write 16 (or 4) outputs per tile through pointers a run-time stride apart, which
 // the compiler cannot prove disjoint; it would need over a hundred overlap checks to vectorise, so
@@ -179,7 +171,7 @@ template <class T>
 void transform_patches(SplitPlane<T>& plane, const Tiling& tl, std::vector<T>& scratch, T* v,
                        int64_t stride) {
   const int64_t half = tl.cols + 1, n = tl.rows * half;  // n: column pairs of the tile rows
-  scratch.resize(8 * n + 1);
+  scratch.resize(8 * n);
   T* even[4] = {scratch.data(), scratch.data() + n, scratch.data() + 2 * n, scratch.data() + 3 * n};
   T* odd[4] = {even[0] + 4 * n, even[1] + 4 * n, even[2] + 4 * n, even[3] + 4 * n};
   {
@@ -228,7 +220,7 @@ template <class T>
 void untransform_patches(const T* dv, int64_t stride, const Tiling& tl, std::vector<T>& scratch,
                          SplitPlane<T>& plane) {
   const int64_t half = tl.cols + 1, n = tl.rows * half;
-  scratch.resize(8 * n + 1);
+  scratch.resize(8 * n);
   T* even[4] = {scratch.data(), scratch.data() + n, scratch.data() + 2 * n, scratch.data() + 3 * n};
   T* odd[4] = {even[0] + 4 * n, even[1] + 4 * n, even[2] + 4 * n, even[3] + 4 * n};
   for (int i = 0; i < 4; ++i) {  // B along each tile row: rows i of B dv, even and odd columns apart
