@@ -26,9 +26,9 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
     f(begin, end);
     return;
   }
-  int64_t want = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  const int team = static_cast<int>(std::min<int64_t>(threads, (n + grain - 1) / grain));
   std::exception_ptr error;
-#pragma omp parallel num_threads(static_cast <int>(want))
+#pragma omp parallel num_threads(team)
   {
     int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     int64_t chunk = (n + nt - 1) / nt;
