@@ -182,9 +182,8 @@ void bench_conv(const std::string& python) {
   Tensor g = randn({64, 64, 28, 28});
   auto with = [](detail::Conv2dAlgorithm algorithm, const std::function<void()>& step) {
     return [algorithm, step] {
-      detail::conv2d_algorithm() = algorithm;
+      const detail::Conv2dAlgorithmScope scope(algorithm);
       step();
-      detail::conv2d_algorithm() = detail::Conv2dAlgorithm::automatic;
     };
   };
   using enum detail::Conv2dAlgorithm;

@@ -9,4 +9,15 @@ namespace ember::detail {
 //   im2col     never Winograd: tests compare the two, benchmarks time them
 enum class Conv2dAlgorithm { automatic, winograd, im2col };
 Conv2dAlgorithm& conv2d_algorithm();
+
+// Sets the algorithm for a scope (forward and backward both read it) and restores the previous one.
+struct Conv2dAlgorithmScope {
+  explicit Conv2dAlgorithmScope(Conv2dAlgorithm algorithm) : previous(conv2d_algorithm()) {
+    conv2d_algorithm() = algorithm;
+  }
+  ~Conv2dAlgorithmScope() { conv2d_algorithm() = previous; }
+  Conv2dAlgorithmScope(const Conv2dAlgorithmScope&) = delete;
+  Conv2dAlgorithmScope& operator=(const Conv2dAlgorithmScope&) = delete;
+  Conv2dAlgorithm previous;
+};
 }  // namespace ember::detail

@@ -62,15 +62,6 @@ struct NaiveConv {
   }
 };
 
-// Holds conv2d's algorithm (ops/conv_testing.h) for a scope: forward and backward both read it.
-struct AlgorithmScope {
-  explicit AlgorithmScope(detail::Conv2dAlgorithm algorithm) : previous(detail::conv2d_algorithm()) {
-    detail::conv2d_algorithm() = algorithm;
-  }
-  ~AlgorithmScope() { detail::conv2d_algorithm() = previous; }
-  detail::Conv2dAlgorithm previous;
-};
-
 OpFn conv_fn(ConvArgs p) {
   return [p](const std::vector<Tensor>& in) {
     return conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), p.stride, p.padding, p.dilation, p.groups);
@@ -218,7 +209,7 @@ TEST(Conv2d, BackwardMatchesLoopReferenceAcrossThreads) {
 // gradients, every padding it takes, odd and even output sizes (partial tiles), several image
 // blocks (the last one short), on 1 and 2 threads.
 TEST(Conv2d, WinogradMatchesLoopReference) {
-  const AlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
+  const detail::Conv2dAlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
   struct Case {
     Shape x;
     int64_t out_channels;
@@ -255,7 +246,7 @@ TEST(Conv2d, WinogradMatchesLoopReference) {
 // gradcheck through Winograd's three kernels (an odd output width: a partial tile; padding 2 in
 // height and 0 in width).
 TEST(Conv2d, WinogradGradcheck) {
-  const AlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
+  const detail::Conv2dAlgorithmScope winograd(detail::Conv2dAlgorithm::winograd);
   EXPECT_TRUE(passes_gradcheck(conv_fn({{1, 1}, {1, 1}}),
                                {R({2, 8, 4, 5}, -1, 1, 47), R({8, 8, 3, 3}, -1, 1, 48), R({8}, -1, 1, 49)}));
   EXPECT_TRUE(
@@ -268,7 +259,7 @@ TEST(Conv2d, WinogradByDefaultOnlyWhereItPays) {
   using detail::Conv2dAlgorithm;
   manual_seed(13);
   auto run = [](const Tensor& x, const Tensor& w, Conv2dAlgorithm algorithm) {
-    const AlgorithmScope scope(algorithm);
+    const detail::Conv2dAlgorithmScope scope(algorithm);
     return conv2d(x, w, {}, {1, 1}, {1, 1});
   };
   Tensor w = randn({8, 8, 3, 3});
@@ -286,7 +277,7 @@ TEST(Conv2d, WinogradIsTakenAndAgreesWithIm2col) {
   Tensor x = randn({2, 16, 10, 10}), w = randn({12, 16, 3, 3}), b = randn({12});
   Tensor g = randn({2, 12, 10, 10});
   auto run = [&](detail::Conv2dAlgorithm algorithm) {
-    const AlgorithmScope scope(algorithm);
+    const detail::Conv2dAlgorithmScope scope(algorithm);
     Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_();
     Tensor out = conv2d(xr, wr, b, {1, 1}, {1, 1});
     out.backward(g);
@@ -315,7 +306,7 @@ TEST(Conv2d, WeightGradientIsReproducibleOnManyThreads) {
   const int threads = get_num_threads();
   for (Conv2dAlgorithm algorithm : {Conv2dAlgorithm::winograd, Conv2dAlgorithm::im2col})
     for (int t : {3, 4}) {
-      const AlgorithmScope scope(algorithm);
+      const detail::Conv2dAlgorithmScope scope(algorithm);
       set_num_threads(t);
       auto weight_gradient = [&] {
         Tensor wr = w.clone().requires_grad_();
