@@ -144,21 +144,29 @@ struct SplitPlane {
   }
   T* even() { return data.data(); }
   T* odd() { return data.data() + rows * cols; }
+  T* row(int64_t r) { return (r % 2 ? odd() : even()) + r / 2 * cols; }  // row r of the whole plane
   // The image [h x w], moved down by `top` and right by `left`, zeros around it (the same h, w,
   // top and left on every call since resize).
   void fill(const T* image, int64_t h, int64_t w, int64_t top, int64_t left) {
     const int64_t copy_rows = std::min(h, 2 * rows - top), copy_cols = std::min(w, cols - left);
-    for (int64_t i = 0; i < copy_rows; ++i) {
-      const int64_t r = i + top;
-      std::memcpy((r % 2 ? odd() : even()) + r / 2 * cols + left, image + i * w, sizeof(T) * copy_cols);
-    }
+    for (int64_t i = 0; i < copy_rows; ++i)
+      std::memcpy(row(i + top) + left, image + i * w, sizeof(T) * copy_cols);
   }
   // The reverse: image [h x w] = the plane's rows top .. top + h - 1, columns left .. left + w - 1.
   void crop(T* image, int64_t h, int64_t w, int64_t top, int64_t left) {
-    for (int64_t i = 0; i < h; ++i) {
-      const int64_t r = i + top;
-      std::memcpy(image + i * w, (r % 2 ? odd() : even()) + r / 2 * cols + left, sizeof(T) * w);
-    }
+    for (int64_t i = 0; i < h; ++i) std::memcpy(image + i * w, row(i + top) + left, sizeof(T) * w);
+  }
+};
+
+// The 4 rows of a half-transformed tile row, even and odd columns apart: eight arrays of n values
+// in `scratch` (shared by transform_patches and its adjoint).
+template <class T>
+struct ColumnHalves {
+  T* even[4];
+  T* odd[4];
+  ColumnHalves(std::vector<T>& scratch, int64_t n) {
+    scratch.resize(8 * n);
+    for (int i = 0; i < 4; ++i) even[i] = scratch.data() + i * n, odd[i] = scratch.data() + (4 + i) * n;
   }
 };
 
@@ -171,11 +179,11 @@ template <class T>
 void transform_patches(SplitPlane<T>& plane, const Tiling& tl, std::vector<T>& scratch, T* v,
                        int64_t stride) {
   const int64_t half = tl.cols + 1, n = tl.rows * half;  // n: column pairs of the tile rows
-  scratch.resize(8 * n);
-  T* even[4] = {scratch.data(), scratch.data() + n, scratch.data() + 2 * n, scratch.data() + 3 * n};
-  T* odd[4] = {even[0] + 4 * n, even[1] + 4 * n, even[2] + 4 * n, even[3] + 4 * n};
+  const ColumnHalves<T> halves(scratch, n);
+  T* const* even = halves.even;
+  T* const* odd = halves.odd;
   {
-    const T *p0 = plane.even(), *p1 = plane.odd(), *p2 = p0 + 2 * half, *p3 = p1 + 2 * half;
+    const T *p0 = plane.even(), *p1 = plane.odd(), *p2 = p0 + plane.cols, *p3 = p1 + plane.cols;
     T *e0 = even[0], *e1 = even[1], *e2 = even[2], *e3 = even[3];
     T *o0 = odd[0], *o1 = odd[1], *o2 = odd[2], *o3 = odd[3];
     EMBER_NO_ALIASING
@@ -220,9 +228,9 @@ template <class T>
 void untransform_patches(const T* dv, int64_t stride, const Tiling& tl, std::vector<T>& scratch,
                          SplitPlane<T>& plane) {
   const int64_t half = tl.cols + 1, n = tl.rows * half;
-  scratch.resize(8 * n);
-  T* even[4] = {scratch.data(), scratch.data() + n, scratch.data() + 2 * n, scratch.data() + 3 * n};
-  T* odd[4] = {even[0] + 4 * n, even[1] + 4 * n, even[2] + 4 * n, even[3] + 4 * n};
+  const ColumnHalves<T> halves(scratch, n);
+  T* const* even = halves.even;
+  T* const* odd = halves.odd;
   for (int i = 0; i < 4; ++i) {  // B along each tile row: rows i of B dv, even and odd columns apart
     const T *r0 = dv + 4 * i * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
     for (int64_t ty = 0; ty < tl.rows; ++ty) {
@@ -336,14 +344,17 @@ Block block(const WinogradShape& s, const Tiling& tl, int64_t b) {
   return {first, count, tl.tiles(count)};
 }
 
-// A worker's buffers: one block's matrices of the 16 positions (two sets), the transforms' scratch.
+// A worker's buffers: one block's matrices of the 16 positions (two sets), the transforms' scratch,
+// an input plane padded to whole patches and an output plane in whole tiles (their geometry is
+// fixed for the call, so the zeros around the image are written here, once).
 template <class T>
 struct Workspace {
   std::vector<T> first, second, scratch;
   SplitPlane<T> plane, grad_plane;
-  Workspace(const WinogradShape& s, const Tiling& tl, int64_t first_rows, int64_t second_rows)
+  Workspace(const Tiling& tl, int64_t first_rows, int64_t second_rows)
       : first(kPositions * position_stride(first_rows, tl.tiles(tl.images))),
         second(kPositions * position_stride(second_rows, tl.tiles(tl.images))) {
+    plane.resize(tl.rows + 1, 2 * tl.cols + 2);
     grad_plane.resize(tl.rows, 2 * tl.cols);
   }
 };
@@ -357,7 +368,7 @@ void for_each_block(const WinogradShape& s, const Tiling& tl, int64_t first_rows
   const int64_t nblocks = blocks(s, tl);
   std::atomic<int64_t> next{0};
   parallel_for(0, std::min<int64_t>(get_num_threads(), nblocks), 1, [&](int64_t, int64_t) {
-    Workspace<T> ws(s, tl, first_rows, second_rows);
+    Workspace<T> ws(tl, first_rows, second_rows);
     for (int64_t b = next++; b < nblocks; b = next++) body(block(s, tl, b), ws);
   });
 }
@@ -367,7 +378,6 @@ void for_each_block(const WinogradShape& s, const Tiling& tl, int64_t first_rows
 template <class T>
 void transform_block_inputs(const WinogradShape& s, const Tiling& tl, const T* x, const Block& b,
                             SplitPlane<T>& plane, std::vector<T>& scratch, T* v, int64_t stride) {
-  plane.resize(tl.rows + 1, 2 * tl.cols + 2);
   for (int64_t i = 0; i < b.count; ++i)
     for (int64_t c = 0; c < s.c; ++c) {
       plane.fill(x + ((b.first + i) * s.c + c) * s.h * s.w, s.h, s.w, s.ph, s.pw);
@@ -405,7 +415,7 @@ void winograd_forward(const WinogradShape& s, const T* x, const T* w, const T* b
         T* dst = out + ((b.first + i) * s.k + k) * oh * ow;
         const T shift = bias ? bias[k] : T(0);
         for (int64_t r = 0; r < oh; ++r) {
-          const T* src = (r % 2 ? result.odd() : result.even()) + r / 2 * result.cols;
+          const T* src = result.row(r);
           for (int64_t q = 0; q < ow; ++q) dst[r * ow + q] = src[q] + shift;
         }
       }
@@ -423,7 +433,6 @@ void winograd_backward_input(const WinogradShape& s, const T* dy, const T* w, T*
     transform_block_output_gradients(s, tl, dy, b, ws.grad_plane, ws.first.data(), z_stride);
     position_products<T>(true, false, s.c, b.tiles, s.k, {u.data(), position_stride(s.k, s.c), s.c},
                          {ws.first.data(), z_stride, b.tiles}, T(0), {ws.second.data(), dv_stride, b.tiles});
-    ws.plane.resize(tl.rows + 1, 2 * tl.cols + 2);
     for (int64_t i = 0; i < b.count; ++i)
       for (int64_t c = 0; c < s.c; ++c) {
         untransform_patches(ws.second.data() + c * b.tiles + i * tl.per_image(), dv_stride, tl, ws.scratch,
@@ -440,7 +449,7 @@ void winograd_backward_weight(const WinogradShape& s, const T* dy, const T* x, T
   // Each worker sums its blocks' products into a private dU; parallel_for_sum adds those in a fixed
   // order, so the result is reproducible.
   auto sum_blocks = [&](int64_t begin, int64_t end, T* partial) {
-    Workspace<T> ws(s, tl, s.c, s.k);  // V, Z
+    Workspace<T> ws(tl, s.c, s.k);  // V, Z
     for (int64_t index = begin; index < end; ++index) {
       const Block b = block(s, tl, index);
       const int64_t v_stride = position_stride(s.c, b.tiles), z_stride = position_stride(s.k, b.tiles);
