@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ember/error.h"
+#include "ops/bf16_compute.h"
 
 namespace ember::data {
 namespace {
@@ -47,7 +48,7 @@ Normalize::Normalize(std::vector<double> mean, std::vector<double> std) : mean_(
 
 Tensor Normalize::apply(const Tensor& input, RandomStream& rng) const {
   Tensor x = contiguous_cpu(input, "Normalize");
-  if (x.dtype() == kBFloat16) return apply(x.to(kFloat32), rng).to(kBFloat16);  // in float32, rounded once
+  if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return apply(f, rng); }, x);
   const int64_t channels = static_cast<int64_t>(mean_.size());
   int64_t inner = x.numel();  // elements per channel block
   int64_t outer = 1;          // blocks of `channels` channels
