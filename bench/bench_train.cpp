@@ -1,9 +1,15 @@
 // bench_train: the time of one training step (forward, backward, optimizer step) of the two models of
-// the Fashion-MNIST example, ember against PyTorch with the same number of threads:
+// the Fashion-MNIST example and of a small transformer language model (the model class the Cut
+// Cross-Entropy paper trains), ember against PyTorch with the same number of threads:
 //
 //   mlp  784-256-256-10, batch 128, SGD with momentum 0.9
 //   cnn  conv 1->32 3x3, ReLU, conv 32->64 3x3, ReLU, max-pool 2, linear 9216->128, ReLU,
 //        linear 128->10, batch 64, Adam
+//   lm   token embedding 2048 x 256, two causal pre-norm transformer blocks (4 heads, GELU MLP
+//        256-1024-256), LayerNorm, linear 256->2048; 8 sequences of 128 tokens, Adam. (No position
+//        embedding: it would add one elementwise op and does not change what is timed.) PyTorch
+//        runs nn.TransformerEncoderLayer(norm_first=True, activation="gelu", dropout=0) with an
+//        additive causal mask.
 //
 // The goal is ember <= 0.8x PyTorch's step time. Each contender is measured in rounds, alternating
 // (ember, PyTorch, ember, ...); the ratio is the median over rounds of the two best step times of
@@ -67,6 +73,7 @@ struct Workload {
   int steps;    // per round
   std::function<std::shared_ptr<nn::Sequential>()> make;
   std::function<std::unique_ptr<optim::Optimizer>(const std::vector<Tensor>&)> optimizer;
+  int64_t tokens = 0;  // when > 0, the input holds token ids below this, and each position has a target
 };
 
 std::vector<Workload> workloads() {
@@ -104,6 +111,21 @@ std::vector<Workload> workloads() {
        [](const std::vector<Tensor>& p) {
          return std::unique_ptr<optim::Optimizer>(new optim::Adam(p, {}));
        }},
+      {"lm (embed 256, 2 blocks, vocab 2048), 8 x 128 tokens, Adam",
+       "lm",
+       8,
+       {128},
+       4,
+       [] {
+         auto model = std::make_shared<nn::Sequential>(std::make_shared<nn::Embedding>(2048, 256));
+         for (int i = 0; i < 2; ++i)
+           model->push_back(std::make_shared<nn::TransformerBlock>(256, 4, 1024, 0.0, /*causal=*/true));
+         model->push_back(std::make_shared<nn::LayerNorm>(256));
+         model->push_back(std::make_shared<nn::Linear>(256, 2048));
+         return model;
+       },
+       [](const std::vector<Tensor>& p) { return std::unique_ptr<optim::Optimizer>(new optim::Adam(p, {})); },
+       2048},
   };
 }
 
@@ -129,9 +151,13 @@ struct EmberRun {
     opt = w.optimizer(model->parameters());
     Shape shape = w.input;
     shape.insert(shape.begin(), w.batch);
-    x = randn(shape);
-    y = randint(0, 10, {w.batch});
+    x = w.tokens > 0 ? randint(0, w.tokens, shape) : randn(shape);
+    y = w.tokens > 0 ? randint(0, w.tokens, shape).reshape({-1}) : randint(0, 10, {w.batch});
   }
+
+  // The loss over every position: the logits' last dim holds the classes.
+  Tensor loss() { return losses::cross_entropy(flat_logits(model->forward(x)), y); }
+  static Tensor flat_logits(const Tensor& out) { return out.reshape({-1, out.size(-1)}); }
 
   StepTimes round(int steps) {
     StepTimes best;
@@ -139,7 +165,7 @@ struct EmberRun {
       StepTimes t;
       double t0 = now();
       opt->zero_grad();
-      Tensor loss = losses::cross_entropy(model->forward(x), y);
+      Tensor loss = this->loss();
       t.forward = since(t0);
       double t1 = now();
       loss.backward();
@@ -171,11 +197,29 @@ if model_name == "mlp":
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(128, 784); y = torch.randint(0, 10, (128,))
-else:
+elif model_name == "cnn":
     model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10))
     opt = torch.optim.Adam(model.parameters())
     x = torch.randn(64, 1, 28, 28); y = torch.randint(0, 10, (64,))
+else:
+    B, T, E, V = 8, 128, 256, 2048
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(V, E)
+            self.blocks = nn.ModuleList([nn.TransformerEncoderLayer(E, 4, 4 * E, 0.0, activation="gelu",
+                                         batch_first=True, norm_first=True) for _ in range(2)])
+            self.norm, self.head = nn.LayerNorm(E), nn.Linear(E, V)
+            self.mask = torch.triu(torch.full((T, T), float("-inf")), 1)
+        def forward(self, x):
+            h = self.embed(x)
+            for block in self.blocks:
+                h = block(h, src_mask=self.mask)
+            return self.head(self.norm(h)).reshape(-1, V)
+    model = LM()
+    opt = torch.optim.Adam(model.parameters())
+    x = torch.randint(0, V, (B, T)); y = torch.randint(0, V, (B * T,))
 loss_fn = nn.CrossEntropyLoss()
 best = {"step": 1e30, "forward": 1e30, "backward": 1e30, "update": 1e30}
 for s in range(steps + 2):  # the first two warm up
@@ -245,7 +289,9 @@ void profile(const Workload& w) {
   Tensor x = run.x;
   for (size_t i = 0; i < run.model->size(); ++i) {
     const auto& layer = (*run.model)[i];
-    Tensor in = x.detach().requires_grad_(true);
+    // (token ids have no gradient)
+    auto fresh_input = [&] { return x.is_floating_point() ? x.detach().requires_grad_(true) : x; };
+    Tensor in = fresh_input();
     double fwd = 1e30, bwd = 1e30;
     Tensor out;
     for (int r = 0; r < 5; ++r) {
@@ -257,7 +303,7 @@ void profile(const Workload& w) {
       out.backward(g);
       bwd = std::min(bwd, since(t1));
       run.model->zero_grad();
-      in = in.detach().requires_grad_(true);
+      in = fresh_input();
     }
     std::printf("    %-12s %-16s %8.3f %8.3f\n", layer->name().c_str(), shape_str(out.shape()).c_str(),
                 fwd * 1e3, bwd * 1e3);

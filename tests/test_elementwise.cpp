@@ -17,7 +17,10 @@ std::vector<OpCase> unary_cases() {
   };
   auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
   std::vector<OpCase> cases = {
-      {"exp", u(exp), {x}, tensor<double>({std::exp(-1.5), std::exp(-0.5), std::exp(0.25), std::exp(2.0)}, {2, 2})},
+      {"exp",
+       u(exp),
+       {x},
+       tensor<double>({std::exp(-1.5), std::exp(-0.5), std::exp(0.25), std::exp(2.0)}, {2, 2})},
       {"log", u(log), {pos}, tensor<double>({std::log(0.5), 0.0, std::log(2.0), std::log(4.0)}, {2, 2})},
       {"log1p", u(log1p), {pos}, map(pos, [](double v) { return std::log1p(v); })},
       {"expm1", u(expm1), {x}, map(x, [](double v) { return std::expm1(v); })},
@@ -37,25 +40,48 @@ std::vector<OpCase> unary_cases() {
       {"silu", u(silu), {x}, map(x, [](double v) { return v / (1.0 + std::exp(-v)); })},
       {"softplus", u(softplus), {x}, map(x, [](double v) { return std::log(1.0 + std::exp(v)); })},
       {"logsigmoid", u(logsigmoid), {x}, map(x, [](double v) { return -std::log(1.0 + std::exp(-v)); })},
-      {"gelu", [](const std::vector<Tensor>& in) { return gelu(in[0]); }, {x},
+      {"gelu",
+       [](const std::vector<Tensor>& in) { return gelu(in[0]); },
+       {x},
        map(x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); })},
-      {"gelu_tanh", [](const std::vector<Tensor>& in) { return gelu(in[0], true); }, {x},
-       map(x, [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); })},
-      {"leaky_relu", [](const std::vector<Tensor>& in) { return leaky_relu(in[0], 0.1); }, {x},
+      {"gelu_tanh",
+       [](const std::vector<Tensor>& in) { return gelu(in[0], true); },
+       {x},
+       map(x,
+           [](double v) {
+             return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+           })},
+      {"leaky_relu",
+       [](const std::vector<Tensor>& in) { return leaky_relu(in[0], 0.1); },
+       {x},
        tensor<double>({-0.15, -0.05, 0.25, 2.0}, {2, 2})},
-      {"pow_scalar", [](const std::vector<Tensor>& in) { return pow(in[0], 3.0); }, {x},
+      {"pow_scalar",
+       [](const std::vector<Tensor>& in) { return pow(in[0], 3.0); },
+       {x},
        tensor<double>({-3.375, -0.125, 0.015625, 8.0}, {2, 2})},
-      {"pow_fractional", [](const std::vector<Tensor>& in) { return pow(in[0], 0.5); }, {pos},
+      {"pow_fractional",
+       [](const std::vector<Tensor>& in) { return pow(in[0], 0.5); },
+       {pos},
        tensor<double>({std::sqrt(0.5), 1.0, std::sqrt(2.0), 2.0}, {2, 2})},
-      {"rpow", [](const std::vector<Tensor>& in) { return pow(2.0, in[0]); }, {x},
+      {"rpow",
+       [](const std::vector<Tensor>& in) { return pow(2.0, in[0]); },
+       {x},
        tensor<double>({std::pow(2, -1.5), std::pow(2, -0.5), std::pow(2, 0.25), 4.0}, {2, 2})},
-      {"clamp", [](const std::vector<Tensor>& in) { return clamp(in[0], -1.0, 1.0); }, {x},
+      {"clamp",
+       [](const std::vector<Tensor>& in) { return clamp(in[0], -1.0, 1.0); },
+       {x},
        tensor<double>({-1.0, -0.5, 0.25, 1.0}, {2, 2})},
-      {"scalar_arith", [](const std::vector<Tensor>& in) { return (2.0 - in[0] * 3.0) / 4.0 + 1.0; }, {x},
+      {"scalar_arith",
+       [](const std::vector<Tensor>& in) { return (2.0 - in[0] * 3.0) / 4.0 + 1.0; },
+       {x},
        tensor<double>({2.625, 1.875, 1.3125, 0.0}, {2, 2})},
-      {"rdiv", [](const std::vector<Tensor>& in) { return 1.0 / in[0]; }, {pos},
+      {"rdiv",
+       [](const std::vector<Tensor>& in) { return 1.0 / in[0]; },
+       {pos},
        tensor<double>({2.0, 1.0, 0.5, 0.25}, {2, 2})},
-      {"transposed_input", [](const std::vector<Tensor>& in) { return exp(in[0].t()); }, {x},
+      {"transposed_input",
+       [](const std::vector<Tensor>& in) { return exp(in[0].t()); },
+       {x},
        tensor<double>({std::exp(-1.5), std::exp(0.25), std::exp(-0.5), std::exp(2.0)}, {2, 2})},
   };
   return cases;
@@ -69,33 +95,61 @@ std::vector<OpCase> binary_cases() {
   Tensor col = T({2, 4}, {2, 1});
   auto f = [](auto op) { return [op](const std::vector<Tensor>& in) { return op(in[0], in[1]); }; };
   return {
-      {"add", f([](const Tensor& x, const Tensor& y) { return x + y; }), {a, b},
+      {"add",
+       f([](const Tensor& x, const Tensor& y) { return x + y; }),
+       {a, b},
        tensor<double>({1.5, 1, 5, 8, 6, 3}, {2, 3})},
-      {"add_alpha", f([](const Tensor& x, const Tensor& y) { return add(x, y, 2.0); }), {a, b},
+      {"add_alpha",
+       f([](const Tensor& x, const Tensor& y) { return add(x, y, 2.0); }),
+       {a, b},
        tensor<double>({2, 0, 7, 12, 7, 0}, {2, 3})},
-      {"sub", f([](const Tensor& x, const Tensor& y) { return x - y; }), {a, b},
+      {"sub",
+       f([](const Tensor& x, const Tensor& y) { return x - y; }),
+       {a, b},
        tensor<double>({0.5, 3, 1, 0, 4, 9}, {2, 3})},
-      {"mul", f([](const Tensor& x, const Tensor& y) { return x * y; }), {a, b},
+      {"mul",
+       f([](const Tensor& x, const Tensor& y) { return x * y; }),
+       {a, b},
        tensor<double>({0.5, -2, 6, 16, 5, -18}, {2, 3})},
-      {"div", f([](const Tensor& x, const Tensor& y) { return x / y; }), {a, b},
+      {"div",
+       f([](const Tensor& x, const Tensor& y) { return x / y; }),
+       {a, b},
        tensor<double>({2, -2, 1.5, 1, 5, -2}, {2, 3})},
-      {"add_row_broadcast", f([](const Tensor& x, const Tensor& y) { return x + y; }), {a, row},
+      {"add_row_broadcast",
+       f([](const Tensor& x, const Tensor& y) { return x + y; }),
+       {a, row},
        tensor<double>({11, 22, 33, 14, 25, 36}, {2, 3})},
-      {"mul_col_broadcast", f([](const Tensor& x, const Tensor& y) { return x * y; }), {a, col},
+      {"mul_col_broadcast",
+       f([](const Tensor& x, const Tensor& y) { return x * y; }),
+       {a, col},
        tensor<double>({2, 4, 6, 16, 20, 24}, {2, 3})},
-      {"outer_broadcast", f([](const Tensor& x, const Tensor& y) { return x * y; }), {col, row},
+      {"outer_broadcast",
+       f([](const Tensor& x, const Tensor& y) { return x * y; }),
+       {col, row},
        tensor<double>({20, 40, 60, 40, 80, 120}, {2, 3})},
-      {"div_broadcast_both", f([](const Tensor& x, const Tensor& y) { return x / y; }), {row, col},
+      {"div_broadcast_both",
+       f([](const Tensor& x, const Tensor& y) { return x / y; }),
+       {row, col},
        tensor<double>({5, 10, 15, 2.5, 5, 7.5}, {2, 3})},
-      {"pow_tensor", f([](const Tensor& x, const Tensor& y) { return pow(x, y); }), {a, T({2, 0.5, 1, 0, 2, -1}, {2, 3})},
+      {"pow_tensor",
+       f([](const Tensor& x, const Tensor& y) { return pow(x, y); }),
+       {a, T({2, 0.5, 1, 0, 2, -1}, {2, 3})},
        tensor<double>({1, std::sqrt(2.0), 3, 1, 25, 1.0 / 6}, {2, 3})},
-      {"maximum", f([](const Tensor& x, const Tensor& y) { return maximum(x, y); }), {a, b},
+      {"maximum",
+       f([](const Tensor& x, const Tensor& y) { return maximum(x, y); }),
+       {a, b},
        tensor<double>({1, 2, 3, 4, 5, 6}, {2, 3})},
-      {"minimum", f([](const Tensor& x, const Tensor& y) { return minimum(x, y); }), {a, b},
+      {"minimum",
+       f([](const Tensor& x, const Tensor& y) { return minimum(x, y); }),
+       {a, b},
        tensor<double>({0.5, -1, 2, 4, 1, -3}, {2, 3})},
-      {"where", [](const std::vector<Tensor>& in) { return where(in[1] > 0.0, in[0], in[1] * 2.0); }, {a, b},
+      {"where",
+       [](const std::vector<Tensor>& in) { return where(in[1] > 0.0, in[0], in[1] * 2.0); },
+       {a, b},
        tensor<double>({1, -2, 3, 4, 5, -6}, {2, 3})},
-      {"masked_fill", [](const std::vector<Tensor>& in) { return masked_fill(in[0], in[1] < 0.0, -7.0); }, {a, b},
+      {"masked_fill",
+       [](const std::vector<Tensor>& in) { return masked_fill(in[0], in[1] < 0.0, -7.0); },
+       {a, b},
        tensor<double>({1, -7, 3, 4, 5, -7}, {2, 3})},
   };
 }
@@ -152,6 +206,41 @@ TEST(Elementwise, InPlace) {
   Tensor v = m.select(0, 1);
   v.fill_(7.0);  // writes through the view
   EXPECT_EQ(m.to_vector<float>(), (std::vector<float>{1, 2, 3, 7, 7, 7}));
+}
+
+// float32 GELU runs a branch-free normal CDF (ops/cpu/vector_math.h) instead of libm's erf.
+// Against float64 over the range a network meets and the far tails: relative accuracy everywhere,
+// also where 1/2 (1 + erf(x / sqrt 2)) cancels to 0 in float (x < -5.4), and for the gradient.
+TEST(Gelu, Float32TracksFloat64IntoTheTails) {
+  std::vector<float> xs;
+  for (double v = -14.0; v <= 10.0; v += 0.00731) xs.push_back(static_cast<float>(v));
+  for (float v : {0.0f, -0.0f, 1.41421354f, 1.41421366f, -1.41421354f, -1.41421366f, 1e-30f, -1e-30f})
+    xs.push_back(v);
+  const int64_t n = static_cast<int64_t>(xs.size());
+  Tensor x = tensor<float>(xs, {n}).requires_grad_();
+  Tensor y = gelu(x);
+  y.backward(ones({n}));
+  const std::vector<float> out = y.to_vector<float>(), grad = x.grad().to_vector<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = xs[i], cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
+    const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+    const double want = v * cdf, want_grad = cdf + v * pdf;
+    // (x^2 / 2 rounded to float limits the far tail, see normal_cdf_float; below x = -13 the values
+    // reach FLT_MIN, under which exp_float flushes to 0)
+    const double rel = v < -6 ? 2e-5 : v < -3 ? 4e-6 : 1.5e-6, flush = 1e-37;
+    EXPECT_LE(std::abs(out[i] - want), rel * std::abs(want) + flush) << "gelu(" << v << ")";
+    // the gradient crosses 0 near x = -0.75: absolute error there
+    EXPECT_LE(std::abs(grad[i] - want_grad), rel * std::abs(want_grad) + 2e-7) << "gelu'(" << v << ")";
+  }
+  // non-finite inputs, as x * Phi(x): NaN stays NaN, +inf stays +inf
+  std::vector<float> odd = gelu(tensor<float>({NAN, INFINITY, 1e30f, -1e30f})).to_vector<float>();
+  EXPECT_TRUE(std::isnan(odd[0]));
+  EXPECT_EQ(odd[1], INFINITY);
+  EXPECT_EQ(odd[2], 1e30f);
+  EXPECT_EQ(odd[3], -0.0f);
+  // strided input (one element per call of the run kernel) gives the same bits
+  Tensor m = randn({37, 53});
+  EXPECT_TRUE(equal(gelu(m.t()), gelu(m).t()));
 }
 
 TEST(Elementwise, Errors) {

@@ -42,8 +42,8 @@
 #include "ember/threads.h"
 #include "losses/cpu/cce_bfloat16.h"
 #include "losses/cpu/cce_tiles.h"
-#include "losses/cpu/vector_math.h"
 #include "losses/kernels/cce.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::cpu {
 namespace {
@@ -107,9 +107,10 @@ bool tile_may_have_signal(const uint32_t* mask, int64_t words, int64_t k0, int64
 }
 
 // Turns one tile row of logits x (visiting-order positions p0 .. p0 + cols) into dz, in place.
-// Vectorised exp (losses/cpu/vector_math.h; SSE2 and AVX2 clones).
+// Vectorised exp (ops/cpu/vector_math.h; SSE2 and AVX2 clones).
 template <class T>
-EMBER_VECTOR_CLONES void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info, T cap) {
+EMBER_VECTOR_CLONES void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info,
+                                      T cap) {
   const int64_t r = info.rows[k];
   const int64_t tc = target_column(k, p0, info);
   const bool has_target = tc >= 0 && tc < cols;
@@ -122,10 +123,10 @@ EMBER_VECTOR_CLONES void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0,
     const T inv = T(1) / cap;
     for (int64_t c = 0; c < cols; ++c) {
       const T u = x[c] * inv;
-      x[c] = gh * losses::cpu::exp_of(x[c] - lse) * (T(1) - u * u);
+      x[c] = gh * exp_of(x[c] - lse) * (T(1) - u * u);
     }
   } else {
-    for (int64_t c = 0; c < cols; ++c) x[c] = gh * losses::cpu::exp_of(x[c] - lse);
+    for (int64_t c = 0; c < cols; ++c) x[c] = gh * exp_of(x[c] - lse);
   }
   if (has_target) {
     T dz = gh * std::exp(z_target - lse) - g;

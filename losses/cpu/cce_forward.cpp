@@ -45,8 +45,8 @@
 #include "ember/threads.h"
 #include "losses/cpu/cce_bfloat16.h"
 #include "losses/cpu/cce_tiles.h"
-#include "losses/cpu/vector_math.h"
 #include "losses/kernels/cce.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::cpu {
 namespace {
@@ -79,10 +79,10 @@ void mark_row(uint32_t* mask, int64_t words, int64_t k, int64_t j0, const T* x, 
 }
 
 // sum_c exp(x[c] - ref) of one tile row: the forward's only per-logit transcendental, vectorised
-// (losses/cpu/vector_math.h; SSE2 and AVX2 clones).
+// (ops/cpu/vector_math.h; SSE2 and AVX2 clones).
 template <class T>
 EMBER_VECTOR_CLONES T tile_row_sum_exp(const T* x, int64_t n, T ref) {
-  return losses::cpu::sum_exp<T>(x, n, ref);
+  return sum_exp<T>(x, n, ref);
 }
 
 // bound[k] = max over the targets t of row block [k0, k1) of zhat_kt: a lower bound of row k's

@@ -9,10 +9,13 @@
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
 #include "losses/cpu/data.h"
-#include "losses/cpu/vector_math.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::losses::cpu {
 namespace {
+
+using ember::cpu::exp_of;
+using ember::cpu::sum_exp;
 
 struct Rows {
   int64_t outer, classes, inner;

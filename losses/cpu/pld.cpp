@@ -31,10 +31,13 @@
 #include "losses/cpu/data.h"
 #include "losses/cpu/ranking.h"
 #include "losses/cpu/row_ops.h"
-#include "losses/cpu/vector_math.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::losses::cpu {
 namespace {
+
+using ember::cpu::exp_of;
+using ember::cpu::log_positive;
 
 // Largest spread max u - min u for which every exp(u - max u) is a normal number.
 template <class T>

@@ -148,6 +148,33 @@ void map2(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   });
 }
 
+// Like map1 and map2, but `run(o, x, [y,] n)` receives whole unit-stride runs of n elements, so a
+// kernel compiled for wider vectors (EMBER_VECTOR_CLONES, ops/cpu/vector_math.h) takes them at
+// once; an operand that is not unit-stride arrives one element at a time.
+template <class TOut, class TA, class Run>
+void map1_runs(const Tensor& out, const Tensor& a, Run run) {
+  StridedLoop<2> loop({&out, &a});
+  loop.run([&](char* const* p, const int64_t* s, int64_t n) {
+    if (s[0] == sizeof(TOut) && s[1] == sizeof(TA))
+      return run(reinterpret_cast<TOut*>(p[0]), reinterpret_cast<const TA*>(p[1]), n);
+    for (int64_t i = 0; i < n; ++i)
+      run(reinterpret_cast<TOut*>(p[0] + i * s[0]), reinterpret_cast<const TA*>(p[1] + i * s[1]), int64_t{1});
+  });
+}
+
+template <class TOut, class TA, class TB, class Run>
+void map2_runs(const Tensor& out, const Tensor& a, const Tensor& b, Run run) {
+  StridedLoop<3> loop({&out, &a, &b});
+  loop.run([&](char* const* p, const int64_t* s, int64_t n) {
+    if (s[0] == sizeof(TOut) && s[1] == sizeof(TA) && s[2] == sizeof(TB))
+      return run(reinterpret_cast<TOut*>(p[0]), reinterpret_cast<const TA*>(p[1]),
+                 reinterpret_cast<const TB*>(p[2]), n);
+    for (int64_t i = 0; i < n; ++i)
+      run(reinterpret_cast<TOut*>(p[0] + i * s[0]), reinterpret_cast<const TA*>(p[1] + i * s[1]),
+          reinterpret_cast<const TB*>(p[2] + i * s[2]), int64_t{1});
+  });
+}
+
 // out[i] = f(a[i], b[i], c[i])
 template <class TOut, class TA, class TB, class TC, class F>
 void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, F f) {
