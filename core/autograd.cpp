@@ -48,6 +48,8 @@ class AccumulateGrad final : public Node {
     if (g.shape() != leaf_->shape)
       fail("backward: gradient of shape {} does not match leaf of shape {}", shape_str(g.shape()),
            shape_str(leaf_->shape));
+    if (g.dtype() != leaf_->dtype && is_floating(leaf_->dtype))
+      g = g.to(leaf_->dtype);  // as in_dtype_of_input
     if (!meta.grad.defined()) {
       // Keep the incoming buffer when nobody else can see it; gradients are often expanded views.
       bool owned = g.is_contiguous() && g.use_count() == 1 && g.storage_offset() == 0 &&
@@ -92,20 +94,31 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+namespace {
+// A gradient has its input's dtype, as in PyTorch: an op that promoted float32 and float64 inputs
+// to a float64 result sends the float32 input a float32 gradient (which its optimizer expects).
+Tensor in_dtype_of_input(const Tensor& grad, DType input_dtype) {
+  return grad.dtype() == input_dtype || !is_floating(input_dtype) ? grad : grad.to(input_dtype);
+}
+}  // namespace
+
 std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
   if (!fn_)
-    fail("{}: trying to backward through the graph a second time (its saved tensors were freed); "
-         "pass retain_graph = true to the first backward",
-         name_);
+    fail(
+        "{}: trying to backward through the graph a second time (its saved tensors were freed); "
+        "pass retain_graph = true to the first backward",
+        name_);
   std::vector<Tensor> grads = fn_(BackwardArgs{grad_outputs, needs_});
   if (grads.size() != needs_.size())
     fail("{}: backward returned {} gradients for {} inputs", name_, grads.size(), needs_.size());
   for (size_t i = 0; i < grads.size(); ++i) {
     if (!needs_[i]) {
       grads[i] = Tensor();
-    } else if (grads[i].defined() && grads[i].shape() != input_shapes_[i]) {
-      fail("{}: backward produced a gradient of shape {} for input {} of shape {}", name_,
-           shape_str(grads[i].shape()), i, shape_str(input_shapes_[i]));
+    } else if (grads[i].defined()) {
+      if (grads[i].shape() != input_shapes_[i])
+        fail("{}: backward produced a gradient of shape {} for input {} of shape {}", name_,
+             shape_str(grads[i].shape()), i, shape_str(input_shapes_[i]));
+      grads[i] = in_dtype_of_input(grads[i], input_dtypes_[i]);
     }
   }
   return grads;
@@ -116,13 +129,16 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
   std::vector<bool> needs(inputs.size());
   std::vector<Edge> edges(inputs.size());
   std::vector<Shape> shapes(inputs.size());
+  std::vector<DType> dtypes(inputs.size(), DType::float32);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) continue;
     edges[i] = gradient_edge(inputs[i]);
     needs[i] = edges[i].valid();
     shapes[i] = inputs[i].shape();
+    dtypes[i] = inputs[i].dtype();
   }
-  auto node = std::make_shared<LambdaNode>(name, std::move(fn), std::move(needs), std::move(shapes));
+  auto node = std::make_shared<LambdaNode>(name, std::move(fn), std::move(needs), std::move(shapes),
+                                           std::move(dtypes));
   node->set_next_edges(std::move(edges));
   node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
   for (size_t i = 0; i < outputs.size(); ++i) set_history(*outputs[i], node, static_cast<uint32_t>(i));
@@ -149,9 +165,10 @@ Tensor SavedTensor::unpack(std::string_view op) const {
   if (tensor_.defined()) {
     uint64_t now = tensor_.impl()->storage->version.load();
     if (now != version_)
-      fail("{}: a tensor of shape {} saved for backward was modified by an in-place operation "
-           "(version {} at save, {} now)",
-           op, shape_str(tensor_.shape()), version_, now);
+      fail(
+          "{}: a tensor of shape {} saved for backward was modified by an in-place operation "
+          "(version {} at save, {} now)",
+          op, shape_str(tensor_.shape()), version_, now);
   }
   return tensor_;
 }
@@ -175,9 +192,12 @@ namespace {
 class CustomNode final : public Node {
  public:
   CustomNode(std::shared_ptr<AutogradContext> ctx, BackwardFn fn, std::vector<bool> arg_is_tensor,
-             std::vector<Shape> shapes)
-      : ctx_(std::move(ctx)), fn_(std::move(fn)), arg_is_tensor_(std::move(arg_is_tensor)),
-        shapes_(std::move(shapes)) {}
+             std::vector<Shape> shapes, std::vector<DType> dtypes)
+      : ctx_(std::move(ctx)),
+        fn_(std::move(fn)),
+        arg_is_tensor_(std::move(arg_is_tensor)),
+        shapes_(std::move(shapes)),
+        dtypes_(std::move(dtypes)) {}
   std::string name() const override { return ctx_ ? ctx_->name_ : "CustomFunction"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override {
     if (!fn_) fail("{}: trying to backward through the graph a second time", name());
@@ -192,7 +212,9 @@ class CustomNode final : public Node {
       if (grads[i].defined() && grads[i].shape() != shapes_[k])
         fail("{}: backward returned a gradient of shape {} for argument {} of shape {}", name(),
              shape_str(grads[i].shape()), i, shape_str(shapes_[k]));
-      per_input.push_back(ctx_->needs_input_grad(i) ? grads[i] : Tensor());
+      per_input.push_back(ctx_->needs_input_grad(i) && grads[i].defined()
+                              ? in_dtype_of_input(grads[i], dtypes_[k])
+                              : Tensor());
     }
     return per_input;
   }
@@ -206,6 +228,7 @@ class CustomNode final : public Node {
   BackwardFn fn_;
   std::vector<bool> arg_is_tensor_;
   std::vector<Shape> shapes_;
+  std::vector<DType> dtypes_;
 };
 }  // namespace
 
@@ -214,18 +237,22 @@ std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, Bac
                                        const std::vector<bool>& arg_is_tensor) {
   std::vector<Edge> edges;
   std::vector<Shape> shapes;
+  std::vector<DType> dtypes;
   for (const Tensor& t : inputs) {
     edges.push_back(t.defined() ? gradient_edge(t) : Edge{});
     shapes.push_back(t.defined() ? t.shape() : Shape{});
+    dtypes.push_back(t.defined() ? t.dtype() : DType::float32);
   }
-  auto node = std::make_shared<CustomNode>(std::move(ctx), std::move(backward), arg_is_tensor, std::move(shapes));
+  auto node = std::make_shared<CustomNode>(std::move(ctx), std::move(backward), arg_is_tensor,
+                                           std::move(shapes), std::move(dtypes));
   node->set_next_edges(std::move(edges));
   return node;
 }
 }  // namespace detail
 
 // ---- the engine ----
-void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs, bool retain_graph) {
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+              bool retain_graph) {
   NoGradGuard no_grad;  // backward formulas are not themselves recorded (no double backward)
   struct Pending {
     std::vector<Tensor> grads;
@@ -246,9 +273,10 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     Tensor g = i < grad_outputs.size() ? grad_outputs[i] : Tensor();
     if (!g.defined()) {
       if (out.numel() != 1)
-        fail("backward: grad can be implicitly created only for scalar outputs; got shape {} "
-             "(pass a gradient of that shape)",
-             shape_str(out.shape()));
+        fail(
+            "backward: grad can be implicitly created only for scalar outputs; got shape {} "
+            "(pass a gradient of that shape)",
+            shape_str(out.shape()));
       g = ones_like(out);
     } else if (g.shape() != out.shape()) {
       fail("backward: gradient of shape {} does not match output of shape {}", shape_str(g.shape()),

@@ -28,8 +28,13 @@ using GradFn = std::function<std::vector<Tensor>(const BackwardArgs&)>;
 
 class LambdaNode final : public Node {
  public:
-  LambdaNode(const char* name, GradFn fn, std::vector<bool> needs, std::vector<Shape> input_shapes)
-      : name_(name), fn_(std::move(fn)), needs_(std::move(needs)), input_shapes_(std::move(input_shapes)) {}
+  LambdaNode(const char* name, GradFn fn, std::vector<bool> needs, std::vector<Shape> input_shapes,
+             std::vector<DType> input_dtypes)
+      : name_(name),
+        fn_(std::move(fn)),
+        needs_(std::move(needs)),
+        input_shapes_(std::move(input_shapes)),
+        input_dtypes_(std::move(input_dtypes)) {}
   std::string name() const override { return name_; }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
   void release_saved() override { fn_ = nullptr; }
@@ -39,6 +44,7 @@ class LambdaNode final : public Node {
   GradFn fn_;
   std::vector<bool> needs_;
   std::vector<Shape> input_shapes_;
+  std::vector<DType> input_dtypes_;
 };
 
 // Records outputs (all differentiable) of op `name` computed from `inputs`.

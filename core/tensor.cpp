@@ -1,5 +1,7 @@
 // Tensor handle methods that only touch metadata or raw data, plus the shape helpers.
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "core/grad_node.h"
@@ -87,8 +89,11 @@ Shape contiguous_strides(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape)
+    if (__builtin_mul_overflow(n, s, &n))
+      fail("shape {}: the number of elements overflows a 64-bit count", shape_str(shape));
   return n;
 }
 
@@ -127,6 +132,11 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
 void check_shape_valid(const Shape& shape, std::string_view op) {
   for (int64_t s : shape)
     if (s < 0) fail("{}: negative dimension in shape {}", op, shape_str(shape));
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return;  // no elements, whatever the rest
+  int64_t n = 1;
+  for (int64_t s : shape)
+    if (__builtin_mul_overflow(n, s, &n))
+      fail("{}: shape {} has more elements than a 64-bit count can hold", op, shape_str(shape));
 }
 
 Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape, Shape strides,
@@ -144,7 +154,11 @@ Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape
 
 Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
   check_shape_valid(shape, "empty");
-  size_t nbytes = static_cast<size_t>(shape_numel(shape)) * element_size(dtype);
+  const int64_t numel = shape_numel(shape);
+  if (numel > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(element_size(dtype)))
+    fail("empty: a {} tensor of shape {} needs more bytes than a 64-bit size can count", dtype,
+         shape_str(shape));
+  size_t nbytes = static_cast<size_t>(numel) * element_size(dtype);
   return make_tensor(std::make_shared<Storage>(nbytes, device), 0, shape, contiguous_strides(shape), dtype);
 }
 

@@ -76,7 +76,7 @@ void binary_numeric(const KernelContext& ctx, BinaryOp op, const Tensor& out, co
         return x < y ? x : y;
       });
     case BinaryOp::relu_backward:
-      return map([] __device__(T gv, T v) { return v > T(0) ? gv : T(0); });
+      return map([] __device__(T gv, T v) { return v <= T(0) ? T(0) : gv; });  // as PyTorch at NaN
     case BinaryOp::leaky_relu_backward:
       return map([s = T(alpha)] __device__(T gv, T v) { return v > T(0) ? gv : T(gv * s); });
     default:

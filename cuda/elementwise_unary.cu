@@ -28,7 +28,7 @@ void unary_numeric(const KernelContext& ctx, UnaryOp op, const Tensor& out, cons
       else
         return map([] __device__(T v) { return static_cast<T>((T(0) < v) - (v < T(0))); });
     case UnaryOp::relu:
-      return map([] __device__(T v) { return v > T(0) ? v : T(0); });
+      return map([] __device__(T v) { return v <= T(0) ? T(0) : v; });  // NaN stays NaN
     case UnaryOp::square:
       return map([] __device__(T v) { return static_cast<T>(v * v); });
     case UnaryOp::affine:

@@ -1,6 +1,7 @@
 // Copies, casts, device moves and in-place fills.
-#include "ops/internal.h"
 #include "ops/kernels/copy.h"
+
+#include "ops/internal.h"
 
 namespace ember {
 
@@ -24,13 +25,42 @@ void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) 
   }
 }
 
+namespace {
+// The first and last element offsets a tensor spans (strides are never negative in ember).
+std::pair<int64_t, int64_t> element_span(const Tensor& t) {
+  int64_t last = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+  return {t.storage_offset(), last};
+}
+}  // namespace
+
+bool may_overlap(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0 || src.numel() == 0 || dst.impl()->storage != src.impl()->storage) return false;
+  if (dst.shape() == src.shape() && dst.strides() == src.strides() &&
+      dst.storage_offset() == src.storage_offset())
+    return false;
+  const auto [d0, d1] = element_span(dst);
+  const auto [s0, s1] = element_span(src);
+  return d0 <= s1 && s0 <= d1;
+}
+
+void check_no_internal_overlap(std::string_view op, const Tensor& dst) {
+  for (int64_t d = 0; d < dst.dim(); ++d)
+    if (dst.stride(d) == 0 && dst.size(d) > 1)
+      fail(
+          "{}: the destination {} (strides {}) has elements that share memory (dim {} has stride 0, as in an "
+          "expanded view); write into a clone() of it instead",
+          op, shape_str(dst.shape()), shape_str(dst.strides()), d);
+}
+
 void copy_into(const Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   Shape b = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   if (b != dst.shape())
     fail("copy_: source of shape {} cannot be broadcast to destination of shape {}", shape_str(src.shape()),
          shape_str(dst.shape()));
-  Tensor s = src.shape() == dst.shape() ? src : src.detach().expand(dst.shape());
+  Tensor from = may_overlap(dst, src) ? src.detach().clone() : src;
+  Tensor s = from.shape() == dst.shape() ? from : from.detach().expand(dst.shape());
   if (s.device() == dst.device()) {
     copy_stub(dst.device(), dst, s);
     return;
@@ -77,7 +107,8 @@ Tensor Tensor::clone() const {
   Tensor out = empty_tensor(shape(), dtype(), device());
   copy_into(out, *this);
   if (autograd::any_requires_grad({*this}))
-    autograd::record("clone", {*this}, out, [](const autograd::BackwardArgs& a) { return std::vector<Tensor>{a.grad()}; });
+    autograd::record("clone", {*this}, out,
+                     [](const autograd::BackwardArgs& a) { return std::vector<Tensor>{a.grad()}; });
   return out;
 }
 
@@ -89,15 +120,18 @@ Tensor Tensor::contiguous() const {
 Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
                       const std::function<Tensor(const Tensor& before)>& out_of_place, bool needs_grad) {
   check_defined(name, self, "self");
+  check_no_internal_overlap(name, self);
   if (!needs_grad) {
     kernel();
     self.impl()->bump_version();
     return self;
   }
   if (self.is_leaf() && self.requires_grad())
-    fail("{}: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or detach())", name);
+    fail("{}: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or detach())",
+         name);
   if (self.impl()->is_view)
-    fail("{}: in-place op on a view, with autograd recording, is not supported; use the out-of-place op", name);
+    fail("{}: in-place op on a view, with autograd recording, is not supported; use the out-of-place op",
+         name);
   // The snapshot carries self's history, so gradients still flow to whatever produced self.
   Tensor before = self.detach().clone();
   if (self.requires_grad()) {
@@ -108,8 +142,8 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
   }
   Tensor result = out_of_place(before);
   if (result.shape() != self.shape())
-    fail("{}: result of shape {} cannot be written into a tensor of shape {}", name, shape_str(result.shape()),
-         shape_str(self.shape()));
+    fail("{}: result of shape {} cannot be written into a tensor of shape {}", name,
+         shape_str(result.shape()), shape_str(self.shape()));
   copy_into(self, result.detach());
   self.impl()->bump_version();
   AutogradMeta& meta = self.impl()->meta();
@@ -134,8 +168,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::fill_(double value) {
   return apply_inplace(
-      *this, "fill_", [&] { fill_stub(device(), *this, value); }, [&](const Tensor&) { return full(shape(), value, options()); },
-      autograd::any_requires_grad({*this}));
+      *this, "fill_", [&] { fill_stub(device(), *this, value); },
+      [&](const Tensor&) { return full(shape(), value, options()); }, autograd::any_requires_grad({*this}));
 }
 
 Tensor& Tensor::zero_() { return fill_(0.0); }

@@ -66,10 +66,14 @@ Tensor scalar_tensor(double value, TensorOptions o) { return full({}, value, o);
 
 Tensor arange(double end, TensorOptions o) { return arange(0, end, 1, o); }
 Tensor arange(double start, double end, double step, TensorOptions o) {
+  if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
+    fail("arange: start, end and step must be finite, got {}, {}, {}", start, end, step);
   if (step == 0) fail("arange: step must be nonzero");
-  if ((end - start) / step < 0)
-    fail("arange: range [{}, {}) is empty or reversed for step {}", start, end, step);
-  int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
+  const double count = std::ceil((end - start) / step);
+  if (!(count >= 0)) fail("arange: range [{}, {}) is empty or reversed for step {}", start, end, step);
+  if (count >= 0x1p53)  // beyond where consecutive doubles are exact counts (and any memory)
+    fail("arange: [{}, {}) in steps of {} has too many elements ({})", start, end, step, count);
+  int64_t n = static_cast<int64_t>(count);
   DType dt = o.has_dtype() ? o.dtype() : DType::int64;
   if (!o.has_dtype() && (start != std::floor(start) || end != std::floor(end) || step != std::floor(step)))
     dt = DType::float32;
@@ -157,6 +161,11 @@ Tensor bernoulli(const Shape& shape, double p, TensorOptions o) {
 Tensor bernoulli(const Tensor& probs) {
   check_defined("bernoulli", probs);
   NoGradGuard g;
+  if (probs.numel() > 0) {
+    const double lo = probs.min().item<double>(), hi = probs.max().item<double>();
+    if (!(lo >= 0 && hi <= 1))
+      fail("bernoulli: probabilities must be in [0, 1], got values in [{}, {}]", lo, hi);
+  }
   Tensor u =
       rand(probs.shape(),
            TensorOptions(probs.is_floating_point() ? probs.dtype() : DType::float32).device(probs.device()));

@@ -245,9 +245,11 @@ Tensor pow(const Tensor& x, const Tensor& e) {
         [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor(out)](const BackwardArgs& g) {
           Tensor b = sx.unpack("pow"), p = se.unpack("pow"), y = so.unpack("pow");
           Tensor gx, ge;
-          if (g.needs(0)) gx = sum_to(g.grad() * p * pow(b, p - 1.0), b.shape());
-          // d/dp b^p = b^p log b; define it as 0 where b == 0 (the limit for p > 0)
-          if (g.needs(1)) ge = sum_to(where(b == 0.0, 0.0, g.grad() * y * log(b)), p.shape());
+          // As PyTorch: d/db b^p = p b^(p-1), taken as 0 where p == 0 (also at 0^0); d/dp b^p = b^p log b,
+          // taken as 0 where b == 0 and p >= 0 (the limit for p > 0; for p < 0 it is -inf).
+          if (g.needs(0)) gx = sum_to(where(p == 0.0, 0.0, g.grad() * p * pow(b, p - 1.0)), b.shape());
+          if (g.needs(1))
+            ge = sum_to(where(logical_and(b == 0.0, p >= 0.0), 0.0, g.grad() * y * log(b)), p.shape());
           return Grads{gx, ge};
         });
   }
@@ -259,14 +261,14 @@ Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) 
   Tensor out = binary_raw(op, a, b, 1.0, name);
   if (autograd::any_requires_grad({a, b})) {
     autograd::record(
-        name, {a, b}, out,
-        [name, sa = SavedTensor(a), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
-          Tensor x = sa.unpack(name), y = sb.unpack(name), o = so.unpack(name);
-          // Ties split the gradient evenly, as PyTorch does.
-          Tensor tie = x == y;
-          Tensor half = where(tie, g.grad() * 0.5, g.grad());
-          return Grads{g.needs(0) ? sum_to(where(logical_or(x == o, tie), half, 0.0), x.shape()) : Tensor(),
-                       g.needs(1) ? sum_to(where(logical_or(y == o, tie), half, 0.0), y.shape()) : Tensor()};
+        name, {a, b}, out, [op, name, sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
+          Tensor x = sa.unpack(name), y = sb.unpack(name);
+          // As PyTorch: ties split the gradient evenly, and an input gets none only where it lost the
+          // comparison; where either is NaN (so is the result) both get all of it.
+          const bool is_max = op == BinaryOp::maximum;
+          Tensor half = where(x == y, g.grad() * 0.5, g.grad());
+          return Grads{g.needs(0) ? sum_to(where(is_max ? x < y : x > y, 0.0, half), x.shape()) : Tensor(),
+                       g.needs(1) ? sum_to(where(is_max ? x > y : x < y, 0.0, half), y.shape()) : Tensor()};
         });
   }
   return out;
@@ -315,12 +317,17 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-Tensor where(const Tensor& cond, const Tensor& a, double b) {
-  return where(cond, a, full({}, b, TensorOptions(a.dtype()).device(a.device())));
+namespace {
+// The scalar operand of where() as a 0-d tensor: of the tensor's dtype, except that a fractional
+// scalar beside an integer or bool tensor makes the result float32 (as i * 2.5 does).
+Tensor where_scalar(double v, const Tensor& beside) {
+  check_defined("where", beside);
+  DType dt = !is_floating(beside.dtype()) && v != std::floor(v) ? DType::float32 : beside.dtype();
+  return full({}, v, TensorOptions(dt).device(beside.device()));
 }
-Tensor where(const Tensor& cond, double a, const Tensor& b) {
-  return where(cond, full({}, a, TensorOptions(b.dtype()).device(b.device())), b);
-}
+}  // namespace
+Tensor where(const Tensor& cond, const Tensor& a, double b) { return where(cond, a, where_scalar(b, a)); }
+Tensor where(const Tensor& cond, double a, const Tensor& b) { return where(cond, where_scalar(a, b), b); }
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x);
   check_defined("masked_fill", mask, "mask");
@@ -410,6 +417,7 @@ Tensor& binary_inplace(Tensor& self, const char* name, BinaryOp op, const Tensor
           return;
         }
         Tensor o = cast_raw(other, self.dtype());
+        if (may_overlap(self, o)) o = o.detach().clone();  // the values before the op, not those it writes
         if (o.shape() != self.shape()) o = o.detach().expand(self.shape());
         binary_stub(self.device(), op, self, self, o, alpha);
       },

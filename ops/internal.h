@@ -14,6 +14,14 @@ namespace ember {
 // Raw data copy (no autograd): src is broadcast to dst's shape and cast to dst's dtype; devices
 // may differ.
 void copy_into(const Tensor& dst, const Tensor& src);
+// Whether writing dst element by element could change src before all of src is read: they share
+// storage, the element ranges they span intersect, and src is not dst's own layout (an elementwise
+// kernel reads each element of that before writing it, so x.add_(x) is safe). In-place ops copy
+// such a source first, as the result must be that of the values before the op.
+bool may_overlap(const Tensor& dst, const Tensor& src);
+// Throws when dst has elements that share memory (a zero stride on a dim of size > 1, as an
+// expanded view has): an in-place write there would hit one location several times.
+void check_no_internal_overlap(std::string_view op, const Tensor& dst);
 // Casts without autograd; returns `t` itself when the dtype already matches.
 Tensor cast_raw(const Tensor& t, DType dtype);
 // Throws unless every defined tensor is on the same device.

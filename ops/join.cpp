@@ -1,5 +1,7 @@
 // Joining and splitting: cat, stack (copies, with a backward that hands each input its slice of
-// the gradient) and split, chunk (views made with narrow, so their backward comes from narrow).
+// the gradient) and split, chunk (views, with one backward for all pieces: their gradients side by
+// side again, a single pass, where one narrow backward per piece would zero-fill and copy a whole
+// input-sized gradient for each piece and then add them).
 #include "ops/internal.h"
 
 namespace ember {
@@ -116,8 +118,25 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   const int64_t n = x.size(dim);
   if (n == 0) return {x.narrow(dim, 0, 0)};
   std::vector<Tensor> pieces;
-  for (int64_t start = 0; start < n; start += split_size)
-    pieces.push_back(x.narrow(dim, start, std::min(split_size, n - start)));
+  {
+    NoGradGuard views_only;  // recorded below, all pieces by one node
+    for (int64_t start = 0; start < n; start += split_size)
+      pieces.push_back(x.narrow(dim, start, std::min(split_size, n - start)));
+  }
+  if (autograd::any_requires_grad({x})) {
+    std::vector<Tensor*> outputs;
+    std::vector<Shape> shapes;
+    for (Tensor& p : pieces) {
+      outputs.push_back(&p);
+      shapes.push_back(p.shape());
+    }
+    autograd::record("split", {x}, outputs, [dim, shapes, options = x.options()](const BackwardArgs& a) {
+      std::vector<Tensor> parts;  // a piece that got no gradient contributes zeros
+      for (size_t i = 0; i < shapes.size(); ++i)
+        parts.push_back(a.grad(i).defined() ? a.grad(i) : zeros(shapes[i], options));
+      return Grads{cat(parts, dim)};
+    });
+  }
   return pieces;
 }
 

@@ -131,8 +131,10 @@ Tensor extreme(ReduceOp op, const char* name, const Tensor& x, const Shape& dims
   if (autograd::any_requires_grad({x})) {
     Shape kshape = keep_shape(x, mask), in_shape = x.shape();
     autograd::record(name, {x}, out, [=, sx = SavedTensor(x), sk = SavedTensor(keep)](const BackwardArgs& a) {
-      // The gradient is shared evenly among the elements that attain the extreme value.
-      Tensor hit = (sx.unpack(name) == sk.unpack(name).expand(in_shape)).to(a.grad().dtype());
+      // The gradient is shared evenly among the elements that attain the extreme value; where that
+      // is NaN, among the NaNs (as PyTorch).
+      Tensor xs = sx.unpack(name), extreme = sk.unpack(name).expand(in_shape);
+      Tensor hit = logical_or(xs == extreme, logical_and(isnan(xs), isnan(extreme))).to(a.grad().dtype());
       Tensor count = sum(hit, dims, true);
       return Grads{hit * (a.grad().reshape(kshape) / count)};
     });

@@ -178,19 +178,22 @@ Tensor Tensor::expand(const Shape& shape_in) const {
   Shape shape(shape_in.size()), strides(shape_in.size());
   for (size_t i = 0; i < shape_in.size(); ++i) {
     if (i < lead) {
-      if (shape_in[i] < 0) fail("expand: -1 not allowed for new leading dim {} in {}", i, shape_str(shape_in));
+      if (shape_in[i] < 0)
+        fail("expand: -1 not allowed for new leading dim {} in {}", i, shape_str(shape_in));
       shape[i] = shape_in[i];
       strides[i] = 0;
       continue;
     }
     int64_t src = this->shape()[i - lead];
     int64_t want = shape_in[i] == -1 ? src : shape_in[i];
+    if (want < 0) fail("expand: invalid size {} for dim {} in {}", shape_in[i], i, shape_str(shape_in));
     if (src != want && src != 1)
-      fail("expand: cannot expand {} to {} (dim {}: {} vs {})", shape_str(this->shape()), shape_str(shape_in), i,
-           src, want);
+      fail("expand: cannot expand {} to {} (dim {}: {} vs {})", shape_str(this->shape()), shape_str(shape_in),
+           i, src, want);
     shape[i] = want;
     strides[i] = src == want ? this->strides()[i - lead] : 0;
   }
+  check_shape_valid(shape, "expand");
   Shape in_shape = this->shape();
   return record_view("expand", *this, make_view(*this, shape, strides, storage_offset()),
                      [in_shape](const Tensor& g) { return autograd::sum_to(g, in_shape); });
@@ -210,7 +213,8 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   shape[d] = (end - start + step - 1) / step;
   strides[d] *= step;
   Shape in_shape = this->shape();
-  return record_view("slice", *this, make_view(*this, shape, strides, storage_offset() + start * this->strides()[d]),
+  return record_view("slice", *this,
+                     make_view(*this, shape, strides, storage_offset() + start * this->strides()[d]),
                      [=](const Tensor& g) {
                        Tensor full = zeros(in_shape, g.options());
                        copy_into(full.slice(d, start, end, step), g);

@@ -39,8 +39,10 @@ TEST(Autograd, BroadcastGradientsAreSummedToInputShape) {
 TEST(Autograd, NonScalarBackwardNeedsAGradient) {
   Tensor x = T({1, 2}, {2});
   Tensor y = x * 2.0;
-  EMBER_EXPECT_THROW_MSG(y.backward(), "grad can be implicitly created only for scalar outputs; got shape [2]");
-  EMBER_EXPECT_THROW_MSG(y.backward(ones({3}, kFloat64)), "gradient of shape [3] does not match output of shape [2]");
+  EMBER_EXPECT_THROW_MSG(y.backward(),
+                         "grad can be implicitly created only for scalar outputs; got shape [2]");
+  EMBER_EXPECT_THROW_MSG(y.backward(ones({3}, kFloat64)),
+                         "gradient of shape [3] does not match output of shape [2]");
   y.backward(tensor<double>({1, 10}));
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 20}));
 }
@@ -69,7 +71,8 @@ TEST(Autograd, InPlaceChangeOfSavedTensorIsDetected) {
     NoGradGuard g;
     a.add_(1.0);
   }
-  EMBER_EXPECT_THROW_MSG(y.backward(), "mul: a tensor of shape [2] saved for backward was modified by an in-place operation");
+  EMBER_EXPECT_THROW_MSG(
+      y.backward(), "mul: a tensor of shape [2] saved for backward was modified by an in-place operation");
 }
 
 TEST(Autograd, InPlaceOnLeafRequiringGradFails) {
@@ -85,8 +88,8 @@ TEST(Autograd, InPlaceOnLeafRequiringGradFails) {
 TEST(Autograd, InPlaceOnNonLeafRebasesHistory) {
   Tensor x = T({1, 2}, {2});
   Tensor y = x * 2.0;
-  y.add_(x);       // y = 3x
-  y.mul_(2.0);     // y = 6x
+  y.add_(x);    // y = 3x
+  y.mul_(2.0);  // y = 6x
   y.sum().backward();
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{6, 6}));
   auto fn = [](const std::vector<Tensor>& in) {
@@ -141,7 +144,9 @@ struct ScaledSquare : autograd::Function<ScaledSquare> {
 
 struct WrongShape : autograd::Function<WrongShape> {
   static Tensor forward(autograd::AutogradContext*, const Tensor& x) { return x * 2.0; }
-  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor> g) { return {g[0].sum()}; }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor> g) {
+    return {g[0].sum()};
+  }
 };
 
 TEST(Autograd, CustomFunction) {
@@ -149,9 +154,11 @@ TEST(Autograd, CustomFunction) {
   Tensor y = ScaledSquare::apply(x, 3.0);
   EXPECT_EQ(y.to_vector<double>(), (std::vector<double>{3, 12}));
   EXPECT_FALSE(y.is_leaf());
-  EXPECT_TRUE(passes_gradcheck([](const std::vector<Tensor>& in) { return ScaledSquare::apply(in[0], 0.5); }, {R({4})}));
+  EXPECT_TRUE(passes_gradcheck([](const std::vector<Tensor>& in) { return ScaledSquare::apply(in[0], 0.5); },
+                               {R({4})}));
   Tensor z = WrongShape::apply(x);
-  EMBER_EXPECT_THROW_MSG(z.sum().backward(), "backward returned a gradient of shape [] for argument 0 of shape [2]");
+  EMBER_EXPECT_THROW_MSG(z.sum().backward(),
+                         "backward returned a gradient of shape [] for argument 0 of shape [2]");
   // without inputs that require grad, nothing is recorded
   Tensor c = ScaledSquare::apply(ones({2}), 1.0);
   EXPECT_FALSE(c.requires_grad());
@@ -171,12 +178,12 @@ struct WrongScaleFn : autograd::Function<WrongScaleFn> {
 Tensor WrongScale(const Tensor& x) { return WrongScaleFn::apply(x); }
 
 TEST(Gradcheck, DetectsAWrongGradient) {
-  GradcheckResult r = gradcheck(
-      [](const std::vector<Tensor>& in) { return WrongScale(in[0]); }, {R({3})});
+  GradcheckResult r = gradcheck([](const std::vector<Tensor>& in) { return WrongScale(in[0]); }, {R({3})});
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.worst.find("input 0 element"), std::string::npos) << r.worst;
-  EMBER_EXPECT_THROW_MSG(gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {ones({2}).requires_grad_()}),
-                         "gradcheck: input 0 is float32");
+  EMBER_EXPECT_THROW_MSG(
+      gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {ones({2}).requires_grad_()}),
+      "gradcheck: input 0 is float32");
 }
 
 }  // namespace
@@ -192,5 +199,26 @@ TEST(Autograd, InPlaceKeepsOldValueForOtherInputsGradient) {
   EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{3, 3}));
   EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{3, 6}));
 }
+// An op that promotes float32 and float64 to a float64 result still sends each input a gradient of
+// its own dtype (as PyTorch's engine does), so an optimizer can apply it.
+TEST(Autograd, GradientsHaveTheirInputsDtype) {
+  Tensor w = tensor<float>({1.0f, 2.0f, 3.0f}).requires_grad_();
+  Tensor v = tensor<double>({0.5, 0.25, 2.0}).requires_grad_();
+  Tensor y = (w * v).sum();
+  EXPECT_EQ(y.dtype(), kFloat64);
+  y.backward();
+  EXPECT_EQ(w.grad().dtype(), kFloat32);
+  EXPECT_EQ(v.grad().dtype(), kFloat64);
+  EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{0.5f, 0.25f, 2.0f}));
+  EXPECT_EQ(v.grad().to_vector<double>(), (std::vector<double>{1, 2, 3}));
+  optim::SGD sgd({w}, {0.1});
+  sgd.step();  // used to throw: gradient float64 for a float32 parameter
+  EXPECT_FLOAT_EQ(w.to_vector<float>()[0], 0.95f);
+  // through a broadcast scalar, and a second accumulation
+  (w + scalar_tensor(1.0, kFloat64)).sum().backward();
+  EXPECT_EQ(w.grad().dtype(), kFloat32);
+  EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{1.5f, 1.25f, 3.0f}));
+}
+
 }  // namespace
 }  // namespace ember::testing

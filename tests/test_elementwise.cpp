@@ -243,6 +243,69 @@ TEST(Gelu, Float32TracksFloat64IntoTheTails) {
   EXPECT_TRUE(equal(gelu(m.t()), gelu(m).t()));
 }
 
+// A source that shares memory with the destination is read as it was before the op.
+TEST(Elementwise, InPlaceWithAnOverlappingSource) {
+  Tensor q = tensor<double>({1, 2, 3, 4}, {2, 2});
+  q.add_(q.t());
+  EXPECT_EQ(q.to_vector<double>(), (std::vector<double>{2, 5, 5, 8}));
+  q = tensor<double>({1, 2, 3, 4}, {2, 2});
+  q.copy_(q.t());
+  EXPECT_EQ(q.to_vector<double>(), (std::vector<double>{1, 3, 2, 4}));
+  Tensor a = arange(6.0, kFloat64);
+  a.slice(0, 1, 6).add_(a.slice(0, 0, 5));
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{0, 1, 3, 5, 7, 9}));
+  Tensor m = tensor<double>({1, 2, 3, 4, 5, 6}, {3, 2});
+  m.mul_(m.select(0, 0));  // every row times the first, which the op also rewrites
+  EXPECT_EQ(m.to_vector<double>(), (std::vector<double>{1, 4, 3, 8, 5, 12}));
+  Tensor x = tensor<double>({1, 2, 3});
+  x.add_(x);  // the very same view: safe in place, no copy needed
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{2, 4, 6}));
+  // a destination whose elements share memory cannot be written element by element
+  EMBER_EXPECT_THROW_MSG(zeros({3}).expand({2, 3}).add_(1.0), "add_: the destination [2,3] (strides [0,1])");
+  EMBER_EXPECT_THROW_MSG(zeros({3}).expand({2, 3}).copy_(ones({2, 3})), "has elements that share memory");
+}
+
+// NaN and the edges of pow, maximum/minimum and max: PyTorch's values and gradients.
+TEST(Elementwise, NaNAndEdgeGradientsFollowPyTorch) {
+  Tensor x = tensor<double>({NAN, -1, 2}).requires_grad_();
+  Tensor r = relu(x);
+  r.backward(ones({3}, kFloat64));
+  std::vector<double> rv = r.to_vector<double>();
+  EXPECT_TRUE(std::isnan(rv[0]));  // NaN propagates (it used to become 0 and hide a diverged run)
+  EXPECT_EQ(rv[1], 0.0);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{1, 0, 1}));
+
+  Tensor b = tensor<double>({0, 0, 2, 0}).requires_grad_(),
+         e = tensor<double>({0, 2, 0, -2}).requires_grad_();
+  pow(b, e).sum().backward();
+  std::vector<double> gb = b.grad().to_vector<double>(), ge = e.grad().to_vector<double>();
+  EXPECT_EQ(gb[0], 0.0);  // 0^0: d/db is 0 where the exponent is 0
+  EXPECT_EQ(gb[1], 0.0);
+  EXPECT_EQ(gb[2], 0.0);
+  EXPECT_EQ(ge[0], 0.0);  // d/de at b = 0, e >= 0: the limit 0
+  EXPECT_EQ(ge[1], 0.0);
+  EXPECT_DOUBLE_EQ(ge[2], std::log(2.0));
+  EXPECT_EQ(ge[3], -INFINITY);  // 0^-2 = inf, times log 0
+
+  Tensor p = tensor<double>({NAN, 1, 3}).requires_grad_(), q = tensor<double>({1, 1, NAN}).requires_grad_();
+  maximum(p, q).sum().backward();
+  EXPECT_EQ(p.grad().to_vector<double>(), (std::vector<double>{1, 0.5, 1}));
+  EXPECT_EQ(q.grad().to_vector<double>(), (std::vector<double>{1, 0.5, 1}));
+  Tensor u = tensor<double>({2, 1}).requires_grad_(), v = tensor<double>({1, 1}).requires_grad_();
+  minimum(u, v).sum().backward();
+  EXPECT_EQ(u.grad().to_vector<double>(), (std::vector<double>{0, 0.5}));
+  EXPECT_EQ(v.grad().to_vector<double>(), (std::vector<double>{1, 0.5}));
+
+  Tensor n = tensor<double>({1, NAN, 3}).requires_grad_();
+  n.max().backward();
+  EXPECT_EQ(n.grad().to_vector<double>(), (std::vector<double>{0, 1, 0}));  // to the NaN that won
+
+  Tensor w = where(tensor<bool>({true, false}), tensor<int64_t>({1, 2}), 1.5);
+  EXPECT_EQ(w.dtype(), kFloat32);
+  EXPECT_EQ(w.to_vector<float>(), (std::vector<float>{1.0f, 1.5f}));
+  EXPECT_EQ(where(tensor<bool>({true, false}), 2.0, tensor<int64_t>({1, 2})).dtype(), kInt64);
+}
+
 TEST(Elementwise, Errors) {
   Tensor a = ones({2, 3}), b = ones({4});
   EMBER_EXPECT_THROW_MSG(a + b, "add: shapes [2,3] and [4] cannot be broadcast");

@@ -155,6 +155,25 @@ TEST(Attention, Gradcheck) {
       [&](const Tensor& x) { return mha->forward(x, x, x, {}, pad, /*is_causal=*/true); }));
 }
 
+// Self-attention (query, key and value the same tensor) projects with one GEMM over the whole
+// in_proj_weight; with three distinct tensors it projects each alone. Same values, same gradients.
+TEST(Attention, SelfAttentionFastPathMatchesThreeProjections) {
+  manual_seed(57);
+  nn::MultiheadAttention mha(8, 2, 0.0, true, true);
+  mha.to(DType::float64);
+  Tensor x = R({2, 5, 8}, -1, 1, 58);
+  Tensor fused = mha.forward(x), apart = mha.forward(x, x.clone(), x.clone());
+  EXPECT_TRUE(tensors_close(fused, apart, 1e-13));
+  auto grads = [&](const Tensor& out) {
+    mha.zero_grad();
+    out.backward(R({2, 5, 8}, -1, 1, 59, false));
+    return std::vector<Tensor>{mha.in_proj_weight.grad().clone(), mha.in_proj_bias.grad().clone()};
+  };
+  std::vector<Tensor> a = grads(fused), b = grads(apart);
+  EXPECT_TRUE(tensors_close(a[0], b[0], 1e-13));
+  EXPECT_TRUE(tensors_close(a[1], b[1], 1e-13));
+}
+
 TEST(TransformerBlock, Gradcheck) {
   manual_seed(54);
   auto block = std::make_shared<nn::TransformerBlock>(4, 2, 6, 0.0, true);

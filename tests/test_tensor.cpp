@@ -126,6 +126,32 @@ TEST(Views, Errors) {
                          "only floating-point tensors can require gradients");
 }
 
+// Sizes whose product overflows int64 used to wrap (2^80 -> 0 elements, then writes past the end).
+TEST(Views, ElementCountsThatOverflowAreErrors) {
+  const int64_t big = int64_t{1} << 40;
+  EMBER_EXPECT_THROW_MSG(zeros({big, big}), "shape [1099511627776,1099511627776] has more elements");
+  EMBER_EXPECT_THROW_MSG(zeros({int64_t{1} << 62, 4}), "more elements than a 64-bit count can hold");
+  EMBER_EXPECT_THROW_MSG(zeros({int64_t{1} << 61}, kFloat64),
+                         "needs more bytes than a 64-bit size can count");
+  EMBER_EXPECT_THROW_MSG(ones({1, 1}).expand({big, big}), "expand: shape [1099511627776,1099511627776]");
+  EMBER_EXPECT_THROW_MSG(ones({1, 3}).expand({-2, 3}), "expand: invalid size -2 for dim 0 in [-2,3]");
+  EXPECT_EQ(zeros({0, big, big}).numel(), 0);  // a zero dim wins, as in PyTorch
+  EXPECT_EQ(zeros({big, big, 0}).numel(), 0);
+}
+
+TEST(Creation, Errors) {
+  EMBER_EXPECT_THROW_MSG(arange(0, NAN), "arange: start, end and step must be finite");
+  EMBER_EXPECT_THROW_MSG(arange(0, INFINITY), "arange: start, end and step must be finite");
+  EMBER_EXPECT_THROW_MSG(arange(0, 1e300, 1), "arange: [0, 1e+300) in steps of 1 has too many elements");
+  EMBER_EXPECT_THROW_MSG(arange(3, 1, 1), "arange: range [3, 1) is empty or reversed");
+  EXPECT_EQ(arange(2, 2, 1).numel(), 0);
+  EMBER_EXPECT_THROW_MSG(bernoulli(full({4}, 2.0)),
+                         "bernoulli: probabilities must be in [0, 1], got values in [2, 2]");
+  EMBER_EXPECT_THROW_MSG(bernoulli(tensor<float>({0.5f, -1.0f})), "got values in [-1, 0.5]");
+  EMBER_EXPECT_THROW_MSG(bernoulli(tensor<float>({0.5f, NAN})), "bernoulli: probabilities must be in [0, 1]");
+  EXPECT_EQ(bernoulli(tensor<float>({0.0f, 1.0f})).to_vector<float>(), (std::vector<float>{0.0f, 1.0f}));
+}
+
 TEST(Views, GradientsFlowBackToTheBase) {
   Tensor x = R({3, 4});
   auto fn = [](const std::vector<Tensor>& in) {

@@ -80,12 +80,22 @@ std::pair<Tensor, Tensor> MultiheadAttention::attend(const Tensor& query, const 
          shape_str(query.shape()), shape_str(key.shape()), shape_str(value.shape()));
 
   // Project, then split E into H heads of D: [B, len, E] -> [B, H, len, D].
+  auto heads = [&](const Tensor& t, int64_t len) { return t.view({B, len, H, D}).permute({0, 2, 1, 3}); };
   auto project = [&](const Tensor& t, int64_t block, int64_t len) {
     Tensor w = in_proj_weight.narrow(0, block * E, E);
     Tensor b = in_proj_bias.defined() ? in_proj_bias.narrow(0, block * E, E) : Tensor();
-    return linear(t, w, b).view({B, len, H, D}).permute({0, 2, 1, 3});
+    return heads(linear(t, w, b), len);
   };
-  Tensor qh = project(q, 0, L), kh = project(k, 1, S), vh = project(v, 2, S);
+  Tensor qh, kh, vh;
+  if (query.impl() == key.impl() && key.impl() == value.impl()) {
+    // Self-attention: the three projections as one GEMM with the whole in_proj_weight ([3E, E],
+    // q, k, v blocks in its rows), [B, L, 3E], cut into q, k, v views (one GEMM each way in the
+    // backward too, instead of three, and no sum of three input gradients).
+    std::vector<Tensor> qkv = linear(q, in_proj_weight, in_proj_bias).chunk(3, -1);
+    qh = heads(qkv[0], L), kh = heads(qkv[1], S), vh = heads(qkv[2], S);
+  } else {
+    qh = project(q, 0, L), kh = project(k, 1, S), vh = project(v, 2, S);
+  }
   // Scores [B, H, L, S], then the weights. The common masks (causal self-attention, a bool key
   // padding mask) go straight to the fused masked_softmax, which also applies the scale. Other
   // masks are folded into the scaled scores first (PyTorch adds a float mask after scaling):

@@ -101,7 +101,7 @@ void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, dou
     case UnaryOp::sign:
       return map1<T, T>(out, x, [](T v) { return static_cast<T>((T(0) < v) - (v < T(0))); });
     case UnaryOp::relu:
-      return map1<T, T>(out, x, [](T v) { return v > T(0) ? v : T(0); });
+      return map1<T, T>(out, x, [](T v) { return v <= T(0) ? T(0) : v; });  // NaN stays NaN
     case UnaryOp::square:
       return map1<T, T>(out, x, [](T v) { return static_cast<T>(v * v); });
     case UnaryOp::affine: {
@@ -251,7 +251,7 @@ void binary_numeric(BinaryOp op, const Tensor& out, const Tensor& a, const Tenso
         return x < y ? x : y;
       });
     case BinaryOp::relu_backward:
-      return map2<T, T, T>(out, a, b, [](T gv, T v) { return v > T(0) ? gv : T(0); });
+      return map2<T, T, T>(out, a, b, [](T gv, T v) { return v <= T(0) ? T(0) : gv; });  // as PyTorch at NaN
     case BinaryOp::leaky_relu_backward:
       return map2<T, T, T>(out, a, b, [s = T(alpha)](T gv, T v) { return v > T(0) ? gv : T(gv * s); });
     default:
