@@ -44,11 +44,20 @@ Tensor unary_raw(UnaryOp op, const Tensor& x, double a, double b) {
   return out;
 }
 
+DType result_type(const Tensor& a, const Tensor& b) {
+  if ((a.dim() == 0) == (b.dim() == 0)) return promote_types(a.dtype(), b.dtype());
+  const Tensor& dims = a.dim() == 0 ? b : a;
+  const Tensor& zero_d = a.dim() == 0 ? a : b;
+  auto kind = [](DType t) { return is_floating(t) ? 2 : is_integral(t) ? 1 : 0; };
+  return kind(zero_d.dtype()) > kind(dims.dtype()) ? promote_types(dims.dtype(), zero_d.dtype())
+                                                   : dims.dtype();
+}
+
 Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha, std::string_view name) {
   check_defined(name, a, "first operand");
   check_defined(name, b, "second operand");
   check_same_device(name, {a, b});
-  DType compute = promote_types(a.dtype(), b.dtype());
+  DType compute = result_type(a, b);
   if (is_float_op(op) && !is_floating(compute)) compute = DType::float32;
   if (compute == DType::boolean && !binary_returns_bool(op)) compute = DType::uint8;
   if (compute == DType::bfloat16)  // operands are rounded to bfloat16 first, as in PyTorch (bf16 + int)
@@ -286,7 +295,7 @@ Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 namespace {
 Tensor where_raw(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  DType dtype = promote_types(a.dtype(), b.dtype());
+  DType dtype = result_type(a, b);
   if (dtype == DType::bfloat16)  // exact: every bfloat16 value is a float32 value
     return via_float32_raw([&](const Tensor& x, const Tensor& y) { return where_raw(cond, x, y); },
                            cast_raw(a, dtype), cast_raw(b, dtype));

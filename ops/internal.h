@@ -22,6 +22,10 @@ bool may_overlap(const Tensor& dst, const Tensor& src);
 // Throws when dst has elements that share memory (a zero stride on a dim of size > 1, as an
 // expanded view has): an in-place write there would hit one location several times.
 void check_no_internal_overlap(std::string_view op, const Tensor& dst);
+// The dtype two operands compute in, as PyTorch's result_type: a 0-d tensor beside one with dims
+// counts only when its kind (bool < integer < floating) is higher, so float32 x times a float64
+// 0-d tensor stays float32, like x times a double.
+DType result_type(const Tensor& a, const Tensor& b);
 // Casts without autograd; returns `t` itself when the dtype already matches.
 Tensor cast_raw(const Tensor& t, DType dtype);
 // Throws unless every defined tensor is on the same device.

@@ -177,6 +177,13 @@ TEST(Elementwise, TypePromotion) {
   EXPECT_EQ(exp(i).dtype(), kFloat32);
   EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5.0f, 7.5f}));
   EXPECT_EQ((tensor<float>({1}) + tensor<double>({1})).dtype(), kFloat64);
+  // A 0-d tensor beside one with dims counts only when its kind is higher (PyTorch's result_type).
+  Tensor f32 = tensor<float>({1, 2});
+  EXPECT_EQ((f32 * scalar_tensor(2.0, kFloat64)).dtype(), kFloat32);
+  EXPECT_EQ((i + scalar_tensor(1.5, kFloat64)).dtype(), kFloat64);
+  EXPECT_EQ((i + scalar_tensor(3.0, kInt32)).dtype(), kInt64);
+  EXPECT_EQ((scalar_tensor(2.0, kFloat64) + scalar_tensor(1.0)).dtype(), kFloat64);  // both 0-d: as usual
+  EXPECT_EQ(where(tensor<bool>({true, false}), f32, scalar_tensor(0.5, kFloat64)).dtype(), kFloat32);
 }
 
 TEST(Elementwise, LargeContiguousAndStridedAgree) {
