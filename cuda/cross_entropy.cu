@@ -7,7 +7,10 @@
 // one number (the only synchronisation in the loss).
 // The rows [outer, C, inner] are lanes of cuda/lanes.cuh (row r = o * inner + i reads x[o, :, i]):
 // one row of threads per loss row computes the log-sum-exp (max, then sum of exp in double) and
-// the loss. The backward is elementwise: one thread per score.
+// the loss. The log-sum-exp stays in two parts, max and log(sum) (saved as a float64 pair per
+// row), and the loss is log(sum) - (x_y - max): a float32 lse = max + log(sum) would only be good
+// to ulp(max), more than the whole loss of a confident row. The backward is elementwise: one
+// thread per score.
 #include "cuda/lanes.cuh"
 #include "cuda/math.cuh"
 #include "losses/kernels/cross_entropy.h"
@@ -85,7 +88,7 @@ struct Sum {
 };
 
 template <class T>
-__global__ void cross_entropy_forward_kernel(T* loss, T* lse, const T* x, const int64_t* y, const T* w,
+__global__ void cross_entropy_forward_kernel(T* loss, double* lse, const T* x, const int64_t* y, const T* w,
                                              Lanes g, ClassTargetParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   double* row = reinterpret_cast<double*>(smem_raw) + threadIdx.y * blockDim.x;
@@ -105,30 +108,36 @@ __global__ void cross_entropy_forward_kernel(T* loss, T* lse, const T* x, const 
     if (valid)
       for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += ember::cuda::dmath::exp(xr[c * stride] - m);
     s = row_reduce(s, Sum{}, row);
-    const T l = static_cast<T>(m + ::log(s));
+    const double max = m, log_sum = ::log(s);
+    // lse - x_c = log_sum - (x_c - max), with x_c - max exact in double for float scores
+    auto nll = [&](int64_t c) { return log_sum - (static_cast<double>(xr[c * stride]) - max); };
     const int64_t t = valid ? y[r] : 0;
     const bool ignored = !valid || is_ignored(t, p);
     // sum_c w_c (lse - x_c): cross-entropy against the uniform distribution (label smoothing)
     double smooth = 0;
     if (eps > 0 && !ignored)
-      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) smooth += (w ? w[c] : 1.0) * (l - xr[c * stride]);
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) smooth += (w ? w[c] : 1.0) * nll(c);
     if (eps > 0) smooth = row_reduce(smooth, Sum{}, row);  // eps is the same for the whole block
     if (!valid || threadIdx.x != 0) continue;
-    lse[r] = l;
+    lse[2 * r] = max;
+    lse[2 * r + 1] = log_sum;
     if (ignored) {
       loss[r] = 0;
       continue;
     }
     const double wy = w ? w[t] : 1.0;
-    double value = (1.0 - eps) * wy * (l - xr[t * stride]);
+    double value = (1.0 - eps) * wy * nll(t);
     if (eps > 0) value += eps / static_cast<double>(C) * smooth;
     loss[r] = static_cast<T>(value);
   }
 }
 
-// d loss / d x_c = g * (p_c * total - (1 - eps) w_y [c = y] - (eps / C) w_c), one thread per score.
+// d loss / d x_c = g * (p_c * total - (1 - eps) w_y [c = y] - (eps / C) w_c), one thread per score,
+// with p_c = exp(x_c - max) / sum as on the CPU (lse holds (max, log sum) per row). The target's
+// entry is (p_y - 1) onehot + p_y (total - onehot) in double with p_y - 1 from expm1, so a
+// confident row (p_y ~ 1) keeps its relative accuracy and still sums to 0.
 template <class T>
-__global__ void cross_entropy_backward_kernel(T* grad, const T* gl, const T* x, const T* lse,
+__global__ void cross_entropy_backward_kernel(T* grad, const T* gl, const T* x, const double* lse,
                                               const int64_t* y, const T* w, const double* weight_total,
                                               Lanes g, ClassTargetParams p) {
   const int64_t C = g.n, inner = g.inner, total_n = g.count() * C;
@@ -144,10 +153,19 @@ __global__ void cross_entropy_backward_kernel(T* grad, const T* gl, const T* x, 
     }
     const double wy = w ? w[t] : 1.0;
     const double wt = w ? *weight_total : static_cast<double>(C);
-    const T total = static_cast<T>(gl[r] * ((1.0 - eps) * wy + eps * wt / static_cast<double>(C)));
-    T v = ember::cuda::dmath::exp(x[e] - lse[r]) * total;
-    if (eps > 0) v -= static_cast<T>(gl[r] * eps / static_cast<double>(C)) * (w ? w[c] : T(1));
-    if (c == t) v -= static_cast<T>(gl[r] * (1.0 - eps) * wy);
+    const double max = lse[2 * r], log_sum = lse[2 * r + 1];
+    const double onehot = gl[r] * (1.0 - eps) * wy;
+    const double total = onehot + gl[r] * eps * wt / static_cast<double>(C);
+    const double smooth = gl[r] * eps / static_cast<double>(C);
+    if (c == t) {
+      const double py_minus_1 = ember::cuda::dmath::expm1((static_cast<double>(x[e]) - max) - log_sum);
+      grad[e] = static_cast<T>(py_minus_1 * onehot + (py_minus_1 + 1.0) * (total - onehot) -
+                               smooth * (w ? static_cast<double>(w[c]) : 1.0));
+      continue;
+    }
+    T v = ember::cuda::dmath::exp(x[e] - static_cast<T>(max)) *
+          static_cast<T>(total * ember::cuda::dmath::exp(-log_sum));
+    if (eps > 0) v -= static_cast<T>(smooth) * (w ? w[c] : T(1));
     grad[e] = v;
   }
 }
@@ -204,7 +222,7 @@ int64_t cross_entropy_forward_cuda(const Tensor& loss, const Tensor& lse, const 
     if (bad >= 0 || g.count() == 0) return bad;
     const LaneLaunch launch = ember::cuda::lane_launch(g);
     cross_entropy_forward_kernel<T><<<launch.grid, launch.block, kLaneThreads * sizeof(double), ctx.stream>>>(
-        static_cast<T*>(loss.raw_data()), static_cast<T*>(lse.raw_data()),
+        static_cast<T*>(loss.raw_data()), static_cast<double*>(lse.raw_data()),
         static_cast<const T*>(logits.raw_data()), static_cast<const int64_t*>(target.raw_data()),
         weight_ptr<T>(weight), g, params);
     EMBER_CUDA_CHECK_LAUNCH("cross_entropy_forward_kernel");
@@ -229,7 +247,7 @@ void cross_entropy_backward_cuda(const Tensor& grad, const Tensor& grad_loss, co
     }
     cross_entropy_backward_kernel<T><<<blocks_for(grad.numel(), kThreads), kThreads, 0, ctx.stream>>>(
         static_cast<T*>(grad.raw_data()), static_cast<const T*>(grad_loss.raw_data()),
-        static_cast<const T*>(logits.raw_data()), static_cast<const T*>(lse.raw_data()),
+        static_cast<const T*>(logits.raw_data()), static_cast<const double*>(lse.raw_data()),
         static_cast<const int64_t*>(target.raw_data()), weight_ptr<T>(weight),
         weight.defined() ? static_cast<const double*>(weight_total.raw_data()) : nullptr, rows_of(logits),
         params);

@@ -73,9 +73,9 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const BCE
                        // PyTorch's backward: (p - y) / max(p (1 - p), 1e-12), finite at p = 0 and 1.
                        if (a.needs(0))
                          gp = autograd::sum_to(g * (p - t) / clamp_min(p * (1.0 - p), 1e-12), p.shape());
-                       if (a.needs(1))
-                         gt = autograd::sum_to(g * (clamp_min(log1p(-p), -100.0) - clamp_min(log(p), -100.0)),
-                                               t.shape());
+                       // d/dy = log(1 - p) - log(p), *unclamped*, as PyTorch (-logit(p)): +-inf at
+                       // p = 0 and 1, 115.13 at p = 1e-50 (the clamps belong to the loss's value only)
+                       if (a.needs(1)) gt = autograd::sum_to(g * (log1p(-p) - log(p)), t.shape());
                        return std::vector<Tensor>{gp, gt};
                      });
   }

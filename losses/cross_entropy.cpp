@@ -24,7 +24,8 @@ ClassNLL class_nll(std::string_view loss, const Tensor& logits, const Tensor& ta
   const Tensor x = logits.detach().contiguous().view(layout.blocked());
   const Tensor y = target.contiguous();
   Tensor out = empty_tensor(layout.target_shape, logits.dtype(), logits.device());
-  Tensor lse = empty_tensor({layout.rows()}, logits.dtype(), logits.device());
+  // per row (max, log sum exp(x - max)) in float64, for the backward (losses/kernels/cross_entropy.h)
+  Tensor lse = empty_tensor({layout.rows(), 2}, DType::float64, logits.device());
   Tensor denominator = empty_tensor({}, logits.dtype(), logits.device());
   int64_t bad = cross_entropy_forward_stub(logits.device(), out, lse, denominator, x, y, weight, params);
   if (bad >= 0) fail_bad_target(loss, y, bad, layout.classes, params.has_ignore_index, params.ignore_index);
@@ -54,6 +55,12 @@ Tensor reduce_class_loss(const ClassNLL& r, Reduction reduction) {
 
 // Soft targets: -sum_c w_c t_c log_softmax(x)_c per position, with t smoothed towards uniform;
 // the mean divides by the number of positions (weights do not enter the divisor here).
+// One custom backward rather than autograd through log_softmax: that one forms exp(log p_y) in
+// the logits' dtype and then subtracts the target, so a confident float32 row (p_y = 1 - 6e-6)
+// loses its gradient to the rounding of p_y near 1 (ulp(1) = 6e-8 absolute). Here
+//   d loss / d x_c = S p_c - (w t)_c,  S = sum_c (w t)_c,
+// is evaluated as S (p_c - 1) + (S - (w t)_c) with p_c - 1 = expm1(log p_c) where p_c > 1/2.
+// (PyTorch's float32 gradient there is only good to ~1e-2 relative for p_y = 1 - 6e-6.)
 Tensor cross_entropy_probabilities(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
   const ClassLayout layout = class_layout("cross_entropy", logits, "logits");
   check_same_device("cross_entropy", {logits, target});
@@ -63,17 +70,52 @@ Tensor cross_entropy_probabilities(const Tensor& logits, const Tensor& target, c
         "and so holds class probabilities",
         o.ignore_index, shape_str(logits.shape()));
   const int64_t class_dim = logits.dim() == 1 ? 0 : 1;
-  Tensor t = target.dtype() == logits.dtype() ? target : target.to(logits.dtype());
-  if (o.label_smoothing > 0)
-    t = t * (1.0 - o.label_smoothing) + o.label_smoothing / static_cast<double>(layout.classes);
-  Tensor terms = log_softmax(logits, class_dim) * t;
+  const double eps = o.label_smoothing, classes = static_cast<double>(layout.classes);
+  // (cast with autograd: a target of another dtype still receives its gradient)
+  const Tensor t = target.dtype() == logits.dtype() ? target : target.to(logits.dtype());
+  Tensor w;  // the class weights along the class axis, or undefined
   if (o.weight.defined()) {
-    Tensor w = class_weight("cross_entropy", o.weight, layout.classes, logits);
     Shape wshape(logits.dim(), 1);
     wshape[class_dim] = layout.classes;
-    terms = terms * w.view(wshape);
+    w = class_weight("cross_entropy", o.weight, layout.classes, logits).view(wshape);
   }
-  return reduce_loss(-terms.sum({class_dim}), o.reduction);
+  // w * smoothed t: the coefficient of -log p_c in the loss
+  auto weighted_target = [eps, classes, w](const Tensor& tv) {
+    Tensor ts = eps > 0 ? tv * (1.0 - eps) + eps / classes : tv;
+    return w.defined() ? ts * w : ts;
+  };
+  Tensor log_p, loss;
+  {
+    NoGradGuard no_grad;
+    log_p = log_softmax(logits.detach(), class_dim);
+    loss = -(log_p * weighted_target(t.detach())).sum({class_dim});
+  }
+  if (autograd::any_requires_grad({logits, t})) {
+    autograd::record("cross_entropy", {logits, t}, loss,
+                     [=, ls = SavedTensor(log_p), ts = SavedTensor(t.detach())](const BackwardArgs& a) {
+                       Tensor lp = ls.unpack("cross_entropy"), tv = ts.unpack("cross_entropy");
+                       Tensor g = cast_raw(a.grad(), lp.dtype()).unsqueeze(class_dim);
+                       Tensor gx, gt;
+                       if (a.needs(0)) {
+                         Tensor wt = weighted_target(tv);
+                         Tensor S = wt.sum({class_dim}, /*keepdim=*/true);
+                         gx = S * exp(lp) - wt;
+                         // Only a row's most probable class can have p > 1/2: redo that entry alone (per row,
+                         // so the fix costs a max and a scatter, not a second transcendental pass).
+                         auto [lp_max, at] = max(lp, class_dim, /*keepdim=*/true);
+                         Tensor wt_max = gather(wt, class_dim, at);
+                         Tensor fixed = where(lp_max > -0.69314718055994531, S * expm1(lp_max) + (S - wt_max),
+                                              S * exp(lp_max) - wt_max);
+                         gx = g * scatter(gx, class_dim, at, fixed);
+                       }
+                       if (a.needs(1)) {
+                         gt = g * lp * (eps > 0 ? -(1.0 - eps) : -1.0);
+                         if (w.defined()) gt = gt * w;
+                       }
+                       return std::vector<Tensor>{gx, gt};
+                     });
+  }
+  return reduce_loss(loss, o.reduction);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // kl_div and Hinton knowledge distillation (kd_loss), as composites: both are a few elementwise
-// ops and a class-axis sum, which autograd differentiates at the same cost as a fused version.
+// ops and a class-axis sum, which autograd differentiates at the same cost as a fused version
+// (kl_div's pointwise term has its own backward only to give PyTorch's target gradient).
 #include <cmath>
 
 #include "ember/losses/standard.h"
@@ -8,6 +9,42 @@
 #include "ops/internal.h"
 
 namespace ember::losses {
+
+namespace {
+
+// t log t - t log_input with 0 log 0 = 0, differentiated by autograd: log is taken of 1 where
+// t = 0, so d/dt there is 1 - log_input (the derivative with the t log t term dropped). kd_loss
+// keeps this: its target is a softmax, whose backward multiplies d/dt by t, so a probability
+// that underflowed to 0 contributes its true limit, 0, instead of PyTorch's NaN.
+Tensor kl_pointwise_zero_safe(const Tensor& log_input, const Tensor& t) {
+  return t * log(where(t == 0.0, 1.0, t)) - t * log_input;
+}
+
+// The same value with PyTorch's gradients (xlogy(t, t) - t * log_input, torch 1.13):
+//   d/dlog_input = -t,   d/dt = [t != 0] log t + t / t - log_input,
+// so d/dt is NaN where t = 0 (0 / 0: the one-sided derivative is -inf) and for t < 0.
+Tensor kl_pointwise(const Tensor& log_input, const Tensor& t) {
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = kl_pointwise_zero_safe(log_input.detach(), t.detach());
+  }
+  if (autograd::any_requires_grad({log_input, t})) {
+    autograd::record("kl_div", {log_input, t}, out,
+                     [xs = autograd::SavedTensor(log_input),
+                      ts = autograd::SavedTensor(t)](const autograd::BackwardArgs& a) {
+                       Tensor x = xs.unpack("kl_div"), tv = ts.unpack("kl_div");
+                       Tensor g = cast_raw(a.grad(), tv.dtype());
+                       Tensor gx, gt;
+                       if (a.needs(0)) gx = -(g * tv);
+                       if (a.needs(1)) gt = where(tv == 0.0, 0.0, g * log(tv)) + g * tv / tv - g * x;
+                       return std::vector<Tensor>{gx, gt};
+                     });
+  }
+  return out;
+}
+
+}  // namespace
 
 Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions& o) {
   // bfloat16: computed in float32; the loss and the gradients come back in bfloat16
@@ -19,9 +56,8 @@ Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions&
   if (o.log_target) {
     pointwise = exp(t) * (t - log_input);
   } else {
-    // t log t with the convention 0 log 0 = 0 (PyTorch's xlogy). log is taken of 1 where t = 0, so
-    // neither the value nor the backward ever sees log(0); negative targets still give NaN.
-    pointwise = t * log(where(t == 0.0, 1.0, t)) - t * log_input;
+    // t log t with the convention 0 log 0 = 0 (PyTorch's xlogy); negative targets give NaN
+    pointwise = kl_pointwise(log_input, t);
   }
   switch (o.reduction) {
     case KLDivReduction::none:
@@ -54,7 +90,7 @@ Tensor kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const
   Tensor q = softmax(teacher / T, class_dim);
   // KL per position, averaged over positions (batchmean for [N, C]); the T^2 keeps the gradient's
   // scale independent of T (Hinton et al.), since d/ds = (p - q) / T.
-  Tensor per_position = kl_div(log_p, q, {KLDivReduction::none, false}).sum({class_dim});
+  Tensor per_position = kl_pointwise_zero_safe(log_p, q).sum({class_dim});
   return per_position.mean() * (T * T);
 }
 

@@ -125,6 +125,153 @@ TEST(CrossEntropy, Float32LargeRowsMatchFloat64) {
   EXPECT_TRUE(tensors_close(x32.grad().to(kFloat64), x64.grad(), 1e-7));
 }
 
+// ---- float32 accuracy on confident rows ----
+// The softmax and the loss must come from (x - max) and log(sum) kept apart: a float32
+// lse = max + log(sum) is only good to ulp(max) in absolute terms, which for a row like
+// (70, 58, 50) is larger than the loss itself (6.1e-6). The reference evaluates PyTorch's
+// formulas in long double on the same float32 values.
+struct CEReference {
+  std::vector<double> loss;  // per position
+  std::vector<double> grad;  // d (sum of the losses) / d logits, in the logits' layout
+};
+// [N, C, D] logits; class-id targets (`probs` empty) or class probabilities with the logits'
+// layout (`y` empty).
+CEReference ce_reference_ld(const std::vector<float>& x, int64_t N, int64_t C, int64_t D,
+                            const std::vector<int64_t>& y, const std::vector<double>& probs,
+                            const std::vector<double>& w, double eps, int64_t ignore_index = -100) {
+  CEReference r{std::vector<double>(N * D), std::vector<double>(N * C * D)};
+  using LD = long double;
+  LD W = 0;
+  for (int64_t c = 0; c < C; ++c) W += w[c];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t pos = n * D + d;
+      auto at = [&](int64_t c) { return (n * C + c) * D + d; };
+      if (probs.empty() && y[pos] == ignore_index) continue;
+      LD m = -INFINITY, s = 0;
+      for (int64_t c = 0; c < C; ++c) m = std::max(m, static_cast<LD>(x[at(c)]));
+      for (int64_t c = 0; c < C; ++c) s += std::exp(static_cast<LD>(x[at(c)]) - m);
+      const LD lse = m + std::log(s);
+      // per class: the coefficient t_c of (lse - x_c) in the loss; the gradient is p_c sum(t) - t_c
+      std::vector<LD> t(C);
+      for (int64_t c = 0; c < C; ++c) {
+        if (probs.empty())
+          t[c] = (1 - static_cast<LD>(eps)) * w[c] * (c == y[pos]) + static_cast<LD>(eps) / C * w[c];
+        else
+          t[c] = w[c] * (probs[at(c)] * (1 - static_cast<LD>(eps)) + static_cast<LD>(eps) / C);
+      }
+      LD loss = 0, total = 0;
+      for (int64_t c = 0; c < C; ++c) loss += t[c] * (lse - x[at(c)]), total += t[c];
+      r.loss[pos] = static_cast<double>(loss);
+      for (int64_t c = 0; c < C; ++c)
+        r.grad[at(c)] = static_cast<double>(std::exp(static_cast<LD>(x[at(c)]) - lse) * total - t[c]);
+    }
+  return r;
+}
+
+// Every element within `rel` of the reference, relative to that element.
+::testing::AssertionResult elementwise_close(const Tensor& actual, const std::vector<double>& expected,
+                                             double rel) {
+  const std::vector<double> a = actual.to(kFloat64).to_vector<double>();
+  if (a.size() != expected.size()) return ::testing::AssertionFailure() << "size " << a.size();
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(std::abs(a[i] - expected[i]) <= rel * std::abs(expected[i])))
+      return ::testing::AssertionFailure()
+             << "element " << i << ": " << a[i] << " vs " << expected[i] << " (relative error "
+             << std::abs(a[i] / expected[i] - 1) << ", allowed " << rel << ")";
+  return ::testing::AssertionSuccess();
+}
+
+// A few float32 ulps, relative: float64 truth rounded to float32 is 2^-24 away at most.
+constexpr double kFewUlps = 4.0 / (1 << 24);
+
+TEST(CrossEntropy, Float32ConfidentRowKeepsRelativeAccuracy) {
+  // the reported case: ember gave 7.629e-6 (24% off), PyTorch float32 6.199e-6
+  const std::vector<float> xv = {70, 58, 50};
+  Tensor x = tensor<float>(xv, {1, 3}).requires_grad_(true);
+  Tensor loss = losses::cross_entropy(x, I({0}, {1}));
+  const CEReference ref = ce_reference_ld(xv, 1, 3, 1, {0}, {}, {1, 1, 1}, 0.0);
+  EXPECT_NEAR(ref.loss[0], 6.146254618773388e-06, 1e-10 * ref.loss[0]);  // float64 PyTorch
+  EXPECT_NEAR(loss.item<float>(), ref.loss[0], kFewUlps * ref.loss[0]);
+  loss.backward();
+  EXPECT_TRUE(elementwise_close(x.grad(), ref.grad, 1e-6));
+  // softmax - onehot sums to 0: its two large terms (p_y ~ 1 and the 1) cancel exactly, so the
+  // float32 sum is left with the rounding of the small terms only (ember used to give -1.5e-6)
+  const std::vector<double> g = x.grad().to_vector<double>();
+  EXPECT_LE(std::abs(g[0] + g[1] + g[2]), 1e-7 * std::abs(g[0]));
+}
+
+TEST(CrossEntropy, Float32ConfidentRowsAllOptions) {
+  // [N = 2, C = 4, d = 3] (the strided kernel path) and the same rows as [6, 4] (the contiguous
+  // one), with class weights, label smoothing, an ignored position and spreads up to 81 (the
+  // float32 exp flushes results below FLT_MIN, e^-87.3, to 0: ops/cpu/vector_math.h).
+  const std::vector<float> rows = {70, 58, 50, 61,   -20, -33, -35.5, -98, 3, 3, 3, 3,
+                                   80, 0,  -1, 79.5, 12,  40,  39,    -40, 5, 2, 1, 0};
+  const std::vector<int64_t> y = {0, 0, 2, 0, 1, -100};
+  const std::vector<double> w = {0.5, 2.0, 1.0, 1.5};
+  std::vector<float> spatial(rows.size());  // [n, c, d] = rows[n * 3 + d][c]
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 4; ++c)
+      for (int64_t d = 0; d < 3; ++d) spatial[(n * 4 + c) * 3 + d] = rows[(n * 3 + d) * 4 + c];
+  for (double eps : {0.0, 0.1}) {
+    for (bool weighted : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "eps " << eps << " weighted " << weighted);
+      const std::vector<double> wv = weighted ? w : std::vector<double>{1, 1, 1, 1};
+      losses::CrossEntropyOptions o;
+      if (weighted) o.weight = tensor<float>({0.5f, 2.0f, 1.0f, 1.5f}, {4});
+      o.label_smoothing = eps;
+      o.reduction = Reduction::none;
+      const CEReference ref = ce_reference_ld(rows, 6, 4, 1, y, {}, wv, eps);
+      Tensor x = tensor<float>(rows, {6, 4}).requires_grad_(true);
+      Tensor loss = losses::cross_entropy(x, I(y, {6}), o);
+      EXPECT_TRUE(elementwise_close(loss, ref.loss, kFewUlps));
+      loss.sum().backward();
+      EXPECT_TRUE(elementwise_close(x.grad(), ref.grad, 1e-6));
+      const std::vector<double> g = x.grad().to_vector<double>();
+      for (int64_t r = 0; r < 6; ++r) {
+        double sum = 0, scale = 0;
+        for (int64_t c = 0; c < 4; ++c) sum += g[r * 4 + c], scale = std::max(scale, std::abs(g[r * 4 + c]));
+        EXPECT_LE(std::abs(sum), 1e-6 * scale) << "row " << r;
+      }
+
+      const CEReference sref = ce_reference_ld(spatial, 2, 4, 3, y, {}, wv, eps);
+      Tensor xs = tensor<float>(spatial, {2, 4, 3}).requires_grad_(true);
+      Tensor sloss = losses::cross_entropy(xs, I(y, {2, 3}), o);
+      EXPECT_TRUE(elementwise_close(sloss, sref.loss, kFewUlps));
+      sloss.sum().backward();
+      EXPECT_TRUE(elementwise_close(xs.grad(), sref.grad, 1e-6));
+      // the mean: sum of the losses / sum of the targets' weights
+      o.reduction = Reduction::mean;
+      double total = 0, divisor = 0;
+      for (size_t i = 0; i < y.size(); ++i)
+        if (y[i] != -100) total += ref.loss[i], divisor += wv[y[i]];
+      EXPECT_NEAR(losses::cross_entropy(xs.detach(), I(y, {2, 3}), o).item<float>(), total / divisor,
+                  kFewUlps * total / divisor);
+    }
+  }
+}
+
+TEST(CrossEntropy, Float32ConfidentRowsProbabilityTargets) {
+  // class probabilities: a one-hot (the class-id case again) and a soft target, both confident
+  // (the soft one exact in float32, 1 - 2^-10 and 2^-10, so that the targets sum to 1 exactly)
+  const std::vector<float> xv = {70, 58, 50, -20, -33, -35.5};
+  const std::vector<double> probs = {1, 0, 0, 1 - 1.0 / 1024, 1.0 / 1024, 0};
+  for (double eps : {0.0, 0.1}) {
+    SCOPED_TRACE(::testing::Message() << "eps " << eps);
+    const CEReference ref = ce_reference_ld(xv, 2, 3, 1, {}, probs, {1, 1, 1}, eps);
+    Tensor x = tensor<float>(xv, {2, 3}).requires_grad_(true);
+    losses::CrossEntropyOptions o;
+    o.label_smoothing = eps;
+    o.reduction = Reduction::none;
+    Tensor loss = losses::cross_entropy(x, tensor<double>(probs, {2, 3}).to(kFloat32), o);
+    EXPECT_TRUE(elementwise_close(loss, ref.loss, kFewUlps));
+    loss.sum().backward();
+    EXPECT_TRUE(elementwise_close(x.grad(), ref.grad, 1e-5));
+    const std::vector<double> g = x.grad().to_vector<double>();
+    for (int r = 0; r < 2; ++r) EXPECT_LE(std::abs(g[r * 3] + g[r * 3 + 1] + g[r * 3 + 2]), 1e-7);
+  }
+}
+
 TEST(CrossEntropy, EdgeCases) {
   // all positions ignored: mean is 0 / 0 = NaN (PyTorch), sum is 0, and no gradient flows
   Tensor x = logits();
@@ -308,6 +455,20 @@ TEST(BinaryCrossEntropy, ProbabilitiesClampLikePyTorch) {
   EXPECT_NEAR(y.grad().item<double>(), std::log(0.8) - std::log(0.2), 1e-12);
 }
 
+TEST(BinaryCrossEntropy, TargetGradientIsUnclampedLikePyTorch) {
+  // d/dy = log(1 - p) - log(p) without the loss's -100 clamps (torch 1.13: -logit(p)): +-inf at
+  // p = 0 and 1, and 115.13 (not 100) at p = 1e-50
+  Tensor y = T({0, 1, 0, 0.3}, {4});
+  losses::binary_cross_entropy(T({0.0, 1.0, 1e-50, 0.2}, {4}, false), y, {{}, Reduction::sum}).backward();
+  EXPECT_TRUE(tensors_close(
+      y.grad(), tensor<double>({kInf, -kInf, 115.12925464970229, 1.3862943611198906}, {4}), 1e-12));
+  // weighted and averaged: w / N times the same
+  Tensor y2 = T({0.5, 0.5}, {2});
+  losses::binary_cross_entropy(T({1e-50, 0.2}, {2}, false), y2, {T({2, 3}, {2}, false)}).backward();
+  EXPECT_TRUE(
+      tensors_close(y2.grad(), tensor<double>({115.12925464970229, 1.5 * 1.3862943611198906}, {2}), 1e-12));
+}
+
 TEST(BinaryCrossEntropy, Errors) {
   EMBER_EXPECT_THROW_MSG(losses::binary_cross_entropy(T({0.5, 1.5}, {2}), T({0, 1}, {2})),
                          "binary_cross_entropy: every element of probs must lie in [0, 1]");
@@ -402,7 +563,7 @@ std::vector<OpCase> kl_cases() {
        {kl_input(), t},
        tensor<double>({0.055785887829, -0.045580389198, 0, 0, -0.091160778397, 0.255412811883}, {2, 3}),
        1e-6,
-       false},  // the zero target's d/dt is one-sided; gradcheck runs on the rows below
+       false},  // the zero target's d/dt is NaN (PyTorch's); gradcheck runs on the rows below
       {"sum", kl({R::sum}), {kl_input(), t.detach()}, scalar(0.174457532116)},
       {"mean", kl({R::mean}), {kl_input(), t.detach()}, scalar(0.029076255353)},
       {"batchmean", kl({R::batchmean}), {kl_input(), t.detach()}, scalar(0.087228766058)},
@@ -442,6 +603,31 @@ TEST(KnowledgeDistillation, StudentGradientIsTemperatureTimesProbabilityGap) {
   EXPECT_TRUE(tensors_close(
       s.grad(), tensor<double>({3 * (p[0] - q[0]), 3 * (p[1] - q[1]), 3 * (p[2] - q[2])}, {1, 3}), 1e-12));
   EXPECT_NEAR(losses::kd_loss(t, t, {3.0}).item<double>(), 0.0, 1e-15);  // identical logits: no divergence
+}
+
+TEST(KLDiv, TargetGradientMatchesPyTorchAtZeroTargets) {
+  // torch 1.13 (xlogy(t, t) - t x): d/dt = log t + 1 - x, and NaN where t = 0 (its t / t; the
+  // one-sided derivative is -inf); d/dx = -t
+  Tensor x = T({-1, -2}, {2}), t = T({0, 0.5}, {2});
+  Tensor loss = losses::kl_div(x, t, {losses::KLDivReduction::sum});
+  EXPECT_NEAR(loss.item<double>(), 0.5 * (std::log(0.5) + 2), 1e-15);
+  loss.backward();
+  const std::vector<double> gt = t.grad().to_vector<double>();
+  EXPECT_TRUE(std::isnan(gt[0]));
+  EXPECT_NEAR(gt[1], std::log(0.5) + 1 + 2, 1e-15);  // 2.3068528194400546
+  EXPECT_TRUE(tensors_close(x.grad(), tensor<double>({0, -0.5}, {2}), 0.0));
+  // a negative target: NaN loss and NaN d/dt, as in PyTorch
+  Tensor tn = T({-0.5, 0.5}, {2});
+  Tensor ln = losses::kl_div(T({-1, -2}, {2}, false), tn, {losses::KLDivReduction::sum});
+  EXPECT_TRUE(std::isnan(ln.item<double>()));
+  ln.backward();
+  EXPECT_TRUE(std::isnan(tn.grad().to_vector<double>()[0]));
+  // kd_loss keeps finite teacher gradients where the teacher's softmax underflows to 0: the
+  // softmax backward multiplies d/dq by q = 0, so the true limit of the gradient is used there
+  Tensor s = T({0.5, -1, 2}, {1, 3}), teacher = T({0, -8000, 1}, {1, 3});
+  losses::kd_loss(s, teacher, {4.0}).backward();
+  for (double v : teacher.grad().to_vector<double>()) EXPECT_TRUE(std::isfinite(v));
+  for (double v : s.grad().to_vector<double>()) EXPECT_TRUE(std::isfinite(v));
 }
 
 TEST(KnowledgeDistillation, Errors) {

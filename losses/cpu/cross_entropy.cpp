@@ -43,11 +43,22 @@ int64_t check_targets(const int64_t* y, int64_t n, int64_t classes, const T* w, 
   return -1;
 }
 
-// log sum_c exp(x[c * stride]), shifted by the row max so no exp overflows. A NaN score makes
-// the sum NaN; a row of -inf gives NaN, as log_softmax does. Contiguous rows take the vectorised
-// exp (vector_math.h; SSE2 and AVX2 clones).
+// A row's log-sum-exp kept in two parts, lse = max + log_sum: float32's lse rounded to one
+// number is only good to ulp(max) in absolute terms, which for a confident row (70, 58, 50) is
+// more than the loss itself (6e-6). The loss and the softmax are formed from (x - max) and
+// log_sum apart, as PyTorch's log_softmax does. Both parts are kept in double for the backward
+// (16 bytes a row, next to C scores of the row): the max is exact there, and log_sum rounded
+// to float would cost ulp(log_sum) (up to ~5e-7 for C ~ 1000) in every softmax entry.
+struct RowLSE {
+  double max;      // max_c x_c (exact: one of the scores)
+  double log_sum;  // log sum_c exp(x_c - max), in [0, log C]
+};
+
+// The row's max and log sum_c exp(x[c * stride] - max). A NaN score makes the sum NaN; a row of
+// -inf gives NaN, as log_softmax does. Contiguous rows take the vectorised exp (vector_math.h;
+// SSE2 and AVX2 clones).
 template <class T>
-EMBER_VECTOR_CLONES T row_logsumexp(const T* x, int64_t classes, int64_t stride) {
+EMBER_VECTOR_CLONES RowLSE row_logsumexp(const T* x, int64_t classes, int64_t stride) {
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t c = 0; c < classes; ++c) m = std::max(m, x[c * stride]);
   double s = 0;
@@ -56,17 +67,19 @@ EMBER_VECTOR_CLONES T row_logsumexp(const T* x, int64_t classes, int64_t stride)
   } else {
     for (int64_t c = 0; c < classes; ++c) s += exp_of(x[c * stride] - m);
   }
-  return static_cast<T>(m + std::log(s));
+  return {static_cast<double>(m), std::log(s)};
 }
 
-// out[c * stride] = exp(x[c * stride] - lse) * total  (the softmax, scaled), vectorised as above.
+// out[c * stride] = exp(x[c * stride] - max) * scale, with scale = total / sum (the softmax times
+// total), vectorised as above. exp(x - max) / sum keeps every entry within a few ulps relative;
+// exp(x - max - log_sum) would add the rounding of x - max - log_sum, ~ulp(x - max) relative.
 template <class T>
-EMBER_VECTOR_CLONES void scaled_softmax_row(T* out, const T* x, int64_t classes, int64_t stride, T lse,
-                                            T total) {
+EMBER_VECTOR_CLONES void scaled_softmax_row(T* out, const T* x, int64_t classes, int64_t stride, T max,
+                                            T scale) {
   if (stride == 1) {
-    for (int64_t c = 0; c < classes; ++c) out[c] = exp_of(x[c] - lse) * total;
+    for (int64_t c = 0; c < classes; ++c) out[c] = exp_of(x[c] - max) * scale;
   } else {
-    for (int64_t c = 0; c < classes; ++c) out[c * stride] = exp_of(x[c * stride] - lse) * total;
+    for (int64_t c = 0; c < classes; ++c) out[c * stride] = exp_of(x[c * stride] - max) * scale;
   }
 }
 
@@ -80,7 +93,7 @@ int64_t cross_entropy_forward(const Tensor& loss_t, const Tensor& lse_t, const T
   const int64_t* y = in_data<int64_t>(target_t);
   const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
   T* loss = out_data<T>(loss_t);
-  T* lse = out_data<T>(lse_t);
+  double* lse = out_data<double>(lse_t);
   double divisor = 0;
   int64_t bad = check_targets(y, rows.count(), C, w, p, divisor);
   if (bad >= 0) return bad;
@@ -90,18 +103,21 @@ int64_t cross_entropy_forward(const Tensor& loss_t, const Tensor& lse_t, const T
   parallel_for(0, rows.count(), rows.grain(), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const T* row = x + rows.base(r);
-      const T l = row_logsumexp(row, C, rows.inner);
-      lse[r] = l;
+      const RowLSE l = row_logsumexp(row, C, rows.inner);
+      lse[2 * r] = l.max;
+      lse[2 * r + 1] = l.log_sum;
       if (is_ignored(y[r], p)) {
         loss[r] = 0;
         continue;
       }
+      // lse - x_c = log_sum - (x_c - max), with x_c - max exact in double for float scores
+      auto nll = [&](int64_t c) { return l.log_sum - (static_cast<double>(row[c * rows.inner]) - l.max); };
       const double wy = w ? w[y[r]] : 1.0;
-      double value = (1.0 - eps) * wy * (l - row[y[r] * rows.inner]);
+      double value = (1.0 - eps) * wy * nll(y[r]);
       if (eps > 0) {
         // sum_c w_c (lse - x_c): the cross-entropy against the uniform distribution, per class weighted
         double smooth = 0;
-        for (int64_t c = 0; c < C; ++c) smooth += (w ? w[c] : 1.0) * (l - row[c * rows.inner]);
+        for (int64_t c = 0; c < C; ++c) smooth += (w ? w[c] : 1.0) * nll(c);
         value += eps / static_cast<double>(C) * smooth;
       }
       loss[r] = static_cast<T>(value);
@@ -117,7 +133,7 @@ void cross_entropy_backward(const Tensor& grad_t, const Tensor& grad_loss_t, con
   const Rows rows(logits_t);
   const int64_t C = rows.classes, stride = rows.inner;
   const T* x = in_data<T>(logits_t);
-  const T* lse = in_data<T>(lse_t);
+  const double* lse = in_data<double>(lse_t);
   const T* g = in_data<T>(grad_loss_t);
   const int64_t* y = in_data<int64_t>(target_t);
   const T* w = weight_t.defined() ? in_data<T>(weight_t) : nullptr;
@@ -137,14 +153,23 @@ void cross_entropy_backward(const Tensor& grad_t, const Tensor& grad_loss_t, con
         for (int64_t c = 0; c < C; ++c) out[c * stride] = 0;
         continue;
       }
+      const double max = lse[2 * r], log_sum = lse[2 * r + 1];
       const double wy = w ? w[y[r]] : 1.0;
-      // d loss / d x_c = p_c * total - (1 - eps) w_y [c = y] - (eps / C) w_c
-      const T total = static_cast<T>(g[r] * ((1.0 - eps) * wy + eps * weight_total / static_cast<double>(C)));
-      const T smooth = static_cast<T>(g[r] * eps / static_cast<double>(C));
-      scaled_softmax_row(out, row, C, stride, lse[r], total);
+      // d loss / d x_c = p_c * total - onehot [c = y] - (eps / C) w_c, onehot = (1 - eps) w_y
+      const double onehot = g[r] * (1.0 - eps) * wy;
+      const double total = onehot + g[r] * eps * weight_total / static_cast<double>(C);
+      const double smooth = g[r] * eps / static_cast<double>(C);
+      scaled_softmax_row(out, row, C, stride, static_cast<T>(max),
+                         static_cast<T>(total * std::exp(-log_sum)));
       if (eps > 0)
-        for (int64_t c = 0; c < C; ++c) out[c * stride] -= smooth * (w ? w[c] : T(1));
-      out[y[r] * stride] -= static_cast<T>(g[r] * (1.0 - eps) * wy);
+        for (int64_t c = 0; c < C; ++c) out[c * stride] -= static_cast<T>(smooth) * (w ? w[c] : T(1));
+      // The target's entry again, in double: p_y total - onehot = (p_y - 1) onehot + p_y (total -
+      // onehot) with p_y - 1 from expm1, so a confident row (p_y ~ 1) keeps its relative accuracy
+      // and the row still sums to 0 (float32's p_y - 1 would be off by ulp(1) = 6e-8).
+      const double arg = (static_cast<double>(row[y[r] * stride]) - max) - log_sum;
+      const double py_minus_1 = std::expm1(arg);
+      out[y[r] * stride] = static_cast<T>(py_minus_1 * onehot + (py_minus_1 + 1.0) * (total - onehot) -
+                                          smooth * (w ? static_cast<double>(w[y[r]]) : 1.0));
     }
   });
 }

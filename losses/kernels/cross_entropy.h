@@ -10,7 +10,10 @@
 //     an ignored row has loss 0, weight 0 and gradient 0;
 //   * forward kernels return -1, or the flat index of the first invalid target (then nothing
 //     else they wrote is meaningful);
-//   * per-row outputs (loss, lse, grad_loss) are contiguous with outer * inner entries;
+//   * per-row outputs (loss, grad_loss) are contiguous with outer * inner entries; `lse` is
+//     contiguous float64 [outer * inner, 2]: per row (max_c x_c, log sum_c exp(x_c - max)), kept
+//     apart so that a confident row's loss and softmax keep their relative accuracy in float32
+//     (lse rounded to one float is only good to ulp(max));
 //     `denominator` is a 0-d tensor receiving the sum of weight[target] over valid rows (the
 //     count of valid rows without a weight): PyTorch's divisor for reduction = mean.
 #include "core/dispatch.h"
@@ -25,7 +28,8 @@ struct ClassTargetParams {
 };
 
 // Per row with p = softmax(x), W = sum_c w_c, eps = label_smoothing:
-//   loss = (1 - eps) w_y (lse - x_y) + (eps / C) sum_c w_c (lse - x_c),  lse = log sum exp x.
+//   loss = (1 - eps) w_y (lse - x_y) + (eps / C) sum_c w_c (lse - x_c),  lse = log sum exp x,
+// with lse - x_c evaluated as log_sum - (x_c - max).
 // The smoothing sum is skipped entirely when eps = 0 (so a -inf logit cannot make 0 * inf).
 using CrossEntropyForwardFn = int64_t (*)(const Tensor& loss, const Tensor& lse, const Tensor& denominator,
                                           const Tensor& logits, const Tensor& target, const Tensor& weight,
