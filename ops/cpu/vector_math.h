@@ -10,17 +10,19 @@
 #include <cmath>
 #include <cstdint>
 
-// EMBER_VECTOR_CLONES on a hot row kernel compiles it twice, for baseline x86-64 (SSE2: 4 floats
-// a vector) and for AVX2 (8), and picks one when the library loads (function multiversioning,
-// GCC >= 6 and Clang >= 14 on ELF). The library is built without -march flags so that it runs
-// on any x86-64; this keeps that guarantee while the loops above get the wider vectors wherever
-// the CPU has them. Helpers inlined into the kernel are compiled for its target too. No FMA in
-// the clone, so both compute the same roundings element by element. Define
-// EMBER_NO_VECTOR_CLONES to build the baseline alone (to test or time it on an AVX2 machine, or
-// for a toolchain without ifunc support).
+// EMBER_VECTOR_CLONES on a hot row kernel compiles it three times, for baseline x86-64 (SSE2: 4
+// floats a vector), AVX2 (8) and AVX-512 (16), and picks one when the library loads (function
+// multiversioning, GCC >= 6 and Clang >= 14 on ELF). The library is built without -march flags so
+// that it runs on any x86-64; this keeps that guarantee while the loops above get the wider
+// vectors wherever the CPU has them. Helpers inlined into the kernel are compiled for its target
+// too. No FMA in any clone (the library is built with -ffp-contract=off, which the AVX-512 one
+// needs: that target implies FMA), so all compute the same roundings element by element, and
+// the explicit partial sums below fix the order of every reduction whatever the vector width.
+// Define EMBER_NO_VECTOR_CLONES to build the baseline alone (to test or time it on a newer
+// machine, or for a toolchain without ifunc support).
 #if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute) && !defined(EMBER_NO_VECTOR_CLONES)
 #if __has_attribute(target_clones)
-#define EMBER_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define EMBER_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef EMBER_VECTOR_CLONES
