@@ -485,6 +485,111 @@ TEST_F(CCE, FilteredGradientsStayWithinTheFilterTolerance) {
   }
 }
 
+// ---- a gradient through the returned LSE under gradient filtering ------------------------------
+
+// The LSE output's upstream gradient h adds h S_ij to every dz_ij. At a confident row's target
+// (S ~ 1) that is ~h, however small |S - onehot| is there, so the filter must keep the tile that
+// holds the target of a row with h != 0 (and, with h = 0, may still skip it).
+TEST_F(CCE, LseGradientSurvivesFilteringOnAConfidentRow) {
+  // Logits [50, 0, 0]: |S - onehot| <= 2 e^-50 everywhere, far below float64's eps = 2^-57.
+  // lse = 50 (to float64) and the z-loss lse^2 sends h = 100 (g = 1): dz = [~100, 101 e^-50,
+  // 101 e^-50], so dE = dz C = [100, 101 e^-50] and dC = dz^T e = [[5000, 0], [5050 e^-50, 0] x 2].
+  struct Result {
+    Tensor dE, dC;
+    cpu::cce::BackwardStats stats;
+  };
+  auto run = [](bool filter, bool z_loss) {
+    Tensor E = T({50.0, 0.0}, {1, 2}), C = T({1, 0, 0, 1, 0, 0}, {3, 2});
+    CCEOptions o;
+    o.filter_gradients = filter;
+    auto r = cut_cross_entropy_with_lse(E, C, I({0}, {1}), o);
+    (z_loss ? r.loss + (r.lse * r.lse).sum() : r.loss).backward();
+    return Result{E.grad(), C.grad(), cpu::cce::last_backward_stats()};
+  };
+  const double tail = 101 * std::exp(-50.0);
+  const Result exact = run(false, true), filtered = run(true, true);
+  EXPECT_TRUE(tensors_close(exact.dE, tensor<double>({100, tail}, {1, 2}), 1e-12));
+  EXPECT_TRUE(tensors_close(exact.dC, tensor<double>({5000, 0, 50 * tail, 0, 50 * tail, 0}, {3, 2}), 1e-12));
+  EXPECT_TRUE(tensors_close(filtered.dE, exact.dE, 1e-12));
+  EXPECT_TRUE(tensors_close(filtered.dC, exact.dC, 1e-12));
+  EXPECT_EQ(filtered.stats.kept, 1);
+  // The plain loss (h absent) keeps the fast path: its only tile is negligible and skipped.
+  const Result plain = run(true, false);
+  EXPECT_EQ(plain.stats.tiles, 1);
+  EXPECT_EQ(plain.stats.kept, 0);
+  EXPECT_TRUE(tensors_close(plain.dE, zeros({1, 2}, kFloat64), 0));
+}
+
+TEST_F(CCE, LseGradientWithASingleClass) {
+  // V = 1: S = 1 and lse = z, so the loss has no gradient (SingleClassGivesZero) and dz_i = h_i.
+  // With out = loss + lse^2 (none) and the weights w of run_with_grads: h_i = 2 w_i z_i.
+  const Tensor E = R({3, 4}, -1, 1, 44, false), C = R({1, 4}, -1, 1, 45, false), b = R({1}, -1, 1, 46, false);
+  const Tensor x = I({0, 0, 0}, {3});
+  const Tensor z = (linear_logits(E, C) + b).reshape({3});
+  const Tensor dz = cos(arange(0.0, 3.0, 1.0, z.options())) * z * 2.0;
+  const Tensor want_dE = dz.reshape({3, 1}) * C, want_dC = (dz.reshape({3, 1}) * E).sum({0}).reshape({1, 4});
+  for (bool filter : {true, false}) {
+    Grads r = run_with_grads(
+        [&](const Tensor& e, const Tensor& c, const Tensor& bb) {
+          CCEOptions o = with(Reduction::none, 0, 0, bb);
+          o.filter_gradients = filter;
+          auto out = cut_cross_entropy_with_lse(e, c, x, o);
+          return out.loss + out.lse * out.lse;
+        },
+        E, C, b);
+    EXPECT_TRUE(tensors_close(r.dE, want_dE, 1e-12)) << "filter " << filter;
+    EXPECT_TRUE(tensors_close(r.dC, want_dC, 1e-12)) << "filter " << filter;
+    EXPECT_TRUE(tensors_close(r.db, dz.sum().reshape({1}), 1e-12)) << "filter " << filter;
+  }
+}
+
+TEST_F(CCE, ZLossOnConfidentRowsMatchesTheMaterialisedGradient) {
+  // Half the row blocks are confident (target logit ahead by > 40 nats), so gradient filtering
+  // skips most of their tiles; with a z-loss every row's target tile still carries ~h. Filtered
+  // (sorted and natural order, with the signal mask), unfiltered and materialised gradients agree,
+  // for a z-loss weight that makes h ~ g and one that makes |h| >> |g|.
+  cpu::cce::tile_config().bwd_rows = 4;
+  cpu::cce::tile_config().bwd_vocab = 8;
+  const int64_t N = 40, V = 60;
+  const ConfidentProblem p = confident_problem(N, V, 4, V, 11);
+  const Tensor scored = (p.x != -100.0).to(kFloat64);
+  const double n = scored.sum().item<double>();
+  for (double weight : {0.01, 10.0}) {
+    // loss = mean nll + weight sum lse^2 / n: g = 1 / n, h = 2 weight lse / n (lse ~ 50 when confident)
+    auto cce = [&](bool filter) {
+      return [&, filter](const Tensor& e, const Tensor& c, const Tensor& bb) {
+        CCEOptions o = with(Reduction::mean, 0, 0, bb);
+        o.filter_gradients = filter;
+        auto r = cut_cross_entropy_with_lse(e, c, p.x, o);
+        return r.loss + (r.lse * r.lse).sum() * (weight / n);
+      };
+    };
+    auto materialised = [&](const Tensor& e, const Tensor& c, const Tensor& bb) {
+      const Tensor logits = linear_logits(e, c) + bb;
+      const Tensor lse = logsumexp(logits, {1}) * scored;
+      return losses::cross_entropy(logits, p.x) + (lse * lse).sum() * (weight / n);
+    };
+    const Grads ref = run_with_grads(materialised, p.E, p.C, p.bias);
+    const Grads exact = run_with_grads(cce(false), p.E, p.C, p.bias);
+    for (bool sorted : {false, true}) {
+      losses::detail::cce_sort_vocabulary() = sorted;
+      const Grads filtered = run_with_grads(cce(true), p.E, p.C, p.bias);
+      const cpu::cce::BackwardStats stats = cpu::cce::last_backward_stats();
+      const std::string what = fmt::format("weight {} sorted {}", weight, sorted);
+      EXPECT_LE(relative_gap(filtered.loss, ref.loss), 1e-12) << what;
+      for (const Grads* g : {&filtered, &exact}) {
+        EXPECT_LE(relative_gap(g->dE, ref.dE), 1e-12) << what;
+        EXPECT_LE(relative_gap(g->dC, ref.dC), 1e-12) << what;
+        EXPECT_LE(relative_gap(g->db, ref.db), 1e-12) << what;
+      }
+      // Filtering still pays: most of the confident row blocks' tiles are skipped.
+      const int64_t tiles = (static_cast<int64_t>(n) + 3) / 4 * ((V + 7) / 8);
+      EXPECT_EQ(stats.tiles, tiles) << what;
+      EXPECT_LT(stats.kept, tiles * 3 / 4) << what;
+    }
+  }
+}
+
 // ---- the signal mask (losses/kernels/cce.h) ----------------------------------------------------
 
 // With the mask the backward drops most tiles before computing them, and every result is the same

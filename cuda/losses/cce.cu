@@ -23,8 +23,9 @@
 //   * Gradient filtering (filter_eps > 0): tile_flags_kernel marks each tile (the CPU's tiles:
 //     bwd_rows consecutive scored rows x bwd_vocab consecutive positions of the visiting order,
 //     from ember::cpu::cce::tile_config(), so both backends skip the same tiles) as kept when some
-//     |S - onehot| >= eps, with the CPU's exact test, after the signal mask's test (which drops a
-//     tile without computing its logits). Skipped tiles compute no logits below.
+//     |S - onehot| >= eps or it holds the target of a row with an LSE gradient h != 0, with the
+//     CPU's exact test, after the signal mask's test (which drops a tile without computing its
+//     logits). Skipped tiles compute no logits below.
 //   * dE (de_kernel): one block per scored row; chunks of 64 vocabulary positions: the warps put
 //     the chunk's dz into shared memory, then the threads, one per feature d, add
 //     sum_c dz_c C[j_c, d] into dE[r, d]. Each block alone writes its row: no atomics.
@@ -199,8 +200,11 @@ __device__ __forceinline__ T dz_of(T z, int64_t r, bool is_target, const Grads<T
   return gh * dmath::exp(z - lse);
 }
 
-// kept[tile] = does some entry of the tile have |S - onehot| >= eps (the CPU's tile_has_signal,
-// entry by entry: off the target S >= eps <=> z - lse >= log eps; a NaN keeps the tile).
+// kept[tile] = does some entry of the tile have |S - onehot| >= eps, or is the target of a row with
+// an LSE gradient h != 0 in it (the CPU's tile_has_signal, entry by entry: off the target S >= eps
+// <=> z - lse >= log eps; a NaN keeps the tile). On the target dz = g (S - 1) + h S is ~h on a
+// confident row however small |S - 1| is, hence the rule; every skipped entry then has
+// |dz| < (|g| + |h|) eps (the derivation is at the CPU's tile_has_signal).
 template <class T>
 __global__ void tile_flags_kernel(uint8_t* kept, const T* E, const T* C, const T* bias, Problem p, Grads<T> g,
                                   int64_t row_blocks, T eps) {
@@ -223,8 +227,8 @@ __global__ void tile_flags_kernel(uint8_t* kept, const T* E, const T* C, const T
     for (int64_t e = warp; maybe && e < nb * cols && !signal; e += kWarps) {
       const int64_t k = k0 + e / cols, j = class_at(g, p0 + e % cols), r = p.rows[k];
       const T z = logit(E, C, bias, r, j, p.D, g.cap, lane), lse = g.lse[r];
-      if (p.targets[k] == j)
-        signal = !(dmath::fabs(dmath::exp(z - lse) - T(1)) < eps);
+      if (p.targets[k] == j)  // an LSE gradient h != 0 keeps its row's target tile (the CPU's rule)
+        signal = (g.grad_lse && g.grad_lse[r] != T(0)) || !(dmath::fabs(dmath::exp(z - lse) - T(1)) < eps);
       else
         signal = !(z - lse < log_eps);
     }

@@ -48,9 +48,10 @@
 // Backward (cce_backward_kernel). A block recomputes a tile's logits exactly as the forward, then
 // turns them into dz = g (S - onehot) + h S (times the soft cap's slope 1 - (zhat / cap)^2), with
 // S = exp(zhat - lse). Gradient filtering: if no entry of the tile has |S - onehot| >= eps (the
-// CPU's test: off the target z - lse >= log eps, on it |S - 1| >= eps), the block skips the tile
-// (__syncthreads_or makes that decision block-wide). Otherwise dz goes to shared memory in the
-// input dtype (bf16 for bf16 inputs, as in the reference), and D is walked in chunks of BD = 64:
+// CPU's test: off the target z - lse >= log eps, on it |S - 1| >= eps or an LSE gradient h != 0),
+// the block skips the tile (__syncthreads_or makes that decision block-wide). Otherwise dz goes to
+// shared memory in the input dtype (bf16 for bf16 inputs, as in the reference), and D is walked in
+// chunks of BD = 64:
 //   dE[rows of R] += dz  C_J[:, chunk]      ([BM x BN] x [BN x BD])
 //   dC[cols of J] += dz^T E_R[:, chunk]     ([BN x BM] x [BM x BD])
 // on the same multiply paths, each result staged in shared memory and added to fp32 global
@@ -493,8 +494,8 @@ __device__ void logits_wmma(const Smem<L, kB>& s, const Params<typename L::T>& p
   } else {
     for (int64_t d0 = 0; d0 < p.D; d0 += L::BK) {
       __syncthreads();  // the previous chunk is consumed
-      load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, L::BM, p.D, d0, false);
-      load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, false);
+      load_chunk<L::BK, L::LDS>(Es, p.E, s.rows, L::BM, p.D, d0, p.vec);
+      load_chunk<L::BK, L::LDS>(Cs, p.C, s.cols, BN, p.D, d0, p.vec);
       __syncthreads();
       mma_chunk<L::BK, L::LDS>(acc, Es, Cs, wm, wn);
     }
@@ -937,8 +938,11 @@ __device__ void backward_tile(const Smem<L, true>& s, const Params<typename L::T
         const float z = finish_logit(s.tile[i * L::LDL + c], p, j);
         const float S = expf(z - lse);
         const bool on_target = j == s.tgt[i];
-        if (p.eps > 0.f && !signal)  // a NaN keeps the tile, as on the CPU
-          signal = on_target ? !(fabsf(S - 1.f) < p.eps) : !(z - lse < p.log_eps);
+        // A NaN keeps the tile, as on the CPU; so does the target of a row with an LSE gradient
+        // h != 0 (dz there is ~h on a confident row however small |S - 1| is; the CPU's
+        // tile_has_signal derives the bound (|g| + |h|) eps this leaves on every skipped entry).
+        if (p.eps > 0.f && !signal)
+          signal = on_target ? s.row_h[i] != 0.f || !(fabsf(S - 1.f) < p.eps) : !(z - lse < p.log_eps);
         dz = gh * S - (on_target ? g : 0.f);
         if (p.cap > 0.f) {
           const float u = z * (1.f / p.cap);

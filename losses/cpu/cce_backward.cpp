@@ -15,6 +15,9 @@
 // below what float32 sums can resolve) contributes nothing measurable, and is skipped after the
 // first GEMM. The test runs on the unscaled softmax-minus-onehot, as in the reference, but on
 // the logits (S >= eps <=> z - LSE >= log eps), so a skipped tile costs no exponentials either.
+// With an LSE gradient h_r the target entry is g_r (S - 1) + h_r S, ~h_r on a confident row however
+// small |S - 1| is, so a tile holding the target of a row with h_r != 0 is always kept (see
+// tile_has_signal for the bound this gives every skipped entry).
 //
 // The signal mask. With the forward's mask (losses/kernels/cce.h) a tile none of whose classes is
 // marked for its rows is dropped before that first GEMM: on a language model's logits, where
@@ -72,15 +75,28 @@ int64_t target_column(int64_t k, int64_t p0, const RowInfo<T>& info) {
 }
 
 // Gradient filtering's test, run on the logits before any exponential: does some entry of the
-// tile have |S - onehot| >= eps? Off the target column |S| >= eps  <=>  z - LSE >= log(eps), so
-// a max over the row decides it; the target column is checked on its own.
+// tile have |S - onehot| >= eps, or is the target of a row with an LSE gradient h != 0 in it? Off
+// the target column |S| >= eps  <=>  z - LSE >= log(eps), so a max over the row decides it; the
+// target column is checked on its own.
+//
+// What a skipped tile drops. Off the target dz = (g + h) S (times the soft cap's slope, <= 1)
+// with S < eps, so |dz| < (|g| + |h|) eps. On the target dz = g (S - 1) + h S: with h = 0 that is
+// |g| |S - 1| < |g| eps, but with h != 0 it is ~h on a confident row (S ~ 1), whatever |S - 1| is
+// (a z-loss's whole gradient there), and for S < eps it is ~g: either way not negligible, hence
+// the rule that such a tile is kept. So every skipped entry has |dz_rj| < (|g_r| + |h_r|) eps:
+// the plain loss's bound |g_r| eps with the row's full upstream scale, and skipping a tile changes
+// dE_r by less than (|g_r| + |h_r|) eps sum_j |c_j| and dC_j by less than
+// eps sum_r (|g_r| + |h_r|) |e_r| over its entries. The threshold itself stays on S, so the signal
+// mask (a bound on S from the forward, and every target marked) drops only tiles this test drops.
+// Without an LSE gradient (h absent or 0) the test is the plain loss's, fast path included.
 template <class T>
 bool tile_has_signal(const T* tile, int64_t nb, int64_t cols, int64_t k0, int64_t p0, const RowInfo<T>& info,
                      T eps) {
   const T log_eps = std::log(eps);
   for (int64_t i = 0; i < nb; ++i) {
     const T* x = tile + i * cols;
-    const T lse = info.lse[info.rows[k0 + i]];
+    const int64_t r = info.rows[k0 + i];
+    const T lse = info.lse[r];
     const int64_t tc = target_column(k0 + i, p0, info);
     T row_max = -std::numeric_limits<T>::infinity();
     for (int64_t c = 0; c < cols; ++c) {
@@ -88,7 +104,10 @@ bool tile_has_signal(const T* tile, int64_t nb, int64_t cols, int64_t k0, int64_
       row_max = (x[c] > row_max || std::isnan(x[c])) ? x[c] : row_max;  // a NaN wins: keep the tile
     }
     if (!(row_max - lse < log_eps)) return true;
-    if (tc >= 0 && tc < cols && !(std::abs(std::exp(x[tc] - lse) - T(1)) < eps)) return true;
+    if (tc >= 0 && tc < cols) {
+      const T h = info.grad_lse ? info.grad_lse[r] : T(0);
+      if (h != T(0) || !(std::abs(std::exp(x[tc] - lse) - T(1)) < eps)) return true;  // NaN h keeps
+    }
   }
   return false;
 }

@@ -63,7 +63,9 @@ EMBER_DECLARE_STUB(cce_forward_stub, CCEForwardFn);
 // dE [R, D], dC [V, D], db [V] (input dtype) are allocated by the caller, or undefined when not
 // wanted; the kernel writes every entry (zero where nothing contributes).
 // Gradient filtering: with filter_eps > 0, a tile (a block of rows x a block of vocabulary
-// entries) whose max |S_rj - 1[j = x]| is below filter_eps contributes nothing.
+// entries) whose max |S_rj - 1[j = x]| is below filter_eps contributes nothing, unless it holds
+// the target of a row whose LSE gradient is nonzero (there dz ~ that gradient however close S is
+// to 1; see tile_has_signal in losses/cpu/cce_backward.cpp).
 // vocab_order: an int64 [V] permutation, or undefined for 0..V-1: vocabulary blocks are formed
 // from consecutive entries of this order. It never changes the math, only which tiles filtering
 // can skip (sorting by logit_avg groups the rarely-likely entries into all-skippable tiles).

@@ -23,8 +23,9 @@ struct CCEOptions {
   int64_t shift = 0;
   // mean: over the non-ignored rows (NaN when there are none, as cross_entropy)
   Reduction reduction = Reduction::mean;
-  // Skip backward tiles whose |softmax - onehot| is below filter_eps everywhere; 0 = the dtype's
-  // default, machine epsilon / 32 (2^-28 for float32, 2^-57 for float64).
+  // Skip backward tiles whose |softmax - onehot| is below filter_eps everywhere (a tile holding the
+  // target of a row whose returned lse gets a gradient is always kept); 0 = the dtype's default,
+  // machine epsilon / 32 (2^-28 for float32, 2^-57 for float64).
   bool filter_gradients = true;
   double filter_eps = 0.0;
   // CUDA: accumulate dE / dC / db in a fixed order (the same bits on every run) instead of with
