@@ -132,10 +132,11 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
 void check_shape_valid(const Shape& shape, std::string_view op) {
   for (int64_t s : shape)
     if (s < 0) fail("{}: negative dimension in shape {}", op, shape_str(shape));
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return;  // no elements, whatever the rest
+  // The product of the sizes, a zero counted as 1: the largest contiguous stride, which must not
+  // overflow even when some other dim is 0 and the tensor holds no elements.
   int64_t n = 1;
   for (int64_t s : shape)
-    if (__builtin_mul_overflow(n, s, &n))
+    if (__builtin_mul_overflow(n, std::max<int64_t>(s, 1), &n))
       fail("{}: shape {} has more elements than a 64-bit count can hold", op, shape_str(shape));
 }
 

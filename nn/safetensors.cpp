@@ -136,6 +136,16 @@ class InFile {
   FILE* f_;
 };
 
+// A JSON value from the file, for an error message: dump() recurses, so a value nested a million
+// deep would overflow the stack; only a short flat array of scalars is printed whole.
+std::string shown(const json& j) {
+  auto scalar = [](const json& e) { return e.is_number() || e.is_boolean() || e.is_null(); };
+  if (j.is_array() && j.size() <= 16 && std::all_of(j.begin(), j.end(), scalar)) return j.dump();
+  if (scalar(j)) return j.dump();
+  return j.is_array() ? fmt::format("(an array of {} values, not all numbers)", j.size())
+                      : fmt::format("(a JSON {})", j.type_name());
+}
+
 template <class... A>
 [[noreturn]] void bad_file(const std::string& path, fmt::format_string<A...> what, A&&... args) {
   fail("load_safetensors: {}: {}", path, fmt::format(what, std::forward<A>(args)...));
@@ -269,16 +279,16 @@ StateDict load_safetensors(const std::string& path) {
     for (const json& d : info["shape"]) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
         bad_file(path, "tensor '{}' has shape {}, which is not a list of non-negative integers", name,
-                 info["shape"].dump());
+                 shown(info["shape"]));
       uint64_t dim = d.get<uint64_t>();
       if (__builtin_mul_overflow(nbytes, dim, &nbytes))
-        bad_file(path, "tensor '{}' of shape {} is too large", name, info["shape"].dump());
+        bad_file(path, "tensor '{}' of shape {} is too large", name, shown(info["shape"]));
       shape.push_back(static_cast<int64_t>(dim));
     }
     const json& offs = info["data_offsets"];
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
       bad_file(path, "tensor '{}' has data_offsets {}, which are not non-negative integers", name,
-               offs.dump());
+               shown(offs));
     uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     if (begin > end)
       bad_file(path, "tensor '{}' has data_offsets [{}, {}] with begin after end", name, begin, end);
@@ -287,7 +297,7 @@ StateDict load_safetensors(const std::string& path) {
                end, data_len);
     if (end - begin != nbytes)
       bad_file(path, "tensor '{}' ({} x {}) needs {} bytes but data_offsets [{}, {}] span {}", name, code,
-               info["shape"].dump(), nbytes, begin, end, end - begin);
+               shown(info["shape"]), nbytes, begin, end, end - begin);
     entries.push_back({name, *dtype, std::move(shape), begin, end});
   }
 

@@ -290,6 +290,14 @@ TEST_F(Checkpoint, RejectsMalformedHeaders) {
              "tensor 'a' has no dtype string");
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8),
              "tensor 'a' has shape [-2], which is not a list of non-negative integers");
+  // Found by fuzzing: printing a deeply nested value overflowed the stack (dump() recurses).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,8]}})", data8),
+             "tensor 'a' has shape (an array of 1 values, not all numbers), which is not a list");
+  EMBER_EXPECT_THROW_MSG(
+      load_safetensors(
+          raw_file(R"({"a":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", "")),
+      "has more elements than a 64-bit count can hold");
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", data8),
              "tensor 'a' needs data_offsets [begin, end]");
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,0]}})", data8),

@@ -126,6 +126,11 @@ TEST(Idx, MalformedFilesNameTheFileAndOffset) {
                              ": byte offset 8: size 4294967295 of dimension 1 makes the data "
                              "of float64 [4294967295]... exceed 2^63 bytes");
   EMBER_EXPECT_THROW_MSG(data::read_idx(dir.file("missing")), "read_idx: cannot open " + dir.file("missing"));
+  // Found by fuzzing: a zero dim hid the overflow of the others (strides of 2^96), and an empty
+  // uint8 file handed memcpy a null buffer.
+  const std::string zero_dim = file("zero_dim", idx_bytes(0x08, {0, 0xffffffff, 0xffffffff, 0xffffffff}, {}));
+  EMBER_EXPECT_THROW_MSG(data::read_idx(zero_dim), "has more elements than a 64-bit count can hold");
+  EXPECT_EQ(data::read_idx(file("empty", idx_bytes(0x08, {0}, {}))).shape(), Shape{0});
 }
 
 TEST(Idx, WrongKindOfFileIsRefused) {
@@ -328,6 +333,13 @@ TEST(Csv, ExplicitTypesAndGivenVocabularies) {
   numeric_city.column_types = {{"city", data::ColumnType::numeric}};
   EMBER_EXPECT_THROW_MSG(data::read_csv(path, numeric_city),
                          path + ":2: column 'city': 'paris' is not a number");
+  // A leading '+' is allowed once, and not before another sign.
+  const std::string signs = write_text(dir.file("signs.csv"), "x\n+5\n+-5\n");
+  data::CsvOptions numeric_x;
+  numeric_x.column_types = {{"x", data::ColumnType::numeric}};
+  EMBER_EXPECT_THROW_MSG(data::read_csv(signs, numeric_x), signs + ":3: column 'x': '+-5' is not a number");
+  EXPECT_EQ(data::read_csv(signs).vocabularies.at("x").tokens(),
+            (std::vector<std::string>{"<unk>", "+-5", "+5"}));
 }
 
 TEST(Csv, QuotesCrlfTsvAndNoHeader) {

@@ -235,6 +235,16 @@ TEST(Optim, LoadStateDictChecks) {
   StateDict bad_option = sd;
   bad_option.metadata["param_groups.0.lr"] = "fast";
   EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(bad_option), "option 'lr' = 'fast' is not a number");
+  StateDict short_key = sd;  // (shorter than "state.": used to be parsed before the prefix check)
+  short_key.tensors["st"] = zeros({2});
+  EMBER_EXPECT_THROW_MSG(sgd.load_state_dict(short_key), "unexpected tensor key 'st'");
+  Adam stepped({p});
+  stepped.step();
+  for (double step : {1e30, -1.0, 2.5, std::nan("")}) {
+    StateDict bad_step = stepped.state_dict();
+    bad_step.tensors["state.0.step"] = full({}, step);
+    EMBER_EXPECT_THROW_MSG(stepped.load_state_dict(bad_step), "which is not a step count");
+  }
   EXPECT_DOUBLE_EQ(sgd.options(0).lr, 0.1);  // the failed loads changed nothing
   // float32 state is cast to a float64 parameter's dtype.
   Tensor q = zeros({2}, DType::float64).requires_grad_();
@@ -376,6 +386,22 @@ TEST(Scheduler, Errors) {
   for (int i = 0; i < 3; ++i) one.step();
   EMBER_EXPECT_THROW_MSG(one.step(), "OneCycleLR: tried to step 4 times, but total_steps is 3");
   EXPECT_EQ(one.last_epoch(), 3);  // the failed step changed nothing
+  // Loading a state the schedule cannot be in changes nothing either (it used to set the lr first).
+  Tensor q = zeros({1}).requires_grad_();
+  SGD fresh({q}, SGDOptions{0.1});
+  OneCycleLR again(fresh, 1.0, 3);
+  const double lr = fresh.lr(0);
+  StateDict past_end = one.state_dict();
+  past_end.metadata["last_epoch"] = "1000";
+  past_end.metadata["last_lrs"] = "0.5";
+  EMBER_EXPECT_THROW_MSG(again.load_state_dict(past_end), "OneCycleLR");
+  EXPECT_EQ(fresh.lr(0), lr);
+  EXPECT_EQ(again.last_epoch(), 0);
+  for (const char* epoch : {"1e300", "inf", "nan", "-1", "9223372036854775807"}) {
+    StateDict bad = one.state_dict();
+    bad.metadata["last_epoch"] = epoch;
+    EMBER_EXPECT_THROW_MSG(again.load_state_dict(bad), "is not a count");
+  }
 }
 
 // ---- gradient clipping ----

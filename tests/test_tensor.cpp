@@ -135,8 +135,10 @@ TEST(Views, ElementCountsThatOverflowAreErrors) {
                          "needs more bytes than a 64-bit size can count");
   EMBER_EXPECT_THROW_MSG(ones({1, 1}).expand({big, big}), "expand: shape [1099511627776,1099511627776]");
   EMBER_EXPECT_THROW_MSG(ones({1, 3}).expand({-2, 3}), "expand: invalid size -2 for dim 0 in [-2,3]");
-  EXPECT_EQ(zeros({0, big, big}).numel(), 0);  // a zero dim wins, as in PyTorch
-  EXPECT_EQ(zeros({big, big, 0}).numel(), 0);
+  // A zero dim makes no elements, but the other dims still set the strides, which must not overflow.
+  EXPECT_EQ(zeros({0, int64_t{1} << 30, int64_t{1} << 30}).numel(), 0);
+  EMBER_EXPECT_THROW_MSG(zeros({0, big, big}), "has more elements than a 64-bit count can hold");
+  EMBER_EXPECT_THROW_MSG(zeros({big, big, 0}), "has more elements than a 64-bit count can hold");
 }
 
 TEST(Creation, Errors) {

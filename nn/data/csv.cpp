@@ -42,7 +42,10 @@ std::string_view trim(std::string_view s) {
 bool parse_number(std::string_view text, double* out) {
   text = trim(text);
   if (text.empty()) return false;
-  if (text.front() == '+') text.remove_prefix(1);  // from_chars rejects a leading plus
+  if (text.front() == '+') {  // from_chars rejects a leading plus; a second sign is not a number
+    text.remove_prefix(1);
+    if (text.empty() || text.front() == '-' || text.front() == '+') return false;
+  }
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return ec == std::errc() && end == text.data() + text.size();
 }

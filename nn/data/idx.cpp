@@ -93,7 +93,7 @@ Tensor decode(const IdxHeader& h, const uint8_t* data) {
   const int64_t n = h.numel, w = h.type.bytes;
   switch (h.type.code) {
     case 0x08:
-      std::memcpy(out.raw_data(), data, static_cast<size_t>(n));
+      if (n > 0) std::memcpy(out.raw_data(), data, static_cast<size_t>(n));  // (no buffer when empty)
       break;
     case 0x09: {
       int32_t* o = out.data_ptr<int32_t>();

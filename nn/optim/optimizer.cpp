@@ -147,11 +147,12 @@ void Optimizer::load_state_dict(const StateDict& sd) {
   for (size_t g = 0; g < params_.size(); ++g) fresh[g].resize(params_[g].size());
   NoGradGuard no_grad;
   for (const auto& [key, t] : sd.tensors) {
+    auto bad_key = [&] { fail("{}: unexpected tensor key '{}' (expected state.<id>.<name>)", me, key); };
+    if (!key.starts_with("state.")) bad_key();
     size_t id = 0;
     const char *begin = key.c_str() + 6, *end = key.c_str() + key.size();
     auto [rest, ec] = std::from_chars(begin, end, id);
-    if (!key.starts_with("state.") || ec != std::errc() || rest == end || *rest != '.' || rest + 1 == end)
-      fail("{}: unexpected tensor key '{}' (expected state.<id>.<name>)", me, key);
+    if (ec != std::errc() || rest == end || *rest != '.' || rest + 1 == end) bad_key();
     if (id >= where.size())
       fail("{}: '{}' refers to parameter {}, but there are {}", me, key, id, where.size());
     if (!t.defined()) fail("{}: '{}' is an undefined tensor", me, key);
@@ -162,6 +163,9 @@ void Optimizer::load_state_dict(const StateDict& sd) {
     if (n == "step") {
       if (t.numel() != 1)
         fail("{}: '{}' should hold one step count, has shape {}", me, key, shape_str(t.shape()));
+      const double step = t.detach().to(Device::cpu(), DType::float64).item<double>();
+      if (!(step >= 0 && step < 0x1p62) || step != std::floor(step))  // (NaN fails too)
+        fail("{}: '{}' holds {}, which is not a step count", me, key, step);
       copy = t.detach().reshape({}).to(Device::cpu(), DType::int64).clone();
     } else {
       if (t.shape() != p.shape())

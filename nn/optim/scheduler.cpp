@@ -73,13 +73,16 @@ void LRScheduler::load_state_dict(const StateDict& sd) {
   };
   if (meta("scheduler") != name()) fail("{}: the state is for a {} scheduler", me, meta("scheduler"));
   double epoch = parse_number(sd.metadata, "last_epoch");
-  if (epoch != std::floor(epoch) || epoch < 0)
+  if (!(epoch >= 0 && epoch < 0x1p62) || epoch != std::floor(epoch))  // (NaN fails too)
     fail("{}: last_epoch '{}' is not a count", me, meta("last_epoch"));
   std::vector<double> base = split_numbers("base_lrs", meta("base_lrs"));
   std::vector<double> last = split_numbers("last_lrs", meta("last_lrs"));
   if (base.size() != optimizer_.num_param_groups() || last.size() != base.size())
     fail("{}: the state has {} base and {} last learning rates for {} parameter groups", me, base.size(),
          last.size(), optimizer_.num_param_groups());
+  // A schedule that has no step `epoch` (OneCycleLR past its total) throws here, before anything
+  // (this scheduler or the optimizer's learning rates) has changed.
+  for (size_t g = 0; g < base.size(); ++g) (void)lr_at(g, static_cast<int64_t>(epoch));
   base_lrs_ = std::move(base);
   last_lrs_ = std::move(last);
   last_epoch_ = static_cast<int64_t>(epoch);

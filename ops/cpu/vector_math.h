@@ -12,15 +12,16 @@
 
 // EMBER_VECTOR_CLONES on a hot row kernel compiles it three times, for baseline x86-64 (SSE2: 4
 // floats a vector), AVX2 (8) and AVX-512 (16), and picks one when the library loads (function
-// multiversioning, GCC >= 6 and Clang >= 14 on ELF). The library is built without -march flags so
-// that it runs on any x86-64; this keeps that guarantee while the loops above get the wider
-// vectors wherever the CPU has them. Helpers inlined into the kernel are compiled for its target
-// too. No FMA in any clone (the library is built with -ffp-contract=off, which the AVX-512 one
-// needs: that target implies FMA), so all compute the same roundings element by element, and
-// the explicit partial sums below fix the order of every reduction whatever the vector width.
-// Define EMBER_NO_VECTOR_CLONES to build the baseline alone (to test or time it on a newer
-// machine, or for a toolchain without ifunc support).
-#if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute) && !defined(EMBER_NO_VECTOR_CLONES)
+// multiversioning, GCC >= 6 on ELF; clang builds the baseline alone). The library is built without -march
+// flags so that it runs on any x86-64; this keeps that guarantee while the loops above get the wider vectors
+// wherever the CPU has them. Helpers inlined into the kernel are compiled for its target too. No FMA in any
+// clone (the library is built with -ffp-contract=off, which the AVX-512 one needs: that target implies FMA),
+// so all compute the same roundings element by element, and the explicit partial sums below fix the order of
+// every reduction whatever the vector width. Define EMBER_NO_VECTOR_CLONES to build the baseline alone (to
+// test or time it on a newer machine, or for a toolchain without ifunc support).
+#if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute) && \
+    !defined(EMBER_NO_VECTOR_CLONES) &&                                    \
+    !defined(__clang__)  // (clang 14 rejects target_clones on function templates)
 #if __has_attribute(target_clones)
 #define EMBER_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
