@@ -126,7 +126,7 @@ bool tile_may_have_signal(const uint32_t* mask, int64_t words, int64_t k0, int64
 }
 
 // Turns one tile row of logits x (visiting-order positions p0 .. p0 + cols) into dz, in place.
-// Vectorised exp (ops/cpu/vector_math.h; SSE2 and AVX2 clones).
+// Vectorised exp (ops/cpu/vector_math.h; SSE2, AVX2 and AVX-512 clones).
 template <class T>
 EMBER_VECTOR_CLONES void gradient_row(T* x, int64_t cols, int64_t k, int64_t p0, const RowInfo<T>& info,
                                       T cap) {

@@ -79,7 +79,7 @@ void mark_row(uint32_t* mask, int64_t words, int64_t k, int64_t j0, const T* x, 
 }
 
 // sum_c exp(x[c] - ref) of one tile row: the forward's only per-logit transcendental, vectorised
-// (ops/cpu/vector_math.h; SSE2 and AVX2 clones).
+// (ops/cpu/vector_math.h; SSE2, AVX2 and AVX-512 clones).
 template <class T>
 EMBER_VECTOR_CLONES T tile_row_sum_exp(const T* x, int64_t n, T ref) {
   return sum_exp<T>(x, n, ref);

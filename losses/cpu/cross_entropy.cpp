@@ -56,7 +56,7 @@ struct RowLSE {
 
 // The row's max and log sum_c exp(x[c * stride] - max). A NaN score makes the sum NaN; a row of
 // -inf gives NaN, as log_softmax does. Contiguous rows take the vectorised exp (vector_math.h;
-// SSE2 and AVX2 clones).
+// SSE2, AVX2 and AVX-512 clones).
 template <class T>
 EMBER_VECTOR_CLONES RowLSE row_logsumexp(const T* x, int64_t classes, int64_t stride) {
   T m = -std::numeric_limits<T>::infinity();

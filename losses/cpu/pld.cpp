@@ -161,7 +161,7 @@ struct ForwardArgs {
   T inv_tau;
 };
 
-// Rows [begin, end): the whole per-row pipeline, compiled for SSE2 and AVX2 (EMBER_VECTOR_CLONES;
+// Rows [begin, end): the whole per-row pipeline, compiled for SSE2, AVX2 and AVX-512 (EMBER_VECTOR_CLONES;
 // the exp/log loops are most of its time). Returns the first row whose teacher logits hold a NaN,
 // or -1.
 template <class T>

@@ -25,7 +25,7 @@ inline T softplus_of(T x) {  // log(1 + e^x) without overflow
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 
 // GELU(x) = x Phi(x) and its derivative Phi(x) + x phi(x), over contiguous runs. In float, Phi and
-// phi are the branch-free vector_math.h versions, so the loops vectorise (SSE2 and AVX2 clones):
+// phi are the branch-free vector_math.h versions, so the loops vectorise (SSE2, AVX2, AVX-512 clones):
 // libm's scalar erff was the largest cost after the GEMMs in a transformer block's training step.
 template <class T>
 EMBER_VECTOR_CLONES void gelu_run(T* out, const T* x, int64_t n) {
