@@ -1,5 +1,7 @@
 // Elementwise ops: hand-computed values, gradcheck, CUDA parity (one table row each).
+#include <bit>
 #include <cmath>
+#include <limits>
 
 #include "harness.h"
 
@@ -248,6 +250,35 @@ TEST(Gelu, Float32TracksFloat64IntoTheTails) {
   // strided input (one element per call of the run kernel) gives the same bits
   Tensor m = randn({37, 53});
   EXPECT_TRUE(equal(gelu(m.t()), gelu(m).t()));
+}
+
+// float32 exp is a branch-free vectorised exp (ops/cpu/vector_math.h), not libm's: against expf over
+// every 509th float bit pattern (both signs, NaN, infinities, the subnormal range), within 2 ulps of
+// the result, +inf past ln(FLT_MAX), subnormal results rather than a flush to 0.
+TEST(Elementwise, Float32ExpMatchesLibmOverTheWholeRange) {
+  std::vector<float> xs;
+  for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 509)
+    xs.push_back(std::bit_cast<float>(static_cast<uint32_t>(bits)));
+  for (float v : {88.72283935546875f, 88.7228317f, -87.33654f, -103.2789f, -103.9720840454f, -104.0f, 0.0f,
+                  -0.0f, INFINITY, -INFINITY})
+    xs.push_back(v);
+  const std::vector<float> out = exp(tensor<float>(xs, {static_cast<int64_t>(xs.size())})).to_vector<float>();
+  int64_t bad = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = std::exp(xs[i]);
+    if (std::isnan(want)) {
+      bad += !std::isnan(out[i]);
+    } else if (std::isinf(want) || want == 0.0f) {
+      // at the edges a correctly rounded neighbour is fine: the smallest subnormal for 0, FLT_MAX for inf
+      bad += !(out[i] == want || std::abs(out[i] - want) <= std::numeric_limits<float>::denorm_min() ||
+               (std::isinf(want) && out[i] == std::numeric_limits<float>::max()));
+    } else {
+      const float ulp = std::nextafter(want, INFINITY) - want;
+      bad += !(std::abs(out[i] - want) <= 2 * ulp);
+    }
+    if (bad == 1) ADD_FAILURE() << "exp(" << xs[i] << ") = " << out[i] << ", libm " << want, ++bad;
+  }
+  EXPECT_EQ(bad, 0) << "of " << xs.size();
 }
 
 // A source that shares memory with the destination is read as it was before the op.

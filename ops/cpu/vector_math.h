@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 // EMBER_VECTOR_CLONES on a hot row kernel compiles it three times, for baseline x86-64 (SSE2: 4
 // floats a vector), AVX2 (8) and AVX-512 (16), and picks one when the library loads (function
@@ -35,6 +36,11 @@
 #define EMBER_VECTOR_INLINE [[gnu::always_inline]]
 
 namespace ember::cpu {
+
+// Picks a where the mask is all ones, b where it is 0, bit by bit: a branch-free select.
+EMBER_VECTOR_INLINE inline float select_bits(int32_t mask, float a, float b) {
+  return std::bit_cast<float>((mask & std::bit_cast<int32_t>(a)) | (~mask & std::bit_cast<int32_t>(b)));
+}
 
 // e^x on the domain x <= 88.3 (plus NaN, which stays NaN). Results below FLT_MIN (x < -87.3) are
 // flushed to 0 instead of becoming subnormal, and -inf gives 0. Above the domain the value is not
@@ -66,6 +72,37 @@ EMBER_VECTOR_INLINE inline float exp_float(float x) {
   return std::bit_cast<float>(std::bit_cast<int32_t>(scaled) & keep);
 }
 
+// e^x over the whole float range, like libm's expf: +inf above ln(FLT_MAX), subnormal results
+// below FLT_MIN (not flushed), 0 below half the smallest subnormal, NaN stays NaN. For the generic
+// exp op; the loss kernels keep exp_float, whose flush spares them slow subnormal arithmetic. Same
+// reduction and polynomial; only the final scaling by 2^n differs.
+EMBER_VECTOR_INLINE inline float exp_float_full(float x) {
+  constexpr float kRound = 12582912.0f;
+  const float t = x * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  const int32_t ni = std::clamp(std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound), -200, 200);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  // 2^n as 2^(n - s) 2^s, both normal floats: s = -64 where the result is subnormal (the second
+  // product then rounds once, into the subnormal range), s = 1 for n = 128 (2^128 is no float)
+  const int32_t low = -static_cast<int32_t>(ni < -126), high = -static_cast<int32_t>(ni > 127);
+  const int32_t s = (low & -64) | (high & 1);
+  const float scaled = p * std::bit_cast<float>((ni - s + 127) << 23) * std::bit_cast<float>((s + 127) << 23);
+  const int32_t bits = std::bit_cast<int32_t>(x), magnitude = bits & 0x7fffffff;
+  const int32_t is_nan = -static_cast<int32_t>(magnitude > 0x7f800000);
+  const int32_t overflow = -static_cast<int32_t>(bits > 0x42b17217);  // x > ln(FLT_MAX) (x >= 0 here)
+  const int32_t underflow = -static_cast<int32_t>(ni < -190);         // below half the smallest subnormal
+  const float finite = std::bit_cast<float>(std::bit_cast<int32_t>(scaled) & ~underflow);
+  return select_bits(is_nan, x, select_bits(overflow, std::numeric_limits<float>::infinity(), finite));
+}
+
 // ln(x) for positive, normal, finite x (the loss kernels call it on sums of exps >= FLT_MIN).
 EMBER_VECTOR_INLINE inline float log_positive_float(float x) {
   // x = 2^e * m with m in [sqrt(1/2), sqrt(2)), so that f = m - 1 is small
@@ -89,11 +126,6 @@ EMBER_VECTOR_INLINE inline float log_positive_float(float x) {
   y = y - 2.12194440e-4f * e;  // e ln2, split like in exp_float
   y = y - 0.5f * z;
   return f + y + 0.693359375f * e;
-}
-
-// Picks a where the mask is all ones, b where it is 0, bit by bit: a branch-free select.
-EMBER_VECTOR_INLINE inline float select_bits(int32_t mask, float a, float b) {
-  return std::bit_cast<float>((mask & std::bit_cast<int32_t>(a)) | (~mask & std::bit_cast<int32_t>(b)));
 }
 
 // Phi(x), the standard normal CDF (GELU's gate), to within a few float ulps; NaN stays NaN.
@@ -141,6 +173,8 @@ EMBER_VECTOR_INLINE inline float normal_pdf_float(float x) { return 0.398942280f
 // The same interface for double, where libm is the right tool (double is the precision of record
 // in the tests; its speed matters less).
 EMBER_VECTOR_INLINE inline float exp_of(float x) { return exp_float(x); }
+EMBER_VECTOR_INLINE inline float exp_full_range(float x) { return exp_float_full(x); }
+EMBER_VECTOR_INLINE inline double exp_full_range(double x) { return std::exp(x); }
 EMBER_VECTOR_INLINE inline double exp_of(double x) { return std::exp(x); }
 EMBER_VECTOR_INLINE inline float log_positive(float x) { return log_positive_float(x); }
 EMBER_VECTOR_INLINE inline double log_positive(double x) { return std::log(x); }
