@@ -6,6 +6,7 @@
 
 #include "cuda/loops.cuh"
 #include "ops/kernels/copy.h"
+#include "ops/kernels/integer_cast.h"
 
 namespace ember::cuda {
 namespace {
@@ -31,6 +32,8 @@ template <class TD, class TS>
 __device__ __forceinline__ TD convert(TS v) {
   if constexpr (std::is_same_v<TD, bool>) {
     return v != TS(0);
+  } else if constexpr (std::is_integral_v<TD> && std::is_floating_point_v<TS>) {
+    return integer_from<TD>(v);  // as the CPU (ops/kernels/integer_cast.h)
   } else {
     return static_cast<TD>(v);
   }

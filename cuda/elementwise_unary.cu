@@ -6,6 +6,7 @@
 #include "cuda/elementwise.h"
 #include "cuda/loops.cuh"
 #include "cuda/math.cuh"
+#include "ops/kernels/integer_cast.h"
 
 namespace ember::cuda {
 namespace {
@@ -35,14 +36,17 @@ void unary_numeric(const KernelContext& ctx, UnaryOp op, const Tensor& out, cons
       if constexpr (std::is_floating_point_v<T>) {
         return map([s = T(a), t = T(b)] __device__(T v) { return v * s + t; });
       } else {
-        return map([a, b] __device__(T v) { return static_cast<T>(static_cast<double>(v) * a + b); });
+        return map([a, b] __device__(T v) { return integer_from<T>(static_cast<double>(v) * a + b); });
       }
     case UnaryOp::clamp:
       return map([a, b] __device__(T v) {
         double d = static_cast<double>(v);
         if (dmath::isnan(d)) return v;
-        double lo = d < a ? a : d;               // std::max(d, a)
-        return static_cast<T>(b < lo ? b : lo);  // std::min(lo, b)
+        double lo = d < a ? a : d;  // std::max(d, a)
+        if constexpr (std::is_floating_point_v<T>)
+          return static_cast<T>(b < lo ? b : lo);  // std::min(lo, b)
+        else
+          return integer_from<T>(b < lo ? b : lo);
       });
     case UnaryOp::leaky_relu:
       return map([s = T(a)] __device__(T v) { return v > T(0) ? v : T(v * s); });

@@ -181,6 +181,18 @@ TEST(CudaLosses, PLDMeanReductionAndErrors) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   Tensor t_nan = T({0.0, 1.0, 2.0, 3.0, 0.0, 1.0, nan, 3.0, nan, 0.0, 0.0, 0.0}, {3, 4}).detach().cuda();
   EMBER_EXPECT_THROW_MSG(losses::pld(s, t_nan, I({0, 1, 2}, {3}).cuda()), "row 1 contains NaN");
+  // With a gradient wanted, the skipped row's ranked state is never written: the gradient kernel
+  // must not run (it scattered through recycled memory). Fill the allocator's cache with garbage
+  // blocks of the state's size first, then check the error and that the device still works.
+  for (int i = 0; i < 4; ++i) (void)full({64, 1000}, 1e9, TensorOptions(DType::int32).device(Device::cuda()));
+  Tensor big = R({64, 1000}, -1, 1, 25).cuda().detach().requires_grad_();
+  Tensor big_t = R({64, 1000}, -1, 1, 26, false).cuda();
+  Tensor bad = class_ids({64}, 1000, 27);
+  bad.data_ptr<int64_t>()[5] = 1000;
+  EMBER_EXPECT_THROW_MSG(losses::pld(big, big_t, bad.cuda()),
+                         "pld: target 1000 at position 5 is out of range");
+  cuda::synchronize();
+  EXPECT_EQ((ones({4}).cuda() * 2.0).sum().item<float>(), 8.0f);
 }
 
 Fn opl_fn(double gamma, bool absolute_inter) {

@@ -281,6 +281,26 @@ TEST(Elementwise, Float32ExpMatchesLibmOverTheWholeRange) {
   EXPECT_EQ(bad, 0) << "of " << xs.size();
 }
 
+// Float results written into integer tensors wrap as PyTorch's do (through int64; NaN and values
+// beyond int64 give INT64_MIN first), the same on the GPU, whose plain casts would saturate.
+TEST(Elementwise, IntegerResultsWrapAsPyTorch) {
+  auto check = [](Device device) {
+    Tensor u = tensor<uint8_t>({0, 3, 200}).to(device);
+    EXPECT_EQ((u - 1.0).to(Device::cpu()).to_vector<uint8_t>(), (std::vector<uint8_t>{255, 2, 199}));
+    EXPECT_EQ((u * -1.0).to(Device::cpu()).to_vector<uint8_t>(), (std::vector<uint8_t>{0, 253, 56}));
+    Tensor f = tensor<float>({-1.0f, 3e9f, NAN, 1e30f}).to(device);
+    EXPECT_EQ(f.to(kUInt8).to(Device::cpu()).to_vector<uint8_t>(), (std::vector<uint8_t>{255, 0, 0, 0}));
+    EXPECT_EQ(f.to(kInt64).to(Device::cpu()).to_vector<int64_t>(),
+              (std::vector<int64_t>{-1, 3000000000, INT64_MIN, INT64_MIN}));
+    EXPECT_EQ((tensor<int32_t>({2147483647}).to(device) + 1.0).to(Device::cpu()).to_vector<int32_t>(),
+              (std::vector<int32_t>{INT32_MIN}));
+    EXPECT_EQ(clamp(tensor<int32_t>({5, -5}).to(device), -1e10, 1e10).to(Device::cpu()).to_vector<int32_t>(),
+              (std::vector<int32_t>{5, -5}));
+  };
+  check(Device::cpu());
+  if (cuda::is_available()) check(Device::cuda());
+}
+
 // A source that shares memory with the destination is read as it was before the op.
 TEST(Elementwise, InPlaceWithAnOverlappingSource) {
   Tensor q = tensor<double>({1, 2, 3, 4}, {2, 2});

@@ -60,7 +60,8 @@ __global__ void normalize_rows_kernel(T* fhat, T* norms, const T* f, int64_t B, 
     for (int64_t k = threadIdx.x; k < D; k += blockDim.x) sq += static_cast<double>(row[k]) * row[k];
     const double norm = ::sqrt(block_sum(sq, slots));
     if (threadIdx.x == 0) norms[i] = static_cast<T>(norm);
-    const T inv = static_cast<T>(1.0 / (norm > kOPLNormFloor ? norm : kOPLNormFloor));
+    // (as the CPU's std::max(norm, floor): a NaN norm stays NaN)
+    const T inv = static_cast<T>(1.0 / (norm < kOPLNormFloor ? kOPLNormFloor : norm));
     for (int64_t k = threadIdx.x; k < D; k += blockDim.x) fhat[i * D + k] = row[k] * inv;
   }
 }

@@ -336,6 +336,8 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& grad_student, const 
   const Device device = student.device();
   Tensor flags = empty_tensor({2}, DType::int64, device);
   EMBER_CUDA_CHECK(cudaMemsetAsync(flags.raw_data(), 0xff, 2 * sizeof(int64_t), ctx.stream));  // "none"
+  constexpr unsigned long long kNone = ~0ULL;
+  unsigned long long host[2];
   dispatch_floating(student.dtype(), "pld", [&]<class T>() {
     const int64_t P = next_pow2(C);
     unsigned int grid = static_cast<unsigned int>(rows < kMaxGrid ? rows : kMaxGrid);
@@ -375,7 +377,13 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& grad_student, const 
                         in_shared ? nullptr : static_cast<int32_t*>(scratch_idx.raw_data())};
     pld_forward_kernel<T><<<grid, threads_for(C), in_shared ? slot_bytes : 0, ctx.stream>>>(a);
     EMBER_CUDA_CHECK_LAUNCH("pld_forward_kernel");
-    if (keep) {
+    EMBER_CUDA_CHECK(
+        cudaMemcpyAsync(host, flags.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, ctx.stream));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    // The forward skips a row with a bad target or a NaN teacher row and leaves its ranked state
+    // unwritten (recycled memory): the gradient kernel, which scatters through `order`, must not
+    // run then (the caller throws on either flag anyway).
+    if (keep && host[0] == kNone && host[1] == kNone) {
       const unsigned int rows_grid = static_cast<unsigned int>(rows < kMaxGrid ? rows : kMaxGrid);
       pld_gradient_kernel<T><<<rows_grid, threads_for(C), 0, ctx.stream>>>(
           static_cast<T*>(grad_student.raw_data()), static_cast<const int32_t*>(order.raw_data()),
@@ -384,10 +392,6 @@ PLDCheck pld_forward_cuda(const Tensor& loss, const Tensor& grad_student, const 
       EMBER_CUDA_CHECK_LAUNCH("pld_gradient_kernel");
     }
   });
-  unsigned long long host[2];
-  EMBER_CUDA_CHECK(cudaMemcpyAsync(host, flags.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, ctx.stream));
-  EMBER_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-  constexpr unsigned long long kNone = ~0ULL;
   // as on the CPU, a bad target is reported alone (the CPU checks targets before anything else)
   if (host[0] != kNone) {
     check.bad_target = static_cast<int64_t>(host[0]);

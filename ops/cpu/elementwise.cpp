@@ -7,6 +7,7 @@
 #include "ops/cpu/loops.h"
 #include "ops/cpu/vector_math.h"
 #include "ops/kernels/copy.h"
+#include "ops/kernels/integer_cast.h"
 
 namespace ember::cpu {
 namespace {
@@ -115,14 +116,17 @@ void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, dou
       if constexpr (std::is_floating_point_v<T>) {
         return map1<T, T>(out, x, [s = T(a), t = T(b)](T v) { return v * s + t; });
       } else {
-        return map1<T, T>(out, x, [a, b](T v) { return static_cast<T>(static_cast<double>(v) * a + b); });
+        return map1<T, T>(out, x, [a, b](T v) { return integer_from<T>(static_cast<double>(v) * a + b); });
       }
     }
     case UnaryOp::clamp:
       return map1<T, T>(out, x, [a, b](T v) {
         double d = static_cast<double>(v);
         if (std::isnan(d)) return v;
-        return static_cast<T>(std::min(std::max(d, a), b));
+        if constexpr (std::is_floating_point_v<T>)
+          return static_cast<T>(std::min(std::max(d, a), b));
+        else
+          return integer_from<T>(std::min(std::max(d, a), b));
       });
     case UnaryOp::leaky_relu:
       return map1<T, T>(out, x, [s = T(a)](T v) { return v > T(0) ? v : T(v * s); });
@@ -307,6 +311,8 @@ template <class TDst, class TSrc>
 TDst convert(TSrc v) {
   if constexpr (std::is_same_v<TDst, bool>) {
     return v != TSrc(0);
+  } else if constexpr (std::is_integral_v<TDst> && std::is_floating_point_v<TSrc>) {
+    return integer_from<TDst>(v);  // (out-of-range values wrap, the same on every backend)
   } else {
     return static_cast<TDst>(v);
   }
