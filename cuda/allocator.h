@@ -6,9 +6,10 @@
 // the driver: they go onto a free list for their size class and the next request of that class
 // gets one back immediately.
 //
-//  * Size classes: requests are rounded up to a multiple of 512 bytes, and above 1 MiB to one of
-//    8 steps per power of two (at most 12.5% slack), so that e.g. activations whose size varies
-//    slightly still share blocks.
+//  * Size classes: requests are rounded up to a multiple of 512 bytes, above 1 MiB to one of 8
+//    steps per power of two (at most 12.5% slack), so that e.g. activations whose size varies
+//    slightly still share blocks, and above 64 MiB to a multiple of 2 MiB (at most 3% slack on
+//    the large gradient buffers; allocator_round_size in allocator.cpp).
 //  * Streams: a block remembers the stream it was allocated for and is only reused for that
 //    stream. On one stream, work runs in order, so a block freed by the host while kernels that
 //    use it are still queued can be given to the next op at once: its kernels queue behind them.
