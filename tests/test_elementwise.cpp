@@ -281,6 +281,22 @@ TEST(Elementwise, Float32ExpMatchesLibmOverTheWholeRange) {
   EXPECT_EQ(bad, 0) << "of " << xs.size();
 }
 
+// The loss kernels' exp (softmax, cross_entropy) at logits ~1e7 below the row's max: the reduction's
+// integer arithmetic overflowed there and gave inf (or NaN) where the answer is 0.
+TEST(Elementwise, VectorisedExpOfHugeNegativeArguments) {
+  for (float far : {-8.8e6f, -1e7f, -1.2e7f, -1.7e7f, -1e9f, -INFINITY}) {
+    Tensor x = tensor<float>({0.0f, far, 2.0f}, {1, 3});
+    std::vector<float> p = softmax(x, 1).to_vector<float>();
+    EXPECT_FLOAT_EQ(p[0], 1.0f / (1.0f + std::exp(2.0f))) << far;
+    EXPECT_EQ(p[1], 0.0f) << far;
+    EXPECT_FLOAT_EQ(log_softmax(x, 1).to_vector<float>()[2], -std::log1p(std::exp(-2.0f))) << far;
+    EXPECT_NEAR(losses::cross_entropy(x, tensor<int64_t>({2})).item<float>(), std::log1p(std::exp(-2.0f)),
+                1e-6)
+        << far;
+    EXPECT_EQ(exp(tensor<float>({far})).item<float>(), 0.0f) << far;
+  }
+}
+
 // Float results written into integer tensors wrap as PyTorch's do (through int64; NaN and values
 // beyond int64 give INT64_MIN first), the same on the GPU, whose plain casts would saturate.
 TEST(Elementwise, IntegerResultsWrapAsPyTorch) {

@@ -42,65 +42,68 @@ EMBER_VECTOR_INLINE inline float select_bits(int32_t mask, float a, float b) {
   return std::bit_cast<float>((mask & std::bit_cast<int32_t>(a)) | (~mask & std::bit_cast<int32_t>(b)));
 }
 
+// The core both exps below share: x = n ln2 + r with n = round(x / ln2), and p = e^r on
+// |r| <= ln2 / 2 (Cephes' polynomial). |x| is first capped at 200 on its bits (so a NaN loses its
+// NaN here: the callers mask it back), which keeps t, and the integer difference that gives n, far
+// from overflow: without the cap, x near -1e7 made that difference overflow and exp gave inf.
+struct ExpReduced {
+  float p;    // e^r
+  int32_t n;  // in [-289, 289]
+};
+EMBER_VECTOR_INLINE inline ExpReduced exp_reduce(float x) {
+  const int32_t bits = std::bit_cast<int32_t>(x);
+  x = std::bit_cast<float>((bits & INT32_MIN) | std::min(bits & 0x7fffffff, 0x43480000));  // 200.0f
+  // adding 1.5 * 2^23 rounds x / ln2 to an integer that then sits in the low mantissa bits of t,
+  // so n is also an integer subtraction away
+  constexpr float kRound = 12582912.0f;
+  const float t = x * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  // r = x - n ln2, with ln2 split in two so the product is exact
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  return {p, std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound)};
+}
+
+// All ones where x is a NaN.
+EMBER_VECTOR_INLINE inline int32_t nan_mask(float x) {
+  return -static_cast<int32_t>((std::bit_cast<int32_t>(x) & 0x7fffffff) > 0x7f800000);
+}
+
 // e^x on the domain x <= 88.3 (plus NaN, which stays NaN). Results below FLT_MIN (x < -87.3) are
 // flushed to 0 instead of becoming subnormal, and -inf gives 0. Above the domain the value is not
 // meaningful; the loss kernels only call it on x - max(x) <= 0.
 EMBER_VECTOR_INLINE inline float exp_float(float x) {
-  // x = n ln2 + r with n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer that then sits
-  // in the low mantissa bits of t, so n is also an integer subtraction away.
-  constexpr float kRound = 12582912.0f;
-  const float t = x * 1.44269504088896341f + kRound;
-  const float n = t - kRound;
-  // (clamped so that the exponent bits below cannot wrap around, whatever x is)
-  const int32_t ni = std::min(std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound), 128);
-  // r = x - n ln2, with ln2 split in two so the product is exact
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  // e^r on |r| <= ln2 / 2
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  // times 2^n, built from its exponent bits; out of range (n < -126, including -inf) gives 0,
-  // but a NaN input must stay NaN
-  const int32_t is_nan = (std::bit_cast<int32_t>(x) & 0x7fffffff) > 0x7f800000;
-  const int32_t keep = -static_cast<int32_t>((ni >= -126) | is_nan);
-  const float scaled = p * std::bit_cast<float>((ni + 127) << 23);
-  return std::bit_cast<float>(std::bit_cast<int32_t>(scaled) & keep);
+  const ExpReduced e = exp_reduce(x);
+  // times 2^n, built from its exponent bits (n capped so they cannot wrap); n < -126 gives 0
+  const int32_t n = std::min(e.n, 128);
+  const int32_t keep = -static_cast<int32_t>(n >= -126);
+  const float scaled = e.p * std::bit_cast<float>((n + 127) << 23);
+  return select_bits(nan_mask(x), x, std::bit_cast<float>(std::bit_cast<int32_t>(scaled) & keep));
 }
 
 // e^x over the whole float range, like libm's expf: +inf above ln(FLT_MAX), subnormal results
 // below FLT_MIN (not flushed), 0 below half the smallest subnormal, NaN stays NaN. For the generic
-// exp op; the loss kernels keep exp_float, whose flush spares them slow subnormal arithmetic. Same
-// reduction and polynomial; only the final scaling by 2^n differs.
+// exp op; the loss kernels keep exp_float, whose flush spares them slow subnormal arithmetic.
 EMBER_VECTOR_INLINE inline float exp_float_full(float x) {
-  constexpr float kRound = 12582912.0f;
-  const float t = x * 1.44269504088896341f + kRound;
-  const float n = t - kRound;
-  const int32_t ni = std::clamp(std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound), -200, 200);
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  const ExpReduced e = exp_reduce(x);
+  const int32_t n = std::clamp(e.n, -200, 200);
   // 2^n as 2^(n - s) 2^s, both normal floats: s = -64 where the result is subnormal (the second
   // product then rounds once, into the subnormal range), s = 1 for n = 128 (2^128 is no float)
-  const int32_t low = -static_cast<int32_t>(ni < -126), high = -static_cast<int32_t>(ni > 127);
+  const int32_t low = -static_cast<int32_t>(n < -126), high = -static_cast<int32_t>(n > 127);
   const int32_t s = (low & -64) | (high & 1);
-  const float scaled = p * std::bit_cast<float>((ni - s + 127) << 23) * std::bit_cast<float>((s + 127) << 23);
-  const int32_t bits = std::bit_cast<int32_t>(x), magnitude = bits & 0x7fffffff;
-  const int32_t is_nan = -static_cast<int32_t>(magnitude > 0x7f800000);
-  const int32_t overflow = -static_cast<int32_t>(bits > 0x42b17217);  // x > ln(FLT_MAX) (x >= 0 here)
-  const int32_t underflow = -static_cast<int32_t>(ni < -190);         // below half the smallest subnormal
+  const float scaled =
+      e.p * std::bit_cast<float>((n - s + 127) << 23) * std::bit_cast<float>((s + 127) << 23);
+  const int32_t overflow = -static_cast<int32_t>(std::bit_cast<int32_t>(x) > 0x42b17217);  // x > ln(FLT_MAX)
+  const int32_t underflow = -static_cast<int32_t>(n < -190);  // below half the smallest subnormal
   const float finite = std::bit_cast<float>(std::bit_cast<int32_t>(scaled) & ~underflow);
-  return select_bits(is_nan, x, select_bits(overflow, std::numeric_limits<float>::infinity(), finite));
+  return select_bits(nan_mask(x), x, select_bits(overflow, std::numeric_limits<float>::infinity(), finite));
 }
 
 // ln(x) for positive, normal, finite x (the loss kernels call it on sums of exps >= FLT_MIN).
