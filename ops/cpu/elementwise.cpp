@@ -34,6 +34,36 @@ template <class T>
 EMBER_VECTOR_CLONES void exp_run(T* out, const T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = exp_full_range(x[i]);
 }
+// sigmoid in float through the full-range vectorised exp, as sigmoid_of but without its branch:
+// with e = e^-|x| (never overflows), 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, picked by the
+// sign bit. The second keeps subnormal results for x < -87 (1 / (1 + e^-x) would give 0 there).
+// SiLU = x sigmoid(x).
+template <class T>
+EMBER_VECTOR_INLINE inline T sigmoid_vectorisable(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    const int32_t bits = std::bit_cast<int32_t>(v);
+    const float e = exp_float_full(-std::bit_cast<float>(bits & 0x7fffffff));
+    const float inv = 1.0f / (1.0f + e);
+    return select_bits(bits >> 31, e * inv, inv);
+  } else {
+    return sigmoid_of(v);
+  }
+}
+template <class T>
+EMBER_VECTOR_CLONES void sigmoid_run(T* out, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = sigmoid_vectorisable(x[i]);
+}
+template <class T>
+EMBER_VECTOR_CLONES void silu_run(T* out, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * sigmoid_vectorisable(x[i]);
+}
+template <class T>
+EMBER_VECTOR_CLONES void silu_backward_run(T* out, const T* g, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid_vectorisable(x[i]);
+    out[i] = g[i] * s * (T(1) + x[i] * (T(1) - s));
+  }
+}
 template <class T>
 EMBER_VECTOR_CLONES void gelu_run(T* out, const T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * normal_cdf(x[i]);
@@ -66,11 +96,13 @@ void unary_float(UnaryOp op, const Tensor& out, const Tensor& x, double a, doubl
     case UnaryOp::erf:
       return map1<T, T>(out, x, [](T v) { return std::erf(v); });
     case UnaryOp::sigmoid:
-      return map1<T, T>(out, x, [](T v) { return sigmoid_of(v); });
+      if constexpr (std::is_floating_point_v<T>) return map1_runs<T, T>(out, x, sigmoid_run<T>);
+      break;
     case UnaryOp::tanh:
       return map1<T, T>(out, x, [](T v) { return std::tanh(v); });
     case UnaryOp::silu:
-      return map1<T, T>(out, x, [](T v) { return v * sigmoid_of(v); });
+      if constexpr (std::is_floating_point_v<T>) return map1_runs<T, T>(out, x, silu_run<T>);
+      break;
     case UnaryOp::softplus:
       return map1<T, T>(out, x, [](T v) { return softplus_of(v); });
     case UnaryOp::logsigmoid:
@@ -210,10 +242,7 @@ void binary_float_backward(BinaryOp op, const Tensor& out, const Tensor& g, cons
     case BinaryOp::tanh_backward:
       return map2<T, T, T>(out, g, x, [](T gv, T y) { return gv * (T(1) - y * y); });
     case BinaryOp::silu_backward:
-      return map2<T, T, T>(out, g, x, [](T gv, T v) {
-        T s = sigmoid_of(v);
-        return gv * s * (T(1) + v * (T(1) - s));
-      });
+      return map2_runs<T, T, T>(out, g, x, silu_backward_run<T>);
     case BinaryOp::softplus_backward:
       return map2<T, T, T>(out, g, x, [](T gv, T v) { return gv * sigmoid_of(v); });
     case BinaryOp::gelu_backward:
