@@ -22,11 +22,6 @@ DType check_join_list(std::string_view op, const std::vector<Tensor>& tensors) {
   return dtype;
 }
 
-// The gradient slice for an input: in the input's own dtype when the output was promoted.
-Tensor grad_for(const Tensor& slice, DType input_dtype) {
-  return slice.dtype() == input_dtype ? slice : slice.to(input_dtype);
-}
-
 // PyTorch (and NumPy before it) let cat skip 1-D empty tensors whatever the other shapes are, a
 // convenience for building a result up from `empty({0})`.
 bool skipped_in_cat(const Tensor& t) { return t.dim() == 1 && t.numel() == 0; }
@@ -67,16 +62,12 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
 
   if (autograd::any_requires_grad(tensors)) {
     std::vector<int64_t> sizes;
-    std::vector<DType> dtypes;
-    for (const Tensor& t : tensors) {
-      sizes.push_back(t.dim() > dim ? t.size(dim) : 0);
-      dtypes.push_back(t.dtype());
-    }
+    for (const Tensor& t : tensors) sizes.push_back(t.dim() > dim ? t.size(dim) : 0);
+    // (a promoted gradient slice goes back to its input's dtype in the engine)
     autograd::record("cat", tensors, out, [=](const BackwardArgs& a) {
       Grads grads(starts.size());
       for (size_t i = 0; i < starts.size(); ++i)
-        if (a.needs(i) && starts[i] >= 0)
-          grads[i] = grad_for(a.grad().narrow(dim, starts[i], sizes[i]), dtypes[i]);
+        if (a.needs(i) && starts[i] >= 0) grads[i] = a.grad().narrow(dim, starts[i], sizes[i]);
       return grads;
     });
   }
@@ -98,12 +89,11 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   for (size_t i = 0; i < tensors.size(); ++i) copy_into(out.select(dim, static_cast<int64_t>(i)), tensors[i]);
 
   if (autograd::any_requires_grad(tensors)) {
-    std::vector<DType> dtypes;
-    for (const Tensor& t : tensors) dtypes.push_back(t.dtype());
+    const size_t n = tensors.size();
     autograd::record("stack", tensors, out, [=](const BackwardArgs& a) {
-      Grads grads(dtypes.size());
-      for (size_t i = 0; i < dtypes.size(); ++i)
-        if (a.needs(i)) grads[i] = grad_for(a.grad().select(dim, static_cast<int64_t>(i)), dtypes[i]);
+      Grads grads(n);
+      for (size_t i = 0; i < n; ++i)
+        if (a.needs(i)) grads[i] = a.grad().select(dim, static_cast<int64_t>(i));
       return grads;
     });
   }
