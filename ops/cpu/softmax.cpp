@@ -15,21 +15,6 @@ namespace {
 
 // ---- forward ----
 
-// Eight interleaved partial sums in double, so that the loop vectorises (one running sum is a
-// chain the compiler may not reorder); their order is fixed, so every vector width agrees.
-template <class T, class F>
-[[gnu::always_inline]] inline double sum_of(int64_t n, F term) {
-  constexpr int kLanes = 8;
-  double part[kLanes] = {};
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes)
-    for (int l = 0; l < kLanes; ++l) part[l] += static_cast<double>(term(k + l));
-  double s = 0;
-  for (; k < n; ++k) s += static_cast<double>(term(k));
-  for (int l = 0; l < kLanes; ++l) s += part[l];
-  return s;
-}
-
 // A row takes three vectorised passes (SSE2, AVX2 or AVX-512 clone): its max, the sum of
 // exp(x - max) with the branch-free exp of vector_math.h (float; libm's for double), the
 // outputs. (That exp flushes results below FLT_MIN to 0: softmax entries under 1e-38 are 0,
@@ -40,12 +25,11 @@ EMBER_VECTOR_CLONES void softmax_row(T* y, const T* x, int64_t n, bool log) {
 #pragma omp simd reduction(max : m)
   for (int64_t k = 1; k < n; ++k) m = std::max(m, x[k]);
   if (log) {
-    const double lse =
-        static_cast<double>(m) + std::log(sum_of<T>(n, [&](int64_t k) { return exp_of(x[k] - m); }));
+    const double lse = static_cast<double>(m) + std::log(sum_exp<double>(x, n, m));
     for (int64_t k = 0; k < n; ++k) y[k] = static_cast<T>(x[k] - lse);
   } else {
     for (int64_t k = 0; k < n; ++k) y[k] = exp_of(x[k] - m);
-    const T inv = static_cast<T>(1.0 / sum_of<T>(n, [&](int64_t k) { return y[k]; }));
+    const T inv = static_cast<T>(1.0 / sum_of<double>(n, [&](int64_t k) { return y[k]; }));
     for (int64_t k = 0; k < n; ++k) y[k] *= inv;
   }
 }
@@ -109,10 +93,11 @@ void softmax_cpu(const Tensor& out, const Tensor& in, int64_t dim, bool log) {
 template <class T>
 EMBER_VECTOR_CLONES void softmax_backward_row(T* gx, const T* g, const T* y, int64_t n, bool log) {
   if (log) {
-    const T sum_g = static_cast<T>(sum_of<T>(n, [&](int64_t k) { return g[k]; }));
+    const T sum_g = static_cast<T>(sum_of<double>(n, [&](int64_t k) { return g[k]; }));
     for (int64_t k = 0; k < n; ++k) gx[k] = g[k] - exp_of(y[k]) * sum_g;
   } else {
-    const T dot = static_cast<T>(sum_of<T>(n, [&](int64_t k) { return static_cast<double>(g[k]) * y[k]; }));
+    const T dot =
+        static_cast<T>(sum_of<double>(n, [&](int64_t k) { return static_cast<double>(g[k]) * y[k]; }));
     for (int64_t k = 0; k < n; ++k) gx[k] = y[k] * (g[k] - dot);
   }
 }

@@ -188,20 +188,27 @@ EMBER_VECTOR_INLINE inline double normal_pdf(double x) {
   return 0.39894228040143268 * std::exp(-0.5 * x * x);
 }
 
-// sum_c exp(x[c] - shift) over a contiguous row, accumulated in Acc. Eight interleaved partial
-// sums (added at the end) let the loop vectorise: one running sum would be a chain of dependent
-// additions that the compiler may not reorder. Inline into an EMBER_VECTOR_CLONES kernel for AVX2.
-template <class Acc, class T>
-EMBER_VECTOR_INLINE inline Acc sum_exp(const T* x, int64_t n, T shift) {
+// sum_k term(k) over k in [0, n), accumulated in Acc. Eight interleaved partial sums (added at the
+// end) let the loop vectorise: one running sum would be a chain of dependent additions that the
+// compiler may not reorder. Their order is fixed, so every vector width gives the same bits.
+// Inline into an EMBER_VECTOR_CLONES kernel.
+template <class Acc, class F>
+EMBER_VECTOR_INLINE inline Acc sum_of(int64_t n, F term) {
   constexpr int kLanes = 8;
   Acc part[kLanes] = {};
-  int64_t c = 0;
-  for (; c + kLanes <= n; c += kLanes)
-    for (int l = 0; l < kLanes; ++l) part[l] += static_cast<Acc>(exp_of(x[c + l] - shift));
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] += static_cast<Acc>(term(k + l));
   Acc sum = 0;
-  for (; c < n; ++c) sum += static_cast<Acc>(exp_of(x[c] - shift));
+  for (; k < n; ++k) sum += static_cast<Acc>(term(k));
   for (int l = 0; l < kLanes; ++l) sum += part[l];
   return sum;
+}
+
+// sum_c exp(x[c] - shift) over a contiguous row, accumulated in Acc.
+template <class Acc, class T>
+EMBER_VECTOR_INLINE inline Acc sum_exp(const T* x, int64_t n, T shift) {
+  return sum_of<Acc>(n, [&](int64_t c) { return exp_of(x[c] - shift); });
 }
 
 }  // namespace ember::cpu
