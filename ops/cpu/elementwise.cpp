@@ -25,9 +25,6 @@ inline T softplus_of(T x) {  // log(1 + e^x) without overflow
 }
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 
-// GELU(x) = x Phi(x) and its derivative Phi(x) + x phi(x), over contiguous runs. In float, Phi and
-// phi are the branch-free vector_math.h versions, so the loops vectorise (SSE2, AVX2, AVX-512 clones):
-// libm's scalar erff was the largest cost after the GEMMs in a transformer block's training step.
 // exp over contiguous runs; in float the branch-free full-range exp of vector_math.h (libm's expf
 // per element was 3x PyTorch's time).
 template <class T>
@@ -64,6 +61,9 @@ EMBER_VECTOR_CLONES void silu_backward_run(T* out, const T* g, const T* x, int64
     out[i] = g[i] * s * (T(1) + x[i] * (T(1) - s));
   }
 }
+// GELU(x) = x Phi(x) and its derivative Phi(x) + x phi(x), over contiguous runs. In float, Phi and
+// phi are the branch-free vector_math.h versions, so the loops vectorise (SSE2, AVX2, AVX-512 clones):
+// libm's scalar erff was the largest cost after the GEMMs in a transformer block's training step.
 template <class T>
 EMBER_VECTOR_CLONES void gelu_run(T* out, const T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * normal_cdf(x[i]);
