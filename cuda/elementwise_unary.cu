@@ -42,9 +42,9 @@ void unary_numeric(const KernelContext& ctx, UnaryOp op, const Tensor& out, cons
       return map([a, b] __device__(T v) {
         double d = static_cast<double>(v);
         if (dmath::isnan(d)) return v;
-        double lo = d < a ? a : d;  // std::max(d, a)
-        if constexpr (std::is_floating_point_v<T>)
-          return static_cast<T>(b < lo ? b : lo);  // std::min(lo, b)
+        double lo = d < a ? a : d;                  // std::max(d, a)
+        if constexpr (std::is_floating_point_v<T>)  // a NaN bound makes NaN, as on the CPU
+          return dmath::isnan(a) || dmath::isnan(b) ? static_cast<T>(a + b) : static_cast<T>(b < lo ? b : lo);
         else
           return integer_from<T>(b < lo ? b : lo);
       });

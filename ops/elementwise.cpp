@@ -59,7 +59,13 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha, s
   check_same_device(name, {a, b});
   DType compute = result_type(a, b);
   if (is_float_op(op) && !is_floating(compute)) compute = DType::float32;
-  if (compute == DType::boolean && !binary_returns_bool(op)) compute = DType::uint8;
+  if (compute == DType::boolean && !binary_returns_bool(op)) {
+    // bool arithmetic as in PyTorch: + and max are "or", * and min are "and" (computed in uint8,
+    // nonzero is true); a difference of bools has no such meaning
+    if (op == BinaryOp::sub) fail("{}: subtracting bool tensors is not supported (use logical_xor)", name);
+    return cast_raw(binary_raw(op, cast_raw(a, DType::uint8), cast_raw(b, DType::uint8), alpha, name),
+                    DType::boolean);
+  }
   if (compute == DType::bfloat16)  // operands are rounded to bfloat16 first, as in PyTorch (bf16 + int)
     return via_float32_raw(
         [&](const Tensor& x, const Tensor& y) { return binary_raw(op, x, y, alpha, name); },
@@ -158,8 +164,21 @@ Tensor pow(double base, const Tensor& e) {
       true);
 }
 
+namespace {
+// An integer (or bool) tensor clamped to a fractional or NaN bound leaves the integers, as in
+// PyTorch; an infinite bound is no bound (clamp_min / clamp_max pass one) and keeps the dtype.
+bool clamp_leaves_integers(double bound) {
+  return std::isfinite(bound) ? bound != std::floor(bound) : std::isnan(bound);
+}
+}  // namespace
+
+// min(max(x, lo), hi) as in PyTorch: lo > hi gives hi everywhere (and a zero gradient), a NaN
+// bound gives NaN.
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  if (lo > hi) fail("clamp: lower bound {} is greater than upper bound {}", lo, hi);
+  check_defined("clamp", x);
+  if (!is_floating(x.dtype()) && (clamp_leaves_integers(lo) || clamp_leaves_integers(hi)))
+    return clamp(x.to(DType::float32), lo, hi);
+  if (x.dtype() == DType::boolean) return clamp(x.to(DType::int64), lo, hi);  // bool and an int scalar: int64
   return unary_with_grad(
       "clamp", x, unary_raw(UnaryOp::clamp, x, lo, hi),
       [lo, hi](const Tensor& g, const Tensor& x, const Tensor&) {
@@ -421,7 +440,8 @@ Tensor& binary_inplace(Tensor& self, const char* name, BinaryOp op, const Tensor
         if (b != self.shape())
           fail("{}: operand of shape {} does not broadcast to {}", name, shape_str(other.shape()),
                shape_str(self.shape()));
-        if (self.dtype() == DType::bfloat16) {  // no bfloat16 kernel: compute aside, round into self
+        if (self.dtype() == DType::bfloat16 || self.dtype() == DType::boolean) {
+          // no bfloat16 or bool arithmetic kernel: compute aside, then round (or test) into self
           copy_into(self, binary_raw(op, self.detach(), other, alpha, name));
           return;
         }
@@ -477,7 +497,9 @@ Tensor& Tensor::div_(double v) {
   return scalar_inplace(*this, "div_", UnaryOp::affine, 1.0 / v, 0.0, [v](const Tensor& t) { return t / v; });
 }
 Tensor& Tensor::clamp_(double lo, double hi) {
-  if (lo > hi) fail("clamp_: lower bound {} is greater than upper bound {}", lo, hi);
+  if (!is_floating(dtype()) && (clamp_leaves_integers(lo) || clamp_leaves_integers(hi)))
+    fail("clamp_: the bounds [{}, {}] cannot be applied to a {} tensor in place (the result is float)", lo,
+         hi, dtype());
   return scalar_inplace(*this, "clamp_", UnaryOp::clamp, lo, hi,
                         [=](const Tensor& t) { return ember::clamp(t, lo, hi); });
 }

@@ -411,6 +411,63 @@ TEST(Elementwise, NaNAndEdgeGradientsFollowPyTorch) {
   EXPECT_EQ(where(tensor<bool>({true, false}), 2.0, tensor<int64_t>({1, 2})).dtype(), kInt64);
 }
 
+// Values from torch 1.13: torch.clamp(torch.tensor([1, 2, 3]), 0.5, 2.5) and so on.
+TEST(Elementwise, ClampFollowsPyTorch) {
+  auto check = [](Device device) {
+    SCOPED_TRACE(device.str());
+    const Tensor i = tensor<int64_t>({1, 2, 3}).to(device);
+    const Tensor fractional = clamp(i, 0.5, 2.5);  // a fractional bound leaves the integers
+    EXPECT_EQ(fractional.dtype(), kFloat32);
+    EXPECT_EQ(fractional.to(Device::cpu()).to_vector<float>(), (std::vector<float>{1, 2, 2.5f}));
+    const Tensor crossed = clamp(i, 3.0, 1.0);  // lo > hi: hi everywhere
+    EXPECT_EQ(crossed.dtype(), kInt64);
+    EXPECT_EQ(crossed.to(Device::cpu()).to_vector<int64_t>(), (std::vector<int64_t>{1, 1, 1}));
+    EXPECT_EQ(clamp_min(i, 2.0).dtype(), kInt64);  // an infinite bound is no bound
+    EXPECT_EQ(clamp(i, NAN, 2.0).dtype(), kFloat32);
+    const Tensor b = clamp(tensor<bool>({true, false}).to(device), 0.0, 1.0);  // bool + int scalar
+    EXPECT_EQ(b.dtype(), kInt64);
+    EXPECT_EQ(b.to(Device::cpu()).to_vector<int64_t>(), (std::vector<int64_t>{1, 0}));
+    const Tensor f = tensor<float>({1.0f, 5.0f}).to(device);
+    for (const Tensor& nan_bound : {clamp(f, NAN, 2.0), clamp(f, 0.0, NAN), clamp(i, 0.0, NAN)})
+      for (float v : nan_bound.to(Device::cpu()).to_vector<float>()) EXPECT_TRUE(std::isnan(v));
+
+    auto gradient = [&](double lo, double hi) {
+      Tensor x = tensor<double>({1.0, 2.0, 3.0}).to(device).requires_grad_();
+      clamp(x, lo, hi).sum().backward();
+      return x.grad().to(Device::cpu()).to_vector<double>();
+    };
+    EXPECT_EQ(gradient(3.0, 1.0), (std::vector<double>{0, 0, 0}));  // crossed: no input reaches the output
+    EXPECT_EQ(gradient(2.0, 2.0), (std::vector<double>{0, 1, 0}));  // x == lo == hi passes its gradient
+  };
+  check(Device::cpu());
+  if (cuda::is_available()) check(Device::cuda());
+}
+
+// torch 1.13: True + True is True (or), True * False is False (and), bool - bool is an error.
+TEST(Elementwise, BoolArithmeticStaysBoolLikePyTorch) {
+  auto check = [](Device device) {
+    SCOPED_TRACE(device.str());
+    const Tensor a = tensor<bool>({true, true, false, false}).to(device);
+    const Tensor b = tensor<bool>({true, false, true, false}).to(device);
+    auto values = [](const Tensor& t) {
+      EXPECT_EQ(t.dtype(), kBool);
+      return t.to(Device::cpu()).to_vector<bool>();
+    };
+    EXPECT_EQ(values(a + b), (std::vector<bool>{true, true, true, false}));
+    EXPECT_EQ(values(a * b), (std::vector<bool>{true, false, false, false}));
+    EXPECT_EQ(values(maximum(a, b)), (std::vector<bool>{true, true, true, false}));
+    EXPECT_EQ(values(minimum(a, b)), (std::vector<bool>{true, false, false, false}));
+    EMBER_EXPECT_THROW_MSG(a - b, "sub: subtracting bool tensors is not supported");
+    Tensor c = a.clone();
+    c += b;
+    EXPECT_EQ(values(c), (std::vector<bool>{true, true, true, false}));
+    c *= b;
+    EXPECT_EQ(values(c), (std::vector<bool>{true, false, true, false}));
+  };
+  check(Device::cpu());
+  if (cuda::is_available()) check(Device::cuda());
+}
+
 TEST(Elementwise, Errors) {
   Tensor a = ones({2, 3}), b = ones({4});
   EMBER_EXPECT_THROW_MSG(a + b, "add: shapes [2,3] and [4] cannot be broadcast");
@@ -418,7 +475,8 @@ TEST(Elementwise, Errors) {
   Tensor i = tensor<int64_t>({1, 2});
   EMBER_EXPECT_THROW_MSG(i.add_(tensor<float>({0.5f, 0.5f})), "cannot be written into a int64 tensor");
   EMBER_EXPECT_THROW_MSG(a.add_(ones({3, 3})), "add_: shapes [2,3] and [3,3] cannot be broadcast");
-  EMBER_EXPECT_THROW_MSG(clamp(a, 2.0, 1.0), "clamp: lower bound 2 is greater than upper bound 1");
+  EMBER_EXPECT_THROW_MSG(tensor<int64_t>({1}).clamp_(0.5, 2.0),
+                         "clamp_: the bounds [0.5, 2] cannot be applied to a int64 tensor in place");
   EMBER_EXPECT_THROW_MSG(where(a, a, a), "where: condition must be a bool tensor");
   EMBER_EXPECT_THROW_MSG(masked_fill(a, ones({2, 3}), 0.0), "masked_fill: mask must be a bool tensor");
   EMBER_EXPECT_THROW_MSG(Tensor() + a, "add: first operand is an undefined tensor");

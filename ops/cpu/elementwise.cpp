@@ -155,8 +155,9 @@ void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, dou
       return map1<T, T>(out, x, [a, b](T v) {
         double d = static_cast<double>(v);
         if (std::isnan(d)) return v;
-        if constexpr (std::is_floating_point_v<T>)
-          return static_cast<T>(std::min(std::max(d, a), b));
+        if constexpr (std::is_floating_point_v<T>)  // a NaN bound makes NaN (std::max would drop it)
+          return std::isnan(a) || std::isnan(b) ? std::numeric_limits<T>::quiet_NaN()
+                                                : static_cast<T>(std::min(std::max(d, a), b));
         else
           return integer_from<T>(std::min(std::max(d, a), b));
       });
