@@ -165,6 +165,28 @@ TEST(Idx, CorruptAndTruncatedGzip) {
                          short_data + ": byte offset 8 of the decompressed data: truncated");
 }
 
+// A gzipped IDX file is inflated only until it runs past the size its header promises: a gzip bomb
+// (a few MiB that inflate to GiB) behind a small header costs one 64 KiB chunk, not the whole stream.
+TEST(Idx, GzipStopsPastTheSizeTheHeaderPromises) {
+  TempDir dir("idx");
+  Bytes bomb = idx_bytes(0x08, {4}, {1, 2, 3, 4});
+  bomb.resize(bomb.size() + (1 << 20));  // 1 MiB that the header does not mention
+  const std::string path = write_file(dir.file("bomb.gz"), gzip_stored(bomb));
+  EMBER_EXPECT_THROW_MSG(data::read_idx(path), path +
+                                                   ": byte offset 12 of the decompressed data: unexpected "
+                                                   "bytes after the data of uint8 [4] (decompression "
+                                                   "stopped there)");
+  EMBER_EXPECT_THROW_MSG(data::read_idx_labels(path), "(decompression stopped there)");
+  // A malformed header stops the reading at once and is reported as such.
+  Bytes bad = bomb;
+  bad[2] = 0x42;
+  EMBER_EXPECT_THROW_MSG(data::read_idx(write_file(dir.file("bad.gz"), gzip_stored(bad))),
+                         "byte offset 2 of the decompressed data: unknown IDX element type code 0x42");
+  // A file exactly as long as its header says is read whole (the data check at its end included).
+  const Bytes exact = idx_bytes(0x08, {70000}, Bytes(70000, 7));
+  EXPECT_EQ(data::read_idx(write_file(dir.file("exact.gz"), gzip_stored(exact))).numel(), 70000);
+}
+
 TEST(Idx, MnistDatasetFromADirectory) {
   TempDir dir("mnist");
   Bytes pixels(3 * 2 * 2);

@@ -12,9 +12,14 @@ namespace {
 
 bool is_gzip(const std::vector<uint8_t>& b) { return b.size() >= 2 && b[0] == 0x1f && b[1] == 0x8b; }
 
-// Inflates every gzip member of `in` (a file may hold several, concatenated).
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, std::string_view op) {
-  std::vector<uint8_t> out;
+// Inflates every gzip member of `in` (a file may hold several, concatenated) into `file`, stopping
+// once it holds more than `size_from_header` allows.
+void gunzip(const std::vector<uint8_t>& in, FileBytes& file, std::string_view op,
+            const SizeFromHeader& size_from_header) {
+  const std::string& path = file.path;
+  std::vector<uint8_t>& out = file.bytes;
+  out.clear();
+  std::optional<uint64_t> limit;
   // The gzip trailer holds the uncompressed size mod 2^32: a good first guess for the buffer.
   if (in.size() >= 18) {
     size_t n = in.size();
@@ -35,6 +40,11 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     zs.avail_out = sizeof(chunk);
     int rc = inflate(&zs, Z_NO_FLUSH);
     out.insert(out.end(), chunk, chunk + (sizeof(chunk) - zs.avail_out));
+    if (size_from_header && !limit) limit = size_from_header(out);
+    if (limit && out.size() > *limit) {  // (the chunk that crossed it stays: the parser reads on to it)
+      file.complete = false;
+      break;
+    }
     uint64_t consumed = in.size() - zs.avail_in;
     if (rc == Z_STREAM_END) {
       if (zs.avail_in == 0) break;
@@ -53,7 +63,6 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
          message.empty() ? fmt::format("zlib error {}", rc) : message);
   }
   inflateEnd(&zs);
-  return out;
 }
 
 }  // namespace
@@ -63,7 +72,8 @@ std::string FileBytes::where(uint64_t offset) const {
                  : fmt::format("byte offset {}", offset);
 }
 
-FileBytes read_file_bytes(const std::string& path, std::string_view op) {
+FileBytes read_file_bytes(const std::string& path, std::string_view op,
+                          const SizeFromHeader& size_from_header) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open {}: {}", op, path, std::strerror(errno));
   FileBytes file;
@@ -76,8 +86,9 @@ FileBytes read_file_bytes(const std::string& path, std::string_view op) {
   if (size > 0 && !in.read(reinterpret_cast<char*>(file.bytes.data()), size))
     fail("{}: {}: read error after {} of {} bytes", op, path, in.gcount(), size);
   if (is_gzip(file.bytes)) {
-    file.bytes = gunzip(file.bytes, path, op);
+    const std::vector<uint8_t> compressed = std::move(file.bytes);
     file.gzipped = true;
+    gunzip(compressed, file, op, size_from_header);
   }
   return file;
 }

@@ -2,6 +2,9 @@
 // Whole-file reading for the data readers: gunzips transparently and gives a bounds-checked cursor
 // whose errors name the file and the byte offset. Internal to ember.
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,12 +17,23 @@ struct FileBytes {
   std::string path;
   std::vector<uint8_t> bytes;  // decompressed when the file was gzipped
   bool gzipped = false;
+  // false when decompression stopped early, past the size the file's header promises: `bytes`
+  // then holds more than that (up to 64 KiB more), but not the whole stream
+  bool complete = true;
   // "byte offset 16" or, for a gzipped file, "byte offset 16 of the decompressed data"
   std::string where(uint64_t offset) const;
 };
 
-// Reads `path` completely; a gzip stream (magic 1f 8b) is decompressed. Errors start with `op`.
-FileBytes read_file_bytes(const std::string& path, std::string_view op);
+// For formats whose header gives the length of the whole file: that length, from the first
+// (decompressed) bytes, or nullopt while they are too few to tell. A bound on what is worth
+// inflating, so that a small gzip bomb (deflate expands up to 1032:1) behind a header that promises
+// little is not inflated in full; a malformed header may give 0 (stop at once, the parser reports it).
+using SizeFromHeader = std::function<std::optional<uint64_t>(std::span<const uint8_t> prefix)>;
+
+// Reads `path` completely; a gzip stream (magic 1f 8b) is decompressed, only until it runs past
+// what `size_from_header` allows when that is given. Errors start with `op`.
+FileBytes read_file_bytes(const std::string& path, std::string_view op,
+                          const SizeFromHeader& size_from_header = {});
 
 // Sequential big-endian reads that never run past the end: a short read throws
 // "op: path: truncated at byte offset N: expected <what> (k bytes), but the file ends at M".

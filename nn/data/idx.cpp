@@ -32,7 +32,8 @@ struct IdxHeader {
   uint64_t data_offset;
 };
 
-IdxHeader parse_header(ByteCursor& in) {
+// The header's fields; parse_header also checks the data against them.
+IdxHeader read_header(ByteCursor& in) {
   const uint8_t* magic = in.take(4, "the 4-byte IDX magic number");
   if (magic[0] != 0 || magic[1] != 0)
     in.fail_at(0, "bad magic number 0x{:02x}{:02x}{:02x}{:02x}: an IDX file starts with two zero bytes",
@@ -57,7 +58,18 @@ IdxHeader parse_header(ByteCursor& in) {
     h.shape.push_back(size);
   }
   h.data_offset = in.offset();
-  const uint64_t need = static_cast<uint64_t>(h.numel * type->bytes);
+  return h;
+}
+
+uint64_t data_bytes(const IdxHeader& h) { return static_cast<uint64_t>(h.numel * h.type.bytes); }
+
+IdxHeader parse_header(ByteCursor& in, const FileBytes& file) {
+  const IdxHeader h = read_header(in);
+  const IdxType* type = &h.type;
+  const uint64_t need = data_bytes(h);
+  if (!file.complete)
+    in.fail_at(h.data_offset + need, "unexpected bytes after the data of {} {} (decompression stopped there)",
+               type->name, shape_str(h.shape));
   if (in.remaining() < need)
     in.fail_at(h.data_offset, "truncated: the header ({} {}) promises {} data bytes, but only {} remain",
                type->name, shape_str(h.shape), need, in.remaining());
@@ -65,6 +77,25 @@ IdxHeader parse_header(ByteCursor& in) {
     in.fail_at(h.data_offset + need, "{} unexpected bytes after the data of {} {}", in.remaining() - need,
                type->name, shape_str(h.shape));
   return h;
+}
+
+// The length of the whole file its header promises (see SizeFromHeader); 0 for a malformed header.
+detail::SizeFromHeader idx_size(const std::string& path, std::string_view op) {
+  return [path, op](std::span<const uint8_t> prefix) -> std::optional<uint64_t> {
+    if (prefix.size() < 4 || prefix.size() < 4 + 4 * static_cast<size_t>(prefix[3])) return std::nullopt;
+    const FileBytes head{path, {prefix.begin(), prefix.begin() + 4 + 4 * prefix[3]}, true};
+    ByteCursor in(head, op);
+    try {
+      const IdxHeader h = read_header(in);
+      return h.data_offset + data_bytes(h);
+    } catch (const Error&) {
+      return 0;  // parse_header reports it, with the same message, on the bytes read so far
+    }
+  };
+}
+
+FileBytes read_idx_file(const std::string& path, std::string_view op) {
+  return detail::read_file_bytes(path, op, idx_size(path, op));
 }
 
 template <class T>
@@ -127,9 +158,9 @@ Tensor decode(const IdxHeader& h, const uint8_t* data) {
 // Reads a uint8 IDX file of exactly `ndim` dimensions and returns its header and bytes.
 std::pair<IdxHeader, FileBytes> read_uint8_idx(const std::string& path, int ndim, const char* op,
                                                const char* what) {
-  FileBytes file = detail::read_file_bytes(path, op);
+  FileBytes file = read_idx_file(path, op);
   ByteCursor in(file, op);
-  IdxHeader h = parse_header(in);
+  IdxHeader h = parse_header(in, file);
   if (h.type.code != 0x08 || static_cast<int>(h.shape.size()) != ndim)
     in.fail_at(2, "expected {} (a {}-d uint8 IDX file, magic 0x0000080{}), got a {}-d {} file of shape {}",
                what, ndim, ndim, h.shape.size(), h.type.name, shape_str(h.shape));
@@ -139,9 +170,9 @@ std::pair<IdxHeader, FileBytes> read_uint8_idx(const std::string& path, int ndim
 }  // namespace
 
 Tensor read_idx(const std::string& path) {
-  FileBytes file = detail::read_file_bytes(path, "read_idx");
+  FileBytes file = read_idx_file(path, "read_idx");
   ByteCursor in(file, "read_idx");
-  IdxHeader h = parse_header(in);
+  IdxHeader h = parse_header(in, file);
   return decode(h, file.bytes.data() + h.data_offset);
 }
 
