@@ -6,7 +6,7 @@
 //                     ..., "__metadata__": {"<key>": "<string>", ...}}
 //   [rest]     the tensors' raw little-endian bytes; offsets are relative to the end of the header
 //
-// dtypes: F32, F64, I64, I32, U8, BOOL. A module's state dict saved here uses PyTorch's key names,
+// dtypes: F32, F64, BF16, I64, I32, U8, BOOL. A module's state dict saved here uses PyTorch's key names,
 // so `model.load_state_dict(safetensors.torch.load_file(path))` reads it in PyTorch, and a file
 // that PyTorch wrote loads into the same ember model.
 //

@@ -1,6 +1,6 @@
 #pragma once
 // Element types. Every tensor has exactly one; binary ops promote their operands to a common
-// type first (bool < uint8 < int32 < int64 < float32 < float64), so kernels see one type.
+// type first (bool < uint8 < int32 < int64 < bfloat16 < float32 < float64), so kernels see one type.
 #include <bit>
 #include <cstddef>
 #include <cstdint>
