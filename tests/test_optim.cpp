@@ -169,6 +169,42 @@ TEST(Optim, SkipsParametersWithoutGradients) {
   EXPECT_FALSE(a.grad().defined());
 }
 
+// Module::to converts parameters in place after the optimizer made their state (float32 here):
+// the next step moves the state along (the fused kernels read every operand with the parameter's
+// dtype; a float32 buffer read as float64 was garbage and out of bounds). Expected: PyTorch 1.13
+// with the state cast the same way, model.double(); opt.load_state_dict(opt.state_dict()).
+TEST(Optim, StateFollowsModuleTo) {
+  auto run = [](Optimizer& opt, nn::Linear& m) {
+    m.weight.set_grad(tensor<float>({0.5f, -1.0f, 2.0f}, Shape{1, 3}));
+    opt.step();
+    opt.zero_grad();
+    m.to(DType::float64);
+    m.weight.set_grad(tensor<double>({0.25, 0.5, -1.0}, Shape{1, 3}));
+    opt.step();
+  };
+  {
+    nn::Linear m(3, 1, false);
+    set_values(m.weight, {1, -2, 3});
+    Adam adam(m.parameters(), AdamOptions{0.1});
+    run(adam, m);
+    EXPECT_TRUE(tensors_close(
+        m.weight, tensor<double>({0.8067820751179764, -1.8733662721419926, 2.8733663911828105}, Shape{1, 3}),
+        1e-12));
+    EXPECT_EQ(adam.state_dict().tensors.at("state.0.exp_avg_sq").dtype(), DType::float64);
+    EXPECT_EQ(adam.state_dict().tensors.at("state.0.step").dtype(), DType::int64);
+  }
+  {
+    nn::Linear m(3, 1, false);
+    set_values(m.weight, {1, -2, 3});
+    SGD sgd(m.parameters(), SGDOptions{0.1, 0.9});
+    run(sgd, m);
+    EXPECT_TRUE(tensors_close(
+        m.weight, tensor<double>({0.8799999880790711, -1.859999976158142, 2.719999952316284}, Shape{1, 3}),
+        1e-12));
+    EXPECT_EQ(sgd.state_dict().tensors.at("state.0.momentum_buffer").dtype(), DType::float64);
+  }
+}
+
 // ---- state dicts ----
 
 TEST(Optim, StateDictKeysAndResume) {
@@ -436,6 +472,26 @@ TEST(ClipGrad, NormAndValue) {
   EXPECT_TRUE(tensors_close(a.grad(), tensor<double>({3, -3.5}), 0));
   EXPECT_TRUE(tensors_close(b.grad(), tensor<double>({3.5}), 0));
   EMBER_EXPECT_THROW_MSG(clip_grad_value_({a}, -1.0), "clip_value must be non-negative");
+}
+
+// A NaN in any gradient makes the norm NaN; without error_if_nonfinite every gradient is then
+// scaled by NaN, as torch.nn.utils.clip_grad_norm_ does (its clamp(max = 1) keeps the NaN). An
+// infinite norm scales by 0 (inf * 0 = NaN for the infinite element itself).
+TEST(ClipGrad, NonFiniteNormScalesByNaN) {
+  Tensor a = zeros({2}).requires_grad_(), b = zeros({1}).requires_grad_();
+  a.set_grad(tensor<float>({NAN, 1}));
+  b.set_grad(tensor<float>({12}));
+  EXPECT_TRUE(std::isnan(clip_grad_norm_({a, b}, 0.5)));
+  for (const Tensor& g : {a.grad(), b.grad()})
+    for (float v : g.to_vector<float>()) EXPECT_TRUE(std::isnan(v)) << v;
+
+  a.set_grad(tensor<float>({INFINITY, 1}));
+  b.set_grad(tensor<float>({12}));
+  EXPECT_EQ(clip_grad_norm_({a, b}, 0.5), INFINITY);
+  std::vector<float> ga = a.grad().to_vector<float>();
+  EXPECT_TRUE(std::isnan(ga[0]));
+  EXPECT_EQ(ga[1], 0.0f);
+  EXPECT_EQ(b.grad().to_vector<float>()[0], 0.0f);
 }
 
 }  // namespace

@@ -34,7 +34,9 @@ double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
         "clip_grad_norm_: the total norm of order {} of the gradients is non-finite ({}), so they cannot be "
         "clipped",
         norm_type, total);
-  const double coef = std::min(1.0, max_norm / (total + 1e-6));
+  // A NaN norm must scale by NaN (PyTorch's clamp(max = 1) keeps it); std::min(1.0, NaN) is 1.0.
+  const double ratio = max_norm / (total + 1e-6);
+  const double coef = std::isnan(ratio) ? ratio : std::min(1.0, ratio);
   for (Tensor& g : grads) g.mul_(coef);
   return total;
 }

@@ -37,6 +37,11 @@ void Optimizer::update_params_with_grads(const ParamUpdate& update) {
         fail("{}.step: gradient ({} {} on {}) does not match its parameter ({} {} on {})", name(),
              shape_str(grad.shape()), grad.dtype(), grad.device(), shape_str(p.shape()), p.dtype(),
              p.device());
+      // State made before the parameter was converted in place (Module::to) follows it, as in
+      // load_state_dict: the fused kernels read every operand with the parameter's dtype and device.
+      for (auto& [n, t] : state_[g][i])
+        if (n != "step" && (t.dtype() != p.dtype() || t.device() != p.device()))
+          t = t.to(p.device(), p.dtype());
       update(g, i, p, grad);
       p.impl()->bump_version();
     }

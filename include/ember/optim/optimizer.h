@@ -4,6 +4,8 @@
 // An optimizer holds parameter groups, each with its own options (learning rate, ...), and
 // per-parameter state (momentum buffers, moment estimates) created on the first step. step()
 // updates every parameter that has a gradient with one fused kernel per parameter.
+// State follows its parameter when Module::to converts the parameter in place: the next step
+// moves it to the parameter's dtype and device.
 //
 // State dict key scheme (what state_dict() returns and checkpoints store):
 //   tensors   "state.<i>.<name>"        state tensor <name> of parameter i, where i counts the
@@ -66,8 +68,9 @@ class Optimizer {
   // The state of parameter `index` of `group` (name -> tensor), empty before its first step.
   std::map<std::string, Tensor>& state(size_t group, size_t index) { return state_[group][index]; }
   // The walk every step() shares: with grad mode off, calls update(group, index, param, grad) for each
-  // parameter that has a gradient (after checking it matches the parameter), then bumps the
-  // parameter's version so tensors saved for backward notice the in-place update.
+  // parameter that has a gradient (after checking it matches the parameter and moving its state,
+  // but the step count, to the parameter's dtype and device if the parameter was converted since),
+  // then bumps the parameter's version so tensors saved for backward notice the in-place update.
   using ParamUpdate =
       std::function<void(size_t group, size_t index, const Tensor& param, const Tensor& grad)>;
   void update_params_with_grads(const ParamUpdate& update);
