@@ -33,17 +33,20 @@ void gemm_rowmajor(int device, bool trans_a, bool trans_b, int64_t m, int64_t n,
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   if constexpr (std::is_same_v<T, float>) {
-    // TF32 tensor cores (inputs rounded to 10 mantissa bits) only when the user allowed them.
-    EMBER_CUBLAS_CHECK(cublasSetMathMode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // TF32 tensor cores (inputs rounded to 10 mantissa bits) only when the user allowed them. The
+    // choice travels with each call as its compute type, rather than as the handle's math mode:
+    // the handle is shared, and a mode set on it would be state that another caller could change
+    // between our setting it and our GEMM.
+    const cublasComputeType_t compute = allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     if (batch == 1) {
-      EMBER_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, in, im, ik, &alpha, b, ildb, a, ilda, &beta, c, ildc));
+      EMBER_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F, ildb, a, CUDA_R_32F,
+                                      ilda, &beta, c, CUDA_R_32F, ildc, compute, CUBLAS_GEMM_DEFAULT));
     } else {
-      EMBER_CUBLAS_CHECK(cublasSgemmStridedBatched(h, op_b, op_a, in, im, ik, &alpha, b, ildb, stride_b, a,
-                                                   ilda, stride_a, &beta, c, ildc, stride_c,
-                                                   cublas_int(batch, "batch")));
+      EMBER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          h, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F, ildb, stride_b, a, CUDA_R_32F, ilda, stride_a,
+          &beta, c, CUDA_R_32F, ildc, stride_c, cublas_int(batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
     }
-  } else {
-    EMBER_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+  } else {  // (TF32 never applies to double)
     if (batch == 1) {
       EMBER_CUBLAS_CHECK(cublasDgemm(h, op_b, op_a, in, im, ik, &alpha, b, ildb, a, ilda, &beta, c, ildc));
     } else {

@@ -4,6 +4,7 @@
 // suites (the harness's CudaParity tests); the tests here add large inputs that take the
 // kernels' other code paths (vectorised loads, 2-pass reductions).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "harness.h"
@@ -161,6 +162,29 @@ TEST(CudaRuntime, PhiloxStreamIsTheCpuStream) {
 }
 
 // Large enough for the vectorised path, the 2-pass reductions and 64-bit-free index math.
+// TF32 rounds GEMM inputs to 10 mantissa bits: products lose about 3 decimal digits. It must apply
+// exactly while allowed (each float32 GEMM carries the choice as its compute type, the shared
+// cuBLAS handle holds no mode that could outlive the switch).
+TEST(CudaRuntime, Tf32ChangesFloat32GemmsOnlyWhileAllowed) {
+  REQUIRE_GPU();
+  const Tensor a = R({256, 256}, -1, 1, 3, false), b = R({256, 256}, -1, 1, 4, false);
+  const Tensor exact = matmul(a, b);  // float64 on the CPU
+  const Tensor a32 = a.to(Device::cuda(), kFloat32), b32 = b.to(Device::cuda(), kFloat32);
+  auto gap = [&](const Tensor& product) { return relative_gap(product.to(Device::cpu(), kFloat64), exact); };
+  cuda::set_allow_tf32(true);
+  const double with_tf32 = gap(matmul(a32, b32));
+  const double batched_tf32 = gap(matmul(a32.unsqueeze(0).expand({2, 256, 256}), b32)[1]);
+  cuda::set_allow_tf32(false);
+  const double without = gap(matmul(a32, b32));
+  const double batched =
+      gap(matmul(a32.unsqueeze(0).expand({2, 256, 256}), b32.unsqueeze(0).expand({2, 256, 256}))[1]);
+  EXPECT_LT(without, 1e-5);  // float32 accumulation of float32 products
+  EXPECT_LT(batched, 1e-5);
+  EXPECT_LT(with_tf32, 1e-2);
+  std::printf("float32 GEMM relative gap to float64: %.2e without TF32, %.2e (batched %.2e) with\n", without,
+              with_tf32, batched_tf32);
+}
+
 TEST(CudaRuntime, LargeElementwiseMatchesCpu) {
   REQUIRE_GPU();
   Tensor a = R({513, 1031}, -2, 2, 1, false).to(kFloat32), b = R({1031}, -2, 2, 2, false).to(kFloat32);
