@@ -95,6 +95,20 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 }
 
 namespace {
+// A view taken before an in-place op that autograd recorded on its base (which gave the base a
+// new grad_fn) still leads to the base's old history: PyTorch rebases such a view onto the new
+// one, ember does not. Its values are the new ones, though, so recording an op on it (or running
+// backward from it) would silently produce the gradient of a different function; refuse instead.
+void check_view_current(const Tensor& t, std::string_view op) {
+  const TensorImpl* impl = t.impl();
+  if (impl->is_view && impl->history_version != impl->storage->history_version.load())
+    fail(
+        "{}: a view of shape {} was taken before its base was modified in place by an op that autograd "
+        "recorded; ember does not move views onto the base's new history (PyTorch does): take the view "
+        "again after the in-place op",
+        op, shape_str(t.shape()));
+}
+
 // A gradient has its input's dtype, as in PyTorch: an op that promoted float32 and float64 inputs
 // to a float64 result sends the float32 input a float32 gradient (which its optimizer expects).
 Tensor in_dtype_of_input(const Tensor& grad, DType input_dtype) {
@@ -108,6 +122,12 @@ std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
         "{}: trying to backward through the graph a second time (its saved tensors were freed); "
         "pass retain_graph = true to the first backward",
         name_);
+  // No gradient reached any output (a consumer returned none, e.g. a custom function's backward):
+  // then none flows on either, as in PyTorch's generated nodes, instead of handing the formula
+  // undefined tensors to compute with.
+  bool any_defined = false;
+  for (const Tensor& g : grad_outputs) any_defined = any_defined || g.defined();
+  if (!any_defined) return std::vector<Tensor>(needs_.size());
   std::vector<Tensor> grads = fn_(BackwardArgs{grad_outputs, needs_});
   if (grads.size() != needs_.size())
     fail("{}: backward returned {} gradients for {} inputs", name_, grads.size(), needs_.size());
@@ -132,6 +152,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
   std::vector<DType> dtypes(inputs.size(), DType::float32);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) continue;
+    check_view_current(inputs[i], name);
     edges[i] = gradient_edge(inputs[i]);
     needs[i] = edges[i].valid();
     shapes[i] = inputs[i].shape();
@@ -201,6 +222,13 @@ class CustomNode final : public Node {
   std::string name() const override { return ctx_ ? ctx_->name_ : "CustomFunction"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override {
     if (!fn_) fail("{}: trying to backward through the graph a second time", name());
+    // An output nothing flowed into reaches backward as zeros, as in LibTorch (materialize_grads).
+    if (ctx_->materialize_grads_)
+      for (size_t i = 0; i < grad_outputs.size() && i < outputs_.size(); ++i)
+        if (!grad_outputs[i].defined() && outputs_[i].defined) {
+          NoGradGuard no_grad;
+          grad_outputs[i] = zeros(outputs_[i].shape, outputs_[i].options);
+        }
     std::vector<Tensor> grads = fn_(ctx_.get(), std::move(grad_outputs));
     if (grads.size() != arg_is_tensor_.size())
       fail("{}: backward returned {} gradients but forward took {} arguments", name(), grads.size(),
@@ -222,6 +250,12 @@ class CustomNode final : public Node {
     fn_ = nullptr;
     ctx_->saved_.clear();
   }
+  struct OutputInfo {
+    bool defined = false;
+    Shape shape;
+    TensorOptions options;
+  };
+  std::vector<OutputInfo> outputs_;
 
  private:
   std::shared_ptr<AutogradContext> ctx_;
@@ -239,6 +273,7 @@ std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, Bac
   std::vector<Shape> shapes;
   std::vector<DType> dtypes;
   for (const Tensor& t : inputs) {
+    if (t.defined()) check_view_current(t, ctx->name_);
     edges.push_back(t.defined() ? gradient_edge(t) : Edge{});
     shapes.push_back(t.defined() ? t.shape() : Shape{});
     dtypes.push_back(t.defined() ? t.dtype() : DType::float32);
@@ -247,6 +282,26 @@ std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, Bac
                                            std::move(shapes), std::move(dtypes));
   node->set_next_edges(std::move(edges));
   return node;
+}
+
+void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& outputs,
+                        const std::vector<Tensor>& inputs) {
+  auto& custom = static_cast<CustomNode&>(*node);
+  node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+  custom.outputs_.assign(outputs.size(), {});
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    Tensor& out = outputs[i];
+    if (!out.defined()) continue;
+    // Giving an input itself a grad_fn would turn the caller's tensor (a leaf, say) into this
+    // node's output, its history then leading through a node that frees itself after one backward.
+    for (const Tensor& in : inputs)
+      if (in.defined() && out.is_same(in)) {
+        out = make_view(in, in.shape(), in.strides(), in.storage_offset());
+        break;
+      }
+    custom.outputs_[i] = {true, out.shape(), out.options()};
+    if (out.is_floating_point()) set_history(out, node, static_cast<uint32_t>(i));  // others: no gradient
+  }
 }
 }  // namespace detail
 
@@ -282,6 +337,7 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
       fail("backward: gradient of shape {} does not match output of shape {}", shape_str(g.shape()),
            shape_str(out.shape()));
     }
+    check_view_current(out, "backward");
     Edge e = gradient_edge(out);
     Pending& p = pending[e.fn.get()];
     p.grads.resize(e.fn->num_outputs());

@@ -34,6 +34,10 @@ struct Storage {
   Device device;
   Allocator* allocator = nullptr;
   std::atomic<uint64_t> version{0};
+  // Bumped when an in-place op that autograd records gives the tensor on this memory a new
+  // grad_fn. A view remembers the value from when it was taken; once they differ the view's own
+  // grad_fn is stale and autograd refuses to use it (check_view_current, core/autograd.cpp).
+  std::atomic<uint64_t> history_version{0};
 };
 
 }  // namespace ember

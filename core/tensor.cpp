@@ -166,6 +166,9 @@ Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
   Tensor v = make_tensor(base.impl()->storage, offset, std::move(shape), std::move(strides), base.dtype());
   v.impl()->is_view = true;
+  // A view of a view inherits its base's (possibly stale) history version.
+  const TensorImpl* b = base.impl();
+  v.impl()->history_version = b->is_view ? b->history_version : b->storage->history_version.load();
   return v;
 }
 

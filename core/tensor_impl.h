@@ -26,7 +26,8 @@ struct TensorImpl {
   DType dtype = DType::float32;
   int64_t numel = 0;
   bool contiguous = true;
-  bool is_view = false;  // shares storage with a tensor it was derived from
+  bool is_view = false;                    // shares storage with a tensor it was derived from
+  uint64_t history_version = 0;            // views: the storage's history_version when taken (see storage.h)
   std::unique_ptr<AutogradMeta> autograd;  // allocated on first use
 
   void* data() const {

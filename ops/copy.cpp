@@ -146,6 +146,9 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
          shape_str(result.shape()), shape_str(self.shape()));
   copy_into(self, result.detach());
   self.impl()->bump_version();
+  // self gets a new history below; views of it taken before now keep the old one (see
+  // Storage::history_version), so autograd will refuse them.
+  if (self.requires_grad() || result.requires_grad()) self.impl()->storage->history_version.fetch_add(1);
   AutogradMeta& meta = self.impl()->meta();
   meta.requires_grad = result.requires_grad();
   meta.grad_fn = result.grad_fn();

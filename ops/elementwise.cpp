@@ -360,10 +360,9 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x);
   check_defined("masked_fill", mask, "mask");
   if (mask.dtype() != DType::boolean) fail("masked_fill: mask must be a bool tensor, got {}", mask.dtype());
-  Shape b = broadcast_shapes(x.shape(), mask.shape(), "masked_fill");
-  if (b != x.shape())
-    fail("masked_fill: mask of shape {} does not broadcast to input of shape {}", shape_str(mask.shape()),
-         shape_str(x.shape()));
+  // Out of place, x and mask broadcast against each other, as in PyTorch (x [3] with a mask [2, 3]
+  // gives [2, 3]); masked_fill_ below needs the result to keep x's shape.
+  broadcast_shapes(x.shape(), mask.shape(), "masked_fill");
   return where(mask, full({}, value, x.options()), x);
 }
 
@@ -504,6 +503,11 @@ Tensor& Tensor::clamp_(double lo, double hi) {
                         [=](const Tensor& t) { return ember::clamp(t, lo, hi); });
 }
 Tensor& Tensor::masked_fill_(const Tensor& mask, double value) {
+  check_defined("masked_fill_", *this);
+  check_defined("masked_fill_", mask, "mask");
+  if (broadcast_shapes(shape(), mask.shape(), "masked_fill_") != shape())
+    fail("masked_fill_: mask of shape {} does not broadcast to input of shape {}", shape_str(mask.shape()),
+         shape_str(shape()));
   return apply_inplace(
       *this, "masked_fill_", [&] { copy_into(*this, ember::masked_fill(this->detach(), mask, value)); },
       [&](const Tensor& t) { return ember::masked_fill(t, mask, value); },

@@ -28,8 +28,8 @@ Shape infer_shape(const Shape& shape, int64_t numel, std::string_view op) {
       infer = static_cast<int64_t>(i);
     } else if (out[i] < 0) {
       fail("{}: invalid dimension {} in {}", op, out[i], shape_str(shape));
-    } else {
-      known *= out[i];
+    } else if (__builtin_mul_overflow(known, out[i], &known)) {
+      fail("{}: shape {} is invalid for input of size {}", op, shape_str(shape), numel);
     }
   }
   if (infer >= 0) {
@@ -118,9 +118,9 @@ Tensor Tensor::permute(const Shape& dims) const {
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   check_defined("transpose", *this, "self");
-  if (dim() == 0) return *this;
-  d0 = wrap_dim(d0, dim(), "transpose");
+  d0 = wrap_dim(d0, dim(), "transpose");  // a 0-d tensor accepts dims 0 and -1, as in PyTorch
   d1 = wrap_dim(d1, dim(), "transpose");
+  if (dim() == 0) return *this;
   Shape perm(dim());
   std::iota(perm.begin(), perm.end(), 0);
   std::swap(perm[d0], perm[d1]);
@@ -146,8 +146,8 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
   check_defined("squeeze", *this, "self");
+  d = wrap_dim(d, dim(), "squeeze");  // a 0-d tensor accepts dims 0 and -1, as in PyTorch
   if (dim() == 0) return *this;
-  d = wrap_dim(d, dim(), "squeeze");
   if (shape()[d] != 1) return *this;
   Shape shape = this->shape(), strides = this->strides();
   shape.erase(shape.begin() + d);
@@ -228,7 +228,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
   int64_t n = shape()[d];
   if (start < 0) start += n;
-  if (start < 0 || length < 0 || start + length > n)
+  if (start < 0 || start > n || length < 0 || length > n - start)  // (start + length could overflow)
     fail("narrow: start {} + length {} out of range for dim {} of size {}", start, length, d, n);
   return slice(d, start, start + length);
 }

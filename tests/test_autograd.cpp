@@ -222,3 +222,118 @@ TEST(Autograd, GradientsHaveTheirInputsDtype) {
 
 }  // namespace
 }  // namespace ember::testing
+
+// ---- PyTorch parity of graph edge cases (values from PyTorch 1.13) ----
+namespace ember::testing {
+namespace {
+
+struct DropsGradient : autograd::Function<DropsGradient> {
+  static Tensor forward(autograd::AutogradContext*, const Tensor& x) { return x * 2.0; }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor>) { return {Tensor()}; }
+};
+
+// A node that receives no gradient at all passes none on (PyTorch: x.grad is None); it used to
+// run mul's formula on an undefined tensor and throw.
+TEST(Autograd, NodeReachedByNoGradientPassesNoneOn) {
+  Tensor x = T({1, 2, 3}, {3});
+  Tensor a = x * 1.5;
+  DropsGradient::apply(a).sum().backward();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+struct Identity : autograd::Function<Identity> {
+  static Tensor forward(autograd::AutogradContext*, const Tensor& x) { return x; }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor> g) { return {g[0]}; }
+};
+struct SecondArg : autograd::Function<SecondArg> {
+  static Tensor forward(autograd::AutogradContext*, const Tensor&, const Tensor& b) { return b; }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor> g) {
+    return {g[0], Tensor()};
+  }
+};
+
+// forward returning an input as it is must not turn that input into the node's output: x stays a
+// leaf and can be used again (it used to get the node as grad_fn, so the next backward went
+// through the freed node and threw), and a constant input does not start requiring grad.
+TEST(Autograd, CustomFunctionReturningItsInputLeavesTheInputAlone) {
+  Tensor x = T({1, 2}, {2});
+  Tensor y = Identity::apply(x);
+  EXPECT_FALSE(y.is_same(x));
+  EXPECT_TRUE(x.is_leaf());
+  (y * y).sum().backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 4}));
+  (x * x).sum().backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{4, 8}));
+  Tensor c = tensor<double>({5, 6});
+  Tensor z = SecondArg::apply(x, c);
+  EXPECT_FALSE(c.requires_grad());
+  EXPECT_TRUE(c.is_leaf());
+  EXPECT_TRUE(z.requires_grad());
+  EXPECT_EQ(z.to_vector<double>(), (std::vector<double>{5, 6}));
+}
+
+struct Argsort : autograd::Function<Argsort> {
+  static Tensor forward(autograd::AutogradContext*, const Tensor& x) { return x.argsort(); }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor>) { return {Tensor()}; }
+};
+
+TEST(Autograd, CustomFunctionIntegerOutputDoesNotRequireGrad) {
+  Tensor i = Argsort::apply(T({3, 1, 2}, {3}));
+  EXPECT_FALSE(i.requires_grad());
+  EXPECT_EQ(i.to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 0}));
+}
+
+struct TwoOutputs : autograd::Function<TwoOutputs> {
+  static std::vector<Tensor> forward(autograd::AutogradContext* ctx, const Tensor& x, double materialize) {
+    ctx->set_materialize_grads(materialize != 0);
+    return {x * 2.0, x * 3.0};
+  }
+  static std::vector<Tensor> backward(autograd::AutogradContext*, std::vector<Tensor> g) {
+    if (!g[0].defined()) return {g[1] * 3.0 + 100.0, Tensor()};  // marks "saw undefined"
+    return {g[0] * 2.0 + g[1] * 3.0, Tensor()};
+  }
+};
+
+// As in LibTorch, an output that got no gradient reaches backward as zeros (PyTorch: g0 = [0, 0],
+// x.grad = [3, 3]); set_materialize_grads(false) hands it over undefined.
+TEST(Autograd, CustomFunctionUnusedOutputGetsZeros) {
+  Tensor x = T({1, 2}, {2});
+  TwoOutputs::apply(x, 1.0)[1].sum().backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 3}));
+  Tensor w = T({1, 2}, {2});
+  TwoOutputs::apply(w, 0.0)[1].sum().backward();
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{103, 103}));
+}
+
+// PyTorch moves a view onto its base's new history after a recorded in-place op on the base
+// (x = [1, 2], a = x * 1, v = a[0], a.mul_(2), v.backward() gives x.grad = [2, 0]). ember does
+// not, and silently gave [1, 0]; now using such a view is an error. Views used before the
+// in-place op, views taken after it, and in-place ops that autograd does not record are fine.
+TEST(Autograd, ViewTakenBeforeRecordedInPlaceOnBaseIsRefused) {
+  Tensor x = T({1, 2}, {2});
+  Tensor a = x * 1.0;
+  Tensor v = a.select(0, 0);
+  Tensor used_before = v * 3.0;
+  a.mul_(2.0);
+  EMBER_EXPECT_THROW_MSG(v * 1.0, "mul: a view of shape [] was taken before its base was modified in place");
+  EMBER_EXPECT_THROW_MSG(v.backward(), "backward: a view of shape [] was taken before its base");
+  EMBER_EXPECT_THROW_MSG(v.view({1}), "view: a view of shape [] was taken before its base");
+  used_before.backward({}, /*retain_graph=*/true);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 0}));
+  x.set_grad(Tensor());
+  a.select(0, 0).backward();  // taken again: through mul_
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 0}));
+
+  Tensor b = x * 1.0;
+  Tensor w = b.select(0, 1);
+  {
+    NoGradGuard no_grad;
+    b.mul_(2.0);  // not recorded: b keeps its history, and so does w (as in PyTorch)
+  }
+  x.set_grad(Tensor());
+  (w * 1.0).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 1}));
+}
+
+}  // namespace
+}  // namespace ember::testing

@@ -484,5 +484,20 @@ TEST(Elementwise, Errors) {
     EMBER_EXPECT_THROW_MSG(ones({2}, TensorOptions().device(Device::cuda())), "CUDA");
 }
 
+// Out of place, masked_fill broadcasts x and mask against each other as PyTorch does
+// (torch.tensor([1., 2, 3]).masked_fill(mask_2x3, -1.5) is 2x3); in place the mask must fit x.
+TEST(Elementwise, MaskedFillBroadcastsLikePyTorch) {
+  Tensor x = tensor<double>({1, 2, 3}).requires_grad_();
+  Tensor mask = tensor<bool>({true, false, true, false, false, true}, {2, 3});
+  Tensor y = masked_fill(x, mask, -1.5);
+  EXPECT_EQ(y.shape(), (Shape{2, 3}));
+  EXPECT_EQ(y.to_vector<double>(), (std::vector<double>{-1.5, 2, -1.5, 1, 2, -1.5}));
+  y.backward(tensor<double>({1, 2, 3, 4, 5, 6}, {2, 3}));
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{4, 7, 0}));
+  Tensor t = tensor<double>({1, 2, 3});
+  EMBER_EXPECT_THROW_MSG(t.masked_fill_(mask, 0.0),
+                         "masked_fill_: mask of shape [2,3] does not broadcast to input");
+}
+
 }  // namespace
 }  // namespace ember::testing

@@ -1,4 +1,5 @@
 // Tensor basics: creation, metadata, views (no copies), conversion, printing, and errors.
+#include <limits>
 #include <sstream>
 
 #include "harness.h"
@@ -111,6 +112,15 @@ TEST(Views, Errors) {
   EMBER_EXPECT_THROW_MSG(a.view({-1, -1}), "only one dimension can be inferred");
   EMBER_EXPECT_THROW_MSG(a.select(0, 3), "select: index 3 out of range for dim 0 of size 3");
   EMBER_EXPECT_THROW_MSG(a.narrow(1, 2, 3), "narrow: start 2 + length 3 out of range");
+  // start + length would overflow (signed overflow, then a silent slice); PyTorch throws too
+  EMBER_EXPECT_THROW_MSG(a.narrow(1, 1, std::numeric_limits<int64_t>::max()), "narrow: start 1 + length");
+  EMBER_EXPECT_THROW_MSG(a.view({std::numeric_limits<int64_t>::max(), 2}), "is invalid for input of size 12");
+  // a 0-d tensor has dims 0 and -1 only (PyTorch: "Dimension out of range")
+  Tensor s = scalar_tensor(5.0);
+  EXPECT_EQ(s.transpose(0, -1).item<float>(), 5.0f);
+  EXPECT_EQ(s.squeeze(0).item<float>(), 5.0f);
+  EMBER_EXPECT_THROW_MSG(s.transpose(0, 1), "transpose: dim 1 out of range for a 0-d tensor");
+  EMBER_EXPECT_THROW_MSG(s.squeeze(5), "squeeze: dim 5 out of range for a 0-d tensor");
   EMBER_EXPECT_THROW_MSG(a.permute({0, 0}), "permute: dim 0 repeated");
   EMBER_EXPECT_THROW_MSG(a.permute({0}), "permute: got 1 dims");
   EMBER_EXPECT_THROW_MSG(a.transpose(0, 2), "transpose: dim 2 out of range for a 2-d tensor");

@@ -101,18 +101,24 @@ class SavedTensor {
 //   Tensor y = Square::apply(x);
 //
 // forward runs with grad recording off. backward returns one entry per forward argument after
-// ctx (undefined for non-tensor arguments or inputs that need no gradient).
+// ctx (undefined for non-tensor arguments or inputs that need no gradient). As in LibTorch, an
+// output that received no gradient reaches backward as zeros of its shape (set_materialize_grads
+// (false) passes it undefined instead), only floating outputs require grad, and an input that
+// forward returns as it is comes back as a new view of it, so the input itself stays what it was
+// (a leaf stays a leaf).
 class AutogradContext {
  public:
   void save_for_backward(const std::vector<Tensor>& tensors);
   std::vector<Tensor> get_saved_variables() const;
   bool needs_input_grad(size_t arg_index) const;
+  void set_materialize_grads(bool on) { materialize_grads_ = on; }
   std::map<std::string, double> saved_data;
 
   // internals, used by Function<>::apply
   std::string name_;
   std::vector<bool> needs_input_grad_;
   std::vector<SavedTensor> saved_;
+  bool materialize_grads_ = true;
 };
 
 namespace detail {
@@ -122,6 +128,11 @@ using BackwardFn = std::function<std::vector<Tensor>(AutogradContext*, std::vect
 std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, BackwardFn backward,
                                        const std::vector<Tensor>& inputs,
                                        const std::vector<bool>& arg_is_tensor);
+// Makes the outputs of a custom function outputs of `node`: an output that is one of `inputs`
+// itself is replaced by a view of it, floating outputs get the node as grad_fn, and the node
+// remembers every output's shape and options for zero-filling gradients that never arrive.
+void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& outputs,
+                        const std::vector<Tensor>& inputs);
 template <class A>
 void collect_arg(std::vector<Tensor>& tensors, std::vector<bool>& is_tensor, const A& a) {
   if constexpr (std::is_same_v<std::decay_t<A>, Tensor>) {
@@ -153,11 +164,11 @@ struct Function {
     if (record) {
       auto node = detail::make_custom_node(ctx, &Derived::backward, inputs, arg_is_tensor);
       if constexpr (std::is_same_v<decltype(outputs), Tensor>) {
-        set_history(outputs, node, 0);
+        std::vector<Tensor> list{outputs};
+        detail::set_custom_outputs(node, list, inputs);
+        outputs = list[0];
       } else {
-        node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
-        for (size_t i = 0; i < outputs.size(); ++i)
-          if (outputs[i].is_floating_point()) set_history(outputs[i], node, static_cast<uint32_t>(i));
+        detail::set_custom_outputs(node, outputs, inputs);
       }
     }
     return outputs;
