@@ -1,6 +1,6 @@
 // PLD (Plackett-Luce distillation): the spec's worked examples (/work/shared/papers/pld.md,
 // checked there against the paper's Appendix C code), its properties, its edge cases, and a
-// brute-force O(C^2) reference for random rows large enough to exercise the radix sort.
+// brute-force O(C^2) reference for random rows large enough to exercise the bucket sort.
 #include <ember/losses/pld.h>
 #include <ember/losses/standard.h>
 
@@ -9,6 +9,8 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
+#include <string>
 
 #include "harness.h"
 #include "losses/cpu/ranking.h"
@@ -171,7 +173,7 @@ TEST(PLD, E1ClosedFormGradient) {
 // ---- against the brute-force reference ----------------------------------------------------------
 
 TEST(PLD, MatchesReferenceOnRandomRows) {
-  // C = 300 sorts 299 keys through several radix passes; inner = 2 checks the dense layout.
+  // C = 300 sorts 299 keys through many buckets; inner = 2 checks the dense layout.
   for (auto [N, C, inner, tau] : std::vector<std::tuple<int64_t, int64_t, int64_t, double>>{
            {3, 300, 1, 1.0}, {2, 37, 2, 2.5}, {4, 2, 1, 0.5}}) {
     Tensor s = R({N, C, inner}, -4, 4, 11, false), t = R({N, C, inner}, -3, 3, 12, false);
@@ -388,6 +390,71 @@ void expect_ranked_values() {
 TEST(PLDKernel, RankerReturnsTheRankedValues) {
   expect_ranked_values<float>();
   expect_ranked_values<double>();
+}
+
+// The ranker against std::stable_sort on the inputs that take its other branches: ties, signed
+// zeros, infinities and all-equal rows (one bucket), clustered values (the insertion sort gives up
+// and std::sort takes over), a spread too small for a finite bucket scale, tiny rows, and the
+// skipped class first, last, inside or absent. One Ranker serves every row, as in the kernel.
+template <class T>
+void expect_stable_descending(losses::cpu::Ranker<T>& ranker, const std::vector<T>& v, int64_t skip,
+                              const std::string& what) {
+  const int64_t count = static_cast<int64_t>(v.size());
+  std::vector<int32_t> expected;
+  for (int64_t c = 0; c < count; ++c)
+    if (c != skip) expected.push_back(static_cast<int32_t>(c));
+  std::stable_sort(expected.begin(), expected.end(), [&](int32_t a, int32_t b) { return v[a] > v[b]; });
+  const int64_t n = static_cast<int64_t>(expected.size());
+  std::vector<int32_t> order(n + 1, -1);  // one past the end, to see that nothing is written there
+  std::vector<T> ranked(n + 1, T(-7));
+  ranker.rank(v.data(), count, skip, *std::max_element(v.begin(), v.end()),
+              *std::min_element(v.begin(), v.end()), order.data(), ranked.data());
+  EXPECT_EQ(std::vector<int32_t>(order.begin(), order.begin() + n), expected) << what << ", skip " << skip;
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(ranked[i], v[order[i]]) << what << ", position " << i;
+  EXPECT_EQ(order[n], -1) << what;
+  EXPECT_EQ(ranked[n], T(-7)) << what;
+}
+
+template <class T>
+void expect_ranking_edge_cases() {
+  using L = std::numeric_limits<T>;
+  const int64_t max_count = 5000;
+  losses::cpu::Ranker<T> ranker(max_count);
+  std::mt19937 gen(5);
+  std::normal_distribution<double> normal(0.0, 3.0);
+  const auto rows = [&](int64_t count, const std::string& kind) {
+    std::vector<T> v(count);
+    for (int64_t c = 0; c < count; ++c) {
+      const double z = normal(gen);
+      if (kind == "normal") v[c] = static_cast<T>(z);
+      if (kind == "ties") v[c] = static_cast<T>(std::round(z));  // a few values, many ties each
+      if (kind == "equal") v[c] = T(2.5);
+      if (kind == "zeros") v[c] = c % 3 == 0 ? T(-0.0) : c % 3 == 1 ? T(0.0) : static_cast<T>(z);
+      if (kind == "infinite")
+        v[c] = c % 7 == 0 ? L::infinity() : c % 7 == 1 ? -L::infinity() : static_cast<T>(z);
+      // all but one in a sliver of the range: every item in the first bucket or the last
+      if (kind == "clustered") v[c] = c == count / 2 ? T(1e6) : static_cast<T>(1 + 1e-4 * z);
+      if (kind == "subnormal") v[c] = static_cast<T>(c % 5) * L::denorm_min();  // 1 / spread overflows
+      if (kind == "ascending") v[c] = static_cast<T>(c);
+      if (kind == "descending") v[c] = static_cast<T>(-c);
+    }
+    return v;
+  };
+  for (const char* kind : {"normal", "ties", "equal", "zeros", "infinite", "clustered", "subnormal",
+                           "ascending", "descending"}) {
+    for (int64_t count : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(17), int64_t(256),
+                          int64_t(999), int64_t(1000), max_count}) {
+      const std::vector<T> v = rows(count, kind);
+      const std::string what = std::string(kind) + ", count " + std::to_string(count);
+      for (int64_t skip : {int64_t(-1), int64_t(0), count / 2, count - 1})
+        expect_stable_descending(ranker, v, skip, what);
+    }
+  }
+}
+
+TEST(PLDKernel, RankerMatchesStableSortOnEdgeCases) {
+  expect_ranking_edge_cases<float>();
+  expect_ranking_edge_cases<double>();
 }
 
 TEST(PLDKernel, RunningSumsMatchAPlainLoop) {

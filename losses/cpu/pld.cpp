@@ -50,62 +50,82 @@ void atomic_min(std::atomic<int64_t>& a, int64_t v) {
 }
 
 // Per-thread buffers, reused row after row (all in ranked order but `teacher`, `student` and
-// `grad`, which are in class order).
+// `grad`, which are in class order). A row's working set (these, the ranker's and the row itself:
+// ~70 KB at C = 1000) is larger than a core's L1 cache, so some buffers serve twice within a row:
+// `alpha` first holds the ranked teacher logits, and the fast path's E_k live in `grad` until the
+// gradient overwrites them, so that its scattered stores land on lines that were just read.
+// `suffix` and `prefix` hold the fast path's running sums, and first their terms (see scan_shifted).
 template <class T>
 struct RowBuffers {
   Ranker<T> ranker;
-  std::vector<T> teacher, student, grad, ranked_teacher, u, alpha, e, step, q, sigma, kappa, c;
-  std::vector<double> sums;
+  std::vector<T> teacher, student, grad, u, alpha, step, sigma, kappa, c;
+  std::vector<double> suffix, prefix;
   std::vector<int32_t> order;
   explicit RowBuffers(int64_t C)
       : ranker(C),
         teacher(C),
         student(C),
         grad(C),
-        ranked_teacher(C),
         u(C),
         alpha(C),
-        e(C),
         step(C),
-        q(C),
         sigma(C),
         kappa(C),
         c(C),
-        sums(C),
+        suffix(C),
+        prefix(C),
         order(C) {}
 };
 
 // Steps 3 and 4, fast path: one shift M for the whole row (see the file comment for when it is
-// exact). Returns the row's loss; writes g to grad[order_k] (class order) unless grad is null. Always
-// inlined, so that its exp and log loops are compiled for the target of forward_rows' clones.
+// exact). `alpha` comes in unnormalised (exp((t - max t) / tau) in ranked order) and leaves
+// normalised: its sum rides along in the loop of the suffix sums, as the loss's does in the loop of
+// the prefix sums (FourSums in row_ops.h: those loops, one element at a time per chain, have room
+// for a second set of chains). Returns the row's loss; writes g to grad[order_k] (class order)
+// unless grad is null. e is scratch space for E_k, and may be grad. Always inlined, so that its exp
+// and log loops are compiled for the target of forward_rows' clones.
+// The terms of both running sums are written in double by the vector loops that compute them, and
+// the running sums then replace them in place: per element, their scalar loops are then a load-add
+// and a store, without the float-to-double conversion (two more instructions and a third to
+// break its false dependency).
 template <class T>
-[[gnu::always_inline]] inline double scan_shifted(const T* u, const T* alpha, const int32_t* order,
-                                                  RowBuffers<T>& b, int64_t C, T M, T* grad) {
-  T* e = b.e.data();
+[[gnu::always_inline]] inline double scan_shifted(const T* u, T* alpha, const int32_t* order,
+                                                  RowBuffers<T>& b, int64_t C, T M, T* e, T* grad) {
   T* step = b.step.data();
-  T* q = b.q.data();
-  double* sums = b.sums.data();
-  for (int64_t k = 0; k < C; ++k) e[k] = exp_of(u[k] - M);
+  double* suffix = b.suffix.data();  // E_k, then S_k (see below)
+  double* prefix = b.prefix.data();  // q_k = alpha_k / S_k, then P_k
+  for (int64_t k = 0; k < C; ++k) {
+    e[k] = exp_of(u[k] - M);
+    suffix[k] = e[k];
+  }
   // S_k = sum_{l >= k} E_l in double; l_k = Lambda_k - u_k = log S_k + M - u_k, where S_k lies
   // in [E_k, C], a positive normal number. The last choice is forced: l_{C-1} = 0 exactly.
+  FourSums<T> z(alpha, C);  // the teacher softmax's normaliser
+  const RunningSums S = suffix_sums(suffix, C, suffix, z);
+  const T inv_z = static_cast<T>(1.0 / z.total());
   if (!grad) {
-    for_each_suffix_sum(
-        e, C, sums, [&](int64_t k, double S_k) { step[k] = log_positive(static_cast<T>(S_k)) + (M - u[k]); });
+    S.for_each([&](int64_t k, double S_k) {
+      alpha[k] *= inv_z;
+      step[k] = log_positive(static_cast<T>(S_k)) + (M - u[k]);
+    });
     step[C - 1] = 0;
     return sum_of(alpha, C, step);
   }
-  for_each_suffix_sum(e, C, sums, [&](int64_t k, double S_k) {
+  S.for_each([&](int64_t k, double S_k) {
     const T S = static_cast<T>(S_k);
+    alpha[k] *= inv_z;
     step[k] = log_positive(S) + (M - u[k]);
-    q[k] = alpha[k] / S;
+    prefix[k] = alpha[k] / S;  // (the quotient in T, stored as a double)
   });
   step[C - 1] = 0;
-  const double loss = sum_of(alpha, C, step);
   // g_k = sum_{j <= k} alpha_j E_k / S_j - alpha_k = E_k P_k - alpha_k. E_k P_k <= sum alpha = 1
-  // (S_j >= S_k >= E_k), and P_k <= 1 / min E stays far from overflowing.
-  for_each_prefix_sum(q, C, sums,
-                      [&](int64_t k, double P_k) { step[k] = static_cast<T>(e[k] * P_k) - alpha[k]; });
-  for (int64_t k = 0; k < C; ++k) grad[order[k]] = step[k];
+  // (S_j >= S_k >= E_k), and P_k <= 1 / min E stays far from overflowing. The loss, sum_k alpha_k
+  // l_k, is summed in the prefix sums' loop.
+  FourSums<T, true> loss_sum(alpha, C, step);
+  const RunningSums P = prefix_sums(prefix, C, prefix, loss_sum);
+  const double loss = loss_sum.total();  // (before step[] is reused for g)
+  P.for_each([&](int64_t k, double P_k) { step[k] = static_cast<T>(e[k] * P_k) - alpha[k]; });
+  for (int64_t k = 0; k < C; ++k) grad[order[k]] = step[k];  // (e is dead: grad may be e)
   return loss;
 }
 
@@ -183,21 +203,20 @@ EMBER_VECTOR_CLONES int64_t forward_rows(const ForwardArgs<T>& a, int64_t begin,
       sr = b.student.data();
     }
 
-    // 1. ranking (the student row is read once in order first, so that step 2's gather finds it
-    // in cache; its spread is a property of the row, measured where the loop vectorises)
+    // 1. ranking
     const RowStats<T> teacher = row_stats(tr, C);
     if (teacher.has_nan) return r;
-    const RowStats<T> student = row_stats(sr, C);
-    T* ranked_teacher = b.ranked_teacher.data();
+    T* ranked_teacher = alpha;  // (turned into alpha in place)
     order[0] = static_cast<int32_t>(label);
     ranked_teacher[0] = tr[label];
     b.ranker.rank(tr, C, label, teacher.max, teacher.min, order + 1, ranked_teacher + 1);
 
     // 2. teacher weights, straight in ranked order (the ranker hands back the ranked teacher
-    // logits), then the student logits gathered into ranked order (3.)
+    // logits; normalised in step 3), then the student logits gathered into ranked order (3.).
+    // The student row is read once in order just before, so that the gather finds it in cache;
+    // its spread is a property of the row, measured where the loop vectorises.
     for (int64_t k = 0; k < C; ++k) alpha[k] = exp_of((ranked_teacher[k] - teacher.max) * a.inv_tau);
-    const T inv_z = static_cast<T>(1.0 / sum_of(alpha, C));
-    for (int64_t k = 0; k < C; ++k) alpha[k] *= inv_z;
+    const RowStats<T> student = row_stats(sr, C);
     for (int64_t k = 0; k < C; ++k) u[k] = sr[order[k]];
 
     // 3. and 4.: the suffix log-sum-exps, the loss and the gradient. The gradient is scattered
@@ -205,8 +224,10 @@ EMBER_VECTOR_CLONES int64_t forward_rows(const ForwardArgs<T>& a, int64_t begin,
     // the freshly allocated output would each wait for their cache line.
     T* g = a.grad ? b.grad.data() : nullptr;
     if (student.all_finite() && static_cast<double>(student.max) - student.min <= kFastSpread<T>) {
-      a.loss[r] = static_cast<T>(scan_shifted(u, alpha, order, b, C, student.max, g));
+      a.loss[r] = static_cast<T>(scan_shifted(u, alpha, order, b, C, student.max, b.grad.data(), g));
     } else {
+      const T inv_z = static_cast<T>(1.0 / sum_of(alpha, C));  // (scan_shifted does this itself)
+      for (int64_t k = 0; k < C; ++k) alpha[k] *= inv_z;
       a.loss[r] = static_cast<T>(scan_rescaled(u, alpha, b.sigma.data(), b.kappa.data(), C));
       if (g) gradient_rescaled(alpha, order, b, C, g);
     }
