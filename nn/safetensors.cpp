@@ -189,7 +189,15 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     offset += nbytes;
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::string text = header.dump();
+  // JSON strings must be UTF-8: dump() throws nlohmann's own exception for a tensor name or a
+  // metadata string that is not, which would escape as something other than ember::Error and
+  // without the file's name. (Nothing has been written yet: the temporary file comes after.)
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::exception& e) {
+    fail("save_safetensors: {}: a tensor name or metadata string is not valid UTF-8 ({})", path, e.what());
+  }
   text.append((8 - text.size() % 8) % 8, ' ');  // JSON allows trailing spaces
 
   std::filesystem::path target(path);
@@ -284,6 +292,15 @@ StateDict load_safetensors(const std::string& path) {
       if (__builtin_mul_overflow(nbytes, dim, &nbytes))
         bad_file(path, "tensor '{}' of shape {} is too large", name, shown(info["shape"]));
       shape.push_back(static_cast<int64_t>(dim));
+    }
+    // A shape with a zero dim passes the byte count above (0 bytes) however large its other dims;
+    // ember's tensors also need the product of the non-zero dims (the largest stride) to fit in
+    // int64. Check it here, so that the error names the file like every other header problem.
+    try {
+      check_shape_valid(shape, "");
+    } catch (const Error&) {
+      bad_file(path, "tensor '{}' has shape {}, which has more elements than a 64-bit count can hold", name,
+               shown(info["shape"]));
     }
     const json& offs = info["data_offsets"];
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())

@@ -294,10 +294,10 @@ TEST_F(Checkpoint, RejectsMalformedHeaders) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,8]}})", data8),
              "tensor 'a' has shape (an array of 1 values, not all numbers), which is not a list");
-  EMBER_EXPECT_THROW_MSG(
-      load_safetensors(
-          raw_file(R"({"a":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", "")),
-      "has more elements than a 64-bit count can hold");
+  // Zero bytes (a dim is 0), but the other dims' product, the largest stride, overflows int64. The
+  // error used to come from the tensor constructor without the file's name.
+  expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", ""),
+             "tensor 'a' has shape [0,4611686018427387904,4], which has more elements than a 64-bit count");
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", data8),
              "tensor 'a' needs data_offsets [begin, end]");
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,0]}})", data8),
@@ -383,6 +383,14 @@ TEST_F(Checkpoint, RejectsBadNamesOnSave) {
   EMBER_EXPECT_THROW_MSG(save_safetensors(path("x"), {{"__metadata__", zeros({1})}}),
                          "cannot be used as a tensor name");
   EMBER_EXPECT_THROW_MSG(save_safetensors(path("x"), {{"", zeros({1})}}), "cannot be used as a tensor name");
+  // JSON needs UTF-8: a name or a metadata string that is not used to escape as nlohmann's
+  // json::type_error (not an ember::Error, and without the file's name).
+  EMBER_EXPECT_THROW_MSG(
+      save_safetensors(path("x"), {{std::string("w\xff"), zeros({1})}}),
+      "save_safetensors: " + path("x") + ": a tensor name or metadata string is not valid UTF-8");
+  EMBER_EXPECT_THROW_MSG(
+      save_safetensors(path("x"), {{"w", zeros({1})}}, {{"note", std::string("caf\xc3")}}),
+      "save_safetensors: " + path("x") + ": a tensor name or metadata string is not valid UTF-8");
   EXPECT_TRUE(files().empty());
 }
 

@@ -53,7 +53,8 @@ Tensor stack_rows(const std::vector<Example>& examples, bool targets) {
       fail("collate: example {}'s {} is {} {} on {}, but example 0's is {} {} on cpu", i, what, t.dtype(),
            shape_str(t.shape()), t.device().str(), first.dtype(), shape_str(first.shape()));
     Tensor src = t.is_contiguous() ? t : t.contiguous();
-    std::memcpy(dst + i * row_bytes, src.raw_data(), row_bytes);
+    // Empty examples have no buffer: memcpy's pointers must not be null even for 0 bytes (UBSan).
+    if (row_bytes > 0) std::memcpy(dst + i * row_bytes, src.raw_data(), row_bytes);
   }
   return out;
 }

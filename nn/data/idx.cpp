@@ -1,5 +1,6 @@
 #include "ember/data/idx.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -47,14 +48,19 @@ IdxHeader read_header(ByteCursor& in) {
   const int ndim = magic[3];
   if (ndim == 0) in.fail_at(3, "the number of dimensions is 0");
   h.numel = 1;
+  // The product of the sizes with a zero counted as 1: once a dim is 0 numel stays 0 however large
+  // the others are, but ember's tensors still need this product (the largest stride) to fit, so
+  // it is guarded too (else the tensor constructor would fail without naming the file).
+  int64_t span = 1;
   for (int d = 0; d < ndim; ++d) {
     uint64_t at = in.offset();
     int64_t size = in.u32_be(fmt::format("the size of dimension {} of {}", d, ndim));
     // Guard the product before it can overflow; real limits come from the file size below.
-    if (size != 0 && h.numel > std::numeric_limits<int64_t>::max() / type->bytes / size)
+    if (size != 0 && span > std::numeric_limits<int64_t>::max() / type->bytes / size)
       in.fail_at(at, "size {} of dimension {} makes the data of {} {}... exceed 2^63 bytes", size, d,
                  type->name, shape_str(h.shape));
     h.numel *= size;
+    span *= std::max<int64_t>(size, 1);
     h.shape.push_back(size);
   }
   h.data_offset = in.offset();
@@ -182,7 +188,9 @@ Tensor read_idx_images(const std::string& path) {
   Tensor out = empty({n, 1, rows, cols}, TensorOptions(DType::float32));
   const uint8_t* src = file.bytes.data() + h.data_offset;
   float* dst = out.data_ptr<float>();
-  for (int64_t i = 0; i < h.numel; ++i) dst[i] = static_cast<float>(src[i]) * (1.0f / 255.0f);
+  // Divide, as torchvision's ToTensor does (x.float().div(255)): multiplying by a rounded 1 / 255
+  // instead differs in the last bit for 126 of the 256 byte values.
+  for (int64_t i = 0; i < h.numel; ++i) dst[i] = static_cast<float>(src[i]) / 255.0f;
   return out;
 }
 

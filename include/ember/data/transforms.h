@@ -29,7 +29,7 @@ class Normalize : public Transform {
   Tensor apply(const Tensor& x, RandomStream& rng) const override;
 
  private:
-  std::vector<double> mean_, inv_std_;
+  std::vector<double> mean_, std_;
 };
 
 // Pads the last two dimensions with `padding` zeros on every side, then cuts out a random
