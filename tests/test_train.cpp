@@ -119,6 +119,11 @@ TEST(Metrics, CsvKeepsItsColumnsAcrossRuns) {
   EXPECT_EQ(rows[0], (MetricRow{{"epoch", int64_t{1}}, {"loss", 0.25}, {"note", std::string("a,b")}}));
   EXPECT_EQ(rows[2], (MetricRow{{"epoch", int64_t{3}}, {"loss", 0.125}}));
   EMBER_EXPECT_THROW_MSG(train::read_metrics(dir.file("none.csv")), "read_metrics: cannot open");
+  // the file is read line by line, so a line break in a field is refused before anything is written
+  EMBER_EXPECT_THROW_MSG(resumed.log({{"epoch", 4}, {"note", "two\nlines"}}), "'note' holds a line break");
+  EXPECT_EQ(train::read_metrics(path).size(), 3u);
+  EMBER_EXPECT_THROW_MSG(train::MetricsLogger(dir.file("new.csv")).log({{"a\rb", 1}}),
+                         "'a\rb' holds a line break");
 }
 
 // ================================================================================== accuracy ====

@@ -33,10 +33,21 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-std::string csv_text(const MetricValue& v) {
+// A CSV field for `text`. The file is read back line by line (read_metrics, and a resumed logger's
+// header), so a line break even inside quotes would split a row: refused, before anything is
+// written.
+std::string csv_field(const std::string& text, const std::string& path, const std::string& key) {
+  if (text.find_first_of("\n\r") != std::string::npos)
+    fail(
+        "MetricsLogger::log: {}: '{}' holds a line break, which a CSV metrics file cannot; use a .jsonl path",
+        path, key);
+  return quote_csv_field(text, ',');
+}
+
+std::string csv_text(const MetricValue& v, const std::string& path, const std::string& key) {
   if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
   if (auto* d = std::get_if<double>(&v)) return std::isfinite(*d) ? fmt::format("{}", *d) : std::string();
-  return quote_csv_field(std::get<std::string>(v), ',');
+  return csv_field(std::get<std::string>(v), path, key);
 }
 
 // A CSV field back as a value: integer, else number, else text.
@@ -95,11 +106,11 @@ void MetricsLogger::log(const MetricRow& row) {
       const size_t c = static_cast<size_t>(it - columns_.begin());
       if (seen[c]) fail("MetricsLogger::log: the key '{}' appears twice in one row", key);
       seen[c] = true;
-      fields[c] = csv_text(value);
+      fields[c] = csv_text(value, path_, key);
     }
     if (first) {
       std::vector<std::string> header;
-      for (const std::string& c : columns_) header.push_back(quote_csv_field(c, ','));
+      for (const std::string& c : columns_) header.push_back(csv_field(c, path_, c));
       text = fmt::format("{}\n", fmt::join(header, ","));
     }
     text += fmt::format("{}\n", fmt::join(fields, ","));
