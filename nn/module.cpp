@@ -64,10 +64,11 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
 // ---- traversal ----
 
 void Module::collect(NamedTensors Module::*list, const std::string& prefix, bool recurse, NamedTensors& out,
-                     std::unordered_set<const void*>& seen) const {
+                     std::unordered_set<const void*>* seen) const {
   for (const auto& [n, t] : this->*list) {
-    // A tensor shared by two modules (tied weights) is reported once, under its first name.
-    if (seen.insert(t.impl()).second) out.emplace_back(prefix + n, t);
+    // A tensor shared by two modules (tied weights) is reported once, under its first name, when
+    // the caller tracks what it has seen (parameters() must not hand an optimizer a tensor twice).
+    if (!seen || seen->insert(t.impl()).second) out.emplace_back(prefix + n, t);
   }
   if (!recurse) return;
   for (const auto& [n, child] : children_) child->collect(list, prefix + n + ".", true, out, seen);
@@ -76,14 +77,21 @@ void Module::collect(NamedTensors Module::*list, const std::string& prefix, bool
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
   std::unordered_set<const void*> seen;
-  collect(&Module::parameters_, "", recurse, out, seen);
+  collect(&Module::parameters_, "", recurse, out, &seen);
   return out;
 }
 
 NamedTensors Module::named_buffers(bool recurse) const {
   NamedTensors out;
   std::unordered_set<const void*> seen;
-  collect(&Module::buffers_, "", recurse, out, seen);
+  collect(&Module::buffers_, "", recurse, out, &seen);
+  return out;
+}
+
+NamedTensors Module::named_state() const {
+  NamedTensors out;
+  collect(&Module::parameters_, "", true, out, nullptr);
+  collect(&Module::buffers_, "", true, out, nullptr);
   return out;
 }
 
@@ -114,14 +122,12 @@ void Module::apply(const std::function<void(Module&)>& fn) {
 
 std::map<std::string, Tensor> Module::state_dict() const {
   std::map<std::string, Tensor> out;
-  for (const auto& [n, t] : named_parameters()) out.emplace(n, t.detach());
-  for (const auto& [n, t] : named_buffers()) out.emplace(n, t.detach());
+  for (const auto& [n, t] : named_state()) out.emplace(n, t.detach());
   return out;
 }
 
 void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
-  NamedTensors own = named_parameters();
-  for (auto& entry : named_buffers()) own.push_back(std::move(entry));
+  NamedTensors own = named_state();  // a tied tensor is loaded under each name (the last wins)
 
   std::vector<std::string> missing, unexpected, problems;
   std::set<std::string> own_names;

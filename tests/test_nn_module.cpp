@@ -60,6 +60,20 @@ TEST(Module, SharedParameterIsListedOnce) {
   tied->register_parameter("weight", a->weight);  // tied weights, as language models tie embeddings
   EXPECT_EQ(names(holder.named_parameters()), (std::vector<std::string>{"a.weight", "a.bias"}));
   EXPECT_EQ(names(tied->named_parameters()), std::vector<std::string>{"weight"});
+  // The state dict lists it under each name, as PyTorch's does (torch 1.13: a.weight, a.bias,
+  // tied.weight), so that PyTorch loads ember's strictly and the other way round.
+  std::map<std::string, Tensor> state = holder.state_dict();
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : state) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a.bias", "a.weight", "tied.weight"}));
+  EXPECT_TRUE(state["tied.weight"].is_same(state["a.weight"]) ||
+              state["tied.weight"].data_ptr<float>() == a->weight.data_ptr<float>());
+  std::map<std::string, Tensor> loaded = {
+      {"a.weight", ones({2, 2})}, {"a.bias", zeros({2})}, {"tied.weight", ones({2, 2})}};
+  holder.load_state_dict(loaded);  // strict: every name is expected
+  EXPECT_EQ(a->weight.to_vector<float>(), (std::vector<float>{1, 1, 1, 1}));
+  loaded.erase("tied.weight");
+  EMBER_EXPECT_THROW_MSG(holder.load_state_dict(loaded), "missing keys [tied.weight]");
 }
 
 TEST(Module, RegistrationErrors) {

@@ -63,6 +63,8 @@ class Module {
 
   // ---- state ----
   // Parameters and buffers by dotted name. The tensors share memory with the module (detached).
+  // A tensor shared by two modules (tied weights) appears under each of its names, as in
+  // PyTorch, so that either engine loads the other's state dict strictly.
   std::map<std::string, Tensor> state_dict() const;
   // Copies values in (casting dtype and moving device as needed). Shapes must match. With
   // strict, missing and unexpected keys are errors; without, they are ignored. Checks everything
@@ -95,8 +97,11 @@ class Module {
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);
   void check_new_name(const std::string& name, const char* what) const;
+  // Appends the entries of `list` (recursively), each shared tensor once unless `seen` is null.
   void collect(NamedTensors Module::*list, const std::string& prefix, bool recurse, NamedTensors& out,
-               std::unordered_set<const void*>& seen) const;
+               std::unordered_set<const void*>* seen) const;
+  // Parameters then buffers, every name of every tensor: what state_dict holds.
+  NamedTensors named_state() const;
   void convert(std::optional<Device> device, std::optional<DType> dtype);
 
   NamedTensors parameters_;
