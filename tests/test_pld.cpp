@@ -463,15 +463,21 @@ TEST(PLDKernel, RunningSumsMatchAPlainLoop) {
     for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 7) + 0.25f;
     std::vector<double> local(n), suffix(n, -1), prefix(n, -1);
     std::vector<int64_t> calls;
-    losses::cpu::for_each_suffix_sum(x.data(), n, local.data(), [&](int64_t i, double sum) {
+    // a sum of x rides along in the suffix sums' loop, as PLD's weight normaliser does
+    losses::cpu::FourSums<float> riding(x.data(), n);
+    losses::cpu::suffix_sums(x.data(), n, local.data(), riding).for_each([&](int64_t i, double sum) {
       calls.push_back(i);
       suffix[i] = sum;
     });
+    EXPECT_EQ(riding.total(), losses::cpu::sum_of(x.data(), n)) << "n=" << n;
     std::vector<int64_t> in_order(n);
     std::iota(in_order.begin(), in_order.end(), 0);
     EXPECT_EQ(calls, in_order) << "n=" << n;  // every index once, in order
-    losses::cpu::for_each_prefix_sum(x.data(), n, local.data(),
-                                     [&](int64_t i, double sum) { prefix[i] = sum; });
+    // in place: the terms are the scratch space, each replaced by its sum
+    std::vector<double> terms(x.begin(), x.end());
+    losses::cpu::prefix_sums(terms.data(), n, terms.data()).for_each([&](int64_t i, double sum) {
+      prefix[i] = sum;
+    });
     double after = 0, before = 0;
     for (int64_t i = n - 1; i >= 0; --i) {
       after += x[i];

@@ -166,14 +166,6 @@ template <class T, class Also = NoSums>
   for (int q = 1; q < 4; ++q) sums.offset[q] = sums.offset[q - 1] + s[q - 1];
   return sums;
 }
-template <class T, class F>
-[[gnu::always_inline]] inline void for_each_suffix_sum(const T* x, int64_t n, double* local, F&& f) {
-  suffix_sums(x, n, local).for_each(f);
-}
-template <class T, class F>
-[[gnu::always_inline]] inline void for_each_prefix_sum(const T* x, int64_t n, double* local, F&& f) {
-  prefix_sums(x, n, local).for_each(f);
-}
 
 // The first-order linear recurrence out[0] = add[0], out[k] = mult[k - 1] * out[k - 1] + add[k].
 // Run directly it is one chain of dependent multiply-adds. Here it is cut into four blocks that
