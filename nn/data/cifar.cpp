@@ -61,9 +61,7 @@ CifarData read_cifar(const std::vector<std::string>& paths, CifarFormat format) 
       labels[n] = fine;
       const uint8_t* px = rec + layout.label_bytes;
       float* dst = images + n * kPixels;
-      // Divide, as torchvision's ToTensor does (x.float().div(255)): multiplying by a rounded 1 / 255
-      // instead differs in the last bit for 126 of the 256 byte values.
-      for (int64_t i = 0; i < kPixels; ++i) dst[i] = static_cast<float>(px[i]) / 255.0f;
+      detail::pixels_to_unit_range(px, kPixels, dst);
     }
   }
   return out;

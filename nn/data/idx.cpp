@@ -188,9 +188,7 @@ Tensor read_idx_images(const std::string& path) {
   Tensor out = empty({n, 1, rows, cols}, TensorOptions(DType::float32));
   const uint8_t* src = file.bytes.data() + h.data_offset;
   float* dst = out.data_ptr<float>();
-  // Divide, as torchvision's ToTensor does (x.float().div(255)): multiplying by a rounded 1 / 255
-  // instead differs in the last bit for 126 of the 256 byte values.
-  for (int64_t i = 0; i < h.numel; ++i) dst[i] = static_cast<float>(src[i]) / 255.0f;
+  detail::pixels_to_unit_range(src, h.numel, dst);
   return out;
 }
 
