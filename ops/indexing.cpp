@@ -38,9 +38,17 @@ std::string dim_text(const Tensor& t, int64_t dim) {
   return fmt::format("dim {} of size {}", dim, t.size(dim));
 }
 
-void check_has_dims(std::string_view op, const Tensor& t, std::string_view what) {
-  if (t.dim() == 0) fail("{}: {} must have at least one dimension, got a 0-d tensor", op, what);
+// PyTorch reads a 0-d input, index or src of gather and scatter as shape [1] (its
+// ensure_nonempty_dim); the result then has the index's (gather) or self's (scatter) own shape.
+bool has_scalar_operand(std::initializer_list<const Tensor*> ts) {
+  bool any_0d = false, all_at_most_1d = true;
+  for (const Tensor* t : ts) {
+    any_0d = any_0d || t->dim() == 0;
+    all_at_most_1d = all_at_most_1d && t->dim() <= 1;
+  }
+  return any_0d && all_at_most_1d;
 }
+Tensor with_one_dim(const Tensor& t) { return t.dim() == 0 ? t.reshape({1}) : t; }
 
 // The gather / scatter shape rule: index has as many dims as `t` and is no larger in any dim
 // (except `dim`, when skip_dim is set).
@@ -78,8 +86,10 @@ Tensor scatter_impl(const char* op, ScatterMode mode, const Tensor& self, int64_
         src);
   Tensor index = index_as_int64(op, index_in);
   check_same_device(op, {self, index, src});
-  check_has_dims(op, self, "self");
   dim = wrap_dim(dim, self.dim(), op);
+  if (has_scalar_operand({&self, &index, &src}))
+    return scatter_impl(op, mode, with_one_dim(self), 0, with_one_dim(index), with_one_dim(src))
+        .reshape(self.shape());
   if (self.dtype() != src.dtype())
     fail("{}: self is {} but src is {}; they must have the same dtype", op, self.dtype(), src.dtype());
   check_index_fits(op, index, self, "self", dim, /*skip_dim=*/true);
@@ -141,8 +151,9 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index_in) {
   check_defined("gather", x);
   Tensor index = index_as_int64("gather", index_in);
   check_same_device("gather", {x, index});
-  check_has_dims("gather", x, "input");
   dim = wrap_dim(dim, x.dim(), "gather");
+  if (has_scalar_operand({&x, &index}))
+    return gather(with_one_dim(x), 0, with_one_dim(index)).reshape(index.shape());
   check_index_fits("gather", index, x, "input", dim, /*skip_dim=*/true);
   check_index_range("gather", index, x.size(dim), dim_text(x, dim));
 
@@ -174,9 +185,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
   check_defined("index_select", x);
   Tensor index = index_as_int64("index_select", index_in);
   check_same_device("index_select", {x, index});
-  check_has_dims("index_select", x, "input");
   dim = wrap_dim(dim, x.dim(), "index_select");
   if (index.dim() > 1) fail("index_select: index must be 0-d or 1-d, got shape {}", shape_str(index.shape()));
+  if (x.dim() == 0) {  // as in PyTorch: a 0-d input has one element to select, and the result is 0-d
+    if (index.numel() != 1)
+      fail("index_select: a 0-d input takes an index of one element, got shape {}", shape_str(index.shape()));
+    return index_select(x.reshape({1}), 0, index).reshape({});
+  }
   check_index_range("index_select", index, x.size(dim), dim_text(x, dim));
   index = index.reshape({-1}).contiguous();
 

@@ -89,6 +89,31 @@ std::vector<OpCase> index_cases() {
        [](const Inputs& in) { return index_select(in[0], 0, in[1]); },
        {x32, I({1}, {})},
        tensor<double>({3, 4}, {1, 2})},
+      // 0-d operands read as shape [1], as in PyTorch (values from torch 1.13)
+      {"index_select_0d_input",
+       [](const Inputs& in) { return index_select(in[0], -1, in[1]); },
+       {T({5}, {}), I({0}, {1})},
+       tensor<double>({5}, Shape{})},
+      {"gather_0d_input_and_index",
+       [](const Inputs& in) { return gather(in[0], 0, in[1]); },
+       {T({5}, {}), I({0}, {})},
+       tensor<double>({5}, Shape{})},
+      {"gather_0d_input_1d_index",
+       [](const Inputs& in) { return gather(in[0], 0, in[1]); },
+       {T({5}, {}), I({0, 0}, {2})},
+       tensor<double>({5, 5}, {2})},
+      {"gather_1d_input_0d_index",
+       [](const Inputs& in) { return gather(in[0], 0, in[1]); },
+       {T({1, 2, 3}, {3}), I({2}, {})},
+       tensor<double>({3}, Shape{})},
+      {"scatter_0d",
+       [](const Inputs& in) { return scatter(in[0], 0, in[1], in[2]); },
+       {T({5}, {}), I({0}, {}), T({7, 8}, {2})},
+       tensor<double>({7}, Shape{})},
+      {"scatter_add_1d_self_0d_index",
+       [](const Inputs& in) { return scatter_add(in[0], 0, in[1], in[2]); },
+       {T({1, 2, 3}, {3}), I({1}, {}), T({7, 9}, {2})},
+       tensor<double>({1, 9, 3}, {3})},
 
       {"embedding_1d",
        [](const Inputs& in) { return embedding(in[0], in[1]); },
@@ -383,8 +408,16 @@ TEST(IndexingErrors, BadDimsAndShapes) {
   EMBER_EXPECT_THROW_MSG(scatter(x, 1, I({0}, {1, 1}), tensor<float>({1}, {1, 1})),
                          "scatter: self is float64 but src is float32");
   EMBER_EXPECT_THROW_MSG(index_select(x, 0, I({0, 1}, {1, 2})), "index_select: index must be 0-d or 1-d");
-  EMBER_EXPECT_THROW_MSG(gather(scalar_tensor(1.0), 0, I({0}, {})),
-                         "gather: input must have at least one dimension");
+  EMBER_EXPECT_THROW_MSG(gather(scalar_tensor(1.0), 0, I({1}, {})),
+                         "gather: index 1 is out of range for dim 0 of size 1");
+  EMBER_EXPECT_THROW_MSG(gather(scalar_tensor(1.0), 0, I({0}, {1, 1})),
+                         "gather: index has 2 dims ([1,1]) but input has 0 ([])");
+  EMBER_EXPECT_THROW_MSG(gather(scalar_tensor(1.0), 1, I({0}, {})),
+                         "gather: dim 1 out of range for a 0-d tensor");
+  EMBER_EXPECT_THROW_MSG(index_select(scalar_tensor(1.0), 0, I({0, 0}, {2})),
+                         "index_select: a 0-d input takes an index of one element, got shape [2]");
+  EMBER_EXPECT_THROW_MSG(scatter(scalar_tensor(1.0, kFloat64), 0, I({0}, {}), scalar_tensor(1.0, kFloat32)),
+                         "scatter: self is float64 but src is float32");
   EMBER_EXPECT_THROW_MSG(embedding(tensor<double>({1, 2}), I({0}, {1})), "embedding: weight must be 2-D");
   EMBER_EXPECT_THROW_MSG(embedding(x, I({0}, {1}), 2),
                          "embedding: padding_idx 2 is out of range for 2 embeddings");
