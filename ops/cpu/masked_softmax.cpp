@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/parallel.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::cpu {
 namespace {
@@ -16,7 +17,8 @@ namespace {
 // ---- forward ----
 
 template <class T, bool kPadded>
-void masked_softmax_row(T* y, const T* x, const bool* pad, int64_t n, int64_t visible, T scale) {
+EMBER_VECTOR_CLONES void masked_softmax_row(T* y, const T* x, const bool* pad, int64_t n, int64_t visible,
+                                            T scale) {
   auto open = [&](int64_t j) { return !kPadded || !pad[j]; };
   const T neg_inf = -std::numeric_limits<T>::infinity();
   // 1. the max of the visible scaled scores. `v > m ? v : m` skips NaN, which keeps the loop a
@@ -36,14 +38,11 @@ void masked_softmax_row(T* y, const T* x, const bool* pad, int64_t n, int64_t vi
     }
     m = std::numeric_limits<T>::quiet_NaN();
   }
-  // 2. exp(v - m) and their sum (in double); 3. the weights. Hidden keys get 0.
-  double s = 0;
-  for (int64_t j = 0; j < visible; ++j) {
-    const T e = open(j) ? std::exp(scale * x[j] - m) : T(0);
-    y[j] = e;
-    s += e;
-  }
-  const T inv = static_cast<T>(1.0 / s);
+  // 2. exp(v - m) with the branch-free exp of vector_math.h (as softmax: float results below
+  // FLT_MIN flush to 0), and their sum in double with fixed partial sums, so both loops vectorise;
+  // 3. the weights. Hidden keys get 0.
+  for (int64_t j = 0; j < visible; ++j) y[j] = open(j) ? exp_of(scale * x[j] - m) : T(0);
+  const T inv = static_cast<T>(1.0 / sum_of<double>(visible, [&](int64_t j) { return y[j]; }));
   for (int64_t j = 0; j < visible; ++j)
     if (open(j)) y[j] *= inv;  // padded keys stay 0 even when the row is NaN
   std::fill(y + visible, y + n, T(0));
@@ -81,6 +80,11 @@ void masked_softmax_cpu(const Tensor& out, const Tensor& scores, const Tensor& k
 
 // ---- backward: grad_x_j = scale * y_j * (g_j - sum_k g_k y_k) ----
 
+template <class T>
+EMBER_VECTOR_CLONES double backward_dot(const T* g, const T* y, int64_t n) {
+  return sum_of<double>(n, [&](int64_t j) { return static_cast<double>(g[j]) * y[j]; });
+}
+
 void masked_softmax_backward_cpu(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
                                  double scale, bool causal) {
   dispatch_floating(out.dtype(), "masked_softmax_backward", [&]<class T>() {
@@ -94,9 +98,7 @@ void masked_softmax_backward_cpu(const Tensor& grad_in, const Tensor& grad_out, 
       const T* gr = g + r * Tk;
       const T* yr = y + r * Tk;
       T* gxr = gx + r * Tk;
-      double dot = 0;
-      for (int64_t j = 0; j < visible; ++j) dot += static_cast<double>(gr[j]) * yr[j];
-      const T d = static_cast<T>(dot);
+      const T d = static_cast<T>(backward_dot(gr, yr, visible));
       for (int64_t j = 0; j < visible; ++j) gxr[j] = s * yr[j] * (gr[j] - d);
       std::fill(gxr + visible, gxr + Tk, T(0));
     });
