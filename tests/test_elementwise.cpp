@@ -411,6 +411,39 @@ TEST(Elementwise, NaNAndEdgeGradientsFollowPyTorch) {
   EXPECT_EQ(where(tensor<bool>({true, false}), 2.0, tensor<int64_t>({1, 2})).dtype(), kInt64);
 }
 
+// where picks on the bits (ops/cpu/elementwise.cpp): every dtype width, the layouts with their own
+// loops (all unit-stride, a broadcast scalar second or third operand) and the strided one, against
+// an element-by-element reference. NaN and -0.0 must come through as they are.
+TEST(Elementwise, WherePicksExactlyForEveryDtypeAndLayout) {
+  const int64_t rows = 37, cols = 41;  // odd sizes: vector loops plus remainders
+  Tensor cond = rand({rows, cols}, kFloat64) > 0.5;
+  Tensor x = randn({rows, cols}, kFloat64), y = randn({rows, cols}, kFloat64);
+  y.select(0, 4).fill_(-0.0);
+  for (DType dt : {kFloat64, kFloat32, kBFloat16, kInt64, kInt32, kUInt8, kBool}) {
+    SCOPED_TRACE(fmt::format("{}", dt));
+    Tensor a = x.to(dt);
+    const Tensor b = y.to(dt);
+    if (is_floating(dt)) a.select(0, 3).fill_(NAN);
+    const Tensor scalar = full({}, 1, TensorOptions(dt));
+    auto expect_picks = [&](const Tensor& out, const Tensor& first, const Tensor& second) {
+      const Tensor f = first.expand({rows, cols}).to(kFloat64), s = second.expand({rows, cols}).to(kFloat64);
+      const Tensor got = out.to(kFloat64);
+      const auto c = cond.to_vector<bool>();
+      const auto fv = f.contiguous().to_vector<double>(), sv = s.contiguous().to_vector<double>();
+      const auto gv = got.contiguous().to_vector<double>();
+      for (size_t i = 0; i < c.size(); ++i) {
+        const double want = c[i] ? fv[i] : sv[i];
+        ASSERT_EQ(std::bit_cast<uint64_t>(gv[i]), std::bit_cast<uint64_t>(want)) << "element " << i;
+      }
+    };
+    expect_picks(where(cond, a, b), a, b);
+    expect_picks(where(cond, a, scalar), a, scalar);
+    expect_picks(where(cond, scalar, b), scalar, b);
+    const Tensor at = a.t().contiguous().t(), bt = b.t().contiguous().t();  // column-major: strided loop
+    expect_picks(where(cond, at, bt), a, b);
+  }
+}
+
 // Values from torch 1.13: torch.clamp(torch.tensor([1, 2, 3]), 0.5, 2.5) and so on.
 TEST(Elementwise, ClampFollowsPyTorch) {
   auto check = [](Device device) {

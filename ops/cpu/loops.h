@@ -175,15 +175,32 @@ void map2_runs(const Tensor& out, const Tensor& a, const Tensor& b, Run run) {
   });
 }
 
-// out[i] = f(a[i], b[i], c[i])
+// out[i] = f(a[i], b[i], c[i]). Like map2, plain loops for the common layouts: every operand
+// unit-stride, or b or c a broadcast scalar (`where(mask, x, 0.0)`, as tril and masked ops build).
 template <class TOut, class TA, class TB, class TC, class F>
 void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, F f) {
   StridedLoop<4> loop({&out, &a, &b, &c});
   loop.run([&](char* const* p, const int64_t* s, int64_t n) {
-    for (int64_t i = 0; i < n; ++i)
-      *reinterpret_cast<TOut*>(p[0] + i * s[0]) =
-          f(*reinterpret_cast<const TA*>(p[1] + i * s[1]), *reinterpret_cast<const TB*>(p[2] + i * s[2]),
-            *reinterpret_cast<const TC*>(p[3] + i * s[3]));
+    auto* o = reinterpret_cast<TOut*>(p[0]);
+    auto* x = reinterpret_cast<const TA*>(p[1]);
+    auto* y = reinterpret_cast<const TB*>(p[2]);
+    auto* z = reinterpret_cast<const TC*>(p[3]);
+    const bool unit_ab = s[0] == sizeof(TOut) && s[1] == sizeof(TA) && s[2] == sizeof(TB);
+    const bool unit_ac = s[0] == sizeof(TOut) && s[1] == sizeof(TA) && s[3] == sizeof(TC);
+    if (unit_ab && s[3] == sizeof(TC)) {
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i], z[i]);
+    } else if (unit_ab && s[3] == 0) {
+      const TC zv = *z;
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i], zv);
+    } else if (unit_ac && s[2] == 0) {
+      const TB yv = *y;
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv, z[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<TOut*>(p[0] + i * s[0]) =
+            f(*reinterpret_cast<const TA*>(p[1] + i * s[1]), *reinterpret_cast<const TB*>(p[2] + i * s[2]),
+              *reinterpret_cast<const TC*>(p[3] + i * s[3]));
+    }
   });
 }
 
