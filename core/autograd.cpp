@@ -36,6 +36,43 @@ Node::~Node() {
 
 namespace {
 
+// ---- tensor hooks ----
+// Where hooks live: a non-leaf's on its grad_fn, keyed by output_nr (Node::output_hooks), because
+// the node is what backward visits, and it lives as long as a gradient can still flow through it
+// (so a hook fires even after the tensor handle is gone, as in PyTorch). A leaf's stay in its
+// AutogradMeta, where AccumulateGrad reads them: the leaf holds that node only weakly.
+
+// Runs one tensor's hooks on its gradient, in registration order, each on the previous one's
+// result. Unlike LibTorch, which hands a C++ hook an undefined tensor (and then fails an assert)
+// when an output of a multi-output node got no gradient, ember calls hooks on defined ones only.
+Tensor run_hooks(const HookList& hooks, Tensor grad) {
+  if (!grad.defined()) return grad;
+  const size_t n = hooks.hooks.size();  // a hook registered by a hook runs from the next backward
+  for (size_t i = 0; i < n; ++i) {
+    if (!hooks.hooks[i]) continue;   // removed
+    GradHook hook = hooks.hooks[i];  // a copy: the hook may register another one, growing the list
+    Tensor result = hook(grad);
+    if (!result.defined()) continue;  // keeps the gradient
+    if (result.shape() != grad.shape())
+      fail("backward: hook {} returned a gradient of shape {} for a gradient of shape {}", i,
+           shape_str(result.shape()), shape_str(grad.shape()));
+    if (result.dtype() != grad.dtype() || result.device() != grad.device())
+      fail("backward: hook {} changed the gradient's dtype or device from {} on {} to {} on {}", i,
+           grad.dtype(), grad.device(), result.dtype(), result.device());
+    grad = std::move(result);
+  }
+  return grad;
+}
+
+// Runs the hook lists of `node`'s output tensors, each on its own output's gradient.
+void run_output_hooks(const Node& node, std::vector<Tensor>& grads) {
+  const Node::OutputHooks& lists = *node.output_hooks();
+  for (size_t i = 0, n = lists.size(); i < n; ++i) {  // by index: a hook may add another list
+    auto [output_nr, hooks] = lists[i];
+    grads[output_nr] = run_hooks(*hooks, std::move(grads[output_nr]));
+  }
+}
+
 // The sink of every path that ends in a leaf: adds the incoming gradient to leaf.grad().
 class AccumulateGrad final : public Node {
  public:
@@ -45,6 +82,7 @@ class AccumulateGrad final : public Node {
     Tensor& g = grads[0];
     if (!g.defined()) return {};
     AutogradMeta& meta = leaf_->meta();
+    if (std::shared_ptr<HookList> hooks = meta.hooks) g = run_hooks(*hooks, std::move(g));
     if (g.shape() != leaf_->shape)
       fail("backward: gradient of shape {} does not match leaf of shape {}", shape_str(g.shape()),
            shape_str(leaf_->shape));
@@ -371,6 +409,7 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     std::vector<Tensor> grads = std::move(pending[node.get()].grads);
     grads.resize(node->num_outputs());
     pending.erase(node.get());
+    if (node->output_hooks()) run_output_hooks(*node, grads);
     std::vector<Tensor> input_grads = node->apply(std::move(grads));
     if (!retain_graph) node->release_saved();
     const auto& edges = node->next_edges();

@@ -299,6 +299,53 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   autograd::backward({*this}, {gradient}, retain_graph);
 }
 
+// ---- hooks (run by the engine, core/autograd.cpp) ----
+unsigned Tensor::_register_hook(std::function<Tensor(const Tensor&)> hook) const {
+  if (!requires_grad())
+    fail("register_hook: cannot register a hook on a tensor that doesn't require gradient");
+  AutogradMeta& meta = impl_->meta();
+  // A non-leaf's list joins its grad_fn. If an in-place op has since given the tensor a new
+  // grad_fn, the hooks so far stay with the old one (they see the gradient of the value before
+  // the op) and new ones start a new list on the new grad_fn, as in LibTorch 1.13.
+  if (!meta.hooks || meta.hooks->node.lock() != meta.grad_fn) {
+    meta.hooks = std::make_shared<autograd::HookList>();
+    meta.hooks->node = meta.grad_fn;
+    if (meta.grad_fn) meta.grad_fn->add_output_hooks(meta.output_nr, meta.hooks);
+  }
+  meta.hooks->hooks.push_back(std::move(hook));
+  return static_cast<unsigned>(meta.hooks->hooks.size() - 1);
+}
+
+void Tensor::remove_hook(unsigned handle) const {
+  const AutogradMeta* meta = impl_ ? impl_->autograd.get() : nullptr;
+  if (!meta || !meta->hooks || handle >= meta->hooks->hooks.size())
+    fail("remove_hook: invalid handle, no hook at position {}", handle);
+  meta->hooks->hooks[handle] = nullptr;  // keeps the others' positions; removing twice does nothing
+}
+
+// As in LibTorch 1.13, retain_grad() is a hook like the others, at its place in the order: the
+// gradient it keeps is the one after the hooks registered before it.
+void Tensor::retain_grad() const {
+  if (!requires_grad()) fail("retain_grad: can't retain_grad on a tensor that doesn't require gradient");
+  if (is_leaf()) return;  // a leaf keeps its gradient anyway
+  AutogradMeta& meta = impl_->meta();
+  if (meta.retains_grad && meta.hooks->node.lock() == meta.grad_fn) return;  // see the skip below
+  // Weak references: the tensor owns the node that owns this hook.
+  _register_hook([self = std::weak_ptr<TensorImpl>(impl_),
+                  node = std::weak_ptr<autograd::Node>(meta.grad_fn)](const Tensor& grad) {
+    std::shared_ptr<TensorImpl> impl = self.lock();
+    // Skipped once an in-place op has given the tensor a new grad_fn: this is then the gradient
+    // of its old value, and apply_inplace (ops/copy.cpp) has registered retain_grad on the new one.
+    if (!impl || impl->autograd->grad_fn != node.lock()) return Tensor();
+    Tensor& kept = impl->autograd->grad;
+    kept = kept.defined() ? kept + grad : grad.clone();  // out of place, as in LibTorch
+    return Tensor();
+  });
+  meta.retains_grad = true;
+}
+
+bool Tensor::retains_grad() const { return impl_ && impl_->autograd && impl_->autograd->retains_grad; }
+
 Tensor Tensor::detach() const {
   EMBER_CHECK_DEFINED("detach");
   return make_tensor(impl_->storage, impl_->offset, impl_->shape, impl_->strides, impl_->dtype);

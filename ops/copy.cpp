@@ -153,6 +153,9 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
   meta.requires_grad = result.requires_grad();
   meta.grad_fn = result.grad_fn();
   meta.output_nr = result.impl()->autograd ? result.impl()->autograd->output_nr : 0;
+  // As in LibTorch, retain_grad follows the tensor onto its new history (the retain hook on the
+  // old grad_fn skips itself now that grad_fn has changed); its other hooks stay behind.
+  if (meta.retains_grad && meta.grad_fn) self.retain_grad();
   return self;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ember/tensor.h"
@@ -42,6 +43,17 @@ struct Edge {
   bool valid() const { return fn != nullptr; }
 };
 
+// ---- tensor hooks (Tensor::register_hook, retain_grad) ----
+// A tensor's hooks. Shared by the tensor's AutogradMeta (which registers and removes) and, for a
+// non-leaf, its grad_fn (which runs them); it holds neither strongly, so it makes no reference
+// cycle (a hook that captures its own tensor does, as in PyTorch).
+using GradHook = std::function<Tensor(const Tensor&)>;
+struct HookList {
+  std::vector<GradHook> hooks;  // in registration order; a removed one leaves an empty slot, so
+                                // that a handle is simply a position (as in LibTorch)
+  std::weak_ptr<Node> node;     // a non-leaf's: the grad_fn that runs this list
+};
+
 class Node {
  public:
   virtual ~Node();  // frees long chains iteratively, so a 100k-op graph cannot overflow the stack
@@ -57,9 +69,20 @@ class Node {
   void set_next_edges(std::vector<Edge> edges) { next_edges_ = std::move(edges); }
   void set_num_outputs(uint32_t n) { num_outputs_ = n; }
 
+  // The hook lists of this node's output tensors (register_hook on a non-leaf), as (output_nr,
+  // list): the engine runs each on grad_outputs[output_nr] before apply(). Null until the first,
+  // so a node without hooks costs the engine one pointer test.
+  using OutputHooks = std::vector<std::pair<uint32_t, std::shared_ptr<HookList>>>;
+  const OutputHooks* output_hooks() const { return output_hooks_.get(); }
+  void add_output_hooks(uint32_t output_nr, std::shared_ptr<HookList> hooks) {
+    if (!output_hooks_) output_hooks_ = std::make_unique<OutputHooks>();
+    output_hooks_->emplace_back(output_nr, std::move(hooks));
+  }
+
  private:
   std::vector<Edge> next_edges_;
   uint32_t num_outputs_ = 1;
+  std::unique_ptr<OutputHooks> output_hooks_;
 };
 
 // The edge a gradient for `t` should flow into: its grad_fn, or its leaf accumulator.

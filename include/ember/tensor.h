@@ -4,10 +4,12 @@
 // copies the handle, never the data; views share storage.  See docs/internals.md.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,6 +92,33 @@ class Tensor {
   bool is_leaf() const;
   std::shared_ptr<autograd::Node> grad_fn() const;
   void backward(const Tensor& gradient = {}, bool retain_graph = false) const;
+
+  // ---- hooks ----
+  // As in LibTorch. register_hook(fn) runs fn(grad) during backward on this tensor's gradient
+  // (the sum of every consumer's contribution): for a non-leaf before it flows into grad_fn, for
+  // a leaf before it is added into grad(). fn returns a Tensor (a defined one, of the same shape,
+  // dtype and device, replaces the gradient; an undefined one keeps it) or void. Several hooks
+  // run in registration order, each on the previous one's result, with grad mode off, and only
+  // on a defined gradient (LibTorch would pass an undefined one to a hook on an output of a
+  // multi-output op that received none). Returns a handle for remove_hook.
+  template <class Hook>
+  unsigned register_hook(Hook&& hook) const {
+    if constexpr (std::is_void_v<std::invoke_result_t<Hook&, const Tensor&>>) {
+      return _register_hook([fn = std::forward<Hook>(hook)](const Tensor& grad) mutable {
+        fn(grad);
+        return Tensor();
+      });
+    } else {
+      return _register_hook(std::forward<Hook>(hook));
+    }
+  }
+  unsigned _register_hook(std::function<Tensor(const Tensor&)> hook) const;
+  void remove_hook(unsigned handle) const;
+  // A non-leaf keeps its gradient in grad(), accumulating over backward calls like a leaf; it
+  // acts as a hook, so it keeps the gradient as the hooks registered before it left it. A no-op
+  // on leaves. It follows the tensor onto the new history of an in-place op, as in LibTorch.
+  void retain_grad() const;
+  bool retains_grad() const;
 
   // ---- views (share storage, no copy) ----
   Tensor view(const Shape& shape) const;
