@@ -31,6 +31,7 @@ Tensor Tensor::std() const { return ember::std(*this, {}); }
 Tensor Tensor::norm(double p) const { return ember::norm(*this, p); }
 Tensor Tensor::norm(double p, const Shape& dims, bool keepdim) const { return ember::norm(*this, p, dims, keepdim); }
 Tensor Tensor::cumsum(int64_t dim) const { return ember::cumsum(*this, dim); }
+Tensor Tensor::cumprod(int64_t dim) const { return ember::cumprod(*this, dim); }
 Tensor Tensor::logcumsumexp(int64_t dim) const { return ember::logcumsumexp(*this, dim); }
 Tensor Tensor::softmax(int64_t dim) const { return ember::softmax(*this, dim); }
 Tensor Tensor::log_softmax(int64_t dim) const { return ember::log_softmax(*this, dim); }

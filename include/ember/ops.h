@@ -126,6 +126,7 @@ Tensor std(const Tensor& x, const Shape& dims, int64_t correction = 1, bool keep
 Tensor norm(const Tensor& x, double p = 2.0);
 Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim = false);
 Tensor cumsum(const Tensor& x, int64_t dim);
+Tensor cumprod(const Tensor& x, int64_t dim);  // integers and bools give int64, as in PyTorch
 Tensor logcumsumexp(const Tensor& x, int64_t dim);
 // A lane of all -inf has no softmax: its outputs are NaN (as in PyTorch).
 Tensor softmax(const Tensor& x, int64_t dim);
@@ -149,6 +150,21 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);  // stable
 Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
+// The elements of x where the (broadcast) bool mask is true, as a 1-D tensor in row-major order.
+Tensor masked_select(const Tensor& x, const Tensor& mask);
+// The indices of the nonzero elements of x: int64 of shape [count, x.dim()], in row-major order.
+Tensor nonzero(const Tensor& x);
+
+// ---- rearranging (copies, like PyTorch's) ----
+Tensor flip(const Tensor& x, const Shape& dims);
+// Rolls each dims[i] by shifts[i]; with dims empty, rolls the flattened tensor (shifts has one entry).
+Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims = {});
+// Tiles x repeats[i] times along dim i; repeats may have more entries than x has dims (leading ones added).
+Tensor repeat(const Tensor& x, const Shape& repeats);
+// The lower (upper) triangle of the last two dims: elements with col - row <= diagonal (>= diagonal); the
+// rest 0.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
 
 // ---- convolution, pooling, dropout ----
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, std::array<int64_t, 2> stride = {1, 1},
