@@ -2,6 +2,7 @@
 // reference, transposed views, integer dtypes, gradients and errors.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 
 #include "harness.h"
@@ -195,6 +196,19 @@ TEST(Matmul, TransposedViewsEqualContiguous) {
       EXPECT_TRUE(tensors_close(matmul(x, y).to(DType::float64), expected, tol));
     }
   }
+}
+
+// core/blas_core.cpp: on a CPU with AVX2 + FMA, OpenBLAS never runs its generic SSE3 kernels
+// ("Prescott", its fallback for CPU models it does not know), unless the user asked for a core.
+TEST(Matmul, OpenBlasRunsKernelsForThisCpu) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (std::getenv("OPENBLAS_CORETYPE")) GTEST_SKIP() << "OPENBLAS_CORETYPE is set";
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) GTEST_SKIP() << "no AVX2 + FMA";
+  EXPECT_NE(blas_core_name(), "Prescott");
+  EXPECT_NE(blas_core_name(), "Unknown");
+#else
+  GTEST_SKIP() << "x86-64 only";
+#endif
 }
 
 TEST(Matmul, LargeAgainstNaive) {
