@@ -23,7 +23,6 @@
 //    the rest of the logit is context noise (std `noise`); targets are drawn from the same Zipf
 //    prior. Most vocabulary tiles are then negligible and filtering skips them, as on a trained
 //    model (the backward prints the fraction of tiles it kept).
-#include <cblas.h>
 #include <ember/ember.h>
 #include <ember/losses/cce.h>
 #include <ember/losses/standard.h>
@@ -41,7 +40,6 @@
 #include <utility>
 
 #include "../losses/cpu/cce_config.h"  // the backward's tile counters (kept / visited)
-#include "examples/blas_kernels.h"
 
 using namespace ember;
 
@@ -154,7 +152,6 @@ void compare(Problem p, int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 4096;
   const int64_t D = argc > 2 ? std::atoll(argv[2]) : 512;
   const int64_t V = argc > 3 ? std::atoll(argv[3]) : 65536;
@@ -164,8 +161,7 @@ int main(int argc, char** argv) {
   std::printf("bench_cce: N = %lld, D = %lld, V = %lld, float32, %d threads, best of %d rounds\n",
               static_cast<long long>(N), static_cast<long long>(D), static_cast<long long>(V),
               get_num_threads(), rounds);
-  std::printf("BLAS kernels: %s%s\n", openblas_get_corename(),
-              std::getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE)" : "");
+  std::printf("BLAS kernels: %s\n", blas_core_name().c_str());
   if (std::ifstream load("/proc/loadavg"); load) {
     double one_minute = 0;
     load >> one_minute;

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "examples/blas_kernels.h"
 #include "ops/conv_testing.h"
 
 using namespace ember;
@@ -233,13 +232,11 @@ print(best * 1e3)
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   auto t0 = Clock::now();
   manual_seed(0);
   const std::string python = find_torch_python();
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  std::printf("ember bench_core: %d threads; %s; BLAS kernels: %s%s; PyTorch %s\n", get_num_threads(),
-              openblas_get_config(), openblas_get_corename(), coretype ? " (OPENBLAS_CORETYPE)" : "",
+  std::printf("ember bench_core: %d threads; %s; BLAS kernels: %s; PyTorch %s\n", get_num_threads(),
+              openblas_get_config(), blas_core_name().c_str(),
               python.empty() ? "not available" : python.c_str());
   if (std::ifstream load("/proc/loadavg"); load) {
     double one_minute = 0;

@@ -22,7 +22,6 @@
 // where to look when the step is slow. --cpu-time measures process CPU time instead of wall time
 // (for a machine busy with other work; best with --threads 1 and OMP_WAIT_POLICY=passive, so that
 // idle threads do not spin).
-#include <cblas.h>
 #include <ember/ember.h>
 #include <ember/losses.h>
 #include <ember/nn.h>
@@ -44,7 +43,6 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "examples/blas_kernels.h"
 
 using namespace ember;
 using ember::bench::find_torch_python;
@@ -338,7 +336,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train: --threads and --rounds must be positive\n");
     return 2;
   }
-  examples::use_native_blas_kernels(argv);  // OpenBLAS may not know this CPU (docs/performance.md)
   set_num_threads(threads);
 
   char script[] = "/tmp/ember_bench_train_XXXXXX.py";
@@ -355,7 +352,7 @@ int main(int argc, char** argv) {
   double load = 0;
   if (std::ifstream loadavg("/proc/loadavg"); loadavg) loadavg >> load;
   std::printf("BLAS kernels: %s; machine load (1-minute average) %.1f on %d hardware threads\n",
-              openblas_get_corename(), load, omp_get_num_procs());
+              blas_core_name().c_str(), load, omp_get_num_procs());
   std::printf("%-52s %9s %9s %9s %9s | %9s %9s %9s %9s | %6s\n", "", "fwd ms", "bwd ms", "opt ms", "step ms",
               "fwd ms", "bwd ms", "opt ms", "step ms", "ratio");
   const std::string python = find_torch_python();

@@ -4,6 +4,7 @@
 // Benchmarks compare ember with a reference measured in the same run. On a shared machine both
 // contenders must see the same load, so pairs run alternately (`race`), and single-threaded
 // figures use this thread's CPU time, which other processes cannot inflate.
+#include <ember/threads.h>
 #include <fmt/format.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,8 +98,11 @@ inline const char* verdict(double value, double goal, bool higher_is_better) {
 
 // The Python that can import torch: $EMBER_PYTHON if set, else the first of python3 on PATH and
 // the system's /usr/bin/python3 (a pyenv or venv python3 on PATH does not see Debian's
-// python3-torch). Empty when none can.
+// python3-torch). Empty when none can. Debian's PyTorch calls the same OpenBLAS as ember, so the
+// child processes are told to run the kernels ember runs: a new process would otherwise make
+// OpenBLAS's own choice again, which core/blas_core.cpp may have replaced.
 inline std::string find_torch_python() {
+  if (!std::getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", ember::blas_core_name().c_str(), 1);
   std::vector<std::string> candidates = {"python3", "/usr/bin/python3"};
   if (const char* env = std::getenv("EMBER_PYTHON")) candidates.insert(candidates.begin(), env);
   for (const std::string& python : candidates)

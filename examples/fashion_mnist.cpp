@@ -24,8 +24,6 @@
 #include <memory>
 #include <thread>
 
-#include "blas_kernels.h"
-
 namespace nn = ember::nn;
 namespace data = ember::data;
 namespace train = ember::train;
@@ -127,7 +125,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "seeds initialisation and shuffling")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  examples::use_native_blas_kernels(argv);
   if (epochs <= 0) epochs = model_name == "cnn" ? 3 : 10;
 
   try {
@@ -150,7 +147,7 @@ int main(int argc, char** argv) {
     ember::optim::CosineAnnealingLR schedule(*optimizer, epochs * train_loader.num_batches());
     std::cout << fmt::format(
         "Fashion-MNIST: {} training and {} test images; {} threads, OpenBLAS {} kernels\n{}\n",
-        train_set->size(), test_set->size(), threads, openblas_get_corename(), model->str());
+        train_set->size(), test_set->size(), threads, ember::blas_core_name(), model->str());
 
     const std::string metrics_path = (std::filesystem::path(out_dir) / "metrics.jsonl").string();
     std::filesystem::remove(metrics_path);  // one file per run

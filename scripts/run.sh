@@ -5,10 +5,4 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh"
-# Debian's OpenBLAS 0.3.21 does not recognise some newer Xeons and falls back to its slowest
-# kernels (about 5x slower GEMM, see docs/performance.md). Name the core type when the user has not.
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
-fi
 exec "${EMBER_BUILD_DIR:-$root/build}/examples/fashion_mnist" --out-dir "$root/runs/fashion_mnist" "$@"
