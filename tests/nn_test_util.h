@@ -3,7 +3,9 @@
 #include <ember/nn.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,14 @@ inline ::testing::AssertionResult module_gradcheck(nn::Module& module, const std
 // under ccache's CCACHE_BASEDIR, which the build scripts set).
 inline std::string fixture(const std::string& name) {
   return (std::filesystem::path(EMBER_TEST_FIXTURES) / name).string();
+}
+
+// A JSON fixture (reference values written by a PyTorch script in tests/fixtures), parsed; a
+// missing file fails the calling test and parses as an error.
+inline nlohmann::json read_json_fixture(const std::string& name) {
+  std::ifstream in(fixture(name));
+  EXPECT_TRUE(in.good()) << "missing " << fixture(name);
+  return nlohmann::json::parse(in);
 }
 
 }  // namespace ember::testing

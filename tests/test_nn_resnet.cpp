@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -23,11 +22,7 @@ namespace {
 using json = nlohmann::json;
 
 const json& reference() {
-  static const json data = [] {
-    std::ifstream in(fixture("resnet_reference.json"));
-    EXPECT_TRUE(in.good()) << "missing " << fixture("resnet_reference.json");
-    return json::parse(in);
-  }();
+  static const json data = read_json_fixture("resnet_reference.json");
   return data;
 }
 

@@ -4,7 +4,6 @@
 #include <ember/optim.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
@@ -17,11 +16,7 @@ using json = nlohmann::json;
 using namespace ember::optim;
 
 const json& fixtures() {
-  static const json data = [] {
-    std::ifstream in(fixture("optim_fixtures.json"));
-    EXPECT_TRUE(in.good()) << "missing " << fixture("optim_fixtures.json");
-    return json::parse(in);
-  }();
+  static const json data = read_json_fixture("optim_fixtures.json");
   return data;
 }
 
