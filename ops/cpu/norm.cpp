@@ -7,9 +7,11 @@
 #include "ops/kernels/norm.h"
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/cpu/vector_math.h"
 
 namespace ember::cpu {
 namespace {
@@ -42,26 +44,44 @@ std::vector<double> per_channel_sum(int64_t N, int64_t C, int64_t S, const Plane
   return sums;
 }
 
+// Sums over a contiguous run (a batch-norm plane, a layer-norm row), with eight partial sums in double
+// (sum_of, ops/cpu/vector_math.h) so that the loops vectorise in every clone, and the order of additions is
+// the same whatever the vector width.
+template <class T>
+EMBER_VECTOR_CLONES double run_sum(const T* v, int64_t n) {
+  return sum_of<double>(n, [&](int64_t i) { return v[i]; });
+}
+template <class T>
+EMBER_VECTOR_CLONES double run_squared_deviations(const T* v, int64_t n, double m) {
+  return sum_of<double>(n, [&](int64_t i) {
+    const double d = v[i] - m;
+    return d * d;
+  });
+}
+template <class T>
+EMBER_VECTOR_CLONES double run_dot_deviations(const T* g, const T* v, int64_t n, double m) {
+  return sum_of<double>(n, [&](int64_t i) { return g[i] * (v[i] - m); });
+}
+// Layer norm's backward sums over a row: sum(g w) and sum(g w (x - mean)) (w = 1 without weight).
+template <class T>
+EMBER_VECTOR_CLONES std::pair<double, double> run_weighted_sums(const T* g, const T* w, const T* v, int64_t n,
+                                                                double m) {
+  if (!w) return {run_sum(g, n), run_dot_deviations(g, v, n, m)};
+  return {sum_of<double>(n, [&](int64_t i) { return static_cast<double>(g[i]) * w[i]; }),
+          sum_of<double>(n, [&](int64_t i) { return static_cast<double>(g[i]) * w[i] * (v[i] - m); })};
+}
+
 template <class T>
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
   const T* px = data<T>(x);
   const double count = static_cast<double>(N * S);
   // Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which cancels badly.
-  std::vector<double> mu = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
-    const T* v = px + (n * C + c) * S;
-    double s = 0;
-    for (int64_t i = 0; i < S; ++i) s += v[i];
-    return s;
-  });
+  std::vector<double> mu =
+      per_channel_sum(N, C, S, [&](int64_t n, int64_t c) { return run_sum(px + (n * C + c) * S, S); });
   for (double& m : mu) m /= count;
-  std::vector<double> sq = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
-    const T* v = px + (n * C + c) * S;
-    const double m = mu[c];
-    double s = 0;
-    for (int64_t i = 0; i < S; ++i) s += (v[i] - m) * (v[i] - m);
-    return s;
-  });
+  std::vector<double> sq = per_channel_sum(
+      N, C, S, [&](int64_t n, int64_t c) { return run_squared_deviations(px + (n * C + c) * S, S, mu[c]); });
   T* pm = data<T>(mean);
   T* pv = data<T>(var);
   for (int64_t c = 0; c < C; ++c) {
@@ -106,19 +126,10 @@ void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
       grad_weight.defined() || grad_bias.defined() || (grad_input.defined() && batch_stats);
   std::vector<double> sum_dy(C, 0.0), sum_dy_xc(C, 0.0);  // sum(dy), sum(dy * (x - mean))
   if (need_sums) {
-    sum_dy = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
-      const T* g = pg + (n * C + c) * S;
-      double s = 0;
-      for (int64_t i = 0; i < S; ++i) s += g[i];
-      return s;
-    });
+    sum_dy = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) { return run_sum(pg + (n * C + c) * S, S); });
     sum_dy_xc = per_channel_sum(N, C, S, [&](int64_t n, int64_t c) {
-      const T* g = pg + (n * C + c) * S;
-      const T* v = px + (n * C + c) * S;
-      const double m = pm[c];
-      double s = 0;
-      for (int64_t i = 0; i < S; ++i) s += g[i] * (v[i] - m);
-      return s;
+      const int64_t p = (n * C + c) * S;
+      return run_dot_deviations(pg + p, px + p, S, static_cast<double>(pm[c]));
     });
   }
   if (grad_bias.defined()) {
@@ -165,11 +176,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
   parallel_for(0, M, grain_for(N), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* v = px + r * N;
-      double mu = 0, var = 0;
-      for (int64_t i = 0; i < N; ++i) mu += v[i];
-      mu /= static_cast<double>(N);
-      for (int64_t i = 0; i < N; ++i) var += (v[i] - mu) * (v[i] - mu);
-      var /= static_cast<double>(N);
+      const double mu = run_sum(v, N) / static_cast<double>(N);
+      const double var = run_squared_deviations(v, N, mu) / static_cast<double>(N);
       const double rs = 1.0 / std::sqrt(var + eps);
       pm[r] = static_cast<T>(mu);
       pr[r] = static_cast<T>(rs);
@@ -197,12 +205,9 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
       for (int64_t r = b; r < e; ++r) {
         const T *g = pg + r * N, *v = px + r * N;
         const double mu = pm[r], rs = pr[r];
-        double sum_g = 0, sum_gx = 0;  // sums of g = dy * w and of g * xhat
-        for (int64_t i = 0; i < N; ++i) {
-          double gi = static_cast<double>(g[i]) * (pw ? pw[i] : 1.0);
-          sum_g += gi;
-          sum_gx += gi * (v[i] - mu) * rs;
-        }
+        // sums of g = dy * w and of g * xhat = g * (x - mean) * rstd
+        const auto [sum_g, sum_g_dev] = run_weighted_sums(g, pw, v, N, mu);
+        const double sum_gx = sum_g_dev * rs;
         const T a = static_cast<T>(sum_g / static_cast<double>(N));
         const T c = static_cast<T>(sum_gx / static_cast<double>(N));
         const T tm = static_cast<T>(mu), trs = static_cast<T>(rs);
