@@ -173,28 +173,6 @@ std::unique_ptr<ember::optim::Optimizer> make_optimizer(const Recipe& r,
   return std::make_unique<ember::optim::SGD>(params, o);
 }
 
-struct Evaluation {
-  double loss, accuracy;
-};
-
-// Cross-entropy and accuracy on the test set, in eval mode (BatchNorm uses its running statistics).
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader) {
-  ember::NoGradGuard no_grad;
-  model.eval();
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
-  for (data::Batch& batch : loader) {
-    ember::Tensor logits = model.forward(batch.data);
-    ember::losses::CrossEntropyOptions sum;
-    sum.reduction = ember::losses::Reduction::sum;
-    loss_sum += ember::losses::cross_entropy(logits, batch.target, sum).item<double>();
-    correct += train::count_correct(logits, batch.target);
-    seen += batch.size();
-  }
-  model.train();
-  return {loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen)};
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -243,7 +221,7 @@ RunResult run_training(const std::string& run, nn::Module& model, int epochs, co
     }
     bar.finish();
     const double train_loss = bar.running_loss(), train_accuracy = static_cast<double>(correct) / seen;
-    const Evaluation test = evaluate(model, test_loader);
+    const train::Evaluation test = train::evaluate_classifier(model, test_loader);
     const double epoch_seconds = seconds_since(epoch_start);
     std::cout << fmt::format(
         "{} epoch {}/{}: train loss {:.4f}, train accuracy {:.2f}%, test loss {:.4f}, "
@@ -357,7 +335,7 @@ int main(int argc, char** argv) {
     if (!teacher_checkpoint.empty()) {
       ember::load(*teacher, teacher_checkpoint);
       data::DataLoader test_loader(d.test, {.batch_size = 500, .transform = d.test_transform});
-      teacher_run.test_accuracy.push_back(evaluate(*teacher, test_loader).accuracy);
+      teacher_run.test_accuracy.push_back(train::evaluate_classifier(*teacher, test_loader).accuracy);
       std::cout << fmt::format("teacher loaded from {}: test accuracy {:.2f}%\n", teacher_checkpoint,
                                100 * teacher_run.test_accuracy.back());
     } else {

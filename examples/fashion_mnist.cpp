@@ -69,27 +69,6 @@ std::unique_ptr<ember::optim::Optimizer> make_optimizer(const std::string& name,
   return std::make_unique<ember::optim::Adam>(params, o);
 }
 
-struct Evaluation {
-  double loss, accuracy;
-};
-
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader) {
-  ember::NoGradGuard no_grad;
-  model.eval();
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
-  for (data::Batch& batch : loader) {
-    ember::Tensor logits = model.forward(batch.data);
-    ember::losses::CrossEntropyOptions sum;
-    sum.reduction = ember::losses::Reduction::sum;
-    loss_sum += ember::losses::cross_entropy(logits, batch.target, sum).item<double>();
-    correct += train::count_correct(logits, batch.target);
-    seen += batch.size();
-  }
-  model.train();
-  return {loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen)};
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -170,7 +149,7 @@ int main(int argc, char** argv) {
       }
       bar.finish();
       const double train_loss = bar.running_loss(), train_accuracy = static_cast<double>(correct) / seen;
-      const Evaluation test = evaluate(*model, test_loader);
+      const train::Evaluation test = train::evaluate_classifier(*model, test_loader);
       const double epoch_seconds = seconds_since(epoch_start);
       std::cout << fmt::format(
           "epoch {}/{}: train loss {:.4f}, train accuracy {:.2f}%, test loss {:.4f}, "

@@ -1,5 +1,8 @@
 // ember::train: the progress bar (plain and terminal modes), the metrics log, accuracy helpers and
 // the training-curve plot.
+#include <ember/data.h>
+#include <ember/losses.h>
+#include <ember/nn.h>
 #include <ember/train.h>
 
 #include <cmath>
@@ -150,6 +153,26 @@ TEST(Accuracy, TopOneAndTopKWithTies) {
   EMBER_EXPECT_THROW_MSG(train::accuracy(logits, zeros({3}, kInt64)),
                          "logits [4,3] need targets [4], got [3]");
   EMBER_EXPECT_THROW_MSG(train::accuracy(zeros({4}), targets), "expected logits [N, C], got [4]");
+}
+
+// The logits are the inputs themselves (an identity model with a Dropout that eval mode turns off),
+// so the same tensors give the expected values: the mean cross-entropy over all 4 examples, in
+// batches of 3 and 1, and the accuracy of TopOneAndTopKWithTies's rows.
+TEST(Accuracy, EvaluateClassifierOverALoader) {
+  Tensor logits = tensor<float>({1, 3, 2, 5, 0, 5, 0, 0, 1, 2, 1, 0}, {4, 3});
+  Tensor targets = tensor<int64_t>({1, 2, 0, 0}, {4});
+  auto model = std::make_shared<nn::Sequential>(std::make_shared<nn::Dropout>(0.5));
+  data::DataLoader loader(std::make_shared<data::TensorDataset>(logits, targets), {.batch_size = 3});
+  const train::Evaluation e = train::evaluate_classifier(*model, loader);
+  EXPECT_NEAR(e.loss, losses::cross_entropy(logits, targets).item<double>(), 1e-6);
+  EXPECT_DOUBLE_EQ(e.accuracy, 0.5);
+  EXPECT_TRUE(model->is_training());  // restored
+  model->eval();
+  train::evaluate_classifier(*model, loader);
+  EXPECT_FALSE(model->is_training());
+  data::DataLoader empty(std::make_shared<data::TensorDataset>(zeros({0, 3}), zeros({0}, kInt64)), {});
+  EMBER_EXPECT_THROW_MSG(train::evaluate_classifier(*model, empty),
+                         "evaluate_classifier: the loader gave no examples");
 }
 
 // ====================================================================================== plot ====

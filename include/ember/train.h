@@ -12,6 +12,13 @@
 
 #include "ember/tensor.h"
 
+namespace ember::nn {
+class Module;
+}
+namespace ember::data {
+class DataLoader;
+}
+
 namespace ember::train {
 
 // ---- progress ----
@@ -103,6 +110,14 @@ std::vector<MetricRow> read_metrics(const std::string& path);
 int64_t count_correct(const Tensor& logits, const Tensor& targets, int64_t k = 1);
 double accuracy(const Tensor& logits, const Tensor& targets);                  // in [0, 1]
 double topk_accuracy(const Tensor& logits, const Tensor& targets, int64_t k);  // in [0, 1]
+
+// A classifier's mean cross-entropy and top-1 accuracy over every batch of `loader`, computed in
+// eval mode (BatchNorm's running statistics, no dropout) without recording; the model's mode is
+// restored afterwards. Throws when the loader gives no examples.
+struct Evaluation {
+  double loss = 0, accuracy = 0;
+};
+Evaluation evaluate_classifier(nn::Module& model, data::DataLoader& loader);
 
 // ---- plots ----
 

@@ -1,4 +1,8 @@
+#include "ember/autograd.h"
+#include "ember/data/dataloader.h"
 #include "ember/error.h"
+#include "ember/losses/standard.h"
+#include "ember/nn/module.h"
 #include "ember/train.h"
 #include "ops/bf16_compute.h"
 
@@ -46,6 +50,25 @@ double topk_accuracy(const Tensor& logits, const Tensor& targets, int64_t k) {
   const int64_t correct = count_correct(logits, targets, k);
   const int64_t n = logits.size(0);
   return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+}
+
+Evaluation evaluate_classifier(nn::Module& model, data::DataLoader& loader) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  losses::CrossEntropyOptions sum;
+  sum.reduction = losses::Reduction::sum;
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  for (data::Batch& batch : loader) {
+    Tensor logits = model.forward(batch.data);
+    loss_sum += losses::cross_entropy(logits, batch.target, sum).item<double>();
+    correct += count_correct(logits, batch.target);
+    seen += batch.size();
+  }
+  model.train(was_training);
+  if (seen == 0) fail("evaluate_classifier: the loader gave no examples");
+  return {loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen)};
 }
 
 }  // namespace ember::train
