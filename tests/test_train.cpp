@@ -175,6 +175,64 @@ TEST(Accuracy, EvaluateClassifierOverALoader) {
                          "evaluate_classifier: the loader gave no examples");
 }
 
+// ==================================================================== binary classification ====
+
+// The expected values are sklearn 1.2's (confusion_matrix, precision_score, fbeta_score,
+// balanced_accuracy_score, roc_auc_score, log_loss(eps=1e-7)) on the same arrays. Row 4's p = 0.5 is
+// predicted negative; rows 1 and 8 tie at 0.4 across the classes, which roc_auc counts as half.
+TEST(BinaryMetrics, ConfusionCountsAucAndLogLossMatchSklearn) {
+  const Tensor p = tensor<float>({0.9f, 0.4f, 0.65f, 0.2f, 0.5f, 0.8f, 0.3f, 0.55f, 0.4f, 0.0f}, {10});
+  const Tensor y = tensor<int64_t>({1, 0, 1, 0, 1, 0, 0, 0, 1, 1}, {10});
+  const train::BinaryCounts c = train::binary_counts(p, y);
+  EXPECT_EQ(c.tp, 2);
+  EXPECT_EQ(c.fp, 2);
+  EXPECT_EQ(c.tn, 3);
+  EXPECT_EQ(c.fn, 3);
+  EXPECT_EQ(c.total(), 10);
+  EXPECT_DOUBLE_EQ(c.accuracy(), 0.5);
+  EXPECT_DOUBLE_EQ(c.precision(), 0.5);
+  EXPECT_DOUBLE_EQ(c.recall(), 0.4);
+  EXPECT_DOUBLE_EQ(c.specificity(), 0.6);
+  EXPECT_DOUBLE_EQ(c.f_beta(), 0.4444444444444445);
+  EXPECT_DOUBLE_EQ(c.f_beta(2), 0.4166666666666667);
+  EXPECT_DOUBLE_EQ(c.f_beta(0.5), 0.47619047619047616);
+  EXPECT_DOUBLE_EQ(c.g_mean(), 0.48989794855663565);
+  EXPECT_DOUBLE_EQ(c.balanced_accuracy(), 0.5);
+  EXPECT_NEAR(train::roc_auc(p, y), 0.58, 1e-12);
+  EXPECT_NEAR(train::log_loss(p, y), 2.176226672281351, 1e-6);  // p was rounded to float32
+  const Tensor p64 = tensor<double>({0.9, 0.4, 0.65, 0.2, 0.5, 0.8, 0.3, 0.55, 0.4, 0.0}, {10});
+  EXPECT_NEAR(train::log_loss(p64, y.to(kBool)), 2.176226672281351, 1e-12);
+  // A [N, 1] column (a model's output) reads as [N]; a threshold moves the cut.
+  EXPECT_EQ(train::binary_counts(p.reshape({10, 1}), y.to(kFloat32), 0.45).tp, 3);
+  // An AUC depends only on the scores' order, so logits or any increasing map give the same value.
+  EXPECT_NEAR(train::roc_auc(exp(p * 3.0) - 1.0, y), 0.58, 1e-12);
+}
+
+TEST(BinaryMetrics, EdgeCasesAndErrors) {
+  // No predicted positive: precision 0 (sklearn's zero_division=0), not NaN.
+  const train::BinaryCounts none = train::binary_counts(zeros({3}), tensor<int64_t>({1, 0, 1}, {3}));
+  EXPECT_EQ(none.fn, 2);
+  EXPECT_DOUBLE_EQ(none.precision(), 0.0);
+  EXPECT_DOUBLE_EQ(none.f_beta(), 0.0);
+  EXPECT_DOUBLE_EQ(none.g_mean(), 0.0);
+  EXPECT_DOUBLE_EQ(none.balanced_accuracy(), 0.5);
+  EXPECT_DOUBLE_EQ(train::roc_auc(tensor<float>({0.1f, 0.9f}, {2}), tensor<int64_t>({0, 1}, {2})), 1.0);
+  EXPECT_DOUBLE_EQ(train::roc_auc(tensor<float>({0.3f, 0.3f}, {2}), tensor<int64_t>({0, 1}, {2})), 0.5);
+  EXPECT_NEAR(train::log_loss(tensor<double>({1.0, 0.0}, {2}), tensor<int64_t>({0, 1}, {2})), -std::log(1e-7),
+              1e-9);  // clipped, not infinite
+  EMBER_EXPECT_THROW_MSG(train::roc_auc(ones({3}), ones({3}, kInt64)),
+                         "roc_auc: needs both classes, got 3 positives and 0 negatives");
+  EMBER_EXPECT_THROW_MSG(train::roc_auc(tensor<float>({NAN, 1}, {2}), tensor<int64_t>({0, 1}, {2})),
+                         "roc_auc: score of row 0 is NaN");
+  EMBER_EXPECT_THROW_MSG(train::binary_counts(ones({3}), tensor<int64_t>({0, 2, 1}, {3})),
+                         "binary_counts: target must hold 0 or 1, got 2 at row 1");
+  EMBER_EXPECT_THROW_MSG(train::log_loss(ones({3}), ones({4})),
+                         "log_loss: expected scores [N] and target [N], got [3] and [4]");
+  EMBER_EXPECT_THROW_MSG(train::binary_counts(ones({3}, kInt64), ones({3})), "expected floating scores");
+  EMBER_EXPECT_THROW_MSG(train::log_loss(zeros({0}), zeros({0})), "log_loss: no rows");
+  EMBER_EXPECT_THROW_MSG(none.f_beta(0), "f_beta: beta must be > 0, got 0");
+}
+
 // ====================================================================================== plot ====
 
 uint32_t be32(const std::string& s, size_t at) {

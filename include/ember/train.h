@@ -119,6 +119,36 @@ struct Evaluation {
 };
 Evaluation evaluate_classifier(nn::Module& model, data::DataLoader& loader);
 
+// ---- binary classification ----
+
+// The confusion matrix of a binary classifier and the metrics read from it. A ratio whose
+// denominator is 0 (e.g. precision with no predicted positive) is 0, as sklearn's zero_division=0.
+struct BinaryCounts {
+  int64_t tp = 0, fp = 0, tn = 0, fn = 0;
+  int64_t total() const { return tp + fp + tn + fn; }
+  double accuracy() const;
+  double precision() const;
+  double recall() const;       // true-positive rate
+  double specificity() const;  // true-negative rate
+  double f_beta(double beta = 1.0) const;
+  double g_mean() const;             // sqrt(recall * specificity)
+  double balanced_accuracy() const;  // (recall + specificity) / 2
+};
+
+// probabilities: floating [N]; target: [N] of 0 and 1 (any numeric or bool dtype). A row is
+// predicted positive when its probability is > threshold (so 0.5 itself is negative, as rounding
+// half to even does in the papers' code). A NaN probability is predicted negative.
+BinaryCounts binary_counts(const Tensor& probabilities, const Tensor& target, double threshold = 0.5);
+
+// The area under the ROC curve of `scores` (any monotone score: probabilities or logits), computed
+// as the Mann-Whitney statistic with tied scores sharing their average rank, as sklearn's
+// roc_auc_score. Throws when one class is absent (the area is undefined) or a score is NaN.
+double roc_auc(const Tensor& scores, const Tensor& target);
+
+// The mean binary cross-entropy of probabilities clipped to [eps, 1 - eps], as sklearn's
+// log_loss(eps=1e-7) (the value FuxiCTR reports as "logloss").
+double log_loss(const Tensor& probabilities, const Tensor& target, double eps = 1e-7);
+
 // ---- plots ----
 
 struct PlotOptions {
