@@ -252,6 +252,34 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   });
 }
 
+Tensor Tensor::diagonal(int64_t offset, int64_t dim1, int64_t dim2) const {
+  check_defined("diagonal", *this, "self");
+  if (dim() < 2) fail("diagonal: needs at least 2 dims, got {}", shape_str(shape()));
+  dim1 = wrap_dim(dim1, dim(), "diagonal");
+  dim2 = wrap_dim(dim2, dim(), "diagonal");
+  if (dim1 == dim2) fail("diagonal: dim1 and dim2 are both {} (of {})", dim1, shape_str(shape()));
+  const int64_t rows = shape()[dim1], cols = shape()[dim2];
+  // Element k of the diagonal is [k, k + offset] (offset >= 0) or [k - offset, k].
+  const int64_t length =
+      std::max<int64_t>(0, offset >= 0 ? std::min(rows, cols - offset) : std::min(rows + offset, cols));
+  int64_t start = storage_offset();
+  if (length > 0) start += offset >= 0 ? offset * strides()[dim2] : -offset * strides()[dim1];
+  Shape shape, strides;
+  for (int64_t d = 0; d < dim(); ++d)
+    if (d != dim1 && d != dim2) {
+      shape.push_back(this->shape()[d]);
+      strides.push_back(this->strides()[d]);
+    }
+  shape.push_back(length);
+  strides.push_back(this->strides()[dim1] + this->strides()[dim2]);
+  Shape in_shape = this->shape();
+  return record_view("diagonal", *this, make_view(*this, shape, strides, start), [=](const Tensor& g) {
+    Tensor full = zeros(in_shape, g.options());
+    copy_into(full.diagonal(offset, dim1, dim2), g);
+    return full;
+  });
+}
+
 Tensor Tensor::flatten(int64_t start, int64_t end) const {
   check_defined("flatten", *this, "self");
   if (dim() == 0) return reshape({1});

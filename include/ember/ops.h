@@ -2,6 +2,7 @@
 // Free-function operators. Each records itself on the autograd graph when an input requires
 // grad; its backward lives next to its forward in ops/*.cpp.
 #include <array>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -135,6 +136,11 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 // ---- linear algebra ----
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});  // x W^T + b
+// Einstein summation over the operands, as torch.einsum: "ij,jk->ik" (matmul), "bij,bjk->bik",
+// "ii->i" (diagonal), "ii" (trace), "i,j->ij" (outer), "...ij->...ji". Subscripts are letters;
+// "..." stands for broadcast dims; without "->" the output holds the letters that appear exactly
+// once, in alphabetical order, after the "..." dims. Size-1 dims broadcast. Differentiable.
+Tensor einsum(std::string_view equation, const std::vector<Tensor>& operands);
 
 // ---- indexing and joining ----
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);

@@ -135,6 +135,9 @@ class Tensor {
   Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor select(int64_t dim, int64_t index) const;
   Tensor operator[](int64_t index) const { return select(0, index); }
+  // The diagonal of dims dim1 and dim2 (offset > 0: above it, < 0: below), which both drop out
+  // of the shape; the diagonal becomes the last dim. A view, as in PyTorch.
+  Tensor diagonal(int64_t offset = 0, int64_t dim1 = 0, int64_t dim2 = 1) const;
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor unflatten(int64_t dim, const Shape& sizes) const;
   Tensor view_as(const Tensor& other) const { return view(other.shape()); }
