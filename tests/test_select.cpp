@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 
 #include "harness.h"
@@ -429,7 +430,71 @@ TEST(MaskedSelect, Errors) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// unique (values, inverse and counts as torch.unique gives them)
+
+TEST(Unique, ValuesInverseAndCountsMatchPyTorch) {
+  const Unique u = unique(tensor<int64_t>({3, 1, 2, 3, 7, 1}, {2, 3}));
+  EXPECT_EQ(u.values.to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 3, 7}));
+  EXPECT_EQ(u.inverse.shape(), (Shape{2, 3}));
+  EXPECT_EQ(u.inverse.to_vector<int64_t>(), (std::vector<int64_t>{2, 0, 1, 2, 3, 0}));
+  EXPECT_EQ(u.counts.to_vector<int64_t>(), (std::vector<int64_t>{2, 1, 2, 1}));
+  // values[inverse] rebuilds the input.
+  EXPECT_TRUE(tensors_close(index_select(u.values, 0, u.inverse.reshape({-1})).reshape({2, 3}),
+                            tensor<int64_t>({3, 1, 2, 3, 7, 1}, {2, 3}), 0));
+  // Each NaN is a value of its own, after the numbers: NumPy's unique(equal_nan=False) gives the
+  // same (PyTorch 1.13's CPU kernel returns [1, nan, nan, 2] with counts [1, 0, 0, 2], a bug).
+  const Unique f = unique(tensor<float>({2, NAN, 1, NAN, 2}, {5}).requires_grad_());
+  EXPECT_FALSE(f.values.requires_grad());
+  const std::vector<float> v = f.values.to_vector<float>();
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0], 1.0f);
+  EXPECT_EQ(v[1], 2.0f);
+  EXPECT_TRUE(std::isnan(v[2]) && std::isnan(v[3]));
+  EXPECT_EQ(f.inverse.to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 0, 3, 1}));
+  EXPECT_EQ(f.counts.to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 1, 1}));
+  const Unique b = unique(tensor<bool>({true, false, true}, {3}));
+  EXPECT_EQ(b.values.dtype(), kBool);
+  EXPECT_EQ(b.values.to_vector<bool>(), (std::vector<bool>{false, true}));
+  EXPECT_EQ(b.inverse.to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 1}));
+}
+
+TEST(Unique, EmptyZeroDimStridedAndLarge) {
+  const Unique e = unique(zeros({0, 3}));
+  EXPECT_EQ(e.values.shape(), (Shape{0}));
+  EXPECT_EQ(e.inverse.shape(), (Shape{0, 3}));
+  EXPECT_EQ(e.counts.shape(), (Shape{0}));
+  const Unique s = unique(scalar_tensor(4.0));
+  EXPECT_EQ(s.values.to_vector<float>(), (std::vector<float>{4}));
+  EXPECT_EQ(s.inverse.shape(), (Shape{}));
+  const Tensor t = tensor<int64_t>({5, 1, 5, 1, 5, 9}, {2, 3}).t();  // strided
+  EXPECT_EQ(unique(t).inverse.to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 0, 1, 1, 2}));
+  // Random small integers: against a std::map.
+  const Tensor r = randint(0, 50, {2000});
+  const Unique u = unique(r);
+  std::map<int64_t, int64_t> count;
+  for (int64_t x : r.to_vector<int64_t>()) ++count[x];
+  std::vector<int64_t> keys, counts;
+  for (const auto& [k, c] : count) {
+    keys.push_back(k);
+    counts.push_back(c);
+  }
+  EXPECT_EQ(u.values.to_vector<int64_t>(), keys);
+  EXPECT_EQ(u.counts.to_vector<int64_t>(), counts);
+  EXPECT_TRUE(tensors_close(index_select(u.values, 0, u.inverse), r, 0));
+  EMBER_EXPECT_THROW_MSG(unique(Tensor()), "unique");
+}
+
+// ---------------------------------------------------------------------------------------------
 // CUDA: devices and larger inputs than the table rows (skip without a GPU)
+
+TEST(SelectCuda, UniqueMatchesTheCpu) {
+  EMBER_SKIP_WITHOUT_GPU();
+  const Tensor x = randint(-100, 100, {3000}).to(kFloat32);
+  const Unique cpu = unique(x), gpu = unique(x.cuda());
+  EXPECT_TRUE(tensors_close(gpu.values.cpu(), cpu.values, 0));
+  EXPECT_TRUE(tensors_close(gpu.inverse.cpu(), cpu.inverse, 0));
+  EXPECT_TRUE(tensors_close(gpu.counts.cpu(), cpu.counts, 0));
+}
 
 TEST(SelectCuda, DeviceMismatch) {
   EMBER_SKIP_WITHOUT_GPU();

@@ -160,6 +160,14 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, boo
 Tensor masked_select(const Tensor& x, const Tensor& mask);
 // The indices of the nonzero elements of x: int64 of shape [count, x.dim()], in row-major order.
 Tensor nonzero(const Tensor& x);
+// The distinct values of x in ascending order (1-D), the index into them of every element of x
+// (int64, x's shape) and how often each occurs (int64): torch.unique(x, sorted=True,
+// return_inverse=True, return_counts=True). Each NaN is a value of its own (NumPy's
+// equal_nan=False). Not differentiable.
+struct Unique {
+  Tensor values, inverse, counts;
+};
+Unique unique(const Tensor& x);
 
 // ---- rearranging (copies, like PyTorch's) ----
 Tensor flip(const Tensor& x, const Shape& dims);
