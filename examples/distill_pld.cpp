@@ -23,7 +23,6 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "image_classification.h"
 
@@ -40,11 +39,11 @@ using examples::RunResult;
 int main(int argc, char** argv) {
   CLI::App app{
       "Distill a CIFAR ResNet teacher into a smaller student with PLD, against a cross-entropy baseline."};
-  std::string dataset = "fashion-mnist", data_dir, out_dir = "distill_pld_out", teacher_checkpoint;
+  examples::CommonOptions opts;
+  opts.out_dir = "distill_pld_out";
+  std::string teacher_checkpoint;
   std::string teacher_name = "resnet20", student_name = "resnet8";
   int teacher_epochs = 5, student_epochs = 5;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int64_t limit = 0, test_limit = 0;
   double temperature = 1.0;
   Recipe recipe;
   app.add_option("--teacher", teacher_name, "the teacher model")
@@ -75,32 +74,9 @@ int main(int argc, char** argv) {
   app.add_option("--lr", recipe.lr,
                  "peak learning rate, cosine-annealed to 0 (default: 0.05 for sgd, 1e-3 for adamw)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--weight-decay", recipe.weight_decay, "weight decay")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--batch-size", recipe.batch_size, "examples per training step")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--limit", limit, "train on the first N training images only (0: all)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--test-limit", test_limit, "evaluate on the first N test images only (0: all)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--dataset", dataset, "fashion-mnist, or cifar100 (the binary version, from --data-dir)")
-      ->check(CLI::IsMember({"fashion-mnist", "cifar100"}))
-      ->capture_default_str();
-  app.add_option("--data-dir", data_dir,
-                 "folder with the data (default for fashion-mnist: /usr/share/datasets/fashion-mnist, from "
-                 "the Debian package dataset-fashion-mnist; for cifar100: cifar-100-binary)");
-  app.add_option("--out-dir", out_dir, "where the metrics and checkpoints go")->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads for the math")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--seed", recipe.seed, "seeds initialisation and shuffling")->capture_default_str();
+  examples::add_common_options(app, opts, recipe);
   CLI11_PARSE(app, argc, argv);
-  if (data_dir.empty())
-    data_dir = dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "cifar-100-binary";
+  examples::resolve_data_dir(opts);
   if (recipe.lr <= 0) recipe.lr = recipe.optimizer == "sgd" ? 0.05 : 1e-3;
   if (teacher_checkpoint.empty() && teacher_epochs == 0) {
     std::cerr << "error: --teacher-epochs 0 needs --teacher-checkpoint\n";
@@ -109,16 +85,16 @@ int main(int argc, char** argv) {
 
   try {
     const auto start = std::chrono::steady_clock::now();
-    ember::set_num_threads(threads);
-    fs::create_directories(out_dir);
-    const Data d = examples::load_data(dataset, data_dir, limit, test_limit);
+    ember::set_num_threads(opts.threads);
+    fs::create_directories(opts.out_dir);
+    const Data d = examples::load_data(opts.dataset, opts.data_dir, opts.limit, opts.test_limit);
     std::cout << fmt::format(
         "{}: {} training and {} test images; teacher {}, student {}; {} lr {} (cosine), weight decay {}, "
         "batch {}; PLD tau {}; {} threads\n",
         d.name, d.train->size(), d.test->size(), teacher_name, student_name, recipe.optimizer, recipe.lr,
-        recipe.weight_decay, recipe.batch_size, temperature, threads);
+        recipe.weight_decay, recipe.batch_size, temperature, opts.threads);
 
-    const std::string metrics_path = (fs::path(out_dir) / "metrics.jsonl").string();
+    const std::string metrics_path = (fs::path(opts.out_dir) / "metrics.jsonl").string();
     fs::remove(metrics_path);  // one file per run
     train::MetricsLogger metrics(metrics_path);
     const LossFn cross_entropy = [](const examples::StepOutput& out) {
@@ -138,7 +114,7 @@ int main(int argc, char** argv) {
     } else {
       teacher_run =
           examples::run_training("teacher", *teacher, teacher_epochs, cross_entropy, d, recipe, metrics);
-      ember::save(*teacher, (fs::path(out_dir) / "teacher.safetensors").string());
+      ember::save(*teacher, (fs::path(opts.out_dir) / "teacher.safetensors").string());
     }
     // From here on the teacher is frozen: eval mode (BatchNorm reads its running statistics and
     // stops updating them) and, below, forward passes without a graph.
@@ -154,7 +130,7 @@ int main(int argc, char** argv) {
     // (a) Cross-entropy only.
     const RunResult baseline_run =
         examples::run_training("baseline", *baseline, student_epochs, cross_entropy, d, recipe, metrics);
-    ember::save(*baseline, (fs::path(out_dir) / "student_baseline.safetensors").string());
+    ember::save(*baseline, (fs::path(opts.out_dir) / "student_baseline.safetensors").string());
 
     // (b) PLD. Its first choice step is the cross-entropy of the label, so it replaces the CE term
     //     rather than adding to it: no mixing weight, only the teacher's temperature.
@@ -169,7 +145,7 @@ int main(int argc, char** argv) {
     };
     const RunResult pld_run =
         examples::run_training("pld", *distilled, student_epochs, pld, d, recipe, metrics);
-    ember::save(*distilled, (fs::path(out_dir) / "student_pld.safetensors").string());
+    ember::save(*distilled, (fs::path(opts.out_dir) / "student_pld.safetensors").string());
 
     // 3. The summary: test accuracy after each epoch, and the last one.
     std::cout << fmt::format("\n{} test accuracy (%) after each epoch\n", d.name);
@@ -189,7 +165,7 @@ int main(int argc, char** argv) {
     std::cout << fmt::format("PLD - CE: {:+.2f} points (one seed; the paper averages 3 runs of 250 epochs)\n",
                              100 * (pld_run.test_accuracy.back() - baseline_run.test_accuracy.back()));
     std::cout << fmt::format("done in {}; metrics and checkpoints in {}\n",
-                             train::format_duration(examples::seconds_since(start)), out_dir);
+                             train::format_duration(examples::seconds_since(start)), opts.out_dir);
   } catch (const ember::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

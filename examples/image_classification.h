@@ -11,6 +11,7 @@
 #include <ember/optim.h>
 #include <ember/train.h>
 
+#include <CLI/CLI.hpp>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -193,6 +195,49 @@ inline std::unique_ptr<ember::optim::Optimizer> make_optimizer(const Recipe& r,
   o.momentum = 0.9;
   o.weight_decay = r.weight_decay;
   return std::make_unique<ember::optim::SGD>(params, o);
+}
+
+// ---- the command line both experiments share ----
+
+struct CommonOptions {
+  std::string dataset = "fashion-mnist", data_dir, out_dir;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int64_t limit = 0, test_limit = 0;  // 0: every image
+};
+
+// Adds the data, size, output and recipe options (--weight-decay, --batch-size, --limit,
+// --test-limit, --dataset, --data-dir, --out-dir, --threads, --seed) with the defaults already in
+// `o` and `recipe`.
+inline void add_common_options(CLI::App& app, CommonOptions& o, Recipe& recipe) {
+  app.add_option("--weight-decay", recipe.weight_decay, "weight decay")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--batch-size", recipe.batch_size, "examples per training step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--limit", o.limit, "train on the first N training images only (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--test-limit", o.test_limit, "evaluate on the first N test images only (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--dataset", o.dataset, "fashion-mnist, or cifar100 (the binary version, from --data-dir)")
+      ->check(CLI::IsMember({"fashion-mnist", "cifar100"}))
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir,
+                 "folder with the data (default for fashion-mnist: /usr/share/datasets/fashion-mnist, from "
+                 "the Debian package dataset-fashion-mnist; for cifar100: cifar-100-binary)");
+  app.add_option("--out-dir", o.out_dir, "where the metrics and checkpoints go")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads for the math")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--seed", recipe.seed, "seeds initialisation and shuffling")->capture_default_str();
+}
+
+// After parsing: the data folder's default for the chosen data set.
+inline void resolve_data_dir(CommonOptions& o) {
+  if (o.data_dir.empty())
+    o.data_dir = o.dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "cifar-100-binary";
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point start) {

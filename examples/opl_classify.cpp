@@ -28,7 +28,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "image_classification.h"
 
@@ -143,11 +142,11 @@ int main(int argc, char** argv) {
       "Train a CIFAR ResNet with cross-entropy and with CE + lambda * OPL (orthogonal projection loss) from "
       "the "
       "same weights on the same batches; compare test accuracy and the test features' geometry."};
-  std::string dataset = "fashion-mnist", data_dir, out_dir = "opl_classify_out", model_name = "resnet8";
+  examples::CommonOptions opts;
+  opts.out_dir = "opl_classify_out";
+  std::string model_name = "resnet8";
   std::string inter = "abs";
   int epochs = 5;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int64_t limit = 0, test_limit = 0;
   double opl_lambda = 1.0, gamma = 0.5, lr_decay = 0.2, warmup_epochs = 1.0;
   std::vector<double> milestones = {0.3, 0.6, 0.8};
   examples::Recipe recipe;
@@ -185,32 +184,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup-epochs", warmup_epochs, "epochs of linear lr warm-up from 0")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--weight-decay", recipe.weight_decay, "weight decay")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--batch-size", recipe.batch_size, "examples per training step")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--limit", limit, "train on the first N training images only (0: all)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--test-limit", test_limit, "evaluate on the first N test images only (0: all)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--dataset", dataset, "fashion-mnist, or cifar100 (the binary version, from --data-dir)")
-      ->check(CLI::IsMember({"fashion-mnist", "cifar100"}))
-      ->capture_default_str();
-  app.add_option("--data-dir", data_dir,
-                 "folder with the data (default for fashion-mnist: /usr/share/datasets/fashion-mnist, from "
-                 "the Debian package dataset-fashion-mnist; for cifar100: cifar-100-binary)");
-  app.add_option("--out-dir", out_dir, "where the metrics and checkpoints go")->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads for the math")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--seed", recipe.seed, "seeds initialisation and shuffling")->capture_default_str();
+  examples::add_common_options(app, opts, recipe);
   CLI11_PARSE(app, argc, argv);
-  if (data_dir.empty())
-    data_dir = dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "cifar-100-binary";
+  examples::resolve_data_dir(opts);
   recipe.optimizer = "sgd";
   recipe.schedule = [&](ember::optim::Optimizer& optimizer, int64_t batches_per_epoch, int run_epochs) {
     const int64_t total = batches_per_epoch * run_epochs;
@@ -222,9 +198,9 @@ int main(int argc, char** argv) {
 
   try {
     const auto start = std::chrono::steady_clock::now();
-    ember::set_num_threads(threads);
-    fs::create_directories(out_dir);
-    const examples::Data d = examples::load_data(dataset, data_dir, limit, test_limit);
+    ember::set_num_threads(opts.threads);
+    fs::create_directories(opts.out_dir);
+    const examples::Data d = examples::load_data(opts.dataset, opts.data_dir, opts.limit, opts.test_limit);
     std::string milestone_text;
     for (double m : milestones) milestone_text += fmt::format("{}{:g}", milestone_text.empty() ? "" : "/", m);
     std::cout << fmt::format(
@@ -232,9 +208,9 @@ int main(int argc, char** argv) {
         "epoch(s)), weight decay {}, batch {}; OPL lambda {}, gamma {}, inter-class {}; {} threads\n",
         d.name, d.train->size(), d.test->size(), model_name, epochs, recipe.lr, lr_decay, milestone_text,
         warmup_epochs, recipe.weight_decay, recipe.batch_size, opl_lambda, gamma,
-        inter == "abs" ? "mean |cos|" : "mean cos", threads);
+        inter == "abs" ? "mean |cos|" : "mean cos", opts.threads);
 
-    const std::string metrics_path = (fs::path(out_dir) / "metrics.jsonl").string();
+    const std::string metrics_path = (fs::path(opts.out_dir) / "metrics.jsonl").string();
     fs::remove(metrics_path);  // one file per run
     train::MetricsLogger metrics(metrics_path);
 
@@ -257,7 +233,7 @@ int main(int argc, char** argv) {
     };
     const examples::RunResult ce_run = examples::run_training("ce", *ce_model, epochs, cross_entropy, d,
                                                               recipe, metrics, evaluate_with_geometry);
-    ember::save(*ce_model, (fs::path(out_dir) / "model_ce.safetensors").string());
+    ember::save(*ce_model, (fs::path(opts.out_dir) / "model_ce.safetensors").string());
 
     // (b) CE + lambda * OPL on the pooled features (the features fc reads, after the last ReLU and
     //     the 8x8 average pool: 64-d for resnetN). OPL is computed per batch, as in the reference.
@@ -268,7 +244,7 @@ int main(int argc, char** argv) {
     };
     const examples::RunResult opl_run =
         examples::run_training("opl", *opl_model, epochs, ce_opl, d, recipe, metrics, evaluate_with_geometry);
-    ember::save(*opl_model, (fs::path(out_dir) / "model_opl.safetensors").string());
+    ember::save(*opl_model, (fs::path(opts.out_dir) / "model_opl.safetensors").string());
 
     // The summary.
     std::cout << fmt::format(
@@ -296,7 +272,7 @@ int main(int argc, char** argv) {
         100 * (opl_last.accuracy - ce_last.accuracy), opl_last.extra[0].second - ce_last.extra[0].second,
         opl_last.extra[1].second - ce_last.extra[1].second);
     std::cout << fmt::format("done in {}; metrics and checkpoints in {}\n",
-                             train::format_duration(examples::seconds_since(start)), out_dir);
+                             train::format_duration(examples::seconds_since(start)), opts.out_dir);
   } catch (const ember::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -42,7 +42,7 @@ class LRScheduler {
   // The learning rate of `group` at epoch `epoch`.
   virtual double lr_at(size_t group, int64_t epoch) const = 0;
   // Hook for schedules that also drive momentum (OneCycleLR).
-  virtual void on_step(int64_t epoch) {}
+  virtual void on_step(int64_t /*epoch*/) {}
 
   Optimizer& optimizer_;
   std::vector<double> base_lrs_;
