@@ -295,6 +295,26 @@ TEST_F(CCE, Example4WithVocabularySorting) {
                             tensor<double>({-0.001110277, 0, 0, 0, 0, 0, 0.000370092, 0}, {4, 2}), 1e-9));
 }
 
+// The forward's vocabulary-sorting statistic is the mean logit of every class over the scored
+// rows. Without a softcap the CPU computes it as C mean(E) + b, with one as column sums of the
+// capped tiles: both against the materialised mean, over several vocabulary tiles.
+TEST_F(CCE, SortingStatisticIsTheMeanLogit) {
+  const int64_t n = 37, D = 5, V = 300;
+  const Tensor E = R({n + 3, D}, -2, 2, 31, false), C = R({V, D}, -2, 2, 32, false);
+  const Tensor bias = R({V}, -1, 1, 33, false);
+  const Tensor rows = arange(3, n + 3, 1, kInt64);  // rows 0..2 are not scored
+  const Tensor targets = randint(0, V, {n});
+  for (double softcap : {0.0, 3.0}) {
+    Tensor logits = matmul(E.index_select(0, rows), C.t()) + bias;
+    if (softcap > 0) logits = tanh(logits / softcap) * softcap;
+    Tensor lse = zeros({n + 3}, kFloat64), nll = zeros({n + 3}, kFloat64), avg = empty({V}, kFloat64);
+    Tensor mask = zeros({signal_mask_groups(n), signal_mask_words(V)}, kInt32);
+    cce_forward_stub(Device::cpu(), E, C, bias, rows, targets, softcap, lse, nll, avg, 1e-9, mask);
+    EXPECT_TRUE(tensors_close(avg, logits.mean({0}), 1e-12)) << "softcap " << softcap;
+    EXPECT_TRUE(tensors_close(lse.narrow(0, 3, n), logsumexp(logits, {1}), 1e-12));
+  }
+}
+
 TEST_F(CCE, DefaultFilterEpsilonPerDtype) {
   // Logits [20, 0, 0, 0]: the off-target softmax entries are e^-20 = 2.1e-9, below float32's
   // 2^-28 = 3.7e-9 but far above float64's 2^-57.

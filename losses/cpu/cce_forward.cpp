@@ -22,8 +22,10 @@
 // of threads.
 //
 // Vocabulary sorting statistic. When the backward will filter gradients, the forward also
-// accumulates each vocabulary entry's average logit over the scored rows (per-thread partial
-// column sums, added at the end); the backward orders its vocabulary blocks by it.
+// computes each vocabulary entry's average logit over the scored rows; the backward orders its
+// vocabulary blocks by it. Without a softcap the logits are linear in E, so the average is
+// C (mean of the rows of E) + bias: one matrix-vector product after the loop. With a softcap
+// (tanh) each tile's logits are added into per-thread partial column sums instead.
 //
 // Signal mask (losses/kernels/cce.h). When the backward will filter gradients, the forward also
 // marks, per group of 128 scored rows, the classes whose softmax might reach filter_eps in the
@@ -39,6 +41,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/parallel.h"
 #include "core/tensor_impl.h"
@@ -66,11 +69,19 @@ inline void mark_signal_bits(uint32_t* mask, int64_t words, int64_t k, int64_t w
 }
 
 // Marks the classes j0 + c (c < n) whose logit x[c] reaches the threshold (a NaN marks), for row
-// k: the bits of each 32-class word are gathered first, then set with one OR.
+// k: the bits of each 32-class word are gathered first, then set with one OR. A word whose bits
+// are all set already (by an earlier row of the group: when the softmax is flat, the first row
+// sets them all) is passed over without reading the logits.
 template <class T>
 void mark_row(uint32_t* mask, int64_t words, int64_t k, int64_t j0, const T* x, int64_t n, T threshold) {
   for (int64_t c = 0; c < n;) {
     const int64_t j = j0 + c, end = std::min(n, c + 32 - j % 32);  // the rest of j's word
+    const uint32_t span = (end - c == 32 ? ~0u : (1u << (end - c)) - 1u) << (j % 32);
+    const std::atomic_ref<uint32_t> word(mask[(k / kSignalRows) * words + j / 32]);
+    if ((word.load(std::memory_order_relaxed) & span) == span) {
+      c = end;
+      continue;
+    }
     uint32_t bits = 0;
     for (int64_t i = c; i < end; ++i) bits |= static_cast<uint32_t>(!(x[i] < threshold)) << ((j0 + i) % 32);
     if (bits) mark_signal_bits(mask, words, k, j / 32, bits);
@@ -114,6 +125,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
                        const Tensor& avg_t, double filter_eps, const Tensor& mask_t) {
   const int64_t n = rows_t.numel(), V = C_t.size(0), D = C_t.size(1);
   const bool want_avg = avg_t.defined();
+  const bool avg_by_columns = want_avg && softcap != 0;  // else C (mean E) + bias, after the loop
   T* avg_out = want_avg ? static_cast<T*>(avg_t.raw_data()) : nullptr;
   if (n == 0) {
     if (want_avg) std::fill(avg_out, avg_out + V, T(0));
@@ -145,7 +157,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
   Tensor scratch = empty_tensor({workers * per_worker}, dtype_of<T>(), Device::cpu());
   Tensor running = empty_tensor({2 * splits * n}, DType::float64, Device::cpu());
   Tensor target_logit = empty_tensor({n}, dtype_of<T>(), Device::cpu());
-  Tensor col_sums = want_avg ? zeros({workers, V}, DType::float64) : Tensor();
+  Tensor col_sums = avg_by_columns ? zeros({workers, V}, DType::float64) : Tensor();
   double* run_m = running.data_ptr<double>();
   double* run_l = run_m + splits * n;
   T* tz = target_logit.data_ptr<T>();
@@ -195,7 +207,7 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
         l[i] = l[i] * std::exp(m[i] - m_new) + static_cast<double>(sum);
         m[i] = m_new;
       }
-      if (want_avg) {
+      if (avg_by_columns) {
         double* cs = col_sums.data_ptr<double>() + w * V + j0;
         for (int64_t i = 0; i < nb; ++i)
           for (int64_t c = 0; c < vb; ++c) cs[c] += tile[i * vb + c];
@@ -226,7 +238,22 @@ void cce_forward_typed(const Tensor& E_t, const Tensor& C_t, const Tensor& bias_
     }
   });
 
-  if (want_avg) {
+  if (want_avg && !avg_by_columns) {
+    std::vector<double> mean_e(static_cast<size_t>(D), 0.0);
+    for (int64_t k = 0; k < n; ++k) {
+      const T* e = E + rows[k] * D;
+      for (int64_t d = 0; d < D; ++d) mean_e[d] += static_cast<double>(e[d]);
+    }
+    for (double& v : mean_e) v /= static_cast<double>(n);
+    parallel_for(0, V, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const T* c = C + j * D;
+        double dot = bias ? static_cast<double>(bias[j]) : 0.0;
+        for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(c[d]) * mean_e[d];
+        avg_out[j] = static_cast<T>(dot);
+      }
+    });
+  } else if (want_avg) {
     const double* cs = col_sums.data_ptr<double>();
     parallel_for(0, V, 8192, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
