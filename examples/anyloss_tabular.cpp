@@ -35,14 +35,15 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -66,74 +67,8 @@ struct Table {
 
 int64_t count_positives(const std::vector<int>& y) { return std::count(y.begin(), y.end(), 1); }
 
-// One number of a CSV field, all of it; throws naming the file and the line otherwise.
-double parse_number(const std::string& field, const std::string& path, int64_t line) {
-  const char* begin = field.c_str();
-  char* end = nullptr;
-  const double v = std::strtod(begin, &end);
-  while (end && (*end == ' ' || *end == '\r')) ++end;
-  if (field.empty() || end == begin || *end != '\0' || !std::isfinite(v))
-    ember::fail("{}:{}: '{}' is not a finite number", path, line, field);
-  return v;
-}
-
-std::vector<std::string> split_commas(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream s(line);
-  std::string field;
-  while (std::getline(s, field, ',')) fields.push_back(field);
-  if (!line.empty() && line.back() == ',') fields.emplace_back();  // a trailing empty field
-  return fields;
-}
-
-// scikit-learn's breast_cancer.csv (Debian: python3-sklearn): a first line "569,30,malignant,benign"
-// (rows, features, the names of targets 0 and 1), then rows of 30 features and the target, where
-// 0 = malignant. data::read_csv wants a header of column names, so this format is read here. As in
-// the paper, malignant (the minority, 212 of 569) becomes class 1.
-Table load_breast_cancer(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) ember::fail("cannot open {}", path);
-  std::string line;
-  if (!std::getline(in, line)) ember::fail("{}: the file is empty", path);
-  const std::vector<std::string> head = split_commas(line);
-  if (head.size() < 2)
-    ember::fail("{}:1: expected 'rows,features,...' (scikit-learn's breast_cancer.csv format), found '{}'",
-                path, line);
-  Table t;
-  t.name = "Breast Cancer Wisconsin";
-  const double declared_rows = parse_number(head[0], path, 1),
-               declared_features = parse_number(head[1], path, 1);
-  if (declared_rows < 1 || declared_features < 1 || declared_rows != std::floor(declared_rows) ||
-      declared_features != std::floor(declared_features))
-    ember::fail("{}:1: the row and feature counts must be positive integers, found '{}'", path, line);
-  t.rows = static_cast<int64_t>(declared_rows);
-  t.features = static_cast<int64_t>(declared_features);
-  int64_t line_number = 1, read = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (line.empty() || line == "\r") continue;
-    const std::vector<std::string> fields = split_commas(line);
-    if (static_cast<int64_t>(fields.size()) != t.features + 1)
-      ember::fail("{}:{}: expected {} fields ({} features and the target), found {}", path, line_number,
-                  t.features + 1, t.features, fields.size());
-    for (int64_t j = 0; j < t.features; ++j) t.x.push_back(parse_number(fields[j], path, line_number));
-    const double target = parse_number(fields.back(), path, line_number);
-    if (target != 0 && target != 1)
-      ember::fail("{}:{}: the target must be 0 or 1, found {}", path, line_number, fields.back());
-    t.y.push_back(target == 0 ? 1 : 0);  // malignant (0 in the file) is the positive class
-    ++read;
-  }
-  if (read != t.rows) ember::fail("{}: the first line declares {} rows, the file has {}", path, t.rows, read);
-  return t;
-}
-
-// A CSV with a header line and the label (0/1) in the last column, every column numeric (the format
-// of the paper's data_num/ds{i}.csv). As the paper does, the minority class is relabelled 1 (with
-// exactly balanced classes the labels stay as they are).
-Table load_csv(const std::string& path) {
-  data::CsvOptions options;
-  options.numeric_dtype = ember::DType::float64;
-  const data::CsvTable csv = data::read_csv(path, options);
+// The features (every column but the last) and the 0/1 label (the last) of a numeric table.
+Table table_from_csv(const data::CsvTable& csv, const std::string& name, const std::string& path) {
   if (!csv.categorical_columns.empty())
     ember::fail("{}: column '{}' is not numeric (every column must be a number; the label, 0/1, last)", path,
                 csv.categorical_columns.front());
@@ -141,7 +76,7 @@ Table load_csv(const std::string& path) {
   if (columns < 2) ember::fail("{}: expected at least one feature column and the label column", path);
   if (csv.rows < 1) ember::fail("{}: the file has no rows", path);
   Table t;
-  t.name = fs::path(path).filename().string();
+  t.name = name;
   t.rows = csv.rows;
   t.features = columns - 1;
   const std::vector<double> values = csv.numeric.contiguous().to_vector<double>();
@@ -159,6 +94,42 @@ Table load_csv(const std::string& path) {
                   csv.numeric_columns.back(), label);
     t.y.push_back(static_cast<int>(label));
   }
+  return t;
+}
+
+// scikit-learn's breast_cancer.csv (Debian: python3-sklearn): a first line "569,30,malignant,benign"
+// (rows, features, the names of targets 0 and 1), then rows of 30 features and the target, where
+// 0 = malignant. The first line is checked here and skipped by read_csv. As in the paper, malignant
+// (the minority, 212 of 569) becomes class 1.
+Table load_breast_cancer(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) ember::fail("cannot open {}", path);
+  std::string line;
+  if (!std::getline(in, line)) ember::fail("{}: the file is empty", path);
+  int64_t declared_rows = 0, declared_features = 0;
+  if (std::sscanf(line.c_str(), "%" SCNd64 ",%" SCNd64, &declared_rows, &declared_features) != 2 ||
+      declared_rows < 1 || declared_features < 1)
+    ember::fail("{}:1: expected 'rows,features,...' (scikit-learn's breast_cancer.csv format), found '{}'",
+                path, line);
+  data::CsvOptions options;
+  options.skip_rows = 1;
+  options.header = false;
+  options.numeric_dtype = ember::DType::float64;
+  Table t = table_from_csv(data::read_csv(path, options), "Breast Cancer Wisconsin", path);
+  if (t.features != declared_features || t.rows != declared_rows)
+    ember::fail("{}: the first line declares {} rows of {} features, the file has {} of {}", path,
+                declared_rows, declared_features, t.rows, t.features);
+  for (int& v : t.y) v = 1 - v;  // malignant (0 in the file) is the positive class
+  return t;
+}
+
+// A CSV with a header line and the label (0/1) in the last column, every column numeric (the format
+// of the paper's data_num/ds{i}.csv). As the paper does, the minority class is relabelled 1 (with
+// exactly balanced classes the labels stay as they are).
+Table load_csv(const std::string& path) {
+  data::CsvOptions options;
+  options.numeric_dtype = ember::DType::float64;
+  Table t = table_from_csv(data::read_csv(path, options), fs::path(path).filename().string(), path);
   const int64_t positives = count_positives(t.y);
   if (positives > t.rows - positives && positives < t.rows) {
     for (int& v : t.y) v = 1 - v;

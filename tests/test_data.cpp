@@ -407,6 +407,25 @@ TEST(Csv, QuotesCrlfTsvAndNoHeader) {
   EXPECT_EQ(t.vocabularies.at("1").tokens(), (std::vector<std::string>{"<unk>", "x,y", "z"}));
 }
 
+TEST(Csv, SkipRowsIgnoresAPreamble) {
+  // scikit-learn's layout: a count line (fewer fields than the rows), then headerless rows. Line
+  // numbers in errors stay those of the file.
+  TempDir dir("csv");
+  const std::string path = write_text(dir.file("sk.csv"), "3,2,no,yes\n\n1.5,2,0\n-1,4,1\n0,0,1\n");
+  data::CsvOptions o;
+  o.skip_rows = 2;
+  o.header = false;
+  const data::CsvTable t = data::read_csv(path, o);
+  EXPECT_EQ(t.rows, 3);
+  EXPECT_EQ(t.numeric_columns, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(t.column("2").to_vector<float>(), (std::vector<float>{0, 1, 1}));
+  o.skip_rows = 1;  // the blank line 2 is skipped anyway; the header is then line 3
+  o.header = true;
+  EXPECT_EQ(data::read_csv(path, o).numeric_columns, (std::vector<std::string>{"1.5", "2", "0"}));
+  const std::string bad = write_text(dir.file("bad.csv"), "preamble\na,b\n1,2\n3\n");
+  EMBER_EXPECT_THROW_MSG(data::read_csv(bad, o), bad + ":4: expected 2 fields, found 1");
+}
+
 TEST(Csv, MalformedLinesNameTheLine) {
   TempDir dir("csv");
   const std::string fields = write_text(dir.file("fields.csv"), "a,b,c\n1,2,3\n\n4,5\n");
@@ -419,6 +438,11 @@ TEST(Csv, MalformedLinesNameTheLine) {
   const std::string dup = write_text(dir.file("dup.csv"), "a,a\n1,2\n");
   EMBER_EXPECT_THROW_MSG(data::read_csv(dup), dup + ":1: the column name 'a' appears twice");
   EMBER_EXPECT_THROW_MSG(data::read_csv(write_text(dir.file("empty.csv"), "")), "the file has no lines");
+  data::CsvOptions skip_all;
+  skip_all.skip_rows = 2;
+  EMBER_EXPECT_THROW_MSG(data::read_csv(dup, skip_all), "the file has no lines after the 2 skipped");
+  skip_all.skip_rows = -1;
+  EMBER_EXPECT_THROW_MSG(data::read_csv(dup, skip_all), "skip_rows must be >= 0, got -1");
   EMBER_EXPECT_THROW_MSG(data::Vocabulary::build({"a"}, 0), "min_count must be at least 1");
 }
 

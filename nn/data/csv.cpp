@@ -63,9 +63,13 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   if (delimiter == '"' || delimiter == '\n' || delimiter == '\r')
     fail("read_csv: the delimiter cannot be a quote or a line break");
   const detail::FileBytes file = detail::read_file_bytes(path, "read_csv");
-  const std::vector<Line> lines =
+  if (options.skip_rows < 0) fail("read_csv: skip_rows must be >= 0, got {}", options.skip_rows);
+  std::vector<Line> lines =
       split_lines(std::string_view(reinterpret_cast<const char*>(file.bytes.data()), file.bytes.size()));
-  if (lines.empty()) fail("read_csv: {}: the file has no lines", path);
+  std::erase_if(lines, [&](const Line& l) { return l.number <= options.skip_rows; });
+  if (lines.empty())
+    fail("read_csv: {}: the file has no lines{}", path,
+         options.skip_rows > 0 ? fmt::format(" after the {} skipped", options.skip_rows) : "");
 
   // ---- column names ----
   std::vector<std::string> names;

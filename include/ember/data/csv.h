@@ -42,6 +42,8 @@ enum class ColumnType {
 
 struct CsvOptions {
   std::optional<char> delimiter;  // unset: '\t' for a *.tsv file, ',' otherwise
+  int64_t skip_rows = 0;          // lines of the file to ignore first (a preamble, such as the
+                                  // count line of scikit-learn's CSVs; blank lines count too)
   bool header = true;             // the first line names the columns (else they are "0", "1", ...)
   std::map<std::string, ColumnType> column_types;  // columns not listed are `automatic`
   int64_t min_count = 1;                           // for the vocabularies built here
