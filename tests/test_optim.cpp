@@ -350,6 +350,7 @@ TEST(Scheduler, SchedulesMatchPyTorch) {
     return std::make_unique<MultiStepLR>(o, std::vector<int64_t>{9, 2, 5, 5}, 0.1);
   });
   expect_schedule("exponential_lr", [](Optimizer& o) { return std::make_unique<ExponentialLR>(o, 0.8); });
+  expect_schedule("linear_lr", [](Optimizer& o) { return std::make_unique<LinearLR>(o, 0.2, 0.9, 4); });
   expect_schedule("cosine_lr", [](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 8, 0.01); });
   expect_schedule("warmup_cosine",
                   [](Optimizer& o) { return std::make_unique<LinearWarmupCosineLR>(o, 3, 10, 0.02, 0.25); });
@@ -411,6 +412,9 @@ TEST(Scheduler, Errors) {
   SGD sgd({p}, SGDOptions{0.1});
   EMBER_EXPECT_THROW_MSG(StepLR(sgd, 0), "step_size must be positive");
   EMBER_EXPECT_THROW_MSG(CosineAnnealingLR(sgd, 0), "T_max must be positive");
+  EMBER_EXPECT_THROW_MSG(LinearLR(sgd, 0.0), "LinearLR: start_factor must be in (0, 1], got 0");
+  EMBER_EXPECT_THROW_MSG(LinearLR(sgd, 0.5, 1.5), "LinearLR: end_factor must be in [0, 1], got 1.5");
+  EMBER_EXPECT_THROW_MSG(LinearLR(sgd, 0.5, 1.0, 0), "LinearLR: total_iters must be positive, got 0");
   EMBER_EXPECT_THROW_MSG(LinearWarmupCosineLR(sgd, 5, 5), "need 0 <= warmup_steps < total_steps");
   EMBER_EXPECT_THROW_MSG(OneCycleLR(sgd, 1.0, 10, 0.1), "leaves a phase with no steps");
   OneCycleLR one(sgd, 1.0, 3);

@@ -112,6 +112,21 @@ double MultiStepLR::lr_at(size_t g, int64_t epoch) const {
   return base_lrs_[g] * std::pow(gamma_, static_cast<double>(passed));
 }
 
+LinearLR::LinearLR(Optimizer& optimizer, double start_factor, double end_factor, int64_t total_iters)
+    : LRScheduler(optimizer), start_(start_factor), end_(end_factor), total_(total_iters) {
+  // PyTorch's bounds: a factor of 0 at the start would leave nothing to scale back up.
+  if (!(start_factor > 0 && start_factor <= 1))
+    fail("LinearLR: start_factor must be in (0, 1], got {}", start_factor);
+  if (!(end_factor >= 0 && end_factor <= 1))
+    fail("LinearLR: end_factor must be in [0, 1], got {}", end_factor);
+  if (total_iters <= 0) fail("LinearLR: total_iters must be positive, got {}", total_iters);
+  initial_step();
+}
+double LinearLR::lr_at(size_t g, int64_t epoch) const {
+  const double progress = static_cast<double>(std::min(epoch, total_)) / static_cast<double>(total_);
+  return base_lrs_[g] * (start_ + (end_ - start_) * progress);
+}
+
 ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(optimizer), gamma_(gamma) {
   initial_step();
 }

@@ -93,6 +93,23 @@ class ExponentialLR : public LRScheduler {
   double gamma_;
 };
 
+// lr = base * (start_factor + (end_factor - start_factor) * min(epoch, total_iters) / total_iters):
+// a linear ramp of the factor over total_iters steps, then constant (PyTorch's defaults: from 1/3
+// to 1 over 5 steps; a warm-up when start_factor < end_factor).
+class LinearLR : public LRScheduler {
+ public:
+  LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3, double end_factor = 1.0,
+           int64_t total_iters = 5);
+  std::string name() const override { return "LinearLR"; }
+
+ protected:
+  double lr_at(size_t group, int64_t epoch) const override;
+
+ private:
+  double start_, end_;
+  int64_t total_;
+};
+
 // lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2   (periodic beyond T_max,
 // like PyTorch's closed form)
 class CosineAnnealingLR : public LRScheduler {
