@@ -30,12 +30,7 @@ Pair read_pair(const char* op, const Tensor& scores_in, const Tensor& target_in)
   if (scores.dim() != 1 || target.dim() != 1 || scores.size(0) != target.size(0))
     fail("{}: expected scores [N] and target [N], got {} and {}", op, shape_str(scores_in.shape()),
          shape_str(target_in.shape()));
-  auto host = [](const Tensor& t) {
-    const Tensor c = t.cpu().to(DType::float64).contiguous();
-    const double* p = c.data_ptr<double>();
-    return std::vector<double>(p, p + c.numel());
-  };
-  Pair pair{host(scores), host(target)};
+  Pair pair{scores.to_vector<double>(), target.to_vector<double>()};  // (host copies, as float64)
   for (size_t i = 0; i < pair.label.size(); ++i)
     if (pair.label[i] != 0.0 && pair.label[i] != 1.0)
       fail("{}: target must hold 0 or 1, got {} at row {}", op, pair.label[i], i);
