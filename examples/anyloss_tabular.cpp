@@ -47,6 +47,8 @@
 #include <string>
 #include <vector>
 
+#include "example_util.h"
+
 namespace nn = ember::nn;
 namespace data = ember::data;
 namespace losses = ember::losses;
@@ -289,9 +291,7 @@ struct FoldResult {
   int64_t batch = 0, steps = 0, skipped = 0;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using examples::seconds_since;
 
 // Trains a fresh model (initial weights from `init_seed`) with one loss on the training rows, then
 // scores the test rows. The epoch orders come from `order_seed`: every loss of a fold sees the same

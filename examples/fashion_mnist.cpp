@@ -24,6 +24,8 @@
 #include <memory>
 #include <thread>
 
+#include "example_util.h"
+
 namespace nn = ember::nn;
 namespace data = ember::data;
 namespace train = ember::train;
@@ -69,9 +71,7 @@ std::unique_ptr<ember::optim::Optimizer> make_optimizer(const std::string& name,
   return std::make_unique<ember::optim::Adam>(params, o);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using examples::seconds_since;
 
 }  // namespace
 

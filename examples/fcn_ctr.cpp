@@ -72,6 +72,8 @@
 #include <utility>
 #include <vector>
 
+#include "example_util.h"
+
 namespace nn = ember::nn;
 namespace train = ember::train;
 namespace fs = std::filesystem;
@@ -453,12 +455,6 @@ Model make_model(const RunSpec& spec, const ModelConfig& c, const CtrData& d) {
   return m;
 }
 
-int64_t count_parameters(const std::vector<ember::Tensor>& tensors) {
-  int64_t n = 0;
-  for (const ember::Tensor& t : tensors) n += t.numel();
-  return n;
-}
-
 // 15944754 -> "15,944,754"
 std::string with_commas(int64_t n) {
   std::string digits = std::to_string(n), out;
@@ -478,9 +474,7 @@ struct Recipe {
   uint64_t seed = 2024;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using examples::seconds_since;
 
 struct Scores {
   double logloss = 0, auc = 0;
@@ -531,8 +525,8 @@ RunResult run_training(const RunSpec& spec, Model& m, const CtrData& d, const Re
                        train::MetricsLogger& metrics) {
   const auto start = std::chrono::steady_clock::now();
   RunResult result;
-  result.params_total = count_parameters(m.module->parameters());
-  result.params_embedding = count_parameters(m.tables);
+  result.params_total = examples::count_elements(m.module->parameters());
+  result.params_embedding = examples::count_elements(m.tables);
   const std::vector<ember::Tensor> params = m.module->parameters();
   ember::optim::Adam optimizer(params, ember::optim::AdamOptions{.lr = recipe.lr});
   std::mt19937_64 shuffle_rng(recipe.seed);  // the same batches in every run

@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "example_util.h"
+
 namespace examples {
 
 // ---- models ----
@@ -62,12 +64,6 @@ inline std::shared_ptr<ember::nn::Module> make_model(const std::string& name, in
   for (const auto& [n, factory] : model_zoo())
     if (n == name) return factory(num_classes);
   throw std::invalid_argument("unknown model " + name);  // unreachable: CLI11 checked the name
-}
-
-inline int64_t count_parameters(const ember::nn::Module& model) {
-  int64_t n = 0;
-  for (const ember::Tensor& p : model.parameters()) n += p.numel();
-  return n;
 }
 
 // A forward pass that keeps the pooled feature vector `fc` reads (OPL's feature) next to the
@@ -238,10 +234,6 @@ inline void add_common_options(CLI::App& app, CommonOptions& o, Recipe& recipe) 
 inline void resolve_data_dir(CommonOptions& o) {
   if (o.data_dir.empty())
     o.data_dir = o.dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "cifar-100-binary";
-}
-
-inline double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // What a training loss sees of one step: the model's logits, its pooled features (undefined for a

@@ -69,6 +69,8 @@
 #include <utility>
 #include <vector>
 
+#include "example_util.h"
+
 namespace nn = ember::nn;
 namespace train = ember::train;
 namespace losses = ember::losses;
@@ -85,9 +87,7 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using examples::seconds_since;
 
 double median(std::vector<double> v) {
   if (v.empty()) return std::nan("");
@@ -289,11 +289,7 @@ class TinyLM : public nn::Module {
   std::shared_ptr<nn::LayerNorm> ln_f;
 };
 
-int64_t count_parameters(const nn::Module& model) {
-  int64_t n = 0;
-  for (const Tensor& p : model.parameters()) n += p.numel();
-  return n;
-}
+using examples::count_parameters;
 
 // ---- the two losses ----
 
