@@ -106,7 +106,9 @@ class AccumulateGrad final : public Node {
 }  // namespace
 
 Edge gradient_edge(const Tensor& t) {
-  if (!t.defined() || !t.impl()->autograd) return {};
+  if (!t.defined()) return {};
+  refresh_view_history(t);
+  if (!t.impl()->autograd) return {};
   AutogradMeta& meta = *t.impl()->autograd;
   if (meta.grad_fn) return Edge{meta.grad_fn, meta.output_nr};
   if (!meta.requires_grad) return {};
@@ -133,20 +135,6 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 }
 
 namespace {
-// A view taken before an in-place op that autograd recorded on its base (which gave the base a
-// new grad_fn) still leads to the base's old history: PyTorch rebases such a view onto the new
-// one, ember does not. Its values are the new ones, though, so recording an op on it (or running
-// backward from it) would silently produce the gradient of a different function; refuse instead.
-void check_view_current(const Tensor& t, std::string_view op) {
-  const TensorImpl* impl = t.impl();
-  if (impl->is_view && impl->history_version != impl->storage->history_version.load())
-    fail(
-        "{}: a view of shape {} was taken before its base was modified in place by an op that autograd "
-        "recorded; ember does not move views onto the base's new history (PyTorch does): take the view "
-        "again after the in-place op",
-        op, shape_str(t.shape()));
-}
-
 // A gradient has its input's dtype, as in PyTorch: an op that promoted float32 and float64 inputs
 // to a float64 result sends the float32 input a float32 gradient (which its optimizer expects).
 Tensor in_dtype_of_input(const Tensor& grad, DType input_dtype) {
@@ -190,7 +178,6 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
   std::vector<DType> dtypes(inputs.size(), DType::float32);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) continue;
-    check_view_current(inputs[i], name);
     edges[i] = gradient_edge(inputs[i]);
     needs[i] = edges[i].valid();
     shapes[i] = inputs[i].shape();
@@ -311,7 +298,6 @@ std::shared_ptr<Node> make_custom_node(std::shared_ptr<AutogradContext> ctx, Bac
   std::vector<Shape> shapes;
   std::vector<DType> dtypes;
   for (const Tensor& t : inputs) {
-    if (t.defined()) check_view_current(t, ctx->name_);
     edges.push_back(t.defined() ? gradient_edge(t) : Edge{});
     shapes.push_back(t.defined() ? t.shape() : Shape{});
     dtypes.push_back(t.defined() ? t.dtype() : DType::float32);
@@ -375,7 +361,6 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
       fail("backward: gradient of shape {} does not match output of shape {}", shape_str(g.shape()),
            shape_str(out.shape()));
     }
-    check_view_current(out, "backward");
     Edge e = gradient_edge(out);
     Pending& p = pending[e.fn.get()];
     p.grads.resize(e.fn->num_outputs());

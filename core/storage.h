@@ -36,7 +36,8 @@ struct Storage {
   std::atomic<uint64_t> version{0};
   // Bumped when an in-place op that autograd records gives the tensor on this memory a new
   // grad_fn. A view remembers the value from when it was taken; once they differ the view's own
-  // grad_fn is stale and autograd refuses to use it (check_view_current, core/autograd.cpp).
+  // grad_fn is stale, and autograd moves the view onto its base's new history before using it
+  // (refresh_view_history, core/tensor_impl.h).
   std::atomic<uint64_t> history_version{0};
 };
 

@@ -164,11 +164,11 @@ Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
+  refresh_view_history(base);  // so that a view of a view starts from its base's current history
   Tensor v = make_tensor(base.impl()->storage, offset, std::move(shape), std::move(strides), base.dtype());
-  v.impl()->is_view = true;
-  // A view of a view inherits its base's (possibly stale) history version.
   const TensorImpl* b = base.impl();
-  v.impl()->history_version = b->is_view ? b->history_version : b->storage->history_version.load();
+  v.impl()->view_base = b->view_base ? b->view_base : base.impl_ptr();
+  v.impl()->history_version = b->storage->history_version.load();
   return v;
 }
 
@@ -263,7 +263,11 @@ EMBER_INSTANTIATE(bfloat16)
 #undef EMBER_INSTANTIATE
 
 // ---- autograd accessors ----
-bool Tensor::requires_grad() const { return impl_ && impl_->autograd && impl_->autograd->requires_grad; }
+bool Tensor::requires_grad() const {
+  if (!impl_) return false;
+  refresh_view_history(*this);
+  return impl_->autograd && impl_->autograd->requires_grad;
+}
 
 Tensor& Tensor::requires_grad_(bool on) {
   EMBER_CHECK_DEFINED("requires_grad_");
@@ -288,10 +292,12 @@ void Tensor::set_grad(const Tensor& g) {
   impl_->meta().grad = g;
 }
 
-bool Tensor::is_leaf() const { return !impl_ || !impl_->autograd || !impl_->autograd->grad_fn; }
+bool Tensor::is_leaf() const { return grad_fn() == nullptr; }
 
 std::shared_ptr<autograd::Node> Tensor::grad_fn() const {
-  return impl_ && impl_->autograd ? impl_->autograd->grad_fn : nullptr;
+  if (!impl_) return nullptr;
+  refresh_view_history(*this);
+  return impl_->autograd ? impl_->autograd->grad_fn : nullptr;
 }
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
@@ -335,7 +341,7 @@ void Tensor::retain_grad() const {
                   node = std::weak_ptr<autograd::Node>(meta.grad_fn)](const Tensor& grad) {
     std::shared_ptr<TensorImpl> impl = self.lock();
     // Skipped once an in-place op has given the tensor a new grad_fn: this is then the gradient
-    // of its old value, and apply_inplace (ops/copy.cpp) has registered retain_grad on the new one.
+    // of its old value, and apply_inplace (ops/inplace.cpp) has registered retain_grad on the new one.
     if (!impl || impl->autograd->grad_fn != node.lock()) return Tensor();
     Tensor& kept = impl->autograd->grad;
     kept = kept.defined() ? kept + grad : grad.clone();  // out of place, as in LibTorch

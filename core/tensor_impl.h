@@ -33,7 +33,9 @@ struct TensorImpl {
   DType dtype = DType::float32;
   int64_t numel = 0;
   bool contiguous = true;
-  bool is_view = false;                    // shares storage with a tensor it was derived from
+  // A view shares storage with the tensor it was derived from; view_base is the root of that chain
+  // (never itself a view), which an in-place op on the view modifies too (ops/view_history.cpp).
+  std::shared_ptr<TensorImpl> view_base;
   uint64_t history_version = 0;            // views: the storage's history_version when taken (see storage.h)
   std::unique_ptr<AutogradMeta> autograd;  // allocated on first use
 
@@ -41,6 +43,7 @@ struct TensorImpl {
     return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(element_size(dtype));
   }
   Device device() const { return storage->device; }
+  bool is_view() const { return view_base != nullptr; }
   AutogradMeta& meta() {
     if (!autograd) autograd = std::make_unique<AutogradMeta>();
     return *autograd;
@@ -63,5 +66,16 @@ Tensor make_tensor(std::shared_ptr<Storage> storage, int64_t offset, Shape shape
 Tensor empty_tensor(const Shape& shape, DType dtype, Device device);
 // A view of `base` (same storage) with new geometry. Not recorded on the graph.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
+
+// ---- views and in-place ops under autograd (ops/view_history.cpp) ----
+// Moves a view whose base has since been given a new history by a recorded in-place op onto that
+// history, as PyTorch does: the view becomes "this region of the base as it is now".
+void rebase_view_history(const Tensor& view);
+// Called wherever autograd reads a tensor's history; one pointer test for a tensor that is no view.
+inline void refresh_view_history(const Tensor& t) {
+  const TensorImpl* impl = t.impl();
+  if (impl->view_base && impl->history_version != impl->storage->history_version.load())
+    rebase_view_history(t);
+}
 
 }  // namespace ember

@@ -181,7 +181,7 @@ void set_data(const Tensor& t, const Tensor& src) {
   impl->strides = s->strides;
   impl->dtype = s->dtype;
   impl->contiguous = s->contiguous;
-  impl->is_view = false;
+  impl->view_base.reset();
 }
 }  // namespace
 

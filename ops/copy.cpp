@@ -117,48 +117,6 @@ Tensor Tensor::contiguous() const {
   return is_contiguous() ? *this : clone();
 }
 
-Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()>& kernel,
-                      const std::function<Tensor(const Tensor& before)>& out_of_place, bool needs_grad) {
-  check_defined(name, self, "self");
-  check_no_internal_overlap(name, self);
-  if (!needs_grad) {
-    kernel();
-    self.impl()->bump_version();
-    return self;
-  }
-  if (self.is_leaf() && self.requires_grad())
-    fail("{}: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or detach())",
-         name);
-  if (self.impl()->is_view)
-    fail("{}: in-place op on a view, with autograd recording, is not supported; use the out-of-place op",
-         name);
-  // The snapshot carries self's history, so gradients still flow to whatever produced self.
-  Tensor before = self.detach().clone();
-  if (self.requires_grad()) {
-    AutogradMeta& m = before.impl()->meta();
-    m.requires_grad = true;
-    m.grad_fn = self.grad_fn();
-    m.output_nr = self.impl()->autograd->output_nr;
-  }
-  Tensor result = out_of_place(before);
-  if (result.shape() != self.shape())
-    fail("{}: result of shape {} cannot be written into a tensor of shape {}", name,
-         shape_str(result.shape()), shape_str(self.shape()));
-  copy_into(self, result.detach());
-  self.impl()->bump_version();
-  // self gets a new history below; views of it taken before now keep the old one (see
-  // Storage::history_version), so autograd will refuse them.
-  if (self.requires_grad() || result.requires_grad()) self.impl()->storage->history_version.fetch_add(1);
-  AutogradMeta& meta = self.impl()->meta();
-  meta.requires_grad = result.requires_grad();
-  meta.grad_fn = result.grad_fn();
-  meta.output_nr = result.impl()->autograd ? result.impl()->autograd->output_nr : 0;
-  // As in LibTorch, retain_grad follows the tensor onto its new history (the retain hook on the
-  // old grad_fn skips itself now that grad_fn has changed); its other hooks stay behind.
-  if (meta.retains_grad && meta.grad_fn) self.retain_grad();
-  return self;
-}
-
 Tensor& Tensor::copy_(const Tensor& src) {
   check_defined("copy_", src, "source");
   bool grad = autograd::any_requires_grad({*this, src});

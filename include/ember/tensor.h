@@ -24,6 +24,9 @@ class Tensor;
 namespace autograd {
 class Node;
 }
+namespace indexing {
+class TensorIndex;
+}
 
 class TensorOptions {
  public:
@@ -222,6 +225,12 @@ class Tensor {
   Tensor repeat(const Shape& repeats) const;
   Tensor tril(int64_t diagonal = 0) const;
   Tensor triu(int64_t diagonal = 0) const;
+  // LibTorch's x.index({Slice(), 0, mask}) and x.index_put_({...}, value): see ember/indexing.h.
+  // With accumulate, index_put_ adds the values (repeated positions add up) instead of writing.
+  Tensor index(const std::vector<indexing::TensorIndex>& indices) const;
+  Tensor& index_put_(const std::vector<indexing::TensorIndex>& indices, const Tensor& values,
+                     bool accumulate = false);
+  Tensor& index_put_(const std::vector<indexing::TensorIndex>& indices, double value);
 
   // ---- in place (bump the storage's version counter) ----
   Tensor& add_(const Tensor& other, double alpha = 1.0);
@@ -280,6 +289,8 @@ Tensor rand_like(const Tensor& t, std::optional<TensorOptions> options = {});
 Tensor randn_like(const Tensor& t, std::optional<TensorOptions> options = {});
 
 }  // namespace ember
+
+#include "ember/indexing.h"  // completes indexing::TensorIndex for callers of index()
 
 template <>
 struct fmt::formatter<ember::Tensor> : fmt::formatter<std::string> {
