@@ -330,8 +330,13 @@ void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& 
 }  // namespace detail
 
 // ---- the engine ----
-void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
-              bool retain_graph) {
+namespace {
+
+// One run of the engine from some roots. With targets (autograd::grad), it records the gradient
+// arriving at each target edge, runs only the nodes on a path to a target, and never runs a leaf's
+// AccumulateGrad, so no .grad() changes. Without, it runs everything reachable (backward).
+void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+               bool retain_graph, const std::vector<Edge>& targets, std::vector<Tensor>* captured) {
   NoGradGuard no_grad;  // backward formulas are not themselves recorded (no double backward)
   struct Pending {
     std::vector<Tensor> grads;
@@ -347,18 +352,19 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& out = outputs[i];
+    if (!out.defined()) fail("{}: output {} is an undefined tensor", op, i);
     if (!out.requires_grad())
-      fail("backward: tensor of shape {} does not require grad and has no grad_fn", shape_str(out.shape()));
+      fail("{}: tensor of shape {} does not require grad and has no grad_fn", op, shape_str(out.shape()));
     Tensor g = i < grad_outputs.size() ? grad_outputs[i] : Tensor();
     if (!g.defined()) {
       if (out.numel() != 1)
         fail(
-            "backward: grad can be implicitly created only for scalar outputs; got shape {} "
-            "(pass a gradient of that shape)",
-            shape_str(out.shape()));
+            "{}: grad can be implicitly created only for scalar outputs; got shape {} (pass a gradient of "
+            "that shape)",
+            op, shape_str(out.shape()));
       g = ones_like(out);
     } else if (g.shape() != out.shape()) {
-      fail("backward: gradient of shape {} does not match output of shape {}", shape_str(g.shape()),
+      fail("{}: gradient of shape {} does not match output of shape {}", op, shape_str(g.shape()),
            shape_str(out.shape()));
     }
     Edge e = gradient_edge(out);
@@ -368,7 +374,10 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     roots.push_back(e.fn);
   }
 
-  // Count, for every reachable node, how many edges point at it (iterative DFS).
+  // Count, for every reachable node, how many edges point at it (iterative DFS), and remember
+  // who points at whom when only the paths to some targets matter.
+  const bool all = captured == nullptr;
+  std::unordered_map<Node*, std::vector<Node*>> consumers;
   std::unordered_set<Node*> seen;
   std::vector<Node*> stack;
   for (auto& r : roots)
@@ -379,9 +388,27 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     for (const Edge& e : n->next_edges()) {
       if (!e.valid()) continue;
       pending[e.fn.get()].dependencies++;
+      if (!all) consumers[e.fn.get()].push_back(n);
       if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
     }
   }
+  // With targets: the nodes on a path to one (the targets and everything upstream of them).
+  // Every consumer of such a node is on the path too, so skipping the others blocks nothing.
+  std::unordered_set<Node*> needed;
+  for (const Edge& t : targets)
+    if (seen.count(t.fn.get()) && needed.insert(t.fn.get()).second) stack.push_back(t.fn.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (Node* c : consumers[n])
+      if (needed.insert(c).second) stack.push_back(c);
+  }
+  auto runs = [&](const Node& node) {
+    if (all) return true;
+    for (const Edge& e : node.next_edges())
+      if (e.valid() && needed.count(e.fn.get())) return true;
+    return false;
+  };
 
   // Run nodes whose every consumer has already sent its gradient.
   std::deque<std::shared_ptr<Node>> ready;
@@ -394,7 +421,13 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     std::vector<Tensor> grads = std::move(pending[node.get()].grads);
     grads.resize(node->num_outputs());
     pending.erase(node.get());
+    if (!all && !needed.count(node.get())) continue;
+    // Captured before the tensor's hooks run, as in LibTorch 1.13 (the hooks still shape what
+    // flows on upstream).
+    for (size_t t = 0; t < targets.size(); ++t)
+      if (targets[t].fn == node) (*captured)[t] = grads[targets[t].input_nr];
     if (node->output_hooks()) run_output_hooks(*node, grads);
+    if (!runs(*node)) continue;
     std::vector<Tensor> input_grads = node->apply(std::move(grads));
     if (!retain_graph) node->release_saved();
     const auto& edges = node->next_edges();
@@ -409,6 +442,39 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
       if (--p.dependencies == 0) ready.push_back(e.fn);
     }
   }
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+              bool retain_graph) {
+  run_graph("backward", outputs, grad_outputs, retain_graph, {}, nullptr);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
+                         bool create_graph, bool allow_unused) {
+  if (create_graph)
+    fail(
+        "grad: create_graph = true (differentiating the gradient again) is not supported: ember's "
+        "backward formulas run without recording");
+  std::vector<Edge> targets;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    if (!t.defined()) fail("grad: input {} is an undefined tensor", i);
+    if (!t.requires_grad()) fail("grad: input {} of shape {} does not require grad", i, shape_str(t.shape()));
+    targets.push_back(gradient_edge(t));
+  }
+  std::vector<Tensor> captured(inputs.size());
+  run_graph("grad", outputs, grad_outputs, retain_graph.value_or(false), targets, &captured);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!captured[i].defined() && !allow_unused)
+      fail(
+          "grad: input {} of shape {} was not used to compute the outputs (pass allow_unused = true to get "
+          "an "
+          "undefined gradient for it)",
+          i, shape_str(inputs[i].shape()));
+  return captured;
 }
 
 }  // namespace autograd

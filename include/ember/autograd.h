@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -95,6 +96,17 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 // Runs backward from several roots at once.
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {},
               bool retain_graph = false);
+
+// torch::autograd::grad: the gradients of `outputs` (seeded with grad_outputs, or 1 for scalars)
+// with respect to `inputs`, leaves or not, returned instead of accumulated: no .grad() changes,
+// and only the part of the graph between them runs. An input the outputs do not depend on is an
+// error unless allow_unused (it then gets an undefined tensor). retain_graph defaults to false.
+// As in LibTorch 1.13, an input's own hooks do not change the gradient returned for it (they
+// still change what flows on upstream). create_graph = true (double backward) is not supported
+// and throws.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
+                         bool create_graph = false, bool allow_unused = false);
 
 // A tensor kept for backward. Remembers the storage version at save time so that an in-place
 // change before backward is reported instead of silently giving a wrong gradient.
