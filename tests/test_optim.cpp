@@ -354,6 +354,13 @@ TEST(Scheduler, SchedulesMatchPyTorch) {
   expect_schedule("cosine_lr", [](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 8, 0.01); });
   expect_schedule("warmup_cosine",
                   [](Optimizer& o) { return std::make_unique<LinearWarmupCosineLR>(o, 3, 10, 0.02, 0.25); });
+  expect_schedule("sequential_lr", [](Optimizer& o) {
+    std::vector<std::unique_ptr<LRScheduler>> parts;
+    parts.push_back(std::make_unique<LinearLR>(o, 0.25, 1.0, 3));
+    parts.push_back(std::make_unique<ExponentialLR>(o, 0.8));
+    parts.push_back(std::make_unique<MultiStepLR>(o, std::vector<int64_t>{2, 3}, 0.5));
+    return std::make_unique<SequentialLR>(o, std::move(parts), std::vector<int64_t>{3, 6});
+  });
   expect_schedule("onecycle_cos", [](Optimizer& o) { return std::make_unique<OneCycleLR>(o, 1.0, 10); });
   expect_schedule(
       "onecycle_linear_adam",
@@ -416,6 +423,19 @@ TEST(Scheduler, Errors) {
   EMBER_EXPECT_THROW_MSG(LinearLR(sgd, 0.5, 1.5), "LinearLR: end_factor must be in [0, 1], got 1.5");
   EMBER_EXPECT_THROW_MSG(LinearLR(sgd, 0.5, 1.0, 0), "LinearLR: total_iters must be positive, got 0");
   EMBER_EXPECT_THROW_MSG(LinearWarmupCosineLR(sgd, 5, 5), "need 0 <= warmup_steps < total_steps");
+  auto parts = [&](Optimizer& o) {
+    std::vector<std::unique_ptr<LRScheduler>> p;
+    p.push_back(std::make_unique<StepLR>(sgd, 2));
+    p.push_back(std::make_unique<StepLR>(o, 2));
+    return p;
+  };
+  EMBER_EXPECT_THROW_MSG(SequentialLR(sgd, parts(sgd), {}),
+                         "SequentialLR: 2 schedulers need 1 milestones, got 0");
+  EMBER_EXPECT_THROW_MSG(SequentialLR(sgd, parts(sgd), {0}),
+                         "SequentialLR: milestones must be positive and increasing, got 0 after 0");
+  SGD other({p}, SGDOptions{0.1});
+  EMBER_EXPECT_THROW_MSG(SequentialLR(sgd, parts(other), {2}),
+                         "SequentialLR: scheduler 1 (StepLR) drives another optimizer");
   EMBER_EXPECT_THROW_MSG(OneCycleLR(sgd, 1.0, 10, 0.1), "leaves a phase with no steps");
   OneCycleLR one(sgd, 1.0, 3);
   for (int i = 0; i < 3; ++i) one.step();

@@ -127,6 +127,39 @@ double LinearLR::lr_at(size_t g, int64_t epoch) const {
   return base_lrs_[g] * (start_ + (end_ - start_) * progress);
 }
 
+SequentialLR::SequentialLR(Optimizer& optimizer, std::vector<std::unique_ptr<LRScheduler>> schedulers,
+                           std::vector<int64_t> milestones)
+    : LRScheduler(optimizer), parts_(std::move(schedulers)), milestones_(std::move(milestones)) {
+  if (parts_.empty()) fail("SequentialLR: needs at least one scheduler");
+  if (milestones_.size() != parts_.size() - 1)
+    fail("SequentialLR: {} schedulers need {} milestones, got {}", parts_.size(), parts_.size() - 1,
+         milestones_.size());
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    if (!parts_[i]) fail("SequentialLR: scheduler {} is null", i);
+    if (&parts_[i]->optimizer_ != &optimizer)
+      fail("SequentialLR: scheduler {} ({}) drives another optimizer", i, parts_[i]->name());
+  }
+  for (size_t i = 0; i < milestones_.size(); ++i)
+    if (milestones_[i] <= (i == 0 ? 0 : milestones_[i - 1]))
+      fail("SequentialLR: milestones must be positive and increasing, got {} after {}", milestones_[i],
+           i == 0 ? 0 : milestones_[i - 1]);
+  base_lrs_ = parts_[0]->base_lrs_;  // the rates before any part changed them
+  for (auto& part : parts_) part->base_lrs_ = base_lrs_;
+  initial_step();
+}
+std::pair<LRScheduler*, int64_t> SequentialLR::part_at(int64_t epoch) const {
+  const size_t i = std::upper_bound(milestones_.begin(), milestones_.end(), epoch) - milestones_.begin();
+  return {parts_[i].get(), i == 0 ? epoch : epoch - milestones_[i - 1]};
+}
+double SequentialLR::lr_at(size_t g, int64_t epoch) const {
+  auto [part, own_epoch] = part_at(epoch);
+  return part->lr_at(g, own_epoch);
+}
+void SequentialLR::on_step(int64_t epoch) {
+  auto [part, own_epoch] = part_at(epoch);
+  part->on_step(own_epoch);
+}
+
 ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(optimizer), gamma_(gamma) {
   initial_step();
 }

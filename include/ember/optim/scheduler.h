@@ -10,7 +10,9 @@
 // state_dict() holds metadata only: "scheduler" (the type), "last_epoch", "base_lrs" and
 // "last_lrs" (comma-separated, exact). load_state_dict() restores them and sets the optimizer's
 // learning rates to last_lrs, so a resumed run continues where it stopped.
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ember/optim/optimizer.h"
@@ -48,6 +50,7 @@ class LRScheduler {
   std::vector<double> base_lrs_;
 
  private:
+  friend class SequentialLR;  // runs its parts' lr_at and on_step, and sets their base rates
   int64_t last_epoch_ = -1;
   std::vector<double> last_lrs_;
 };
@@ -145,6 +148,33 @@ class LinearWarmupCosineLR : public LRScheduler {
  private:
   int64_t warmup_, total_;
   double eta_min_, start_factor_;
+};
+
+// Runs `schedulers` one after another, as torch.optim.lr_scheduler.SequentialLR: schedulers[i]
+// takes over at milestones[i - 1] (an epoch of this scheduler) and counts its own epochs from 0
+// there. All of them must drive `optimizer`; each one's base rates are the optimizer's rates
+// before the first was made (as PyTorch's initial_lr: their constructors change the rates).
+// Step this scheduler, not its parts, which it owns. E.g. a warm-up, then steps down:
+//   std::vector<std::unique_ptr<LRScheduler>> parts;
+//   parts.push_back(std::make_unique<LinearLR>(opt, 0.1, 1.0, 5));
+//   parts.push_back(std::make_unique<MultiStepLR>(opt, std::vector<int64_t>{30, 60}));
+//   SequentialLR schedule(opt, std::move(parts), {5});  // decays at epochs 35 and 65
+class SequentialLR : public LRScheduler {
+ public:
+  SequentialLR(Optimizer& optimizer, std::vector<std::unique_ptr<LRScheduler>> schedulers,
+               std::vector<int64_t> milestones);
+  std::string name() const override { return "SequentialLR"; }
+
+ protected:
+  double lr_at(size_t group, int64_t epoch) const override;
+  void on_step(int64_t epoch) override;
+
+ private:
+  // The part in charge at `epoch`, and that part's own epoch.
+  std::pair<LRScheduler*, int64_t> part_at(int64_t epoch) const;
+
+  std::vector<std::unique_ptr<LRScheduler>> parts_;
+  std::vector<int64_t> milestones_;
 };
 
 enum class AnnealStrategy { cos, linear };
