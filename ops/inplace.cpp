@@ -126,6 +126,10 @@ Tensor& inplace_on_view(Tensor& self, const char* name,
 void rebase_view_history(const Tensor& view) {
   TensorImpl& impl = *view.impl();
   impl.history_version = impl.storage->history_version.load();  // first: what follows reads it
+  if (impl.view_base->storage != impl.storage) {                // the base moved to other memory (Module::to)
+    impl.view_base.reset();
+    return;
+  }
   Tensor base(impl.view_base);
   if (base.requires_grad()) {
     Tensor out = view;
@@ -145,6 +149,9 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
                       const std::function<Tensor(const Tensor& before)>& out_of_place, bool needs_grad) {
   check_defined(name, self, "self");
   check_no_internal_overlap(name, self);
+  // A base whose data has since moved to other memory (Module::to) no longer aliases the view.
+  if (self.impl()->view_base && self.impl()->view_base->storage != self.impl()->storage)
+    self.impl()->view_base.reset();
   // Writing into a view changes its base: autograd must see that even when the view itself does
   // not require grad (it was taken under NoGradGuard).
   const TensorImpl* base = self.impl()->view_base.get();

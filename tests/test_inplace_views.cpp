@@ -176,6 +176,22 @@ TEST(InplaceViews, GraphsAreFreedWithTheirTensors) {
   EXPECT_TRUE(view_alive.expired());
 }
 
+// Module::to gives a parameter new memory; a view taken before still reads the old one and is no
+// longer an alias of the parameter, so writing into it concerns nobody else.
+TEST(InplaceViews, ViewOfAParameterMovedByModuleToIsNoLongerAnAlias) {
+  nn::Linear lin(2, 2);
+  Tensor row;
+  {
+    NoGradGuard no_grad;
+    row = lin.weight.select(0, 0);
+  }
+  lin.to(DType::float64);
+  row.mul_(2.0);  // would otherwise be refused as a write into a no-grad view of a parameter
+  EXPECT_FALSE(row.requires_grad());
+  EXPECT_TRUE(lin.weight.is_leaf());
+  EXPECT_EQ(lin.weight.dtype(), DType::float64);
+}
+
 TEST(InplaceViews, CudaMatchesCpu) {
   EMBER_SKIP_WITHOUT_GPU();
   auto fn = [](const std::vector<Tensor>& in) {
