@@ -208,10 +208,14 @@ Tensor Tensor::index(const std::vector<TensorIndex>& indices) const {
       move_leading_dims(static_cast<int64_t>(a.index_shape.size()), a.result_position, result.dim()));
 }
 
-Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor& values, bool accumulate) {
-  check_defined("index_put_", values, "values");
+Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor& values_in,
+                           bool accumulate) {
+  check_defined("index_put_", values_in, "values");
   Indexed ix = apply_basic_indices("index_put_", *this, indices);
   Tensor& target = ix.view;
+  // As in PyTorch, leading size-1 dims beyond the target's may be dropped: x[0] = ones({1, 4}).
+  Tensor values = values_in;
+  while (values.dim() > target.dim() && values.size(0) == 1) values = values.squeeze(0);
   if (ix.dims.empty()) {  // only views: write through them
     if (accumulate) {
       target.add_(values);

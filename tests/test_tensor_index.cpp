@@ -103,6 +103,11 @@ TEST(TensorIndex, IndexPutWithIndexTensors) {
   apart.index_put_({I({1, 0}, {2}), Slice(), I({3, -1}, {2})}, tensor<double>({100, 200, 300}));
   EXPECT_EQ(values(apart), (std::vector<double>{0,  1,  2,  100, 4,  5,  6,  200, 8,  9,  10, 300,  //
                                                 12, 13, 14, 100, 16, 17, 18, 200, 20, 21, 22, 300}));
+  Tensor extra = X();  // values with leading size-1 dims beyond the target's, as PyTorch takes them
+  extra.index_put_({0, 0}, full({1, 1, 4}, -1.0, DType::float64));
+  extra.index_put_({I({1}, {1}), 2}, full({1, 1, 4}, -2.0, DType::float64));
+  EXPECT_EQ(values(extra.index({0, 0})), (std::vector<double>{-1, -1, -1, -1}));
+  EXPECT_EQ(values(extra.index({1, 2})), (std::vector<double>{-2, -2, -2, -2}));
   Tensor sums = zeros({3, 2}, DType::float64);
   sums.index_put_({I({0, 0, 2}, {3})}, T({1, 2, 3, 4, 5, 6}, {3, 2}, false), /*accumulate=*/true);
   EXPECT_EQ(values(sums), (std::vector<double>{4, 6, 0, 0, 5, 6}));
