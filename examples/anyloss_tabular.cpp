@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", settings.seed, "seeds the folds, the initial weights and the batch order")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   if (dataset == "breast-cancer" && data_path.empty())
     data_path = "/usr/lib/python3/dist-packages/sklearn/datasets/data/breast_cancer.csv";
   if (dataset == "csv" && data_path.empty()) {

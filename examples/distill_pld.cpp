@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
                  "peak learning rate, cosine-annealed to 0 (default: 0.05 for sgd, 1e-3 for adamw)")
       ->check(CLI::PositiveNumber);
   examples::add_common_options(app, opts, recipe);
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   examples::resolve_data_dir(opts);
   if (recipe.lr <= 0) recipe.lr = recipe.optimizer == "sgd" ? 0.05 : 1e-3;
   if (teacher_checkpoint.empty() && teacher_epochs == 0) {

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--seed", seed, "seeds initialisation and shuffling")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   if (epochs <= 0) epochs = model_name == "cnn" ? 3 : 10;
 
   try {

@@ -690,11 +690,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", recipe.seed,
                  "seeds the synthetic data, the split, the initialisation and the shuffles")
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 1;  // --help is not an error; every bad option is exit 1
-  }
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   if (dataset == "criteo" && data_path.empty()) {
     std::cerr << "error: --dataset criteo needs --data-path (the Kaggle Criteo train.txt)\n";
     return 1;

@@ -487,7 +487,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--seed", seed, "seeds the initial weights and the batch order")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   if (dim % heads != 0) {
     std::cerr << fmt::format("error: --heads {} does not divide --dim {}\n", heads, dim);
     return 1;

@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   examples::add_common_options(app, opts, recipe);
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = examples::parse_command_line(app, argc, argv)) return *exit_code;
   examples::resolve_data_dir(opts);
   recipe.optimizer = "sgd";
   recipe.schedule = [&](ember::optim::Optimizer& optimizer, int64_t batches_per_epoch, int run_epochs) {
