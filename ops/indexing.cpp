@@ -180,6 +180,31 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
   return scatter_impl("scatter_add", ScatterMode::add, self, dim, index, src);
 }
 
+namespace {
+// The in-place forms: the out-of-place op's result written into self (recorded by apply_inplace).
+Tensor& scatter_inplace(Tensor& self, const char* op, ScatterMode mode, int64_t dim, const Tensor& index,
+                        const Tensor& src) {
+  check_defined(op, src, "src");
+  auto result = [&, op, mode](const Tensor& before) {
+    return scatter_impl(op, mode, before, dim, index, src);
+  };
+  return apply_inplace(
+      self, op, [&] { copy_into(self, result(self.detach())); }, result,
+      autograd::any_requires_grad({self, src}));
+}
+}  // namespace
+
+Tensor& Tensor::scatter_(int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_inplace(*this, "scatter_", ScatterMode::assign, dim, index, src);
+}
+Tensor& Tensor::scatter_(int64_t dim, const Tensor& index, double value) {
+  check_defined("scatter_", index, "index");
+  return scatter_(dim, index, scalar_tensor(value, options()).expand(index.shape()));
+}
+Tensor& Tensor::scatter_add_(int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_inplace(*this, "scatter_add_", ScatterMode::add, dim, index, src);
+}
+
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
   if (is_bfloat16(x)) return via_float32([&](const Tensor& f) { return index_select(f, dim, index_in); }, x);
   check_defined("index_select", x);

@@ -70,6 +70,29 @@ std::vector<OpCase> index_cases() {
        [](const Inputs& in) { return in[0].scatter_add(0, in[1], in[2]); },
        {T({1, 2, 3, 4}, {2, 2}), I({1, 1}, {1, 2}), T({0.5, 0.25}, {1, 2})},
        tensor<double>({1, 2, 3.5, 4.25}, {2, 2})},
+      // the in-place forms, on a non-leaf (recorded through apply_inplace)
+      {"scatter_inplace",
+       [](const Inputs& in) {
+         Tensor s = in[0] * 1.0;
+         return s.scatter_(1, in[1], in[2]);
+       },
+       {x23, I({2, 0, 1, 2}, {2, 2}), T({10, 20, 30, 40}, {2, 2})},
+       tensor<double>({20, 2, 10, 4, 30, 40}, {2, 3})},
+      {"scatter_add_inplace",
+       [](const Inputs& in) {
+         Tensor s = in[0] * 1.0;
+         return s.scatter_add_(1, in[1], in[2]);
+       },
+       {x23, I({0, 0, 2, 1, 1, 1}, {2, 3}), T({10, 20, 30, 40, 50, 60}, {2, 3})},
+       tensor<double>({31, 2, 33, 4, 155, 6}, {2, 3})},
+      // one-hot rows: x[i][index[i][0]] = 1 (PyTorch: [0, 0, 1, 0, 1, 0, 0, 0] from zeros)
+      {"scatter_value_inplace",
+       [](const Inputs& in) {
+         Tensor s = in[0] * 1.0;
+         return s.scatter_(1, in[1], 1.0);
+       },
+       {T({5, 6, 7, 8, 9, 10, 11, 12}, {2, 4}), I({2, 0}, {2, 1})},
+       tensor<double>({5, 6, 1, 8, 1, 10, 11, 12}, {2, 4})},
 
       // rows 2, 0, 2: row 2 is selected twice, so it gets twice the gradient
       {"index_select_dim0",
@@ -239,6 +262,17 @@ TEST(Indexing, OutputDtypesAndShapes) {
   EXPECT_EQ(gather(xi, 0, I({1, 0}, {1, 2})).to_vector<int64_t>(), (std::vector<int64_t>{3, 2}));
   EXPECT_EQ(scatter_add(xi, 1, I({0, 0}, {1, 2}), tensor<int64_t>({5, 6}, {1, 2})).to_vector<int64_t>(),
             (std::vector<int64_t>{12, 2, 3, 4}));
+}
+
+TEST(Indexing, ScatterInPlaceWithoutAutogradAndOnLeaves) {
+  Tensor x = zeros({2, 4}, DType::float64);
+  x.scatter_(1, I({2, 0}, {2, 1}), 1.0);
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{0, 0, 1, 0, 1, 0, 0, 0}));
+  x.scatter_add_(0, I({1, 1, 1, 1}, {1, 4}), tensor<double>({1, 2, 3, 4}, {1, 4}));
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{0, 0, 1, 0, 2, 2, 3, 4}));
+  Tensor leaf = T({1, 2}, {2});
+  EMBER_EXPECT_THROW_MSG(leaf.scatter_(0, I({0}, {1}), 5.0), "scatter_: a leaf tensor that requires grad");
+  EMBER_EXPECT_THROW_MSG(x.scatter_(1, I({4}, {1, 1}), 1.0), "scatter_: index 4 is out of range");
 }
 
 TEST(Indexing, ScatterIsOutOfPlace) {

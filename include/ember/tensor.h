@@ -246,6 +246,11 @@ class Tensor {
   Tensor& copy_(const Tensor& src);
   Tensor& clamp_(double lo, double hi);
   Tensor& masked_fill_(const Tensor& mask, double value);
+  // self[index[i][j]][j] = src[i][j] (dim 0; likewise for other dims), as in PyTorch; scatter_add_
+  // adds instead, so repeated indices sum up. The value form writes one number everywhere indexed.
+  Tensor& scatter_(int64_t dim, const Tensor& index, const Tensor& src);
+  Tensor& scatter_(int64_t dim, const Tensor& index, double value);
+  Tensor& scatter_add_(int64_t dim, const Tensor& index, const Tensor& src);
 
   // ---- internals ----
   TensorImpl* impl() const { return impl_.get(); }
