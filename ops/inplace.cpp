@@ -58,15 +58,18 @@ Tensor view_grad_to_base(const Tensor& grad, Geometry view, const Geometry& base
   return s.base;
 }
 
+// Gives `to` the history of `from`: its grad_fn and output slot, and whether it requires grad.
+void take_history(const Tensor& to, const Tensor& from) {
+  AutogradMeta& m = to.impl()->meta();
+  m.requires_grad = from.requires_grad();
+  m.grad_fn = from.grad_fn();
+  m.output_nr = from.impl()->autograd ? from.impl()->autograd->output_nr : 0;
+}
+
 // The old value, carrying the tensor's history, for the out-of-place op to read.
 Tensor snapshot_with_history(const Tensor& self) {
   Tensor before = self.detach().clone();
-  if (self.requires_grad()) {
-    AutogradMeta& m = before.impl()->meta();
-    m.requires_grad = true;
-    m.grad_fn = self.grad_fn();
-    m.output_nr = self.impl()->autograd->output_nr;
-  }
+  if (self.requires_grad()) take_history(before, self);
   return before;
 }
 
@@ -170,10 +173,7 @@ Tensor& apply_inplace(Tensor& self, const char* name, const std::function<void()
   write_result(self, result, name);
   // self gets a new history below; views of it taken before now will be moved onto it.
   if (self.requires_grad() || result.requires_grad()) bump_history(self);
-  AutogradMeta& meta = self.impl()->meta();
-  meta.requires_grad = result.requires_grad();
-  meta.grad_fn = result.grad_fn();
-  meta.output_nr = result.impl()->autograd ? result.impl()->autograd->output_nr : 0;
+  take_history(self, result);
   keep_retaining_grad(self);
   return self;
 }

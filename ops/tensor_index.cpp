@@ -122,6 +122,15 @@ Indexed apply_basic_indices(const char* op, const Tensor& self, const std::vecto
   return out;
 }
 
+// The permutation that moves the first `moved` dims of a `rank`-dim tensor to `position`.
+Shape move_leading_dims(int64_t moved, int64_t position, int64_t rank) {
+  Shape perm;
+  for (int64_t d = moved; d < moved + position; ++d) perm.push_back(d);
+  for (int64_t d = 0; d < moved; ++d) perm.push_back(d);
+  for (int64_t d = moved + position; d < rank; ++d) perm.push_back(d);
+  return perm;
+}
+
 // The index tensors' flattened form: view.permute(order) puts the indexed dims first, and
 // flat_index points into those dims flattened into one.
 struct Advanced {
@@ -131,8 +140,9 @@ struct Advanced {
   Shape index_shape;    // the index tensors broadcast together
   Tensor flat_index;    // int64, 1-D
   // Where the index_shape dims go in the result: at the first indexed dim when the indexed dims
-  // are adjacent (NumPy's rule), else first.
+  // are adjacent (NumPy's rule), else first. to_result permutes [index_shape, rest] into that order.
   int64_t result_position = 0;
+  Shape to_result;
 };
 
 Advanced flatten_advanced(const char* op, const Indexed& ix) {
@@ -158,6 +168,8 @@ Advanced flatten_advanced(const char* op, const Indexed& ix) {
   a.flat_index = flat.reshape({-1});
   bool adjacent = ix.dims.back() - ix.dims.front() + 1 == static_cast<int64_t>(ix.dims.size());
   a.result_position = adjacent ? ix.dims.front() : 0;
+  a.to_result = move_leading_dims(static_cast<int64_t>(a.index_shape.size()), a.result_position,
+                                  static_cast<int64_t>(a.index_shape.size() + a.rest_sizes.size()));
   return a;
 }
 
@@ -171,15 +183,6 @@ bool broadcasts_to(const Shape& from, const Shape& to) {
 Shape concat(Shape a, const Shape& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
-}
-
-// The permutation that moves the first `moved` dims of a `rank`-dim tensor to `position`.
-Shape move_leading_dims(int64_t moved, int64_t position, int64_t rank) {
-  Shape perm;
-  for (int64_t d = moved; d < moved + position; ++d) perm.push_back(d);
-  for (int64_t d = 0; d < moved; ++d) perm.push_back(d);
-  for (int64_t d = moved + position; d < rank; ++d) perm.push_back(d);
-  return perm;
 }
 
 Shape inverse_permutation(const Shape& perm) {
@@ -203,9 +206,7 @@ Tensor Tensor::index(const std::vector<TensorIndex>& indices) const {
   Advanced a = flatten_advanced("index", ix);
   Tensor picked = indexed_dims_first(ix.view, a).index_select(0, a.flat_index);
   Tensor result = picked.reshape(concat(a.index_shape, a.rest_sizes));
-  if (a.result_position == 0) return result;
-  return result.permute(
-      move_leading_dims(static_cast<int64_t>(a.index_shape.size()), a.result_position, result.dim()));
+  return a.result_position == 0 ? result : result.permute(a.to_result);
 }
 
 Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor& values_in,
@@ -226,19 +227,16 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor
   }
 
   Advanced a = flatten_advanced("index_put_", ix);
-  const int64_t index_dims = static_cast<int64_t>(a.index_shape.size());
   const Shape picked_shape = concat(a.index_shape, a.rest_sizes);  // index()'s result, index dims first
-  Shape result_shape = picked_shape;
-  Shape to_result =
-      move_leading_dims(index_dims, a.result_position, static_cast<int64_t>(picked_shape.size()));
-  for (size_t i = 0; i < to_result.size(); ++i) result_shape[i] = picked_shape[to_result[i]];
+  Shape result_shape(picked_shape.size());
+  for (size_t i = 0; i < a.to_result.size(); ++i) result_shape[i] = picked_shape[a.to_result[i]];
   if (!broadcasts_to(values.shape(), result_shape))
     fail("index_put_: values of shape {} cannot be broadcast to the indexed shape {}",
          shape_str(values.shape()), shape_str(result_shape));
-  Tensor v = values.to(device(), dtype()).expand(result_shape).permute(inverse_permutation(to_result));
+  Tensor v = values.to(device(), dtype()).expand(result_shape).permute(inverse_permutation(a.to_result));
   v = v.reshape(concat({-1}, a.rest_sizes));
 
-  Shape index_view(picked_shape.size() - index_dims + 1, 1);
+  Shape index_view(a.rest_sizes.size() + 1, 1);
   index_view[0] = a.flat_index.numel();
   Tensor positions = a.flat_index.view(index_view).expand(v.shape());
   Tensor flat = indexed_dims_first(target, a);
