@@ -87,12 +87,15 @@ class AccumulateGrad final : public Node {
       fail("backward: gradient of shape {} does not match leaf of shape {}", shape_str(g.shape()),
            shape_str(leaf_->shape));
     if (g.dtype() != leaf_->dtype && is_floating(leaf_->dtype))
-      g = g.to(leaf_->dtype);  // as in_dtype_of_input
+      g = g.to(leaf_->dtype);                       // as in_dtype_of_input
+    const bool recording = GradMode::is_enabled();  // create_graph: .grad() keeps its history
     if (!meta.grad.defined()) {
       // Keep the incoming buffer when nobody else can see it; gradients are often expanded views.
       bool owned = g.is_contiguous() && g.use_count() == 1 && g.storage_offset() == 0 &&
-                   g.impl()->storage.use_count() == 1 && !g.requires_grad();
+                   g.impl()->storage.use_count() == 1 && (recording || !g.requires_grad());
       meta.grad = owned ? g : g.clone();
+    } else if (recording) {
+      meta.grad = meta.grad + g;  // out of place, so that the sum is recorded
     } else {
       meta.grad.add_(g);
     }
@@ -135,6 +138,21 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 }
 
 namespace {
+
+// The node the engine is running on this thread, so that SavedTensor::output can name it.
+thread_local const std::shared_ptr<Node>* t_running_node = nullptr;
+
+class RunningNode {
+ public:
+  explicit RunningNode(const std::shared_ptr<Node>& node) : previous_(t_running_node) {
+    t_running_node = &node;
+  }
+  ~RunningNode() { t_running_node = previous_; }
+
+ private:
+  const std::shared_ptr<Node>* previous_;
+};
+
 // A gradient has its input's dtype, as in PyTorch: an op that promoted float32 and float64 inputs
 // to a float64 result sends the float32 input a float32 gradient (which its optimizer expects).
 Tensor in_dtype_of_input(const Tensor& grad, DType input_dtype) {
@@ -154,7 +172,11 @@ std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
   bool any_defined = false;
   for (const Tensor& g : grad_outputs) any_defined = any_defined || g.defined();
   if (!any_defined) return std::vector<Tensor>(needs_.size());
-  std::vector<Tensor> grads = fn_(BackwardArgs{grad_outputs, needs_});
+  const bool recording = GradMode::is_enabled();  // a backward pass with create_graph
+  std::vector<Tensor> grads = [&] {
+    AutoGradMode mode(recording && twice_ == DoubleBackward::supported);
+    return fn_(BackwardArgs{grad_outputs, needs_});
+  }();
   if (grads.size() != needs_.size())
     fail("{}: backward returned {} gradients for {} inputs", name_, grads.size(), needs_.size());
   for (size_t i = 0; i < grads.size(); ++i) {
@@ -167,11 +189,51 @@ std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
       grads[i] = in_dtype_of_input(grads[i], input_dtypes_[i]);
     }
   }
+  if (recording && twice_ == DoubleBackward::unsupported)
+    mark_not_differentiable(name_, grads, gradient_inputs(*this, grad_outputs));
   return grads;
 }
 
+std::vector<Edge> gradient_inputs(const Node& node, const std::vector<Tensor>& grad_outputs) {
+  std::vector<Edge> edges = node.next_edges();
+  for (const Tensor& g : grad_outputs)
+    if (g.defined() && g.requires_grad()) edges.push_back(gradient_edge(g));
+  return edges;
+}
+
+namespace {
+class NotDifferentiable final : public Node {
+ public:
+  explicit NotDifferentiable(std::string op) : op_(std::move(op)) {}
+  std::string name() const override { return op_ + " (no double backward)"; }
+  std::vector<Tensor> apply(std::vector<Tensor>&&) override {
+    fail(
+        "{}: double backward is not implemented: a gradient computed through {} with create_graph = "
+        "true was differentiated again",
+        op_, op_);
+  }
+
+ private:
+  std::string op_;
+};
+}  // namespace
+
+void mark_not_differentiable(const std::string& op, std::vector<Tensor>& grads,
+                             std::vector<Edge> depends_on) {
+  std::shared_ptr<Node> node;
+  for (Tensor& g : grads) {
+    if (!g.defined() || !is_floating(g.dtype())) continue;
+    if (!node) {
+      node = std::make_shared<NotDifferentiable>(op);
+      node->set_next_edges(std::move(depends_on));
+    }
+    g = g.detach();  // a new handle: the formula may have returned a tensor someone else holds
+    set_history(g, node);
+  }
+}
+
 void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& outputs,
-            GradFn fn) {
+            GradFn fn, DoubleBackward twice) {
   std::vector<bool> needs(inputs.size());
   std::vector<Edge> edges(inputs.size());
   std::vector<Shape> shapes(inputs.size());
@@ -183,7 +245,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
     shapes[i] = inputs[i].shape();
     dtypes[i] = inputs[i].dtype();
   }
-  auto node = std::make_shared<LambdaNode>(name, std::move(fn), std::move(needs), std::move(shapes),
+  auto node = std::make_shared<LambdaNode>(name, std::move(fn), twice, std::move(needs), std::move(shapes),
                                            std::move(dtypes));
   node->set_next_edges(std::move(edges));
   node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
@@ -205,18 +267,32 @@ SavedTensor::SavedTensor(const Tensor& t) {
   if (!t.defined()) return;
   tensor_ = t.detach();
   version_ = t.impl()->storage->version.load();
+  if (GradMode::is_enabled() && t.requires_grad()) edge_ = gradient_edge(t);
+}
+
+SavedTensor SavedTensor::output(const Tensor& t, uint32_t output_nr) {
+  SavedTensor s(t);
+  s.is_output_ = true;
+  s.output_nr_ = output_nr;
+  return s;
 }
 
 Tensor SavedTensor::unpack(std::string_view op) const {
-  if (tensor_.defined()) {
-    uint64_t now = tensor_.impl()->storage->version.load();
-    if (now != version_)
-      fail(
-          "{}: a tensor of shape {} saved for backward was modified by an in-place operation "
-          "(version {} at save, {} now)",
-          op, shape_str(tensor_.shape()), version_, now);
-  }
-  return tensor_;
+  if (!tensor_.defined()) return tensor_;
+  uint64_t now = tensor_.impl()->storage->version.load();
+  if (now != version_)
+    fail(
+        "{}: a tensor of shape {} saved for backward was modified by an in-place operation "
+        "(version {} at save, {} now)",
+        op, shape_str(tensor_.shape()), version_, now);
+  if (!GradMode::is_enabled()) return tensor_;
+  // create_graph: a fresh handle on the same data whose gradient flows where the original's did
+  // (an output's into the node now running, whose own output it is).
+  Edge edge = is_output_ && t_running_node ? Edge{*t_running_node, output_nr_} : edge_;
+  if (!edge.valid()) return tensor_;
+  Tensor t = tensor_.detach();
+  set_history(t, edge.fn, edge.input_nr);
+  return t;
 }
 
 // ---- custom functions ----
@@ -254,7 +330,14 @@ class CustomNode final : public Node {
           NoGradGuard no_grad;
           grad_outputs[i] = zeros(outputs_[i].shape, outputs_[i].options);
         }
-    std::vector<Tensor> grads = fn_(ctx_.get(), std::move(grad_outputs));
+    // A custom backward runs unrecorded even with create_graph: what it saved from forward has
+    // lost which outputs it was, so its gradients are marked as not differentiable instead.
+    const bool recording = GradMode::is_enabled();
+    std::vector<Edge> depends_on = recording ? gradient_inputs(*this, grad_outputs) : std::vector<Edge>{};
+    std::vector<Tensor> grads = [&] {
+      NoGradGuard no_grad;
+      return fn_(ctx_.get(), std::move(grad_outputs));
+    }();
     if (grads.size() != arg_is_tensor_.size())
       fail("{}: backward returned {} gradients but forward took {} arguments", name(), grads.size(),
            arg_is_tensor_.size());
@@ -269,6 +352,7 @@ class CustomNode final : public Node {
                               ? in_dtype_of_input(grads[i], dtypes_[k])
                               : Tensor());
     }
+    if (recording) mark_not_differentiable(name(), per_input, std::move(depends_on));
     return per_input;
   }
   void release_saved() override {
@@ -336,8 +420,10 @@ namespace {
 // arriving at each target edge, runs only the nodes on a path to a target, and never runs a leaf's
 // AccumulateGrad, so no .grad() changes. Without, it runs everything reachable (backward).
 void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
-               bool retain_graph, const std::vector<Edge>& targets, std::vector<Tensor>* captured) {
-  NoGradGuard no_grad;  // backward formulas are not themselves recorded (no double backward)
+               bool retain_graph, bool create_graph, const std::vector<Edge>& targets,
+               std::vector<Tensor>* captured) {
+  // Backward formulas are recorded only to differentiate their results again (create_graph).
+  AutoGradMode mode(create_graph);
   struct Pending {
     std::vector<Tensor> grads;
     int dependencies = 0;
@@ -370,7 +456,7 @@ void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::ve
     Edge e = gradient_edge(out);
     Pending& p = pending[e.fn.get()];
     p.grads.resize(e.fn->num_outputs());
-    accumulate(p.grads, e.input_nr, g.detach());
+    accumulate(p.grads, e.input_nr, create_graph ? g : g.detach());
     roots.push_back(e.fn);
   }
 
@@ -428,7 +514,10 @@ void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::ve
       if (targets[t].fn == node) (*captured)[t] = grads[targets[t].input_nr];
     if (node->output_hooks()) run_output_hooks(*node, grads);
     if (!runs(*node)) continue;
-    std::vector<Tensor> input_grads = node->apply(std::move(grads));
+    std::vector<Tensor> input_grads = [&] {
+      RunningNode running(node);
+      return node->apply(std::move(grads));
+    }();
     if (!retain_graph) node->release_saved();
     const auto& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
@@ -447,17 +536,14 @@ void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::ve
 }  // namespace
 
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
-              bool retain_graph) {
-  run_graph("backward", outputs, grad_outputs, retain_graph, {}, nullptr);
+              std::optional<bool> retain_graph, bool create_graph) {
+  run_graph("backward", outputs, grad_outputs, retain_graph.value_or(create_graph), create_graph, {},
+            nullptr);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
                          bool create_graph, bool allow_unused) {
-  if (create_graph)
-    fail(
-        "grad: create_graph = true (differentiating the gradient again) is not supported: ember's "
-        "backward formulas run without recording");
   std::vector<Edge> targets;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
@@ -466,7 +552,8 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     targets.push_back(gradient_edge(t));
   }
   std::vector<Tensor> captured(inputs.size());
-  run_graph("grad", outputs, grad_outputs, retain_graph.value_or(false), targets, &captured);
+  run_graph("grad", outputs, grad_outputs, retain_graph.value_or(create_graph), create_graph, targets,
+            &captured);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (!captured[i].defined() && !allow_unused)
       fail(

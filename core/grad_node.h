@@ -9,7 +9,11 @@
 //   }
 //
 // The lambda gets the gradient(s) of the outputs and returns one gradient per input (undefined
-// for inputs whose needs(i) is false). It runs with grad recording off.
+// for inputs whose needs(i) is false). It runs with grad recording off, except in a backward
+// pass with create_graph: then a formula recorded with DoubleBackward::supported runs with
+// recording on (so it must be written in differentiable ops, and must save its op's outputs with
+// SavedTensor::output), and any other formula runs with it off, its gradients marked so that
+// differentiating them throws.
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,12 +30,17 @@ struct BackwardArgs {
 };
 using GradFn = std::function<std::vector<Tensor>(const BackwardArgs&)>;
 
+// Whether a backward formula is itself differentiable: written only in recorded ops, each of them
+// supporting double backward, and checked by gradgradcheck.
+enum class DoubleBackward { unsupported, supported };
+
 class LambdaNode final : public Node {
  public:
-  LambdaNode(const char* name, GradFn fn, std::vector<bool> needs, std::vector<Shape> input_shapes,
-             std::vector<DType> input_dtypes)
+  LambdaNode(const char* name, GradFn fn, DoubleBackward twice, std::vector<bool> needs,
+             std::vector<Shape> input_shapes, std::vector<DType> input_dtypes)
       : name_(name),
         fn_(std::move(fn)),
+        twice_(twice),
         needs_(std::move(needs)),
         input_shapes_(std::move(input_shapes)),
         input_dtypes_(std::move(input_dtypes)) {}
@@ -42,6 +51,7 @@ class LambdaNode final : public Node {
  private:
   const char* name_;
   GradFn fn_;
+  DoubleBackward twice_;
   std::vector<bool> needs_;
   std::vector<Shape> input_shapes_;
   std::vector<DType> input_dtypes_;
@@ -49,10 +59,19 @@ class LambdaNode final : public Node {
 
 // Records outputs (all differentiable) of op `name` computed from `inputs`.
 void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& outputs,
-            GradFn fn);
-inline void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output, GradFn fn) {
-  record(name, inputs, std::vector<Tensor*>{&output}, std::move(fn));
+            GradFn fn, DoubleBackward twice = DoubleBackward::unsupported);
+inline void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output, GradFn fn,
+                   DoubleBackward twice = DoubleBackward::unsupported) {
+  record(name, inputs, std::vector<Tensor*>{&output}, std::move(fn), twice);
 }
+
+// The gradients of a node whose formula is not differentiable, computed while a backward pass is
+// recorded: each becomes an output of a node that throws "<op>: double backward is not
+// implemented" if a later backward reaches it, instead of silently treating it as a constant.
+// `depends_on` (the node's inputs and its incoming gradients) are its edges, so that a backward
+// towards any of those finds it.
+void mark_not_differentiable(const std::string& op, std::vector<Tensor>& grads, std::vector<Edge> depends_on);
+std::vector<Edge> gradient_inputs(const Node& node, const std::vector<Tensor>& grad_outputs);
 
 // Sums a broadcast gradient back down to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);

@@ -68,7 +68,8 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
         double numeric = (plus[j] - minus[j]) / (2 * opt.eps);
         double a = analytic[k][j][e];
         double abs_err = std::abs(a - numeric);
-        bool bad = !(abs_err <= opt.atol + opt.rtol * std::abs(numeric)) && !(std::isnan(a) && std::isnan(numeric));
+        bool bad =
+            !(abs_err <= opt.atol + opt.rtol * std::abs(numeric)) && !(std::isnan(a) && std::isnan(numeric));
         double rel_err = abs_err / std::max(std::abs(numeric), 1e-12);
         // Report the first failing element, or (when all pass) the one with the largest error.
         bool report = bad ? result.ok : (result.ok && abs_err >= result.max_abs_error);
@@ -82,6 +83,43 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     }
   }
   return result;
+}
+
+GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                              const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  Shape out_shape;
+  DType out_dtype;
+  Device out_device;
+  {
+    NoGradGuard no_grad;
+    Tensor out = fn(inputs);
+    out_shape = out.shape();
+    out_dtype = out.dtype();
+    out_device = out.device();
+  }
+  // v: fixed values in [-1, 1) that are not all alike (a constant v would hide errors of ops whose
+  // outputs sum to a constant), a function input like any other.
+  std::vector<double> values(static_cast<size_t>(shape_numel(out_shape)));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(1.0 + 2.3 * static_cast<double>(i));
+  Tensor v = tensor<double>(values, out_shape, TensorOptions(out_dtype).device(out_device));
+  v.requires_grad_(true);
+  std::vector<Tensor> with_v = inputs;
+  with_v.push_back(v);
+  // The gradient of sum(fn(x) * v), flattened and joined, as a function of x and v.
+  auto first_derivative = [&](const std::vector<Tensor>& args) {
+    AutoGradMode recording(true);  // gradcheck evaluates its function unrecorded too
+    std::vector<Tensor> xs(args.begin(), args.end() - 1), wrt;
+    for (const Tensor& x : xs)
+      if (x.defined() && x.requires_grad()) wrt.push_back(x);
+    std::vector<Tensor> grads =
+        autograd::grad({fn(xs)}, wrt, {args.back()}, /*retain_graph=*/true, /*create_graph=*/true,
+                       /*allow_unused=*/true);
+    std::vector<Tensor> flat;
+    for (size_t i = 0; i < grads.size(); ++i)
+      flat.push_back(grads[i].defined() ? grads[i].reshape({-1}) : zeros({wrt[i].numel()}, wrt[i].options()));
+    return cat(flat, 0);
+  };
+  return gradcheck(first_derivative, with_v, options);
 }
 
 }  // namespace ember

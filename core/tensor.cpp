@@ -300,9 +300,9 @@ std::shared_ptr<autograd::Node> Tensor::grad_fn() const {
   return impl_->autograd ? impl_->autograd->grad_fn : nullptr;
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph, bool create_graph) const {
   EMBER_CHECK_DEFINED("backward");
-  autograd::backward({*this}, {gradient}, retain_graph);
+  autograd::backward({*this}, {gradient}, retain_graph, create_graph);
 }
 
 // ---- hooks (run by the engine, core/autograd.cpp) ----

@@ -16,6 +16,33 @@ EMBER_DEFINE_STUB(cross_entropy_backward_stub, CrossEntropyBackwardFn);
 using autograd::BackwardArgs;
 using autograd::SavedTensor;
 
+namespace {
+// The per-row gradient of class_nll in differentiable ops, for a backward pass that is itself
+// recorded (create_graph). Row r's loss is -sum_c Q_rc log p_rc with
+//   Q_rc = (1 - eps) w_y [c = y] + eps w_c / C  (zero for an ignored row),
+// so its gradient is g_r (S_r p_r - Q_r), S_r = sum_c Q_rc, p = softmax: differentiable in the
+// logits through softmax and in g, Q being a constant.
+Tensor class_nll_gradient_recorded(const ClassLayout& layout, const Tensor& logits, const Tensor& target,
+                                   const Tensor& weight, const ClassTargetParams& params, const Tensor& g) {
+  const Shape blocked = layout.blocked();
+  const TensorOptions opts = logits.options();
+  Tensor y = target.reshape({layout.outer, 1, layout.inner});
+  Tensor kept = params.has_ignore_index
+                    ? y != static_cast<double>(params.ignore_index)
+                    : full(y.shape(), 1.0, TensorOptions(DType::boolean).device(y.device()));
+  Tensor classes =
+      arange(static_cast<double>(layout.classes), TensorOptions(DType::int64).device(y.device()));
+  Tensor onehot = (classes.view({1, layout.classes, 1}) == y).to(opts.dtype());
+  Tensor w = weight.defined() ? weight.to(opts.dtype()).view({1, layout.classes, 1}) : full({}, 1.0, opts);
+  const double eps = params.label_smoothing;
+  Tensor q = onehot * w * (1.0 - eps);
+  if (eps > 0) q = q + w * (eps / static_cast<double>(layout.classes));
+  q = where(kept, q, 0.0);
+  Tensor p = softmax(logits.contiguous().view(blocked), 1);
+  return (g.reshape({layout.outer, 1, layout.inner}) * (q.sum({1}, true) * p - q)).view(logits.shape());
+}
+}  // namespace
+
 ClassNLL class_nll(std::string_view loss, const Tensor& logits, const Tensor& target, const Tensor& weight_in,
                    const ClassTargetParams& params) {
   const ClassLayout layout = class_layout(loss, logits, "logits");
@@ -34,14 +61,20 @@ ClassNLL class_nll(std::string_view loss, const Tensor& logits, const Tensor& ta
     Shape shape = logits.shape();
     autograd::record(
         "cross_entropy", {logits}, out,
-        [=, xs = SavedTensor(x), ys = SavedTensor(y), ls = SavedTensor(lse)](const BackwardArgs& a) {
+        [=, xs = SavedTensor(x), ys = SavedTensor(y), ls = SavedTensor(lse),
+         logits_saved = SavedTensor(logits)](const BackwardArgs& a) {
+          if (GradMode::is_enabled())  // unpacked only here: its history
+            return std::vector<Tensor>{
+                class_nll_gradient_recorded(layout, logits_saved.unpack("cross_entropy"),
+                                            ys.unpack("cross_entropy"), weight, params, a.grad())};
           Tensor xv = xs.unpack("cross_entropy");
           Tensor grad = empty_tensor(xv.shape(), xv.dtype(), xv.device());
           Tensor g = cast_raw(a.grad(), xv.dtype()).contiguous();
           cross_entropy_backward_stub(xv.device(), grad, g, xv, ls.unpack("cross_entropy"),
                                       ys.unpack("cross_entropy"), weight, params);
           return std::vector<Tensor>{grad.view(shape)};
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   return {out, denominator};
 }
@@ -91,29 +124,39 @@ Tensor cross_entropy_probabilities(const Tensor& logits, const Tensor& target, c
     loss = -(log_p * weighted_target(t.detach())).sum({class_dim});
   }
   if (autograd::any_requires_grad({logits, t})) {
-    autograd::record("cross_entropy", {logits, t}, loss,
-                     [=, ls = SavedTensor(log_p), ts = SavedTensor(t.detach())](const BackwardArgs& a) {
-                       Tensor lp = ls.unpack("cross_entropy"), tv = ts.unpack("cross_entropy");
-                       Tensor g = cast_raw(a.grad(), lp.dtype()).unsqueeze(class_dim);
-                       Tensor gx, gt;
-                       if (a.needs(0)) {
-                         Tensor wt = weighted_target(tv);
-                         Tensor S = wt.sum({class_dim}, /*keepdim=*/true);
-                         gx = S * exp(lp) - wt;
-                         // Only a row's most probable class can have p > 1/2: redo that entry alone (per row,
-                         // so the fix costs a max and a scatter, not a second transcendental pass).
-                         auto [lp_max, at] = max(lp, class_dim, /*keepdim=*/true);
-                         Tensor wt_max = gather(wt, class_dim, at);
-                         Tensor fixed = where(lp_max > -0.69314718055994531, S * expm1(lp_max) + (S - wt_max),
-                                              S * exp(lp_max) - wt_max);
-                         gx = g * scatter(gx, class_dim, at, fixed);
-                       }
-                       if (a.needs(1)) {
-                         gt = g * lp * (eps > 0 ? -(1.0 - eps) : -1.0);
-                         if (w.defined()) gt = gt * w;
-                       }
-                       return std::vector<Tensor>{gx, gt};
-                     });
+    autograd::record(
+        "cross_entropy", {logits, t}, loss,
+        [=, ls = SavedTensor(log_p), ts = SavedTensor(t), xs = SavedTensor(logits)](const BackwardArgs& a) {
+          Tensor tv = ts.unpack("cross_entropy");
+          if (GradMode::is_enabled()) {  // create_graph: the same gradients, in differentiable ops
+            Tensor lp = log_softmax(xs.unpack("cross_entropy"), class_dim);
+            Tensor g = a.grad().unsqueeze(class_dim), wt = weighted_target(tv);
+            Tensor gt = g * lp * (eps > 0 ? -(1.0 - eps) : -1.0);
+            return std::vector<Tensor>{g * (wt.sum({class_dim}, true) * exp(lp) - wt),
+                                       w.defined() ? gt * w : gt};
+          }
+          Tensor lp = ls.unpack("cross_entropy");
+          Tensor g = cast_raw(a.grad(), lp.dtype()).unsqueeze(class_dim);
+          Tensor gx, gt;
+          if (a.needs(0)) {
+            Tensor wt = weighted_target(tv);
+            Tensor S = wt.sum({class_dim}, /*keepdim=*/true);
+            gx = S * exp(lp) - wt;
+            // Only a row's most probable class can have p > 1/2: redo that entry alone (per row,
+            // so the fix costs a max and a scatter, not a second transcendental pass).
+            auto [lp_max, at] = max(lp, class_dim, /*keepdim=*/true);
+            Tensor wt_max = gather(wt, class_dim, at);
+            Tensor fixed = where(lp_max > -0.69314718055994531, S * expm1(lp_max) + (S - wt_max),
+                                 S * exp(lp_max) - wt_max);
+            gx = g * scatter(gx, class_dim, at, fixed);
+          }
+          if (a.needs(1)) {
+            gt = g * lp * (eps > 0 ? -(1.0 - eps) : -1.0);
+            if (w.defined()) gt = gt * w;
+          }
+          return std::vector<Tensor>{gx, gt};
+        },
+        autograd::DoubleBackward::supported);
   }
   return reduce_loss(loss, o.reduction);
 }

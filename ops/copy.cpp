@@ -93,9 +93,12 @@ Tensor Tensor::to(Device device, DType dtype) const {
   if (autograd::any_requires_grad({*this}) && is_floating(dtype)) {
     Device from_device = this->device();
     DType from_dtype = this->dtype();
-    autograd::record("to", {*this}, out, [=](const autograd::BackwardArgs& a) {
-      return std::vector<Tensor>{a.grad().to(from_device, from_dtype)};
-    });
+    autograd::record(
+        "to", {*this}, out,
+        [=](const autograd::BackwardArgs& a) {
+          return std::vector<Tensor>{a.grad().to(from_device, from_dtype)};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -107,8 +110,9 @@ Tensor Tensor::clone() const {
   Tensor out = empty_tensor(shape(), dtype(), device());
   copy_into(out, *this);
   if (autograd::any_requires_grad({*this}))
-    autograd::record("clone", {*this}, out,
-                     [](const autograd::BackwardArgs& a) { return std::vector<Tensor>{a.grad()}; });
+    autograd::record(
+        "clone", {*this}, out, [](const autograd::BackwardArgs& a) { return std::vector<Tensor>{a.grad()}; },
+        autograd::DoubleBackward::supported);
   return out;
 }
 

@@ -81,18 +81,28 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha, s
 
 namespace {
 
-// Records a single-input op whose gradient is `rule(grad, saved input, saved output)`.
+// Records a single-input op whose gradient is `rule(grad, saved input, saved output)`. Every rule
+// is written in differentiable ops (or in a fused kernel only when not recording, see
+// `derivative`), so every such op has a double backward.
 template <class Rule>
 Tensor unary_with_grad(const char* name, const Tensor& x, Tensor y, Rule rule, bool save_input,
                        bool save_output) {
   if (autograd::any_requires_grad({x})) {
     SavedTensor xs = save_input ? SavedTensor(x) : SavedTensor();
-    SavedTensor ys = save_output ? SavedTensor(y) : SavedTensor();
-    autograd::record(name, {x}, y, [=](const BackwardArgs& a) {
-      return Grads{rule(a.grad(), xs.unpack(name), ys.unpack(name))};
-    });
+    SavedTensor ys = save_output ? SavedTensor::output(y) : SavedTensor();
+    autograd::record(
+        name, {x}, y,
+        [=](const BackwardArgs& a) { return Grads{rule(a.grad(), xs.unpack(name), ys.unpack(name))}; },
+        autograd::DoubleBackward::supported);
   }
   return y;
+}
+
+// g times an activation's derivative at v: one fused kernel, except while the backward pass is
+// itself recorded (create_graph), when `recorded()` computes the same product in differentiable ops.
+template <class Recorded>
+Tensor derivative(BinaryOp fused, const Tensor& g, const Tensor& v, Recorded recorded, double alpha = 1.0) {
+  return GradMode::is_enabled() ? recorded() : binary_raw(fused, g, v, alpha);
 }
 
 #define EMBER_UNARY(fn, OP, SAVE_IN, SAVE_OUT, ...)                                                        \
@@ -119,12 +129,20 @@ EMBER_UNARY(reciprocal, reciprocal, false, true, -g* y* y)
 EMBER_UNARY(sin, sin, true, false, g* cos(x))
 EMBER_UNARY(cos, cos, true, false, -g* sin(x))
 EMBER_UNARY(erf, erf, true, false, g*(2.0 / std::sqrt(M_PI)) * exp(-square(x)))
-EMBER_UNARY(sigmoid, sigmoid, false, true, binary_raw(BinaryOp::sigmoid_backward, g, y))
-EMBER_UNARY(tanh, tanh, false, true, binary_raw(BinaryOp::tanh_backward, g, y))
-EMBER_UNARY(relu, relu, false, true, binary_raw(BinaryOp::relu_backward, g, y))
-EMBER_UNARY(silu, silu, true, false, binary_raw(BinaryOp::silu_backward, g, x))
-EMBER_UNARY(softplus, softplus, true, false, binary_raw(BinaryOp::softplus_backward, g, x))
-EMBER_UNARY(logsigmoid, logsigmoid, true, false, binary_raw(BinaryOp::softplus_backward, g, -x))
+EMBER_UNARY(sigmoid, sigmoid, false, true,
+            derivative(BinaryOp::sigmoid_backward, g, y, [&] { return g * (y * (1.0 - y)); }))
+EMBER_UNARY(tanh, tanh, false, true,
+            derivative(BinaryOp::tanh_backward, g, y, [&] { return g * (1.0 - y * y); }))
+EMBER_UNARY(relu, relu, false, true,
+            derivative(BinaryOp::relu_backward, g, y, [&] { return where(y > 0.0, g, 0.0); }))
+EMBER_UNARY(silu, silu, true, false, derivative(BinaryOp::silu_backward, g, x, [&] {
+              Tensor s = sigmoid(x);
+              return g * s * (1.0 + x * (1.0 - s));
+            }))
+EMBER_UNARY(softplus, softplus, true, false,
+            derivative(BinaryOp::softplus_backward, g, x, [&] { return g * sigmoid(x); }))
+EMBER_UNARY(logsigmoid, logsigmoid, true, false,
+            derivative(BinaryOp::softplus_backward, g, -x, [&] { return g * sigmoid(-x); }))
 #undef EMBER_UNARY
 
 Tensor gelu(const Tensor& x, bool tanh_approx) {
@@ -132,15 +150,25 @@ Tensor gelu(const Tensor& x, bool tanh_approx) {
   BinaryOp back = tanh_approx ? BinaryOp::gelu_tanh_backward : BinaryOp::gelu_backward;
   return unary_with_grad(
       "gelu", x, unary_raw(op, x),
-      [back](const Tensor& g, const Tensor& x, const Tensor&) { return binary_raw(back, g, x); }, true,
-      false);
+      [back, tanh_approx](const Tensor& g, const Tensor& x, const Tensor&) {
+        return derivative(back, g, x, [&] {
+          if (!tanh_approx)  // Phi(x) + x phi(x)
+            return g * (0.5 * (1.0 + erf(x * M_SQRT1_2)) +
+                        x * exp(-0.5 * square(x)) * (0.5 * M_2_SQRTPI * M_SQRT1_2));
+          const double k = std::sqrt(2.0 / M_PI), c = 0.044715;
+          Tensor t = tanh(k * (x + c * x * x * x));
+          return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * c * x * x));
+        });
+      },
+      true, false);
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
   return unary_with_grad(
       "leaky_relu", x, unary_raw(UnaryOp::leaky_relu, x, slope),
       [slope](const Tensor& g, const Tensor& x, const Tensor&) {
-        return binary_raw(BinaryOp::leaky_relu_backward, g, x, slope);
+        return derivative(
+            BinaryOp::leaky_relu_backward, g, x, [&] { return where(x > 0.0, g, g * slope); }, slope);
       },
       true, false);
 }
@@ -220,10 +248,13 @@ Tensor operator-(const Tensor& a) { return neg(a); }
 Tensor add(const Tensor& a, const Tensor& b, double alpha) {
   Tensor out = binary_raw(BinaryOp::add, a, b, alpha, "add");
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("add", {a, b}, out, [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
-      return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
-                   g.needs(1) ? sum_to(alpha == 1.0 ? g.grad() : g.grad() * alpha, sb) : Tensor()};
-    });
+    autograd::record(
+        "add", {a, b}, out,
+        [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+          return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                       g.needs(1) ? sum_to(alpha == 1.0 ? g.grad() : g.grad() * alpha, sb) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -231,10 +262,13 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
   Tensor out = binary_raw(BinaryOp::sub, a, b, alpha, "sub");
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("sub", {a, b}, out, [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
-      return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
-                   g.needs(1) ? sum_to(g.grad() * -alpha, sb) : Tensor()};
-    });
+    autograd::record(
+        "sub", {a, b}, out,
+        [alpha, sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+          return Grads{g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                       g.needs(1) ? sum_to(g.grad() * -alpha, sb) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -242,11 +276,14 @@ Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_raw(BinaryOp::mul, a, b, 1.0, "mul");
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("mul", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
-      Tensor x = sa.unpack("mul"), y = sb.unpack("mul");
-      return Grads{g.needs(0) ? sum_to(g.grad() * y, x.shape()) : Tensor(),
-                   g.needs(1) ? sum_to(g.grad() * x, y.shape()) : Tensor()};
-    });
+    autograd::record(
+        "mul", {a, b}, out,
+        [sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
+          Tensor x = sa.unpack("mul"), y = sb.unpack("mul");
+          return Grads{g.needs(0) ? sum_to(g.grad() * y, x.shape()) : Tensor(),
+                       g.needs(1) ? sum_to(g.grad() * x, y.shape()) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -254,13 +291,15 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_raw(BinaryOp::div, a, b, 1.0, "div");
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("div", {a, b}, out,
-                     [sa = a.shape(), sb = SavedTensor(b), so = SavedTensor(out)](const BackwardArgs& g) {
-                       Tensor y = sb.unpack("div");
-                       Tensor ga = g.grad() / y;
-                       return Grads{g.needs(0) ? sum_to(ga, sa) : Tensor(),
-                                    g.needs(1) ? sum_to(-ga * so.unpack("div"), y.shape()) : Tensor()};
-                     });
+    autograd::record(
+        "div", {a, b}, out,
+        [sa = a.shape(), sb = SavedTensor(b), so = SavedTensor::output(out)](const BackwardArgs& g) {
+          Tensor y = sb.unpack("div");
+          Tensor ga = g.grad() / y;
+          return Grads{g.needs(0) ? sum_to(ga, sa) : Tensor(),
+                       g.needs(1) ? sum_to(-ga * so.unpack("div"), y.shape()) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -270,7 +309,7 @@ Tensor pow(const Tensor& x, const Tensor& e) {
   if (autograd::any_requires_grad({x, e})) {
     autograd::record(
         "pow", {x, e}, out,
-        [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor(out)](const BackwardArgs& g) {
+        [sx = SavedTensor(x), se = SavedTensor(e), so = SavedTensor::output(out)](const BackwardArgs& g) {
           Tensor b = sx.unpack("pow"), p = se.unpack("pow"), y = so.unpack("pow");
           Tensor gx, ge;
           // As PyTorch: d/db b^p = p b^(p-1), taken as 0 where p == 0 (also at 0^0); d/dp b^p = b^p log b,
@@ -279,7 +318,8 @@ Tensor pow(const Tensor& x, const Tensor& e) {
           if (g.needs(1))
             ge = sum_to(where(logical_and(b == 0.0, p >= 0.0), 0.0, g.grad() * y * log(b)), p.shape());
           return Grads{gx, ge};
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -289,7 +329,8 @@ Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) 
   Tensor out = binary_raw(op, a, b, 1.0, name);
   if (autograd::any_requires_grad({a, b})) {
     autograd::record(
-        name, {a, b}, out, [op, name, sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
+        name, {a, b}, out,
+        [op, name, sa = SavedTensor(a), sb = SavedTensor(b)](const BackwardArgs& g) {
           Tensor x = sa.unpack(name), y = sb.unpack(name);
           // As PyTorch: ties split the gradient evenly, and an input gets none only where it lost the
           // comparison; where either is NaN (so is the result) both get all of it.
@@ -297,7 +338,8 @@ Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) 
           Tensor half = where(x == y, g.grad() * 0.5, g.grad());
           return Grads{g.needs(0) ? sum_to(where(is_max ? x < y : x > y, 0.0, half), x.shape()) : Tensor(),
                        g.needs(1) ? sum_to(where(is_max ? x > y : x < y, 0.0, half), y.shape()) : Tensor()};
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -335,13 +377,15 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   if (cond.dtype() != DType::boolean) fail("where: condition must be a bool tensor, got {}", cond.dtype());
   Tensor out = where_raw(cond, a, b);
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("where", {a, b}, out,
-                     [sc = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
-                       Tensor c = sc.unpack("where");
-                       Tensor zero = zeros({}, g.grad().options());
-                       return Grads{g.needs(0) ? sum_to(where(c, g.grad(), zero), sa) : Tensor(),
-                                    g.needs(1) ? sum_to(where(c, zero, g.grad()), sb) : Tensor()};
-                     });
+    autograd::record(
+        "where", {a, b}, out,
+        [sc = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const BackwardArgs& g) {
+          Tensor c = sc.unpack("where");
+          Tensor zero = zeros({}, g.grad().options());
+          return Grads{g.needs(0) ? sum_to(where(c, g.grad(), zero), sa) : Tensor(),
+                       g.needs(1) ? sum_to(where(c, zero, g.grad()), sb) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -64,12 +64,15 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     std::vector<int64_t> sizes;
     for (const Tensor& t : tensors) sizes.push_back(t.dim() > dim ? t.size(dim) : 0);
     // (a promoted gradient slice goes back to its input's dtype in the engine)
-    autograd::record("cat", tensors, out, [=](const BackwardArgs& a) {
-      Grads grads(starts.size());
-      for (size_t i = 0; i < starts.size(); ++i)
-        if (a.needs(i) && starts[i] >= 0) grads[i] = a.grad().narrow(dim, starts[i], sizes[i]);
-      return grads;
-    });
+    autograd::record(
+        "cat", tensors, out,
+        [=](const BackwardArgs& a) {
+          Grads grads(starts.size());
+          for (size_t i = 0; i < starts.size(); ++i)
+            if (a.needs(i) && starts[i] >= 0) grads[i] = a.grad().narrow(dim, starts[i], sizes[i]);
+          return grads;
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -90,12 +93,15 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 
   if (autograd::any_requires_grad(tensors)) {
     const size_t n = tensors.size();
-    autograd::record("stack", tensors, out, [=](const BackwardArgs& a) {
-      Grads grads(n);
-      for (size_t i = 0; i < n; ++i)
-        if (a.needs(i)) grads[i] = a.grad().select(dim, static_cast<int64_t>(i));
-      return grads;
-    });
+    autograd::record(
+        "stack", tensors, out,
+        [=](const BackwardArgs& a) {
+          Grads grads(n);
+          for (size_t i = 0; i < n; ++i)
+            if (a.needs(i)) grads[i] = a.grad().select(dim, static_cast<int64_t>(i));
+          return grads;
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -120,12 +126,15 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
       outputs.push_back(&p);
       shapes.push_back(p.shape());
     }
-    autograd::record("split", {x}, outputs, [dim, shapes, options = x.options()](const BackwardArgs& a) {
-      std::vector<Tensor> parts;  // a piece that got no gradient contributes zeros
-      for (size_t i = 0; i < shapes.size(); ++i)
-        parts.push_back(a.grad(i).defined() ? a.grad(i) : zeros(shapes[i], options));
-      return Grads{cat(parts, dim)};
-    });
+    autograd::record(
+        "split", {x}, outputs,
+        [dim, shapes, options = x.options()](const BackwardArgs& a) {
+          std::vector<Tensor> parts;  // a piece that got no gradient contributes zeros
+          for (size_t i = 0; i < shapes.size(); ++i)
+            parts.push_back(a.grad(i).defined() ? a.grad(i) : zeros(shapes[i], options));
+          return Grads{cat(parts, dim)};
+        },
+        autograd::DoubleBackward::supported);
   }
   return pieces;
 }

@@ -42,17 +42,19 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   gemm_into(out2, x2, transpose_last_raw(w), b.defined() ? 1.0 : 0.0, "linear");
 
   if (autograd::any_requires_grad({x, w, b})) {
-    autograd::record("linear", {x, w, b}, out,
-                     [sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
-                       Tensor xv = sx.unpack("linear"), wv = sw.unpack("linear");
-                       // Leading dims of x are just more rows: flatten them so each gradient is one GEMM.
-                       Tensor g2 = flatten_rows(a.grad());
-                       Grads grads(3);
-                       if (a.needs(0)) grads[0] = matmul(g2, wv).view(xv.shape());   // dx = g W
-                       if (a.needs(1)) grads[1] = matmul(g2.t(), flatten_rows(xv));  // dW = g^T x
-                       if (a.needs(2)) grads[2] = g2.sum({0});  // db = sum of g over rows
-                       return grads;
-                     });
+    autograd::record(
+        "linear", {x, w, b}, out,
+        [sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
+          Tensor xv = sx.unpack("linear"), wv = sw.unpack("linear");
+          // Leading dims of x are just more rows: flatten them so each gradient is one GEMM.
+          Tensor g2 = flatten_rows(a.grad());
+          Grads grads(3);
+          if (a.needs(0)) grads[0] = matmul(g2, wv).view(xv.shape());   // dx = g W
+          if (a.needs(1)) grads[1] = matmul(g2.t(), flatten_rows(xv));  // dW = g^T x
+          if (a.needs(2)) grads[2] = g2.sum({0});                       // db = sum of g over rows
+          return grads;
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

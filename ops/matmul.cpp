@@ -171,28 +171,30 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out = out_shape == out2_shape ? out2 : out2.view(out_shape);
 
   if (autograd::any_requires_grad({a, b})) {
-    autograd::record("matmul", {a, b}, out,
-                     [sa = SavedTensor(a), sb = SavedTensor(b), out2_shape](const BackwardArgs& args) {
-                       Tensor x = sa.unpack("matmul"), y = sb.unpack("matmul");
-                       // Work with the matrix forms (vectors as 1-row / 1-column matrices).
-                       Tensor x2 = x.dim() == 1 ? x.view({1, x.size(0)}) : x;
-                       Tensor y2 = y.dim() == 1 ? y.view({y.size(0), 1}) : y;
-                       Tensor g = args.grad().reshape(out2_shape);
-                       Tensor gx, gy;
-                       if (args.needs(0)) {  // dA = g @ B^T, summed over dims where A was broadcast
-                         gx = autograd::sum_to(matmul(g, y2.transpose(-1, -2)), x2.shape()).view(x.shape());
-                       }
-                       if (args.needs(1)) {  // dB = A^T @ g
-                         if (y2.dim() == 2) {
-                           // One B for the whole batch: its gradient sums over every row of every
-                           // batch entry, which is a single GEMM on the flattened rows.
-                           gy = matmul(flatten_rows(x2).t(), flatten_rows(g)).view(y.shape());
-                         } else {
-                           gy = autograd::sum_to(matmul(x2.transpose(-1, -2), g), y2.shape()).view(y.shape());
-                         }
-                       }
-                       return Grads{gx, gy};
-                     });
+    autograd::record(
+        "matmul", {a, b}, out,
+        [sa = SavedTensor(a), sb = SavedTensor(b), out2_shape](const BackwardArgs& args) {
+          Tensor x = sa.unpack("matmul"), y = sb.unpack("matmul");
+          // Work with the matrix forms (vectors as 1-row / 1-column matrices).
+          Tensor x2 = x.dim() == 1 ? x.view({1, x.size(0)}) : x;
+          Tensor y2 = y.dim() == 1 ? y.view({y.size(0), 1}) : y;
+          Tensor g = args.grad().reshape(out2_shape);
+          Tensor gx, gy;
+          if (args.needs(0)) {  // dA = g @ B^T, summed over dims where A was broadcast
+            gx = autograd::sum_to(matmul(g, y2.transpose(-1, -2)), x2.shape()).view(x.shape());
+          }
+          if (args.needs(1)) {  // dB = A^T @ g
+            if (y2.dim() == 2) {
+              // One B for the whole batch: its gradient sums over every row of every
+              // batch entry, which is a single GEMM on the flattened rows.
+              gy = matmul(flatten_rows(x2).t(), flatten_rows(g)).view(y.shape());
+            } else {
+              gy = autograd::sum_to(matmul(x2.transpose(-1, -2), g), y2.shape()).view(y.shape());
+            }
+          }
+          return Grads{gx, gy};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

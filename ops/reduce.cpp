@@ -76,8 +76,10 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
       finish_shape(reduce_raw(ReduceOp::sum, x, mask, sum_dtype(x.dtype()), "sum"), x, mask, keepdim);
   if (autograd::any_requires_grad({x})) {
     Shape in_shape = x.shape(), kshape = keep_shape(x, mask);
-    autograd::record("sum", {x}, out,
-                     [=](const BackwardArgs& a) { return Grads{a.grad().reshape(kshape).expand(in_shape)}; });
+    autograd::record(
+        "sum", {x}, out,
+        [=](const BackwardArgs& a) { return Grads{a.grad().reshape(kshape).expand(in_shape)}; },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -130,14 +132,17 @@ Tensor extreme(ReduceOp op, const char* name, const Tensor& x, const Shape& dims
   Tensor out = finish_shape(keep, x, mask, keepdim);
   if (autograd::any_requires_grad({x})) {
     Shape kshape = keep_shape(x, mask), in_shape = x.shape();
-    autograd::record(name, {x}, out, [=, sx = SavedTensor(x), sk = SavedTensor(keep)](const BackwardArgs& a) {
-      // The gradient is shared evenly among the elements that attain the extreme value; where that
-      // is NaN, among the NaNs (as PyTorch).
-      Tensor xs = sx.unpack(name), extreme = sk.unpack(name).expand(in_shape);
-      Tensor hit = logical_or(xs == extreme, logical_and(isnan(xs), isnan(extreme))).to(a.grad().dtype());
-      Tensor count = sum(hit, dims, true);
-      return Grads{hit * (a.grad().reshape(kshape) / count)};
-    });
+    autograd::record(
+        name, {x}, out,
+        [=, sx = SavedTensor(x), sk = SavedTensor(keep)](const BackwardArgs& a) {
+          // The gradient is shared evenly among the elements that attain the extreme value; where that
+          // is NaN, among the NaNs (as PyTorch).
+          Tensor xs = sx.unpack(name), extreme = sk.unpack(name).expand(in_shape);
+          Tensor hit = logical_or(xs == extreme, logical_and(isnan(xs), isnan(extreme))).to(a.grad().dtype());
+          Tensor count = sum(hit, dims, true);
+          return Grads{hit * (a.grad().reshape(kshape) / count)};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -30,13 +30,20 @@ Tensor softmax_common(const char* name, const Tensor& x, int64_t dim, bool log) 
   Tensor out = empty_tensor(x.shape(), x.dtype(), x.device());
   if (out.numel() > 0) softmax_stub(x.device(), out, packed(x), d, log);
   if (autograd::any_requires_grad({x})) {
-    autograd::record(name, {x}, out, [name, d, log, sy = SavedTensor(out)](const BackwardArgs& a) {
-      Tensor y = sy.unpack(name);
-      Tensor g = packed(cast_raw(a.grad(), y.dtype()));
-      Tensor grad_in = empty_tensor(y.shape(), y.dtype(), y.device());
-      if (grad_in.numel() > 0) softmax_backward_stub(y.device(), grad_in, g, y, d, log);
-      return Grads{grad_in};
-    });
+    autograd::record(
+        name, {x}, out,
+        [name, d, log, sy = SavedTensor::output(out)](const BackwardArgs& a) {
+          Tensor y = sy.unpack(name);
+          if (GradMode::is_enabled()) {  // create_graph: the same formulas, in differentiable ops
+            const Tensor& g = a.grad();
+            return Grads{log ? g - exp(y) * g.sum({d}, true) : y * (g - (g * y).sum({d}, true))};
+          }
+          Tensor g = packed(cast_raw(a.grad(), y.dtype()));
+          Tensor grad_in = empty_tensor(y.shape(), y.dtype(), y.device());
+          if (grad_in.numel() > 0) softmax_backward_stub(y.device(), grad_in, g, y, d, log);
+          return Grads{grad_in};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -11,12 +11,30 @@ using Grads = std::vector<Tensor>;
 
 namespace {
 
+// Every rule is written in differentiable ops, so every view has a double backward.
 template <class BackwardRule>
 Tensor record_view(const char* name, const Tensor& base, Tensor view, BackwardRule rule) {
   if (autograd::any_requires_grad({base})) {
-    autograd::record(name, {base}, view, [rule](const BackwardArgs& a) { return Grads{rule(a.grad())}; });
+    autograd::record(
+        name, {base}, view, [rule](const BackwardArgs& a) { return Grads{rule(a.grad())}; },
+        autograd::DoubleBackward::supported);
   }
   return view;
+}
+
+// The gradient of a view that covers part of its base: zeros of the base's shape with `g` written
+// into `region(zeros)`. Recorded, with the region of the incoming gradient as its own gradient, so
+// that it can be differentiated again (create_graph).
+template <class Region>
+Tensor embed_in_zeros(const char* name, const Shape& base_shape, const Tensor& g, Region region) {
+  Tensor full = zeros(base_shape, g.options());
+  copy_into(region(full), g);
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        name, {g}, full, [region](const BackwardArgs& a) { return Grads{region(a.grad())}; },
+        autograd::DoubleBackward::supported);
+  }
+  return full;
 }
 
 Shape infer_shape(const Shape& shape, int64_t numel, std::string_view op) {
@@ -213,13 +231,12 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   shape[d] = (end - start + step - 1) / step;
   strides[d] *= step;
   Shape in_shape = this->shape();
-  return record_view("slice", *this,
-                     make_view(*this, shape, strides, storage_offset() + start * this->strides()[d]),
-                     [=](const Tensor& g) {
-                       Tensor full = zeros(in_shape, g.options());
-                       copy_into(full.slice(d, start, end, step), g);
-                       return full;
-                     });
+  return record_view(
+      "slice", *this, make_view(*this, shape, strides, storage_offset() + start * this->strides()[d]),
+      [=](const Tensor& g) {
+        return embed_in_zeros("slice_backward", in_shape, g,
+                              [=](const Tensor& full) { return full.slice(d, start, end, step); });
+      });
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
@@ -246,9 +263,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   strides.erase(strides.begin() + d);
   Shape in_shape = this->shape();
   return record_view("select", *this, make_view(*this, shape, strides, offset), [=](const Tensor& g) {
-    Tensor full = zeros(in_shape, g.options());
-    copy_into(full.select(d, index), g);
-    return full;
+    return embed_in_zeros("select_backward", in_shape, g,
+                          [=](const Tensor& full) { return full.select(d, index); });
   });
 }
 
@@ -274,9 +290,8 @@ Tensor Tensor::diagonal(int64_t offset, int64_t dim1, int64_t dim2) const {
   strides.push_back(this->strides()[dim1] + this->strides()[dim2]);
   Shape in_shape = this->shape();
   return record_view("diagonal", *this, make_view(*this, shape, strides, start), [=](const Tensor& g) {
-    Tensor full = zeros(in_shape, g.options());
-    copy_into(full.diagonal(offset, dim1, dim2), g);
-    return full;
+    return embed_in_zeros("diagonal_backward", in_shape, g,
+                          [=](const Tensor& full) { return full.diagonal(offset, dim1, dim2); });
   });
 }
 

@@ -56,12 +56,26 @@ double relative_gap(const Tensor& actual, const Tensor& expected) {
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult passes_gradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
-                                            GradcheckOptions o) {
-  GradcheckResult r = gradcheck(fn, inputs, o);
+namespace {
+::testing::AssertionResult check_result(const char* what, const GradcheckResult& r) {
   if (r.ok) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << "gradcheck failed: " << r.worst << " (max abs error " << r.max_abs_error << ")";
+         << what << " failed: " << r.worst << " (max abs error " << r.max_abs_error << ")";
+}
+}  // namespace
+
+::testing::AssertionResult passes_gradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
+                                            GradcheckOptions o) {
+  return check_result("gradcheck", gradcheck(fn, inputs, o));
+}
+::testing::AssertionResult passes_gradgradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
+                                                GradcheckOptions o) {
+  return check_result("gradgradcheck", gradgradcheck(fn, inputs, o));
+}
+
+std::vector<OpCase> with_gradgradcheck(std::vector<OpCase> cases) {
+  for (OpCase& c : cases) c.gradgradcheck = c.gradcheck;
+  return cases;
 }
 
 ::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle) {
@@ -109,6 +123,8 @@ void run_forward_check(const OpCase& c) {
 void run_gradcheck(const OpCase& c) {
   if (!c.gradcheck) GTEST_SKIP() << "not differentiable";
   EXPECT_TRUE(passes_gradcheck(c.fn, inputs_on(c.inputs, Device::cpu()), c.grad_options));
+  if (c.gradgradcheck)
+    EXPECT_TRUE(passes_gradgradcheck(c.fn, inputs_on(c.inputs, Device::cpu()), c.grad_options));
 }
 
 void expect_cuda_parity(const OpFn& fn, const std::vector<Tensor>& inputs, double tol,

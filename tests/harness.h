@@ -23,7 +23,11 @@ struct OpCase {
   double tol = 1e-6;           // absolute + relative tolerance for the value check
   bool gradcheck = true;       // false for non-differentiable ops
   GradcheckOptions grad_options = {};
+  bool gradgradcheck = false;  // also check second derivatives (ops with a double backward)
 };
+
+// Turns on gradgradcheck for every row of a table (of ops that all have a double backward).
+std::vector<OpCase> with_gradgradcheck(std::vector<OpCase> cases);
 
 // A float64 CPU tensor from values; requires grad unless told otherwise.
 Tensor T(const std::vector<double>& values, const Shape& shape, bool requires_grad = true);
@@ -40,6 +44,8 @@ double relative_gap(const Tensor& actual, const Tensor& expected);
 ::testing::AssertionResult tensors_close(const Tensor& actual, const Tensor& expected, double tol);
 ::testing::AssertionResult passes_gradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
                                             GradcheckOptions options = {});
+::testing::AssertionResult passes_gradgradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
+                                                GradcheckOptions options = {});
 // Expects `body` to throw ember::Error whose message contains `needle`.
 ::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle);
 
@@ -66,7 +72,7 @@ void expect_cuda_parity(const OpFn& fn, const std::vector<Tensor>& inputs, doubl
                         std::optional<DType> dtype = {});
 
 void run_forward_check(const OpCase& c);
-void run_gradcheck(const OpCase& c);
+void run_gradcheck(const OpCase& c);    // and gradgradcheck where the row asks for it
 void run_cuda_parity(const OpCase& c);  // skips without a GPU
 
 }  // namespace ember::testing

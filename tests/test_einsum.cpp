@@ -106,7 +106,7 @@ std::vector<OpCase> einsum_cases() {
              naive_einsum(row.reference, inputs), 1e-12};
     cases.push_back(c);
   }
-  return cases;
+  return with_gradgradcheck(cases);
 }
 EMBER_OP_SUITE(Einsum, einsum_cases);
 

@@ -86,6 +86,9 @@ std::vector<OpCase> unary_cases() {
        {x},
        tensor<double>({std::exp(-1.5), std::exp(0.25), std::exp(-0.5), std::exp(2.0)}, {2, 2})},
   };
+  cases = with_gradgradcheck(cases);
+  for (OpCase& c : cases)  // sign's gradient is the constant zero: no function of x to check
+    if (c.name == "sign") c.gradgradcheck = false;
   return cases;
 }
 EMBER_OP_SUITE(Unary, unary_cases);
@@ -96,7 +99,7 @@ std::vector<OpCase> binary_cases() {
   Tensor row = T({10, 20, 30}, {3});
   Tensor col = T({2, 4}, {2, 1});
   auto f = [](auto op) { return [op](const std::vector<Tensor>& in) { return op(in[0], in[1]); }; };
-  return {
+  std::vector<OpCase> cases = with_gradgradcheck({
       {"add",
        f([](const Tensor& x, const Tensor& y) { return x + y; }),
        {a, b},
@@ -153,7 +156,13 @@ std::vector<OpCase> binary_cases() {
        [](const std::vector<Tensor>& in) { return masked_fill(in[0], in[1] < 0.0, -7.0); },
        {a, b},
        tensor<double>({1, -7, 3, 4, 5, -7}, {2, 3})},
-  };
+  });
+  // maximum/minimum: a tie makes the gradient jump, so finite differences of it mean nothing;
+  // pow: where p = 0 the x-gradient is taken as 0 (as PyTorch), which drops the mixed partial 1/x
+  // there (test_double_backward.cpp checks pow's second derivatives away from p = 0)
+  for (OpCase& c : cases)
+    if (c.name == "maximum" || c.name == "minimum" || c.name == "pow_tensor") c.gradgradcheck = false;
+  return cases;
 }
 EMBER_OP_SUITE(Binary, binary_cases);
 

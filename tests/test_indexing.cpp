@@ -183,7 +183,7 @@ std::vector<OpCase> join_cases() {
   Tensor a21 = T({1, 2}, {2, 1});
   Tensor v1 = T({1, 2}, {2});
   Tensor v2 = T({3, 4}, {2});
-  return {
+  return with_gradgradcheck({
       {"cat_dim0",
        [](const Inputs& in) {
          return cat({in[0], in[1]}, 0);
@@ -246,7 +246,7 @@ std::vector<OpCase> join_cases() {
        [](const Inputs& in) { return in[0].chunk(3, 0)[2] * 2.0; },
        {T({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {5, 2})},
        tensor<double>({18, 20}, {1, 2})},
-  };
+  });
 }
 EMBER_OP_SUITE(Join, join_cases);
 

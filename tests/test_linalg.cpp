@@ -139,7 +139,7 @@ std::vector<OpCase> matmul_cases() {
         },
         {a, b}, naive_matmul(a.expand({4, 3}), b)));
   }
-  return cases;
+  return with_gradgradcheck(cases);
 }
 EMBER_OP_SUITE(Matmul, matmul_cases);
 
@@ -149,7 +149,7 @@ std::vector<OpCase> linear_cases() {
   };
   Tensor x = R({2, 2, 3}, -1, 1, 31), w = R({4, 3}, -1, 1, 32), b = R({4}, -1, 1, 33);
   Tensor w_stored_transposed = R({3, 4}, -1, 1, 34);
-  return {
+  return with_gradgradcheck({
       // [[1,2],[3,4]] @ [[1,0],[0,1],[1,1]]^T + [10,20,30]
       {"linear_bias",
        lin,
@@ -168,7 +168,7 @@ std::vector<OpCase> linear_cases() {
        [](const std::vector<Tensor>& in) { return linear(in[0], in[1].t(), in[2]); },
        {x, w_stored_transposed, b},
        naive_matmul(x, w_stored_transposed) + b.detach()},
-  };
+  });
 }
 EMBER_OP_SUITE(Linear, linear_cases);
 

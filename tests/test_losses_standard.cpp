@@ -62,7 +62,7 @@ std::vector<OpCase> cross_entropy_cases() {
   sum.reduction = Reduction::sum;
   losses::CrossEntropyOptions both_none = both;
   both_none.reduction = Reduction::none;
-  return {
+  return with_gradgradcheck({
       {"mean", ce(), {logits(), classes()}, scalar(0.265126343933)},
       {"sum", ce(sum), {logits(), classes()}, scalar(0.530252687865)},
       {"none", ce(none), {logits(), classes()}, tensor<double>({0.464368784108, 0.065883903757}, {2})},
@@ -96,7 +96,7 @@ std::vector<OpCase> cross_entropy_cases() {
        {R({2, 3, 2, 2}, -2, 2, 3), I({0, 1, 2, 2, 1, 0, -100, 1}, {2, 2, 2})},
        scalar(ce_reference_mean(R({2, 3, 2, 2}, -2, 2, 3), {0, 1, 2, 2, 1, 0, -100, 1}, {0.2, 1.0, 3.0}, 0.1,
                                 -100))},
-  };
+  });
 }
 EMBER_OP_SUITE(CrossEntropy, cross_entropy_cases);
 
@@ -493,7 +493,7 @@ std::vector<OpCase> regression_cases() {
   // d = x - y = (0.5, -3, 0.25, 1.8)
   Tensor x = T({1.0, -2.0, 0.75, 3.0}, {2, 2}), y = T({0.5, 1.0, 0.5, 1.2}, {2, 2});
   auto f = [](auto loss) { return [loss](const std::vector<Tensor>& in) { return loss(in[0], in[1]); }; };
-  return {
+  return with_gradgradcheck({
       {"mse_mean",
        f([](const Tensor& a, const Tensor& b) { return losses::mse_loss(a, b); }),
        {x, y},
@@ -524,7 +524,7 @@ std::vector<OpCase> regression_cases() {
        }),
        {x, y},
        scalar(5.55)},
-  };
+  });
 }
 EMBER_OP_SUITE(Regression, regression_cases);
 
@@ -645,7 +645,7 @@ std::vector<OpCase> comp_sum_cases() {
   // cce.md Ex 1: logits [[1, 0, 1], [0, 1, 1]], targets (0, 2): nll = 0.861994804 on both rows
   Tensor x = T({1, 0, 1, 0, 1, 1}, {2, 3});
   Tensor y = I({0, 2}, {2});
-  return {
+  return with_gradgradcheck({
       {"sum_exponential",
        [](const std::vector<Tensor>& in) { return losses::sum_exponential_loss(in[0], in[1]); },
        {x, y},
@@ -671,7 +671,7 @@ std::vector<OpCase> comp_sum_cases() {
        [](const std::vector<Tensor>& in) { return losses::sum_exponential_loss(in[0], in[1]); },
        {logits(), classes()},
        scalar(0.3295561542882355)},
-  };
+  });
 }
 EMBER_OP_SUITE(CompSum, comp_sum_cases);
 

@@ -25,7 +25,7 @@ std::vector<OpCase> activation_cases() {
     for (double& e : v) e = f(e);
     return tensor<double>(v, {2, 2});
   };
-  return {
+  return with_gradgradcheck({
       {"ReLU", layer_fn<nn::ReLU>(), {x}, tensor<double>({0, 0, 0.25, 1.5}, {2, 2})},
       {"GELU", layer_fn<nn::GELU>(), {x}, map([](double v) {
          return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
@@ -48,7 +48,7 @@ std::vector<OpCase> activation_cases() {
        layer_fn<nn::Dropout>(0.0),
        {x},
        tensor<double>({-2.0, -0.5, 0.25, 1.5}, {2, 2})},
-  };
+  });
 }
 EMBER_OP_SUITE(ActivationLayers, activation_cases);
 

@@ -43,7 +43,7 @@ std::vector<OpCase> reduce_cases() {
   Tensor z2 = T({0, 2, 0, 1.5}, {4});
   Tensor ties = T({1, 3, 3, 2, 0.5, 2}, {2, 3});        // each row's max is attained twice
   Tensor low_ties = T({1, 3, 1, 0.5, 2, 0.5}, {2, 3});  // each row's min is attained twice
-  return {
+  std::vector<OpCase> cases = with_gradgradcheck({
       {"sum_all", [](const In& in) { return sum(in[0]); }, {x}, E({21}, {})},
       {"sum_dim0", [](const In& in) { return sum(in[0], {0}); }, {x}, E({5, 7, 9}, {3})},
       {"sum_dim1_keepdim", [](const In& in) { return sum(in[0], {1}, true); }, {x}, E({6, 15}, {2, 1})},
@@ -121,7 +121,12 @@ std::vector<OpCase> reduce_cases() {
        [](const In& in) { return amin(in[0], {0}); },
        {wide_columns()},
        zeros({37}, kFloat64)},
-  };
+  });
+  // prod's backward runs on raw scans (no double backward); at a tie amax's gradient jumps, so
+  // finite differences of it mean nothing
+  for (OpCase& c : cases)
+    if (c.name.starts_with("prod") || c.name.find("tie") != std::string::npos) c.gradgradcheck = false;
+  return cases;
 }
 EMBER_OP_SUITE(Reduce, reduce_cases);
 
@@ -509,7 +514,7 @@ std::vector<OpCase> softmax_cases() {
     double total = std::exp(wv[j]) + std::exp(wv[300 + j]) + std::exp(wv[600 + j]);
     for (int k = 0; k < 3; ++k) wide_expected[k * 300 + j] = std::exp(wv[k * 300 + j]) / total;
   }
-  return {
+  return with_gradgradcheck({
       {"softmax_last_dim", [](const In& in) { return softmax(in[0], 1); }, {x}, rows},
       {"softmax_negative_dim", [](const In& in) { return softmax(in[0], -1); }, {x}, rows},
       {"softmax_dim0", [](const In& in) { return softmax(in[0], 0); }, {x}, cols},
@@ -550,7 +555,7 @@ std::vector<OpCase> softmax_cases() {
        E({-kInf, -std::log(2.0), -std::log(2.0)}, {3}),
        1e-6,
        false},
-  };
+  });
 }
 EMBER_OP_SUITE(Softmax, softmax_cases);
 

@@ -22,6 +22,19 @@ struct GradMode {
   static void set_enabled(bool enabled);
 };
 
+// Sets grad mode for a scope and restores it after (LibTorch's AutoGradMode): AutoGradMode on(true)
+// records again inside a NoGradGuard.
+class AutoGradMode {
+ public:
+  explicit AutoGradMode(bool enabled) : previous_(GradMode::is_enabled()) { GradMode::set_enabled(enabled); }
+  ~AutoGradMode() { GradMode::set_enabled(previous_); }
+  AutoGradMode(const AutoGradMode&) = delete;
+  AutoGradMode& operator=(const AutoGradMode&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class NoGradGuard {
  public:
   NoGradGuard() : previous_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
@@ -93,33 +106,49 @@ void set_history(Tensor& output, const std::shared_ptr<Node>& node, uint32_t out
 // Whether an op on these inputs must record itself.
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
-// Runs backward from several roots at once.
+// Runs backward from several roots at once. retain_graph defaults to create_graph.
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs = {},
-              bool retain_graph = false);
+              std::optional<bool> retain_graph = {}, bool create_graph = false);
 
 // torch::autograd::grad: the gradients of `outputs` (seeded with grad_outputs, or 1 for scalars)
 // with respect to `inputs`, leaves or not, returned instead of accumulated: no .grad() changes,
 // and only the part of the graph between them runs. An input the outputs do not depend on is an
-// error unless allow_unused (it then gets an undefined tensor). retain_graph defaults to false.
-// As in LibTorch 1.13, an input's own hooks do not change the gradient returned for it (they
-// still change what flows on upstream). create_graph = true (double backward) is not supported
-// and throws.
+// error unless allow_unused (it then gets an undefined tensor). retain_graph defaults to
+// create_graph. As in LibTorch 1.13, an input's own hooks do not change the gradient returned for
+// it (they still change what flows on upstream).
+//
+// create_graph = true records the backward pass itself, so the returned gradients are functions of
+// the inputs that can be differentiated again: Hessian-vector products, gradient penalties.
+// Double backward is implemented for the ops whose derivative is written in differentiable ops
+// (elementwise math, views, sum/mean/amax, matmul, linear, softmax, cat, mse and cross-entropy
+// losses, ...; docs/internals.md lists them); a gradient that came through any other op carries
+// a node that throws "<op>: double backward is not implemented" if it is differentiated.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
                          bool create_graph = false, bool allow_unused = false);
 
 // A tensor kept for backward. Remembers the storage version at save time so that an in-place
 // change before backward is reported instead of silently giving a wrong gradient.
+//
+// unpack() gives the data without history, except while a backward pass is recorded
+// (create_graph): then it gives a tensor whose gradient flows where the original's did, so that
+// the derivative formula is differentiable in it. An op's own output has no history yet when it
+// is saved (record() gives it one afterwards): save it with SavedTensor::output, which resolves to
+// the node being run.
 class SavedTensor {
  public:
   SavedTensor() = default;
   explicit SavedTensor(const Tensor& t);
+  static SavedTensor output(const Tensor& t, uint32_t output_nr = 0);
   Tensor unpack(std::string_view op) const;
   bool defined() const { return tensor_.defined(); }
 
  private:
   Tensor tensor_;  // detached: saving never creates a reference cycle through grad_fn
   uint64_t version_ = 0;
+  Edge edge_;  // where the original's gradient went (an input's history is upstream: no cycle)
+  bool is_output_ = false;
+  uint32_t output_nr_ = 0;
 };
 
 // ---- user-defined differentiable functions (mirrors torch::autograd::Function) ----
@@ -228,5 +257,10 @@ struct GradcheckResult {
 // Every floating input that requires grad is checked; others are held fixed.
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                           const std::vector<Tensor>& inputs, GradcheckOptions options = {});
+// torch.autograd.gradgradcheck: checks second derivatives. With v a fixed random tensor shaped like
+// fn's output, the gradient of sum(fn(x) * v) with respect to the inputs (computed with
+// create_graph) is itself gradient-checked, as a function of the inputs and v.
+GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                              const std::vector<Tensor>& inputs, GradcheckOptions options = {});
 
 }  // namespace ember

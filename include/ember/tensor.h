@@ -94,7 +94,10 @@ class Tensor {
   void set_grad(const Tensor& g);
   bool is_leaf() const;
   std::shared_ptr<autograd::Node> grad_fn() const;
-  void backward(const Tensor& gradient = {}, bool retain_graph = false) const;
+  // As in LibTorch: retain_graph defaults to create_graph; create_graph records the backward pass
+  // itself, so the gradients can be differentiated again (see autograd::grad).
+  void backward(const Tensor& gradient = {}, std::optional<bool> retain_graph = {},
+                bool create_graph = false) const;
 
   // ---- hooks ----
   // As in LibTorch. register_hook(fn) runs fn(grad) during backward on this tensor's gradient

@@ -1,0 +1,184 @@
+// Double backward: create_graph records the backward pass, so gradients can be differentiated
+// again. Expected values are PyTorch 1.13's for the same programs (float64).
+#include <cmath>
+
+#include "harness.h"
+
+namespace ember::testing {
+namespace {
+
+void expect_values(const Tensor& t, const std::vector<double>& expected, double tol = 1e-12) {
+  ASSERT_TRUE(t.defined());
+  std::vector<double> got = t.to_vector<double>();
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], tol) << "element " << i;
+}
+
+TEST(DoubleBackward, HessianVectorProduct) {
+  Tensor x = T({0.5, -1.0, 2.0}, {3});
+  Tensor W = T({0.3, -0.2, 0.1, 0.4, 0.5, -0.6}, {2, 3});
+  Tensor f = square(tanh(matmul(W, x))).sum();
+  Tensor g = autograd::grad({f}, {x}, {}, {}, /*create_graph=*/true)[0];
+  EXPECT_TRUE(g.requires_grad());
+  expect_values(g, {0.09422474912133424, -0.3136181573346763, 0.2713054877179799});
+  Tensor v = T({1.0, -2.0, 0.5}, {3}, false);
+  std::vector<Tensor> h = autograd::grad({(g * v).sum()}, {x, W});
+  expect_values(h[0], {0.27347282273233414, 0.18124386636090156, -0.2565945573507032});
+  expect_values(h[1], {0.8899089995888733, -1.7798179991777465, 0.9337284712647029, -0.09002884847290166,
+                       0.1800576969458033, 0.7848486966148112});
+}
+
+// WGAN-GP's gradient penalty: the norm of d critic / d input, pushed towards 1, trains the weights.
+TEST(DoubleBackward, GradientPenaltyThroughAnMLP) {
+  Tensor W1 = T({0.2, -0.4, 0.1, 0.3, 0.3, -0.5, -0.6, 0.1, 0.2, 0.05, -0.2, 0.4}, {4, 3});
+  Tensor b1 = T({0.1, -0.1, 0.0, 0.2}, {4});
+  Tensor W2 = T({0.7, -0.3, 0.5, 0.2}, {1, 4});
+  Tensor b2 = T({0.05}, {1});
+  Tensor X = T({1.0, 0.5, -0.5, 0.2, -1.0, 0.3}, {2, 3});
+  Tensor out = linear(silu(linear(X, W1, b1)), W2, b2);
+  Tensor gx = autograd::grad({out.sum()}, {X}, {}, {}, /*create_graph=*/true)[0];
+  Tensor penalty = square(sqrt(square(gx).sum({1})) - 1.0).mean();
+  penalty.backward();
+  EXPECT_NEAR(penalty.item<double>(), 0.4673268963115127, 1e-12);
+  expect_values(W1.grad(),
+                {-0.01085829862124893, 0.5012850668805358, -0.3785797695814284, -0.09418749293221365,
+                 -0.1320624630805426, 0.1519900049958907, 0.0005590073089416295, 0.1678130853133897,
+                 -0.12796071046656712, -0.010732478548793212, 0.1367351470332961, -0.10021652573722767});
+  expect_values(b1.grad(),
+                {-0.1488573117813562, -0.10378381310252485, -0.04075460599571992, -0.051271869508591784});
+  expect_values(W2.grad(),
+                {-0.30121703920355025, 0.42664828580783476, -0.05312924893056738, -0.33577857918825427});
+  EXPECT_FALSE(b2.grad().defined());  // d out / d X does not depend on the last bias
+  // the penalty depends on X too (autograd::grad itself accumulated nothing into it)
+  expect_values(X.grad(), {-0.019042741272210072, 0.01879784104229731, 0.0025496749560543677,
+                           -0.01997469489281626, 0.015788853041634084, 0.005796831414491733});
+}
+
+// backward(create_graph) leaves .grad() with a history; as in PyTorch, differentiating it
+// accumulates into the same .grad().
+TEST(DoubleBackward, BackwardWithCreateGraphKeepsTheGradientsHistory) {
+  Tensor y = T({1.0, 2.0}, {2});
+  pow(y, 3.0).sum().backward({}, {}, /*create_graph=*/true);
+  Tensor first = y.grad();
+  expect_values(first, {3, 12});
+  ASSERT_TRUE(first.grad_fn() != nullptr);
+  y.set_grad(Tensor());  // (PyTorch: y.grad = None; else the second pass adds to 3y^2)
+  first.sum().backward();
+  expect_values(y.grad(), {6, 12});
+  // Twice through the same leaf: 3y^2 + 3y^2 keeps both histories.
+  Tensor z = T({0.5}, {1});
+  (z * z * z).sum().backward({}, {}, true);
+  (z * z * z).sum().backward({}, {}, true);
+  Tensor twice = z.grad();
+  z.set_grad(Tensor());
+  twice.sum().backward();
+  expect_values(z.grad(), {6.0});  // d/dz 6 z^2 at 0.5
+}
+
+// The formulas that use an op's own output (exp, tanh, sigmoid, softmax, div) get that output
+// with its history, so their second derivatives are complete.
+TEST(DoubleBackward, SecondDerivativesThroughSavedOutputs) {
+  Tensor x = T({-0.7, 0.2, 1.3}, {3});
+  auto second = [&](const std::function<Tensor(const Tensor&)>& f) {
+    Tensor g = autograd::grad({f(x).sum()}, {x}, {}, {}, true)[0];
+    return autograd::grad({g.sum()}, {x})[0];
+  };
+  std::vector<double> xs = x.to_vector<double>(), e, t, s, r;
+  for (double v : xs) {
+    e.push_back(std::exp(v));
+    double th = std::tanh(v);
+    t.push_back(-2 * th * (1 - th * th));
+    double sg = 1 / (1 + std::exp(-v));
+    s.push_back(sg * (1 - sg) * (1 - 2 * sg));
+    r.push_back(2 / (v * v * v));
+  }
+  expect_values(second([](const Tensor& v) { return exp(v); }), e);
+  expect_values(second([](const Tensor& v) { return tanh(v); }), t);
+  expect_values(second([](const Tensor& v) { return sigmoid(v); }), s);
+  expect_values(second([](const Tensor& v) { return 1.0 / v; }), r, 1e-10);
+  // d/dv relu(v) v = relu'(v) v + relu(v), whose derivative is 2 relu'(v): relu' is a constant mask
+  expect_values(second([](const Tensor& v) { return relu(v) * v; }), {0, 2, 2});
+
+  Tensor z = T({0.1, 0.7, -0.3, 1.0, -1.0, 0.5}, {2, 3});
+  Tensor w = T({0.3, -0.1, 0.8, 0.2, 0.9, -0.4}, {2, 3}, false);
+  Tensor loss = (log_softmax(z, 1) * w).sum() + square(softmax(z, 1)).sum();
+  Tensor gz = autograd::grad({loss}, {z}, {}, {}, true)[0];
+  expect_values(autograd::grad({square(gz).sum()}, {z})[0],
+                {0.07609079502023157, 0.11505517537445029, -0.19114597039468184, 0.12819861541995775,
+                 -0.2051450617592522, 0.07694644633929446});
+}
+
+// A gradient that passed through an op without a double backward still has the right values, but
+// differentiating it again throws (instead of treating it as a constant).
+TEST(DoubleBackward, OpsWithoutOneSayWhichWhenDifferentiatedAgain) {
+  Tensor x = T({0.5, 2.0, -1.5}, {3});
+  Tensor g = autograd::grad({prod(x, 0, false)}, {x}, {}, {}, true)[0];
+  expect_values(g, {-3.0, -0.75, 1.0});  // the first derivative is right
+  ASSERT_TRUE(g.requires_grad());
+  EMBER_EXPECT_THROW_MSG(autograd::grad({g.sum()}, {x}), "prod: double backward is not implemented");
+
+  struct Cube : autograd::Function<Cube> {
+    static Tensor forward(autograd::AutogradContext* ctx, const Tensor& v) {
+      ctx->save_for_backward({v});
+      return v * v * v;
+    }
+    static std::vector<Tensor> backward(autograd::AutogradContext* ctx, std::vector<Tensor> grads) {
+      Tensor v = ctx->get_saved_variables()[0];
+      return {grads[0] * 3.0 * v * v};
+    }
+  };
+  Tensor c = autograd::grad({Cube::apply(x).sum()}, {x}, {}, {}, true)[0];
+  expect_values(c, {0.75, 12.0, 6.75});
+  EMBER_EXPECT_THROW_MSG(c.sum().backward(), "double backward is not implemented");
+  // Without create_graph nothing changes: the gradient has no history at all.
+  EXPECT_FALSE(autograd::grad({prod(x, 0, false)}, {x})[0].requires_grad());
+}
+
+// create_graph keeps the graph by default (retain_graph follows it), as in PyTorch.
+TEST(DoubleBackward, RetainGraphDefaultsToCreateGraph) {
+  Tensor x = T({1.5}, {1});
+  Tensor y = (x * x * x).sum();
+  autograd::grad({y}, {x}, {}, {}, true);
+  expect_values(autograd::grad({y}, {x})[0], {6.75});  // still there
+  EMBER_EXPECT_THROW_MSG(autograd::grad({y}, {x}), "a second time");
+}
+
+// Third derivative: create_graph all the way down.
+TEST(DoubleBackward, ThirdDerivative) {
+  Tensor x = T({0.3, -0.8}, {2});
+  Tensor g1 = autograd::grad({sin(x).sum()}, {x}, {}, {}, true)[0];
+  Tensor g2 = autograd::grad({g1.sum()}, {x}, {}, {}, true)[0];
+  Tensor g3 = autograd::grad({g2.sum()}, {x})[0];
+  expect_values(g3, {-std::cos(0.3), -std::cos(-0.8)});
+}
+
+// Slices, selects and diagonals scatter their gradient into zeros: that scatter is recorded too.
+TEST(DoubleBackward, PartialViews) {
+  auto fn = [](const std::vector<Tensor>& in) {
+    const Tensor& a = in[0];
+    return square(a.slice(1, 0, 3, 2)).sum() * a.select(0, 1).sum() + exp(a.diagonal()).sum();
+  };
+  EXPECT_TRUE(passes_gradgradcheck(fn, {R({3, 4}, -1, 1, 7)}));
+}
+
+// pow with a tensor exponent away from p = 0, and maximum/minimum away from ties (the op table
+// has both at those points, where finite differences of the gradient mean nothing).
+TEST(DoubleBackward, PowMaximumMinimum) {
+  auto fn = [](const std::vector<Tensor>& in) {
+    return pow(in[0], in[1]) + maximum(in[0], in[1]) * minimum(in[0], in[1] * 2.0);
+  };
+  EXPECT_TRUE(passes_gradgradcheck(fn, {R({2, 3}, 0.5, 2.0, 11), R({2, 3}, 0.2, 1.5, 12)}));
+}
+
+// An MLP with a cross-entropy-free objective, gradient-penalty style, gradgradchecked end to end.
+TEST(DoubleBackward, GradgradcheckThroughLayers) {
+  auto fn = [](const std::vector<Tensor>& in) {
+    Tensor h = gelu(linear(in[0], in[1], in[2]), /*tanh_approx=*/true);
+    return losses::mse_loss(matmul(h, in[3]).sum({1}), in[4]) + softplus(h).mean();
+  };
+  EXPECT_TRUE(passes_gradgradcheck(fn, {R({2, 3}, -1, 1, 1), R({4, 3}, -1, 1, 2), R({4}, -1, 1, 3),
+                                        R({4, 2}, -1, 1, 4), R({2}, -1, 1, 5, false)}));
+}
+
+}  // namespace
+}  // namespace ember::testing
