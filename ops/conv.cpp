@@ -1,4 +1,5 @@
-// conv2d: argument checks, the kernel call, and the backward (the kernels are in ops/cpu/conv.cpp).
+// conv2d: argument checks, the kernel call, and the backward, whose two halves are ops of their
+// own (the kernels are in ops/cpu/conv.cpp).
 #include "ops/kernels/conv.h"
 
 #include "ops/bf16_compute.h"
@@ -54,6 +55,57 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
   check_same_device("conv2d", {x, w, b});
 }
 
+Tensor conv2d_with(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  return conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups);
+}
+
+// conv2d's two adjoints, as ops of their own. With y = conv2d(x, w), both bilinear:
+//   input_grad(g, w)  = dL/dx = the adjoint of x -> conv2d(x, w), applied to g;
+//   weight_grad(x, g) = dL/dw = the adjoint of w -> conv2d(x, w), applied to g.
+// Each one's derivatives are the other two ops again (from <input_grad(g, w), u> = <g, conv2d(u, w)>
+// and <weight_grad(x, g), v> = <g, conv2d(x, v)>), so recording them makes conv2d differentiable
+// to any order. Unrecorded (the usual backward) each is one kernel call.
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& g, const Shape& w_shape, const Conv2dParams& p);
+
+Tensor conv2d_input_grad(const Tensor& g, const Tensor& w, const Shape& x_shape, const Conv2dParams& p) {
+  const Tensor gc = contiguous_raw(g), wc = contiguous_raw(w);
+  // The kernels overwrite their output; with an empty operand the gradient is all zeros.
+  const bool empty = shape_numel(x_shape) == 0 || w.numel() == 0 || g.numel() == 0;
+  Tensor dx = empty ? zeros(x_shape, g.options()) : empty_tensor(x_shape, g.dtype(), g.device());
+  if (!empty) conv2d_backward_input_stub(g.device(), dx, gc, wc, p);
+  if (autograd::any_requires_grad({g, w})) {
+    autograd::record(
+        "conv2d_input_grad", {g, w}, dx,
+        [sg = SavedTensor(g), sw = SavedTensor(w), w_shape = w.shape(), p](const BackwardArgs& a) {
+          const Tensor& u = a.grad();
+          return Grads{
+              a.needs(0) ? conv2d_with(u, sw.unpack("conv2d_input_grad"), p) : Tensor(),
+              a.needs(1) ? conv2d_weight_grad(u, sg.unpack("conv2d_input_grad"), w_shape, p) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return dx;
+}
+
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& g, const Shape& w_shape, const Conv2dParams& p) {
+  const Tensor xc = contiguous_raw(x), gc = contiguous_raw(g);
+  const bool empty = x.numel() == 0 || shape_numel(w_shape) == 0 || g.numel() == 0;
+  Tensor dw = empty ? zeros(w_shape, g.options()) : empty_tensor(w_shape, g.dtype(), g.device());
+  if (!empty) conv2d_backward_weight_stub(g.device(), dw, gc, xc, p);
+  if (autograd::any_requires_grad({x, g})) {
+    autograd::record(
+        "conv2d_weight_grad", {x, g}, dw,
+        [sx = SavedTensor(x), sg = SavedTensor(g), x_shape = x.shape(), p](const BackwardArgs& a) {
+          const Tensor& v = a.grad();
+          return Grads{
+              a.needs(0) ? conv2d_input_grad(sg.unpack("conv2d_weight_grad"), v, x_shape, p) : Tensor(),
+              a.needs(1) ? conv2d_with(sx.unpack("conv2d_weight_grad"), v, p) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return dw;
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
@@ -85,24 +137,21 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int6
   }
 
   if (autograd::any_requires_grad({x, w, b})) {
+    // xc and wc are x and w themselves when contiguous; otherwise packed copies, which have no
+    // history, so a recorded backward (create_graph) takes the originals.
     autograd::record(
-        "conv2d", {x, w, b}, out, [sx = SavedTensor(xc), sw = SavedTensor(wc), p](const BackwardArgs& a) {
-          Tensor xv = sx.unpack("conv2d"), wv = sw.unpack("conv2d");
-          Tensor g = contiguous_raw(a.grad());
-          Grads grads(3);
-          // The kernels overwrite their output; with an empty operand the gradient is all zeros.
-          const bool empty = xv.numel() == 0 || wv.numel() == 0 || g.numel() == 0;
-          if (a.needs(0)) {
-            grads[0] = empty ? zeros_like(xv) : empty_tensor(xv.shape(), xv.dtype(), xv.device());
-            if (!empty) conv2d_backward_input_stub(g.device(), grads[0], g, wv, p);
-          }
-          if (a.needs(1)) {
-            grads[1] = empty ? zeros_like(wv) : empty_tensor(wv.shape(), wv.dtype(), wv.device());
-            if (!empty) conv2d_backward_weight_stub(g.device(), grads[1], g, xv, p);
-          }
-          if (a.needs(2)) grads[2] = g.sum({0, 2, 3});
-          return grads;
-        });
+        "conv2d", {x, w, b}, out,
+        [sx = SavedTensor(xc), sw = SavedTensor(wc), x_hist = SavedTensor(x), w_hist = SavedTensor(w),
+         p](const BackwardArgs& a) {
+          const bool recording = GradMode::is_enabled();
+          Tensor xv = (recording ? x_hist : sx).unpack("conv2d"),
+                 wv = (recording ? w_hist : sw).unpack("conv2d");
+          const Tensor& g = a.grad();
+          return Grads{a.needs(0) ? conv2d_input_grad(g, wv, xv.shape(), p) : Tensor(),
+                       a.needs(1) ? conv2d_weight_grad(xv, g, wv.shape(), p) : Tensor(),
+                       a.needs(2) ? g.sum({0, 2, 3}) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -66,6 +66,17 @@ void check_index_fits(std::string_view op, const Tensor& index, const Tensor& t,
 // The gradient of scatter/scatter_add for src: g gathered at index. src may be larger than index
 // in some dims; the positions that index does not reach get no gradient.
 Tensor src_grad(const Tensor& g, int64_t dim, const Tensor& index, const Shape& src_shape) {
+  if (GradMode::is_enabled()) {  // create_graph: the same in recorded ops
+    Tensor part = gather(g, dim, index);
+    if (index.shape() == src_shape) return part;
+    return embed_in_zeros("scatter_src_backward", src_shape, part,
+                          [index_shape = index.shape()](const Tensor& t) {
+                            Tensor window = t;
+                            for (int64_t d = 0; d < static_cast<int64_t>(index_shape.size()); ++d)
+                              window = window.narrow(d, 0, index_shape[d]);
+                            return window;
+                          });
+  }
   Tensor part = empty_tensor(index.shape(), g.dtype(), g.device());
   if (part.numel() > 0) gather_stub(g.device(), part, g, dim, index);
   if (index.shape() == src_shape) return part;
@@ -102,24 +113,29 @@ Tensor scatter_impl(const char* op, ScatterMode mode, const Tensor& self, int64_
 
   if (autograd::any_requires_grad({self, src})) {
     Shape src_shape = src.shape();
-    autograd::record(op, {self, src}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
-      Tensor idx = si.unpack(op);
-      const Tensor& g = a.grad();
-      Tensor g_self, g_src;
-      if (a.needs(0)) {
-        if (mode == ScatterMode::add) {
-          g_self = g;
-        } else {  // the scattered positions were overwritten: no gradient flows back to self there
-          g_self = empty_tensor(g.shape(), g.dtype(), g.device());
-          copy_into(g_self, g);
-          if (idx.numel() > 0)
-            scatter_stub(g.device(), ScatterMode::assign, g_self, dim, idx,
-                         scalar_tensor(0.0, g.options()).expand(idx.shape()));
-        }
-      }
-      if (a.needs(1)) g_src = src_grad(g, dim, idx, src_shape);
-      return Grads{g_self, g_src};
-    });
+    autograd::record(
+        op, {self, src}, out,
+        [=, si = SavedTensor(index)](const BackwardArgs& a) {
+          Tensor idx = si.unpack(op);
+          const Tensor& g = a.grad();
+          Tensor g_self, g_src;
+          if (a.needs(0)) {
+            if (mode == ScatterMode::add) {
+              g_self = g;
+            } else if (GradMode::is_enabled()) {  // create_graph: the same in recorded ops
+              g_self = scatter(g, dim, idx, zeros(idx.shape(), g.options()));
+            } else {  // the scattered positions were overwritten: no gradient flows back to self there
+              g_self = empty_tensor(g.shape(), g.dtype(), g.device());
+              copy_into(g_self, g);
+              if (idx.numel() > 0)
+                scatter_stub(g.device(), ScatterMode::assign, g_self, dim, idx,
+                             scalar_tensor(0.0, g.options()).expand(idx.shape()));
+            }
+          }
+          if (a.needs(1)) g_src = src_grad(g, dim, idx, src_shape);
+          return Grads{g_self, g_src};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -138,9 +154,33 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 // The backward of index_select: a zero tensor of `shape` with g's slices added at the indices.
+// The gradients of index_select and gather: every input position gets the sum of the gradients of
+// the outputs that read it. Each is recorded (create_graph) with the forward op as its own
+// gradient, the two being adjoint, so both have derivatives of every order.
 Tensor index_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& g) {
   Tensor out = zeros(shape, g.options());
   if (g.numel() > 0) index_add_stub(g.device(), out, dim, index, g.contiguous());
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        "index_select_backward", {g}, out,
+        [dim, si = SavedTensor(index)](const BackwardArgs& a) {
+          return Grads{index_select(a.grad(), dim, si.unpack("index_select_backward"))};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& g) {
+  Tensor out = zeros(shape, g.options());
+  if (index.numel() > 0) scatter_stub(out.device(), ScatterMode::add, out, dim, index, g);
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        "gather_backward", {g}, out,
+        [dim, si = SavedTensor(index)](const BackwardArgs& a) {
+          return Grads{gather(a.grad(), dim, si.unpack("gather_backward"))};
+        },
+        autograd::DoubleBackward::supported);
+  }
   return out;
 }
 
@@ -161,13 +201,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index_in) {
   if (out.numel() > 0) gather_stub(x.device(), out, x, dim, index);
   if (autograd::any_requires_grad({x})) {
     Shape x_shape = x.shape();
-    autograd::record("gather", {x}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
-      // Each x element receives the sum of the gradients of every output that read it.
-      Tensor idx = si.unpack("gather");
-      Tensor gx = zeros(x_shape, a.grad().options());
-      if (idx.numel() > 0) scatter_stub(gx.device(), ScatterMode::add, gx, dim, idx, a.grad());
-      return Grads{gx};
-    });
+    autograd::record(
+        "gather", {x}, out,
+        [=, si = SavedTensor(index)](const BackwardArgs& a) {
+          return Grads{scatter_add_into_zeros(x_shape, dim, si.unpack("gather"), a.grad())};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -223,9 +262,12 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
   Tensor out = index_select_raw(x, dim, index);
   if (autograd::any_requires_grad({x})) {
     Shape x_shape = x.shape();
-    autograd::record("index_select", {x}, out, [=, si = SavedTensor(index)](const BackwardArgs& a) {
-      return Grads{index_add_into_zeros(x_shape, dim, si.unpack("index_select"), a.grad())};
-    });
+    autograd::record(
+        "index_select", {x}, out,
+        [=, si = SavedTensor(index)](const BackwardArgs& a) {
+          return Grads{index_add_into_zeros(x_shape, dim, si.unpack("index_select"), a.grad())};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -251,14 +293,22 @@ Tensor embedding(const Tensor& weight, const Tensor& indices_in, int64_t padding
   Tensor out = index_select_raw(weight, 0, flat).view(out_shape);
   if (autograd::any_requires_grad({weight})) {
     Shape w_shape = weight.shape();
-    autograd::record("embedding", {weight}, out, [=, sf = SavedTensor(flat)](const BackwardArgs& a) {
-      Tensor idx = sf.unpack("embedding");
-      // Rows looked up several times accumulate every lookup's gradient.
-      Tensor gw = index_add_into_zeros(w_shape, 0, idx, a.grad().reshape({idx.numel(), width}));
-      // The padding row is a fixed vector (e.g. zeros for padded tokens): it never learns.
-      if (padding_idx >= 0) gw.select(0, padding_idx).zero_();
-      return Grads{gw};
-    });
+    autograd::record(
+        "embedding", {weight}, out,
+        [=, sf = SavedTensor(flat)](const BackwardArgs& a) {
+          Tensor idx = sf.unpack("embedding");
+          Tensor g = a.grad().reshape({idx.numel(), width});
+          // The padding row is a fixed vector (e.g. zeros for padded tokens): it never learns.
+          const bool recording =
+              GradMode::is_enabled();  // create_graph: no in-place write on a recorded result
+          if (padding_idx >= 0 && recording)
+            g = where((idx == static_cast<double>(padding_idx)).unsqueeze(1), 0.0, g);
+          // Rows looked up several times accumulate every lookup's gradient.
+          Tensor gw = index_add_into_zeros(w_shape, 0, idx, g);
+          if (padding_idx >= 0 && !recording) gw.select(0, padding_idx).zero_();
+          return Grads{gw};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -14,6 +14,22 @@ namespace ember {
 // Raw data copy (no autograd): src is broadcast to dst's shape and cast to dst's dtype; devices
 // may differ.
 void copy_into(const Tensor& dst, const Tensor& src);
+
+// Zeros of `shape` with `g` written into the part `region(zeros)` (a view: a slice, a select, a
+// window): the gradient of a view that covers part of its base. Recorded, with the same region of
+// the incoming gradient as its own gradient, so that it can be differentiated again.
+template <class Region>
+Tensor embed_in_zeros(const char* name, const Shape& shape, const Tensor& g, Region region) {
+  Tensor full = zeros(shape, g.options());
+  copy_into(region(full), g);
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        name, {g}, full,
+        [region](const autograd::BackwardArgs& a) { return std::vector<Tensor>{region(a.grad())}; },
+        autograd::DoubleBackward::supported);
+  }
+  return full;
+}
 // Whether writing dst element by element could change src before all of src is read: they share
 // storage, the element ranges they span intersect, and src is not dst's own layout (an elementwise
 // kernel reads each element of that before writing it, so x.add_(x) is safe). In-place ops copy

@@ -68,6 +68,19 @@ Pool2dParams pool_params(const char* op, const Tensor& x, std::array<int64_t, 2>
   return p;
 }
 
+// An average pool's backward is linear in the gradient, and its adjoint is the pool itself: under
+// create_graph it is recorded with `pool` as its own gradient, so pooling differentiates to any order.
+template <class RawBackward, class Pool>
+Tensor avg_pool_input_grad(const char* name, const Tensor& g, RawBackward raw_backward, Pool pool) {
+  Tensor dx = raw_backward(g);
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        name, {g}, dx, [pool](const BackwardArgs& a) { return Grads{pool(a.grad())}; },
+        autograd::DoubleBackward::supported);
+  }
+  return dx;
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
@@ -85,13 +98,21 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 
   if (autograd::any_requires_grad({x})) {
     // Only the argmax positions are needed for the backward, not the input itself.
-    autograd::record("max_pool2d", {x}, out,
-                     [indices, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
-                       Tensor g = contiguous_raw(a.grad()).view(indices.shape());
-                       Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
-                       if (dx.numel() > 0) max_pool2d_backward_stub(g.device(), dx, g, indices);
-                       return Grads{dx.view(x_shape)};
-                     });
+    autograd::record(
+        "max_pool2d", {x}, out,
+        [indices, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph: the same sum into the argmax positions, recorded
+            const int64_t planes = plane_shape[0];
+            Tensor flat = zeros({planes, plane_shape[1] * plane_shape[2]}, a.grad().options());
+            return Grads{scatter_add(flat, 1, indices.view({planes, -1}), a.grad().reshape({planes, -1}))
+                             .view(x_shape)};
+          }
+          Tensor g = contiguous_raw(a.grad()).view(indices.shape());
+          Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
+          if (dx.numel() > 0) max_pool2d_backward_stub(g.device(), dx, g, indices);
+          return Grads{dx.view(x_shape)};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -108,14 +129,21 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   out = out.view(in.out_shape(oh, ow));
 
   if (autograd::any_requires_grad({x})) {
-    autograd::record("avg_pool2d", {x}, out,
-                     [p, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
-                       Tensor g = contiguous_raw(a.grad());
-                       g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
-                       Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
-                       if (dx.numel() > 0) avg_pool2d_backward_stub(g.device(), dx, g, p);
-                       return Grads{dx.view(x_shape)};
-                     });
+    autograd::record(
+        "avg_pool2d", {x}, out,
+        [p, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
+          auto raw = [&](const Tensor& grad) {
+            Tensor g = contiguous_raw(grad);
+            g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
+            Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
+            if (dx.numel() > 0) avg_pool2d_backward_stub(g.device(), dx, g, p);
+            return dx.view(x_shape);
+          };
+          return Grads{avg_pool_input_grad("avg_pool2d_backward", a.grad(), raw, [p](const Tensor& u) {
+            return avg_pool2d(u, p.kernel, p.stride, p.padding);
+          })};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -134,14 +162,21 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
   out = out.view(in.out_shape(oh, ow));
 
   if (autograd::any_requires_grad({x})) {
-    autograd::record("adaptive_avg_pool2d", {x}, out,
-                     [plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
-                       Tensor g = contiguous_raw(a.grad());
-                       g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
-                       Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
-                       if (dx.numel() > 0) adaptive_avg_pool2d_backward_stub(g.device(), dx, g);
-                       return Grads{dx.view(x_shape)};
-                     });
+    autograd::record(
+        "adaptive_avg_pool2d", {x}, out,
+        [output_size, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
+          auto raw = [&](const Tensor& grad) {
+            Tensor g = contiguous_raw(grad);
+            g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
+            Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
+            if (dx.numel() > 0) adaptive_avg_pool2d_backward_stub(g.device(), dx, g);
+            return dx.view(x_shape);
+          };
+          return Grads{avg_pool_input_grad(
+              "adaptive_avg_pool2d_backward", a.grad(), raw,
+              [output_size](const Tensor& u) { return adaptive_avg_pool2d(u, output_size); })};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -22,21 +22,6 @@ Tensor record_view(const char* name, const Tensor& base, Tensor view, BackwardRu
   return view;
 }
 
-// The gradient of a view that covers part of its base: zeros of the base's shape with `g` written
-// into `region(zeros)`. Recorded, with the region of the incoming gradient as its own gradient, so
-// that it can be differentiated again (create_graph).
-template <class Region>
-Tensor embed_in_zeros(const char* name, const Shape& base_shape, const Tensor& g, Region region) {
-  Tensor full = zeros(base_shape, g.options());
-  copy_into(region(full), g);
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        name, {g}, full, [region](const BackwardArgs& a) { return Grads{region(a.grad())}; },
-        autograd::DoubleBackward::supported);
-  }
-  return full;
-}
-
 Shape infer_shape(const Shape& shape, int64_t numel, std::string_view op) {
   Shape out = shape;
   int64_t known = 1, infer = -1;

@@ -113,7 +113,7 @@ std::vector<OpCase> conv_cases() {
     cases.push_back(
         {"conv_unbatched", conv_fn({}), {x, w}, NaiveConv(x.unsqueeze(0), w, {}, {}).forward().squeeze(0)});
   }
-  return cases;
+  return with_gradgradcheck(cases);  // conv2d differentiates to any order
 }
 EMBER_OP_SUITE(Conv2d, conv_cases);
 
@@ -132,7 +132,7 @@ std::vector<OpCase> pool_cases() {
   auto adap = [](std::array<int64_t, 2> o) {
     return [=](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], o); };
   };
-  return {
+  return with_gradgradcheck({
       {"max_2x2", maxp({2, 2}), {x16}, tensor<double>({6, 8, 16, 15}, {1, 1, 2, 2})},
       // padding is -inf: with all-negative inputs no window's max is 0; the windows (clipped to the
       // input) are rows/cols {0,1} and {1,2,3}
@@ -178,7 +178,7 @@ std::vector<OpCase> pool_cases() {
        {T({1, 2, 3}, {1, 1, 1, 3})},
        tensor<double>({1, 1.5, 2, 2.5, 3}, {1, 1, 1, 5})},
       {"adaptive_gradcheck", adap({3, 2}), {R({2, 2, 5, 7})}, Tensor()},
-  };
+  });
 }
 EMBER_OP_SUITE(Pool, pool_cases);
 

@@ -15,7 +15,7 @@ std::vector<OpCase> index_cases() {
   Tensor x32 = T({1, 2, 3, 4, 5, 6}, {3, 2});
   Tensor x33 = T({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3});
   Tensor w = T({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}, {4, 2});
-  return {
+  return with_gradgradcheck({
       // out[i][j] = x[i][index[i][j]]; x[1][1] is read twice, so it gets twice the gradient
       {"gather_dim1",
        [](const Inputs& in) { return gather(in[0], 1, in[1]); },
@@ -173,7 +173,7 @@ std::vector<OpCase> index_cases() {
        I({0, 1, 1, 0, 1, 0, 0, 1}, {2, 2, 2}),
        0,
        false},
-  };
+  });
 }
 EMBER_OP_SUITE(Indexing, index_cases);
 

@@ -68,7 +68,7 @@ std::vector<OpCase> pooling_cases() {
       for (int c = c0; c < c1; ++c) s += at(r, c);
     return s / ((r1 - r0) * (c1 - c0));
   };
-  return {
+  return with_gradgradcheck({
       {"MaxPool2d_2",
        layer_fn<nn::MaxPool2d>(nn::Size2(2)),
        {img},
@@ -108,7 +108,7 @@ std::vector<OpCase> pooling_cases() {
        layer_fn<nn::MaxPool2d>(nn::Size2(2)),
        {img.detach().view({1, 4, 4}).requires_grad_()},
        tensor<double>({max4(0, 0), max4(0, 2), max4(2, 0), max4(2, 2)}, {1, 2, 2})},
-  };
+  });
 }
 EMBER_OP_SUITE(PoolingLayers, pooling_cases);
 
