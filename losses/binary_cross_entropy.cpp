@@ -64,20 +64,21 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const BCE
     if (w.defined()) loss = loss * w;
   }
   if (autograd::any_requires_grad({probs, y})) {
-    autograd::record(name, {probs, y}, loss,
-                     [w, ps = autograd::SavedTensor(probs),
-                      ys = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
-                       Tensor p = ps.unpack("binary_cross_entropy"), t = ys.unpack("binary_cross_entropy");
-                       Tensor g = w.defined() ? a.grad() * w : a.grad();
-                       Tensor gp, gt;
-                       // PyTorch's backward: (p - y) / max(p (1 - p), 1e-12), finite at p = 0 and 1.
-                       if (a.needs(0))
-                         gp = autograd::sum_to(g * (p - t) / clamp_min(p * (1.0 - p), 1e-12), p.shape());
-                       // d/dy = log(1 - p) - log(p), *unclamped*, as PyTorch (-logit(p)): +-inf at
-                       // p = 0 and 1, 115.13 at p = 1e-50 (the clamps belong to the loss's value only)
-                       if (a.needs(1)) gt = autograd::sum_to(g * (log1p(-p) - log(p)), t.shape());
-                       return std::vector<Tensor>{gp, gt};
-                     });
+    autograd::record(
+        name, {probs, y}, loss,
+        [w, ps = autograd::SavedTensor(probs),
+         ys = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
+          Tensor p = ps.unpack("binary_cross_entropy"), t = ys.unpack("binary_cross_entropy");
+          Tensor g = w.defined() ? a.grad() * w : a.grad();
+          Tensor gp, gt;
+          // PyTorch's backward: (p - y) / max(p (1 - p), 1e-12), finite at p = 0 and 1.
+          if (a.needs(0)) gp = autograd::sum_to(g * (p - t) / clamp_min(p * (1.0 - p), 1e-12), p.shape());
+          // d/dy = log(1 - p) - log(p), *unclamped*, as PyTorch (-logit(p)): +-inf at
+          // p = 0 and 1, 115.13 at p = 1e-50 (the clamps belong to the loss's value only)
+          if (a.needs(1)) gt = autograd::sum_to(g * (log1p(-p) - log(p)), t.shape());
+          return std::vector<Tensor>{gp, gt};
+        },
+        autograd::DoubleBackward::supported);
   }
   return reduce_loss(loss, o.reduction);
 }

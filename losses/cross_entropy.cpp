@@ -16,16 +16,10 @@ EMBER_DEFINE_STUB(cross_entropy_backward_stub, CrossEntropyBackwardFn);
 using autograd::BackwardArgs;
 using autograd::SavedTensor;
 
-namespace {
-// The per-row gradient of class_nll in differentiable ops, for a backward pass that is itself
-// recorded (create_graph). Row r's loss is -sum_c Q_rc log p_rc with
-//   Q_rc = (1 - eps) w_y [c = y] + eps w_c / C  (zero for an ignored row),
-// so its gradient is g_r (S_r p_r - Q_r), S_r = sum_c Q_rc, p = softmax: differentiable in the
-// logits through softmax and in g, Q being a constant.
-Tensor class_nll_gradient_recorded(const ClassLayout& layout, const Tensor& logits, const Tensor& target,
-                                   const Tensor& weight, const ClassTargetParams& params, const Tensor& g) {
-  const Shape blocked = layout.blocked();
-  const TensorOptions opts = logits.options();
+Tensor class_target_coefficients(const ClassLayout& layout, const Tensor& target, const Tensor& weight,
+                                 const ClassTargetParams& params, const Tensor& like) {
+  NoGradGuard constant;
+  const TensorOptions opts = like.options();
   Tensor y = target.reshape({layout.outer, 1, layout.inner});
   Tensor kept = params.has_ignore_index
                     ? y != static_cast<double>(params.ignore_index)
@@ -37,8 +31,17 @@ Tensor class_nll_gradient_recorded(const ClassLayout& layout, const Tensor& logi
   const double eps = params.label_smoothing;
   Tensor q = onehot * w * (1.0 - eps);
   if (eps > 0) q = q + w * (eps / static_cast<double>(layout.classes));
-  q = where(kept, q, 0.0);
-  Tensor p = softmax(logits.contiguous().view(blocked), 1);
+  return where(kept, q, 0.0);
+}
+
+namespace {
+// The gradient of class_nll in differentiable ops, for a backward pass that is itself recorded:
+// row r's is g_r (S_r p_r - Q_r), S_r = sum_c Q_rc, p = softmax, differentiable in the logits
+// (through softmax) and in g.
+Tensor class_nll_gradient_recorded(const ClassLayout& layout, const Tensor& logits, const Tensor& target,
+                                   const Tensor& weight, const ClassTargetParams& params, const Tensor& g) {
+  Tensor q = class_target_coefficients(layout, target, weight, params, logits);
+  Tensor p = softmax(logits.contiguous().view(layout.blocked()), 1);
   return (g.reshape({layout.outer, 1, layout.inner}) * (q.sum({1}, true) * p - q)).view(logits.shape());
 }
 }  // namespace

@@ -30,16 +30,18 @@ Tensor kl_pointwise(const Tensor& log_input, const Tensor& t) {
     out = kl_pointwise_zero_safe(log_input.detach(), t.detach());
   }
   if (autograd::any_requires_grad({log_input, t})) {
-    autograd::record("kl_div", {log_input, t}, out,
-                     [xs = autograd::SavedTensor(log_input),
-                      ts = autograd::SavedTensor(t)](const autograd::BackwardArgs& a) {
-                       Tensor x = xs.unpack("kl_div"), tv = ts.unpack("kl_div");
-                       Tensor g = cast_raw(a.grad(), tv.dtype());
-                       Tensor gx, gt;
-                       if (a.needs(0)) gx = -(g * tv);
-                       if (a.needs(1)) gt = where(tv == 0.0, 0.0, g * log(tv)) + g * tv / tv - g * x;
-                       return std::vector<Tensor>{gx, gt};
-                     });
+    autograd::record(
+        "kl_div", {log_input, t}, out,
+        [xs = autograd::SavedTensor(log_input),
+         ts = autograd::SavedTensor(t)](const autograd::BackwardArgs& a) {
+          Tensor x = xs.unpack("kl_div"), tv = ts.unpack("kl_div");
+          Tensor g = a.grad().to(tv.dtype());
+          Tensor gx, gt;
+          if (a.needs(0)) gx = -(g * tv);
+          if (a.needs(1)) gt = where(tv == 0.0, 0.0, g * log(tv)) + g * tv / tv - g * x;
+          return std::vector<Tensor>{gx, gt};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // nll_loss: -weight[y] * log_probs[y] per position; the backward scatters -weight[y] * g.
 #include "ember/losses/standard.h"
 #include "losses/class_layout.h"
+#include "losses/class_nll.h"
 #include "losses/kernels/cross_entropy.h"
 #include "ops/bf16_compute.h"
 #include "ops/internal.h"
@@ -33,12 +34,19 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLOptions&
     Shape blocked = layout.blocked(), shape = log_probs.shape();
     DType dtype = log_probs.dtype();
     autograd::record(
-        "nll_loss", {log_probs}, loss, [=, ys = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
+        "nll_loss", {log_probs}, loss,
+        [=, ys = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
           Tensor yv = ys.unpack("nll_loss");
+          if (GradMode::is_enabled()) {  // create_graph: -g Q, linear in g (Q: class_nll.h)
+            Tensor q = class_target_coefficients(layout, yv, weight, params, a.grad());
+            return std::vector<Tensor>{
+                (a.grad().reshape({layout.outer, 1, layout.inner}) * q * -1.0).view(shape)};
+          }
           Tensor grad = empty_tensor(blocked, dtype, yv.device());
           nll_backward_stub(yv.device(), grad, cast_raw(a.grad(), dtype).contiguous(), yv, weight, params);
           return std::vector<Tensor>{grad.view(shape)};
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   if (o.reduction == Reduction::mean) return loss.sum() / denominator;
   return reduce_loss(loss, o.reduction);

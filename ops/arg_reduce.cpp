@@ -61,7 +61,7 @@ std::pair<Tensor, Tensor> extreme_with_index(ArgReduceOp op, const char* name, c
       Tensor g = a.grad().reshape(kshape);
       return Grads{where(positions == index, g, 0.0)};
     };
-    autograd::record(name, {x}, values, backward);
+    autograd::record(name, {x}, values, backward, autograd::DoubleBackward::supported);
   }
   return {values, indices};
 }

@@ -43,6 +43,28 @@ Tensor new_like(bool wanted, const Shape& shape, const Tensor& like) {
   return wanted ? empty_tensor(shape, like.dtype(), like.device()) : Tensor();
 }
 
+// The gradients of a normalisation y = xhat w + b, xhat = (x - mean) rstd, written in recorded ops
+// for a backward pass that is itself recorded (create_graph); the kernels compute the same.
+// x, w, g come shaped so that mean and rstd broadcast against them; the statistics reduce over
+// `dims`, the weight and bias gradients over `param_dims`. With batch_stats the statistics are the
+// batch's own, functions of x; otherwise the given constants (batch_norm in evaluation mode).
+struct NormGradients {
+  Tensor input, weight, bias;
+};
+NormGradients norm_gradients_recorded(const Tensor& x, const Tensor& w, const Tensor& g, const Shape& dims,
+                                      const Shape& param_dims, bool batch_stats, Tensor mean, Tensor rstd,
+                                      double eps) {
+  if (batch_stats) {
+    mean = x.mean(dims, true);
+    rstd = rsqrt(square(x - mean).mean(dims, true) + eps);  // the biased variance normalises
+  }
+  Tensor xhat = (x - mean) * rstd;
+  Tensor dxhat = w.defined() ? g * w : g;
+  Tensor dx = batch_stats ? rstd * (dxhat - dxhat.mean(dims, true) - xhat * (dxhat * xhat).mean(dims, true))
+                          : dxhat * rstd;
+  return {dx, (g * xhat).sum(param_dims), g.sum(param_dims)};
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
@@ -112,16 +134,26 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 
   if (autograd::any_requires_grad({input, weight, bias})) {
     Shape in_shape = input.shape();
-    autograd::record(op, {input, weight, bias}, out,
-                     [=, sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
-                       Tensor xs = sx.unpack("batch_norm"), ws = sw.unpack("batch_norm");
-                       Tensor g = a.grad().contiguous().view(xs.shape());
-                       Tensor gi = new_like(a.needs(0), xs.shape(), xs);
-                       Tensor gw = new_like(a.needs(1), channel, xs);
-                       Tensor gb = new_like(a.needs(2), channel, xs);
-                       batch_norm_backward_stub(xs.device(), g, xs, mean, invstd, ws, training, gi, gw, gb);
-                       return Grads{gi.defined() ? gi.view(in_shape) : gi, gw, gb};
-                     });
+    autograd::record(
+        op, {input, weight, bias}, out,
+        [=, sx = SavedTensor(x), sw = SavedTensor(w), x_hist = SavedTensor(input),
+         w_hist = SavedTensor(weight)](const BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph
+            const Tensor w3 = w_hist.defined() ? w_hist.unpack(op).view({1, C, 1}) : Tensor();
+            NormGradients r = norm_gradients_recorded(x_hist.unpack(op).reshape({N, C, S}), w3,
+                                                      a.grad().reshape({N, C, S}), {0, 2}, {0, 2}, training,
+                                                      mean.view({1, C, 1}), invstd.view({1, C, 1}), eps);
+            return Grads{r.input.view(in_shape), r.weight, r.bias};
+          }
+          Tensor xs = sx.unpack("batch_norm"), ws = sw.unpack("batch_norm");
+          Tensor g = a.grad().contiguous().view(xs.shape());
+          Tensor gi = new_like(a.needs(0), xs.shape(), xs);
+          Tensor gw = new_like(a.needs(1), channel, xs);
+          Tensor gb = new_like(a.needs(2), channel, xs);
+          batch_norm_backward_stub(xs.device(), g, xs, mean, invstd, ws, training, gi, gw, gb);
+          return Grads{gi.defined() ? gi.view(in_shape) : gi, gw, gb};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -161,7 +193,16 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
   if (autograd::any_requires_grad({input, weight, bias})) {
     Shape in_shape = input.shape();
     autograd::record(
-        op, {input, weight, bias}, out, [=, sx = SavedTensor(x), sw = SavedTensor(w)](const BackwardArgs& a) {
+        op, {input, weight, bias}, out,
+        [=, sx = SavedTensor(x), sw = SavedTensor(w), x_hist = SavedTensor(input),
+         w_hist = SavedTensor(weight)](const BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph
+            const Tensor w2 = w_hist.defined() ? w_hist.unpack(op).reshape({1, N}) : Tensor();
+            NormGradients r = norm_gradients_recorded(x_hist.unpack(op).reshape({M, N}), w2,
+                                                      a.grad().reshape({M, N}), {1}, {0}, true, {}, {}, eps);
+            return Grads{r.input.view(in_shape), r.weight.view(normalized_shape),
+                         r.bias.view(normalized_shape)};
+          }
           Tensor xs = sx.unpack("layer_norm"), ws = sw.unpack("layer_norm");
           Tensor g = a.grad().contiguous().view({M, N});
           Tensor gi = new_like(a.needs(0), {M, N}, xs);
@@ -170,7 +211,8 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
           layer_norm_backward_stub(xs.device(), g, xs, mean, rstd, ws, gi, gw, gb);
           return Grads{gi.defined() ? gi.view(in_shape) : gi, gw.defined() ? gw.view(normalized_shape) : gw,
                        gb.defined() ? gb.view(normalized_shape) : gb};
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -24,15 +24,28 @@ Tensor scan_raw(ScanOp op, const Tensor& x, int64_t dim, bool reverse, bool excl
   return out;
 }
 
+namespace {
+// cumsum's gradient, the running sum from the end: x[k] appears in every out[j] with j >= k. The two
+// are adjoint, so under create_graph each is recorded with the other as its gradient.
+Tensor reverse_cumsum(const Tensor& g, int64_t d) {
+  Tensor out = scan_raw(ScanOp::sum, g, d, /*reverse=*/true);
+  if (autograd::any_requires_grad({g})) {
+    autograd::record(
+        "cumsum_backward", {g}, out, [d](const BackwardArgs& a) { return Grads{cumsum(a.grad(), d)}; },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+}  // namespace
+
 Tensor cumsum(const Tensor& x, int64_t dim) {
   check_defined("cumsum", x);
   int64_t d = wrap_dim(dim, x.dim(), "cumsum");
   Tensor out = scan_raw(ScanOp::sum, x, d);
   if (autograd::any_requires_grad({x})) {
-    autograd::record("cumsum", {x}, out, [d](const BackwardArgs& a) {
-      // x[k] appears in every out[j] with j >= k: its gradient is the reversed running sum.
-      return Grads{scan_raw(ScanOp::sum, a.grad(), d, /*reverse=*/true)};
-    });
+    autograd::record(
+        "cumsum", {x}, out, [d](const BackwardArgs& a) { return Grads{reverse_cumsum(a.grad(), d)}; },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

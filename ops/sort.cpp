@@ -42,13 +42,18 @@ std::pair<Tensor, Tensor> sorted_lines(const char* op, const Tensor& x_in, int64
 
   if (autograd::any_requires_grad({x})) {
     Shape x_shape = x.shape();
-    autograd::record(op, {x}, values, [=, si = SavedTensor(indices)](const BackwardArgs& a) {
-      Tensor idx = si.unpack(op);
-      Tensor gx = zeros(x_shape, a.grad().options());
-      // Positions along a line are distinct, so assigning is the same as adding here.
-      if (idx.numel() > 0) scatter_stub(gx.device(), ScatterMode::assign, gx, dim, idx, a.grad());
-      return Grads{gx};
-    });
+    autograd::record(
+        op, {x}, values,
+        [=, si = SavedTensor(indices)](const BackwardArgs& a) {
+          Tensor idx = si.unpack(op);
+          Tensor gx = zeros(x_shape, a.grad().options());
+          if (GradMode::is_enabled())
+            return Grads{scatter(gx, dim, idx, a.grad())};  // create_graph: recorded
+          // Positions along a line are distinct, so assigning is the same as adding here.
+          if (idx.numel() > 0) scatter_stub(gx.device(), ScatterMode::assign, gx, dim, idx, a.grad());
+          return Grads{gx};
+        },
+        autograd::DoubleBackward::supported);
   }
   if (x_in.dim() == 0 && k == 1) return {values.reshape({}), indices.reshape({})};
   return {values, indices};

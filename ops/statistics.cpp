@@ -50,12 +50,14 @@ Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   }
   Tensor out = keepdim ? out_keep : out_keep.view(reduced_shape(x.shape(), mask, false));
   if (autograd::any_requires_grad({x})) {
-    auto backward = [kshape, sx = SavedTensor(x), so = SavedTensor(out_keep)](const BackwardArgs& a) {
-      // d/dx_i log sum_j exp(x_j) = exp(x_i - out): the softmax of the lane.
-      Tensor x = sx.unpack("logsumexp"), lse = so.unpack("logsumexp");
+    auto backward = [kshape, dims, sx = SavedTensor(x), so = SavedTensor(out_keep)](const BackwardArgs& a) {
+      // d/dx_i log sum_j exp(x_j) = exp(x_i - out): the softmax of the lane. The saved result has
+      // no history; a recorded backward (create_graph) recomputes it from x, which has.
+      Tensor x = sx.unpack("logsumexp");
+      Tensor lse = GradMode::is_enabled() ? logsumexp(x, dims, true) : so.unpack("logsumexp");
       return Grads{a.grad().reshape(kshape) * exp(x - lse)};
     };
-    autograd::record("logsumexp", {x}, out, backward);
+    autograd::record("logsumexp", {x}, out, backward, autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -81,17 +83,21 @@ Tensor variance(const char* name, const Tensor& x, const Shape& dims, int64_t co
   Tensor out = sum(square(centred), dims, keepdim) / divisor;
   if (take_sqrt) out = sqrt(out);
   if (autograd::any_requires_grad({x})) {
-    auto backward = [name, kshape, divisor, take_sqrt, sc = SavedTensor(centred),
+    auto backward = [name, dims, kshape, divisor, take_sqrt, sc = SavedTensor(centred), sx = SavedTensor(x),
                      so = take_sqrt ? SavedTensor(out) : SavedTensor()](const BackwardArgs& a) {
       // d var / d x_i = 2 (x_i - mean) / divisor (the mean's own dependence on x_i cancels,
       // since the centred values sum to zero). d std = d var / (2 std), taken as 0 where std
       // = 0 (a constant lane), where the derivative does not exist; PyTorch does the same.
-      Tensor c = sc.unpack(name), g = a.grad().reshape(kshape);
+      // The saved centred values and result have no history; a recorded backward (create_graph)
+      // recomputes them from x, which has.
+      const bool recording = GradMode::is_enabled();
+      Tensor c = recording ? sx.unpack(name) - mean(sx.unpack(name), dims, true) : sc.unpack(name);
+      Tensor g = a.grad().reshape(kshape);
       if (!take_sqrt) return Grads{g * c * (2.0 / divisor)};
-      Tensor s = so.unpack(name).reshape(kshape);
+      Tensor s = recording ? sqrt(sum(square(c), dims, true) / divisor) : so.unpack(name).reshape(kshape);
       return Grads{where(s == 0.0, 0.0, g / (s * divisor)) * c};
     };
-    autograd::record(name, {x}, out, backward);
+    autograd::record(name, {x}, out, backward, autograd::DoubleBackward::supported);
   }
   return out;
 }
@@ -133,7 +139,9 @@ Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
   if (autograd::any_requires_grad({x})) {
     auto backward = [p, is_inf, dims, kshape, sx = SavedTensor(x),
                      so = SavedTensor(out)](const BackwardArgs& a) {
-      Tensor x = sx.unpack("norm"), n = so.unpack("norm").reshape(kshape);
+      // (the saved result has no history: a recorded backward recomputes it from x, which has)
+      Tensor x = sx.unpack("norm");
+      Tensor n = GradMode::is_enabled() ? norm(x, p, dims, true) : so.unpack("norm").reshape(kshape);
       Tensor g = a.grad().reshape(kshape);
       if (p == 0) return Grads{zeros_like(x)};  // piecewise constant
       if (p == 1) return Grads{g * sign(x)};
@@ -151,7 +159,7 @@ Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
       if (p < 1) scaled = where(ax == 0.0, 0.0, scaled);  // |0|^(p-1) = inf; take the subgradient 0
       return Grads{sign(x) * scaled * where(n == 0.0, 0.0, g / pow(n, p - 1.0))};
     };
-    autograd::record("norm", {x}, out, backward);
+    autograd::record("norm", {x}, out, backward, autograd::DoubleBackward::supported);
   }
   return out;
 }

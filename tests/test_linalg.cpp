@@ -174,13 +174,13 @@ EMBER_OP_SUITE(Linear, linear_cases);
 
 std::vector<OpCase> dropout_cases() {
   // Re-seeding inside the function gives the same mask on every call, so gradcheck can run.
-  return {{"dropout_fixed_seed",
-           [](const std::vector<Tensor>& in) {
-             manual_seed(5);
-             return dropout(in[0], 0.4, true);
-           },
-           {R({3, 4})},
-           Tensor()}};
+  return with_gradgradcheck({{"dropout_fixed_seed",
+                              [](const std::vector<Tensor>& in) {
+                                manual_seed(5);
+                                return dropout(in[0], 0.4, true);
+                              },
+                              {R({3, 4})},
+                              Tensor()}});
 }
 EMBER_OP_SUITE(Dropout, dropout_cases);
 

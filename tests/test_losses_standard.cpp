@@ -347,7 +347,7 @@ std::vector<OpCase> nll_cases() {
   };
   losses::NLLOptions none, weighted{T({1, 2, 0.5}, {3}, false)}, ignore{{}, 0};
   none.reduction = Reduction::none;
-  return {
+  return with_gradgradcheck({
       {"mean", nll({}), {lp, I({2, 0}, {2})}, scalar(1.05)},
       {"none", nll(none), {lp, I({2, 0}, {2})}, tensor<double>({2.0, 0.1}, {2})},
       // (0.5 * 2.0 + 1 * 0.1) / (0.5 + 1)
@@ -357,7 +357,7 @@ std::vector<OpCase> nll_cases() {
        nll(none),
        {T({-1.2, -0.1, -0.5, -3.0, -2.0, -2.5}, {1, 3, 2}), I({2, 0}, {1, 2})},
        tensor<double>({2.0, 0.1}, {1, 2})},
-  };
+  });
 }
 EMBER_OP_SUITE(NLLLoss, nll_cases);
 
@@ -398,7 +398,7 @@ std::vector<OpCase> bce_cases() {
   none.reduction = Reduction::none;
   wpw_sum.reduction = Reduction::sum;
   losses::BCEOptions bce_sum{T({1, 2, 0.5, 1}, {4}, false), Reduction::sum};
-  return {
+  return with_gradgradcheck({
       // -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]
       {"with_logits_none",
        bcel(none),
@@ -428,7 +428,7 @@ std::vector<OpCase> bce_cases() {
        bce(bce_sum),
        {T({0.9, 0.2, 0.5, 0.3}, {4}), T({1, 0, 0.5, 0.8}, {4})},
        scalar(1.932734440815)},
-  };
+  });
 }
 EMBER_OP_SUITE(BinaryCrossEntropy, bce_cases);
 
@@ -557,7 +557,7 @@ std::vector<OpCase> kl_cases() {
   double positive_sum = 0.25 * std::log(0.25 / 0.2) + 0.25 * std::log(0.25 / 0.3) +
                         0.5 * std::log(0.5 / 0.5) + 0.2 * std::log(0.2 / 0.1) + 0.4 * std::log(0.4 / 0.6) +
                         0.4 * std::log(0.4 / 0.3);
-  return {
+  return with_gradgradcheck({
       {"none",
        kl({R::none}),
        {kl_input(), t},
@@ -569,12 +569,12 @@ std::vector<OpCase> kl_cases() {
       {"batchmean", kl({R::batchmean}), {kl_input(), t.detach()}, scalar(0.087228766058)},
       {"batchmean_positive_target", kl({R::batchmean}), {kl_input(), positive}, scalar(positive_sum / 2)},
       {"log_target", kl({R::sum, true}), {kl_input(), log_positive}, scalar(positive_sum)},
-  };
+  });
 }
 EMBER_OP_SUITE(KLDiv, kl_cases);
 
 std::vector<OpCase> kd_cases() {
-  return {
+  return with_gradgradcheck({
       // T^2 / N * sum_n KL(softmax(t_n / T) || softmax(s_n / T)), T = 2
       {"kd_T2",
        [](const std::vector<Tensor>& in) { return losses::kd_loss(in[0], in[1], {2.0}); },
@@ -585,7 +585,7 @@ std::vector<OpCase> kd_cases() {
        [](const std::vector<Tensor>& in) { return losses::kd_loss(in[0], in[1], {2.0}); },
        {T({1.0, 0.3, -0.5, 0.1, 2.0, -1.0}, {1, 3, 2}), T({2.0, -1.0, 0.0, 0.5, 1.0, 0.2}, {1, 3, 2})},
        scalar(0.438053612667)},
-  };
+  });
 }
 EMBER_OP_SUITE(KnowledgeDistillation, kd_cases);
 

@@ -27,7 +27,7 @@ OpFn msm(double scale, bool causal) {
 }
 
 std::vector<OpCase> masked_softmax_cases() {
-  return {
+  return with_gradgradcheck({
       // scale 0.5 turns {0, 2 ln2, 2 ln3} into {0, ln2, ln3}: weights 1:2:3
       {"scaled",
        msm(0.5, false),
@@ -77,7 +77,7 @@ std::vector<OpCase> masked_softmax_cases() {
        msm(0.7, true),
        {R({2, 2, 3, 4}, -2, 2, 61), B({false, false, true, false, true, false, false, false}, {2, 4})},
        Tensor()},
-  };
+  });
 }
 
 EMBER_OP_SUITE(MaskedSoftmax, masked_softmax_cases);

@@ -39,7 +39,7 @@ std::vector<OpCase> norm_op_cases() {
                                        -2 / q1, 1, 0, -2 / q1 - 1},
                                       {2, 4});
   Tensor ln_plain = tensor<double>({-1.5 / q0, -0.5 / q0, 0.5 / q0, 1.5 / q0, -2 / q1, 0, 0, 2 / q1}, {2, 4});
-  return {
+  return with_gradgradcheck({
       {"batch_norm_train",
        [](const std::vector<Tensor>& in) { return F::batch_norm(in[0], {}, {}, in[1], in[2], true); },
        {x, w, b},
@@ -71,7 +71,7 @@ std::vector<OpCase> norm_op_cases() {
        },
        {R({2, 2, 3}, -2, 2, 24), R({2, 3}, 0.5, 1.5, 25), R({2, 3}, -1, 1, 26)},
        Tensor()},
-  };
+  });
 }
 EMBER_OP_SUITE(NormOps, norm_op_cases);
 

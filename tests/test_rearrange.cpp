@@ -22,7 +22,7 @@ std::vector<OpCase> rearrange_cases() {
   Tensor v2 = T({1, 2}, {2});
   Tensor s = T({5}, {});
   Tensor empty03 = T({}, {0, 3}), empty20 = T({}, {2, 0});
-  return {
+  return with_gradgradcheck({
       // ---- flip ----
       {"flip_dim0",
        [](const Inputs& in) { return flip(in[0], {0}); },
@@ -254,7 +254,7 @@ std::vector<OpCase> rearrange_cases() {
        },
        {T({}, {0})},
        zeros({0, 2, 2}, kFloat64)},
-  };
+  });
 }
 EMBER_OP_SUITE(Rearrange, rearrange_cases);
 

@@ -17,7 +17,7 @@ std::vector<OpCase> sort_cases() {
   Tensor x32 = T({3, 1, 2, 5, -1, 0}, {3, 2});
   Tensor x3d = T({5, 1, 2, 6, 3, 0, -1, 4, -2, 7, 8, -3}, {2, 3, 2});
   auto as_float = [](const Tensor& indices) { return indices.to(kFloat64); };
-  return {
+  return with_gradgradcheck({
       {"sort_last_dim",
        [](const Inputs& in) { return sort(in[0]).first; },
        {x},
@@ -84,7 +84,7 @@ std::vector<OpCase> sort_cases() {
        [](const Inputs& in) { return in[0].topk(3).first; },
        {x},
        tensor<double>({3, 2, 1, 4, 0.5, -1}, {2, 3})},
-  };
+  });
 }
 EMBER_OP_SUITE(Sort, sort_cases);
 

@@ -119,10 +119,11 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 //
 // create_graph = true records the backward pass itself, so the returned gradients are functions of
 // the inputs that can be differentiated again: Hessian-vector products, gradient penalties.
-// Double backward is implemented for the ops whose derivative is written in differentiable ops
-// (elementwise math, views, sum/mean/amax, matmul, linear, softmax, cat, mse and cross-entropy
-// losses, ...; docs/internals.md lists them); a gradient that came through any other op carries
-// a node that throws "<op>: double backward is not implemented" if it is differentiated.
+// Double backward is implemented for elementwise math, views, reductions, matmul/linear, conv2d,
+// pooling, norms, softmax, indexing and the standard losses (docs/internals.md lists them); a
+// gradient that came through any other op (prod, cumprod, the paper losses' fused kernels, custom
+// Functions, ...) carries a node that throws "<op>: double backward is not implemented" if it is
+// differentiated again.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
                          bool create_graph = false, bool allow_unused = false);
