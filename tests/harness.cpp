@@ -156,6 +156,8 @@ void run_cuda_parity(const OpCase& c) {
       if (t.defined()) t = t.detach();
   expect_cuda_parity(c.fn, inputs, std::max(c.tol, 1e-9));
   if (c.gradcheck) EXPECT_TRUE(passes_gradcheck(c.fn, inputs_on(c.inputs, Device::cuda()), c.grad_options));
+  if (c.gradgradcheck)
+    EXPECT_TRUE(passes_gradgradcheck(c.fn, inputs_on(c.inputs, Device::cuda()), c.grad_options));
 }
 
 }  // namespace ember::testing

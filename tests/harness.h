@@ -73,7 +73,7 @@ void expect_cuda_parity(const OpFn& fn, const std::vector<Tensor>& inputs, doubl
 
 void run_forward_check(const OpCase& c);
 void run_gradcheck(const OpCase& c);    // and gradgradcheck where the row asks for it
-void run_cuda_parity(const OpCase& c);  // skips without a GPU
+void run_cuda_parity(const OpCase& c);  // skips without a GPU; gradchecks (and gradgradchecks) on CUDA too
 
 }  // namespace ember::testing
 
