@@ -63,6 +63,16 @@ void check_index_fits(std::string_view op, const Tensor& index, const Tensor& t,
            shape_str(t.shape()), d);
 }
 
+// The checks of scatter and scatter_add once the operands have dims (index int64, dim wrapped).
+void check_scatter_operands(const char* op, const Tensor& self, int64_t dim, const Tensor& index,
+                            const Tensor& src) {
+  if (self.dtype() != src.dtype())
+    fail("{}: self is {} but src is {}; they must have the same dtype", op, self.dtype(), src.dtype());
+  check_index_fits(op, index, self, "self", dim, /*skip_dim=*/true);
+  check_index_fits(op, index, src, "src", dim, /*skip_dim=*/false);
+  check_index_range(op, index, self.size(dim), dim_text(self, dim));
+}
+
 // The gradient of scatter/scatter_add for src: g gathered at index. src may be larger than index
 // in some dims; the positions that index does not reach get no gradient.
 Tensor src_grad(const Tensor& g, int64_t dim, const Tensor& index, const Shape& src_shape) {
@@ -101,11 +111,7 @@ Tensor scatter_impl(const char* op, ScatterMode mode, const Tensor& self, int64_
   if (has_scalar_operand({&self, &index, &src}))
     return scatter_impl(op, mode, with_one_dim(self), 0, with_one_dim(index), with_one_dim(src))
         .reshape(self.shape());
-  if (self.dtype() != src.dtype())
-    fail("{}: self is {} but src is {}; they must have the same dtype", op, self.dtype(), src.dtype());
-  check_index_fits(op, index, self, "self", dim, /*skip_dim=*/true);
-  check_index_fits(op, index, src, "src", dim, /*skip_dim=*/false);
-  check_index_range(op, index, self.size(dim), dim_text(self, dim));
+  check_scatter_operands(op, self, dim, index, src);
 
   Tensor out = empty_tensor(self.shape(), self.dtype(), self.device());
   copy_into(out, self);
@@ -227,9 +233,23 @@ Tensor& scatter_inplace(Tensor& self, const char* op, ScatterMode mode, int64_t 
   auto result = [&, op, mode](const Tensor& before) {
     return scatter_impl(op, mode, before, dim, index, src);
   };
-  return apply_inplace(
-      self, op, [&] { copy_into(self, result(self.detach())); }, result,
-      autograd::any_requires_grad({self, src}));
+  auto kernel = [&] {
+    // Straight into self when it is one contiguous block (and no operand is 0-d or bfloat16): work
+    // in proportion to the index, not a scattered copy of all of self.
+    if (self.is_contiguous() && !any_bfloat16(self, src) && self.dim() > 0 && index.dim() > 0 &&
+        src.dim() > 0) {
+      Tensor idx = index_as_int64(op, index);
+      check_same_device(op, {self, idx, src});
+      const int64_t d = wrap_dim(dim, self.dim(), op);
+      check_scatter_operands(op, self, d, idx, src);
+      if (may_overlap(self, idx)) idx = idx.clone();
+      if (idx.numel() > 0)
+        scatter_stub(self.device(), mode, self, d, idx, may_overlap(self, src) ? src.detach().clone() : src);
+      return;
+    }
+    copy_into(self, result(self.detach()));
+  };
+  return apply_inplace(self, op, kernel, result, autograd::any_requires_grad({self, src}));
 }
 }  // namespace
 

@@ -212,6 +212,11 @@ Tensor Tensor::index(const std::vector<TensorIndex>& indices) const {
 Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor& values_in,
                            bool accumulate) {
   check_defined("index_put_", values_in, "values");
+  // (said here: the writes below go through views of self, whose own refusal would name them)
+  if (GradMode::is_enabled() && is_leaf() && requires_grad())
+    fail(
+        "index_put_: a leaf tensor that requires grad cannot be modified in place (use NoGradGuard, or "
+        "detach())");
   Indexed ix = apply_basic_indices("index_put_", *this, indices);
   Tensor& target = ix.view;
   // As in PyTorch, leading size-1 dims beyond the target's may be dropped: x[0] = ones({1, 4}).
@@ -240,6 +245,14 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& indices, const Tensor
   index_view[0] = a.flat_index.numel();
   Tensor positions = a.flat_index.view(index_view).expand(v.shape());
   Tensor flat = indexed_dims_first(target, a);
+  if (flat.impl()->storage == target.impl()->storage) {  // a view of self: scatter in place, O(indices)
+    if (accumulate) {
+      flat.scatter_add_(0, positions, v);
+    } else {
+      flat.scatter_(0, positions, v);
+    }
+    return *this;
+  }
   Tensor written =
       accumulate ? ember::scatter_add(flat, 0, positions, v) : ember::scatter(flat, 0, positions, v);
   Shape unflattened = concat(a.indexed_sizes, a.rest_sizes);

@@ -150,8 +150,10 @@ TEST(TensorIndex, Errors) {
   EMBER_EXPECT_THROW_MSG(x.clone().index_put_({I({0}, {1})}, ones({2})),
                          "index_put_: values of shape [2] cannot be broadcast to the indexed shape [1,3,4]");
   Tensor leaf = X(true);  // itself a view (of arange's result) that is a leaf, as in PyTorch
-  EMBER_EXPECT_THROW_MSG(leaf.index_put_({0}, 1.0), "copy_: a view of a leaf tensor that requires grad");
-  EMBER_EXPECT_THROW_MSG(leaf.index_put_({I({0}, {1})}, 1.0), "copy_: a leaf tensor that requires grad");
+  EMBER_EXPECT_THROW_MSG(leaf.index_put_({0}, 1.0), "index_put_: a leaf tensor that requires grad");
+  EMBER_EXPECT_THROW_MSG(leaf.index_put_({I({0}, {1})}, 1.0), "index_put_: a leaf tensor that requires grad");
+  EMBER_EXPECT_THROW_MSG(leaf.select(0, 0).index_put_({I({0}, {1})}, 1.0),
+                         "scatter_: a view of a leaf tensor that requires grad");
 }
 
 TEST(TensorIndex, CudaMatchesCpu) {
