@@ -229,6 +229,68 @@ print(best * 1e3)
   }
 }
 
+// ---- 5. double backward ----
+// WGAN-GP's gradient penalty on a small conv critic: d critic / d input with create_graph, then
+// backward through it to the weights. Beside it the plain forward + backward of the same critic,
+// to show what the second pass costs; PyTorch runs both on the same thread count.
+void bench_double_backward(const std::string& python) {
+  std::printf("\n== 5. double backward: WGAN-GP gradient penalty, conv critic on x [32,3,32,32] ==\n");
+  Tensor w1 = (randn({64, 3, 4, 4}) * 0.1).requires_grad_(),
+         w2 = (randn({128, 64, 4, 4}) * 0.05).requires_grad_();
+  Tensor w3 = (randn({1, 128 * 8 * 8}) * 0.01).requires_grad_();
+  Tensor x = randn({32, 3, 32, 32}).requires_grad_();
+  auto critic = [&](const Tensor& in) {
+    Tensor h = leaky_relu(conv2d(in, w1, {}, {2, 2}, {1, 1}), 0.2);
+    h = leaky_relu(conv2d(h, w2, {}, {2, 2}, {1, 1}), 0.2);
+    return linear(h.flatten(1), w3);
+  };
+  auto plain = [&] { critic(x).sum().backward(); };
+  auto penalty = [&] {
+    Tensor gx = autograd::grad({critic(x).sum()}, {x}, {}, {}, /*create_graph=*/true)[0];
+    square(sqrt(square(gx.flatten(1)).sum({1})) - 1.0).mean().backward();
+  };
+  const double t_plain = best_per_call(plain, 1, 5), t_penalty = best_per_call(penalty, 1, 5);
+  std::printf("%-40s %9.1f ms\n", "ember critic forward + backward", t_plain * 1e3);
+  std::printf("%-40s %9.1f ms  (%.2fx the plain step)\n", "ember gradient-penalty step", t_penalty * 1e3,
+              t_penalty / t_plain);
+  if (python.empty()) {
+    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
+    return;
+  }
+  auto py = run_python_output(python, fmt::format(R"(
+import time, torch
+import torch.nn.functional as F
+torch.set_num_threads({})
+w1 = (torch.randn(64, 3, 4, 4) * 0.1).requires_grad_(); w2 = (torch.randn(128, 64, 4, 4) * 0.05).requires_grad_()
+w3 = (torch.randn(1, 128 * 8 * 8) * 0.01).requires_grad_(); x = torch.randn(32, 3, 32, 32, requires_grad=True)
+def critic(i):
+    h = F.leaky_relu(F.conv2d(i, w1, stride=2, padding=1), 0.2)
+    h = F.leaky_relu(F.conv2d(h, w2, stride=2, padding=1), 0.2)
+    return F.linear(h.flatten(1), w3)
+def plain():
+    critic(x).sum().backward()
+def penalty():
+    gx, = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    ((gx.flatten(1).norm(2, dim=1) - 1) ** 2).mean().backward()
+def best(f):
+    f(); b = 1e30
+    for _ in range(5):
+        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+    return b * 1e3
+print(best(plain), best(penalty))
+)",
+                                                  get_num_threads()));
+  double torch_plain = 0, torch_penalty = 0;
+  if (py && std::sscanf(py->c_str(), "%lf %lf", &torch_plain, &torch_penalty) == 2) {
+    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch critic forward + backward",
+                torch_plain, t_plain * 1e3 / torch_plain);
+    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch gradient-penalty step",
+                torch_penalty, t_penalty * 1e3 / torch_penalty);
+  } else {
+    std::printf("%-40s %s\n", "PyTorch", "failed to run");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -248,6 +310,7 @@ int main(int argc, char** argv) {
   bench_overhead(python);
   bench_elementwise();
   bench_conv(python);
+  bench_double_backward(python);
   std::printf("\ntotal %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   return 0;
 }
