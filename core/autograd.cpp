@@ -267,7 +267,7 @@ SavedTensor::SavedTensor(const Tensor& t) {
   if (!t.defined()) return;
   tensor_ = t.detach();
   version_ = t.impl()->storage->version.load();
-  if (GradMode::is_enabled() && t.requires_grad()) edge_ = gradient_edge(t);
+  if (t.requires_grad()) edge_ = gradient_edge(t);
 }
 
 SavedTensor SavedTensor::output(const Tensor& t, uint32_t output_nr) {
@@ -298,7 +298,11 @@ Tensor SavedTensor::unpack(std::string_view op) const {
 // ---- custom functions ----
 void AutogradContext::save_for_backward(const std::vector<Tensor>& tensors) {
   saved_.clear();
-  for (const Tensor& t : tensors) saved_.emplace_back(t);
+  saved_sources_.clear();
+  for (const Tensor& t : tensors) {
+    saved_.emplace_back(t);
+    saved_sources_.push_back(t.defined() ? t.impl() : nullptr);
+  }
 }
 std::vector<Tensor> AutogradContext::get_saved_variables() const {
   std::vector<Tensor> out;
@@ -330,14 +334,8 @@ class CustomNode final : public Node {
           NoGradGuard no_grad;
           grad_outputs[i] = zeros(outputs_[i].shape, outputs_[i].options);
         }
-    // A custom backward runs unrecorded even with create_graph: what it saved from forward has
-    // lost which outputs it was, so its gradients are marked as not differentiable instead.
-    const bool recording = GradMode::is_enabled();
-    std::vector<Edge> depends_on = recording ? gradient_inputs(*this, grad_outputs) : std::vector<Edge>{};
-    std::vector<Tensor> grads = [&] {
-      NoGradGuard no_grad;
-      return fn_(ctx_.get(), std::move(grad_outputs));
-    }();
+    // (with create_graph it runs recorded, as in PyTorch)
+    std::vector<Tensor> grads = fn_(ctx_.get(), std::move(grad_outputs));
     if (grads.size() != arg_is_tensor_.size())
       fail("{}: backward returned {} gradients but forward took {} arguments", name(), grads.size(),
            arg_is_tensor_.size());
@@ -352,13 +350,13 @@ class CustomNode final : public Node {
                               ? in_dtype_of_input(grads[i], dtypes_[k])
                               : Tensor());
     }
-    if (recording) mark_not_differentiable(name(), per_input, std::move(depends_on));
     return per_input;
   }
   void release_saved() override {
     fn_ = nullptr;
     ctx_->saved_.clear();
   }
+  AutogradContext& context() { return *ctx_; }
   struct OutputInfo {
     bool defined = false;
     Shape shape;
@@ -408,7 +406,15 @@ void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& 
         break;
       }
     custom.outputs_[i] = {true, out.shape(), out.options()};
-    if (out.is_floating_point()) set_history(out, node, static_cast<uint32_t>(i));  // others: no gradient
+    if (!out.is_floating_point()) continue;  // no gradient
+    // A tensor forward saved that is this output unpacks (with create_graph) as this node's output.
+    AutogradContext& ctx = custom.context();
+    for (size_t k = 0; k < ctx.saved_.size(); ++k)
+      if (ctx.saved_sources_[k] == out.impl()) {
+        ctx.saved_[k].is_output_ = true;
+        ctx.saved_[k].output_nr_ = static_cast<uint32_t>(i);
+      }
+    set_history(out, node, static_cast<uint32_t>(i));
   }
 }
 }  // namespace detail

@@ -34,7 +34,7 @@ struct TensorImpl {
   int64_t numel = 0;
   bool contiguous = true;
   // A view shares storage with the tensor it was derived from; view_base is the root of that chain
-  // (never itself a view), which an in-place op on the view modifies too (ops/view_history.cpp).
+  // (never itself a view), which an in-place op on the view modifies too (ops/inplace.cpp).
   std::shared_ptr<TensorImpl> view_base;
   uint64_t history_version = 0;            // views: the storage's history_version when taken (see storage.h)
   std::unique_ptr<AutogradMeta> autograd;  // allocated on first use
@@ -67,7 +67,7 @@ Tensor empty_tensor(const Shape& shape, DType dtype, Device device);
 // A view of `base` (same storage) with new geometry. Not recorded on the graph.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
 
-// ---- views and in-place ops under autograd (ops/view_history.cpp) ----
+// ---- views and in-place ops under autograd (ops/inplace.cpp) ----
 // Moves a view whose base has since been given a new history by a recorded in-place op onto that
 // history, as PyTorch does: the view becomes "this region of the base as it is now".
 void rebase_view_history(const Tensor& view);

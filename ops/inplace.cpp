@@ -43,6 +43,40 @@ Scratch scratch_for(const Geometry& base, const Geometry& view, const TensorOpti
 
 bool has_elements(const Geometry& g) { return shape_numel(g.shape) > 0; }
 
+// The two maps between a base and a view's region of it (a view without repeated elements):
+// region_of(t), the view's elements of t (shaped like the base), and base_from_region(r), zeros
+// shaped like the base with r in the view's elements. They are linear and adjoint, so each is
+// recorded (create_graph) with the other as its gradient: copy_slices and as_strided, built from
+// them, then differentiate to any order.
+Tensor base_from_region(const Tensor& region, const Geometry& view, const Geometry& base);
+
+Tensor region_of(const Tensor& t, const Geometry& view, const Geometry& base) {
+  Scratch s = scratch_for(base, view, t.options(), /*zeroed=*/false);
+  copy_into(s.base, t);
+  Tensor out = empty(view.shape, t.options());
+  copy_into(out, s.region);
+  if (autograd::any_requires_grad({t})) {
+    autograd::record(
+        "view_region", {t}, out,
+        [view, base](const BackwardArgs& a) { return Grads{base_from_region(a.grad(), view, base)}; },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+
+Tensor base_from_region(const Tensor& region, const Geometry& view, const Geometry& base) {
+  Scratch s = scratch_for(base, view, region.options(), /*zeroed=*/true);
+  copy_into(s.region, region);
+  Tensor out = s.base.detach();  // (not a view of the scratch buffer: nothing else holds that)
+  if (autograd::any_requires_grad({region})) {
+    autograd::record(
+        "view_region_backward", {region}, out,
+        [view, base](const BackwardArgs& a) { return Grads{region_of(a.grad(), view, base)}; },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+
 // The base's gradient from its view's: zero outside the region. An expanded view reads one element
 // several times, so there the gradient is the sum over the copies.
 Tensor view_grad_to_base(const Tensor& grad, Geometry view, const Geometry& base) {
@@ -53,9 +87,7 @@ Tensor view_grad_to_base(const Tensor& grad, Geometry view, const Geometry& base
       expanded.push_back(static_cast<int64_t>(d));
       view.shape[d] = 1;
     }
-  Scratch s = scratch_for(base, view, grad.options(), /*zeroed=*/true);
-  s.region.copy_(expanded.empty() ? grad : grad.sum(expanded, /*keepdim=*/true));
-  return s.base;
+  return base_from_region(expanded.empty() ? grad : grad.sum(expanded, /*keepdim=*/true), view, base);
 }
 
 // Gives `to` the history of `from`: its grad_fn and output slot, and whether it requires grad.
@@ -108,17 +140,22 @@ Tensor& inplace_on_view(Tensor& self, const char* name,
   Tensor result = out_of_place(snapshot_with_history(self));
   write_result(self, result, name);
   if (!base.requires_grad() && !result.requires_grad()) return self;
-  autograd::record("copy_slices", {base, result}, base,
-                   [base_at = geometry_of(base), view_at = geometry_of(self)](const BackwardArgs& a) {
-                     if (!has_elements(base_at))
-                       return Grads{zeros(base_at.shape, a.grad().options()), Tensor()};
-                     Scratch s = scratch_for(base_at, view_at, a.grad().options(), /*zeroed=*/false);
-                     s.base.copy_(a.grad());
-                     Tensor to_result = a.needs(1) ? s.region.clone() : Tensor();
-                     if (!a.needs(0)) return Grads{Tensor(), to_result};
-                     s.region.zero_();  // overwritten by the op: no gradient to the old value there
-                     return Grads{s.base, to_result};
-                   });
+  autograd::record(
+      "copy_slices", {base, result}, base,
+      [base_at = geometry_of(base), view_at = geometry_of(self)](const BackwardArgs& a) {
+        if (!has_elements(base_at)) return Grads{zeros(base_at.shape, a.grad().options()), Tensor()};
+        if (GradMode::is_enabled()) {  // create_graph: the same, in recorded maps
+          Tensor to_result = region_of(a.grad(), view_at, base_at);
+          return Grads{a.grad() - base_from_region(to_result, view_at, base_at), to_result};
+        }
+        Scratch s = scratch_for(base_at, view_at, a.grad().options(), /*zeroed=*/false);
+        s.base.copy_(a.grad());
+        Tensor to_result = a.needs(1) ? s.region.clone() : Tensor();
+        if (!a.needs(0)) return Grads{Tensor(), to_result};
+        s.region.zero_();  // overwritten by the op: no gradient to the old value there
+        return Grads{s.base, to_result};
+      },
+      autograd::DoubleBackward::supported);
   keep_retaining_grad(base);
   bump_history(self);
   rebase_view_history(self);
@@ -136,10 +173,12 @@ void rebase_view_history(const Tensor& view) {
   Tensor base(impl.view_base);
   if (base.requires_grad()) {
     Tensor out = view;
-    autograd::record("as_strided", {base}, out,
-                     [base_at = geometry_of(base), view_at = geometry_of(view)](const BackwardArgs& a) {
-                       return Grads{view_grad_to_base(a.grad(), view_at, base_at)};
-                     });
+    autograd::record(
+        "as_strided", {base}, out,
+        [base_at = geometry_of(base), view_at = geometry_of(view)](const BackwardArgs& a) {
+          return Grads{view_grad_to_base(a.grad(), view_at, base_at)};
+        },
+        autograd::DoubleBackward::supported);
     keep_retaining_grad(view);
   } else if (impl.autograd && impl.autograd->grad_fn) {
     // The base no longer requires grad (an in-place fill, say), so its region does not either.

@@ -117,6 +117,13 @@ TEST(DoubleBackward, OpsWithoutOneSayWhichWhenDifferentiatedAgain) {
   ASSERT_TRUE(g.requires_grad());
   EMBER_EXPECT_THROW_MSG(autograd::grad({g.sum()}, {x}), "prod: double backward is not implemented");
 
+  // Without create_graph nothing changes: the gradient has no history at all.
+  EXPECT_FALSE(autograd::grad({prod(x, 0, false)}, {x})[0].requires_grad());
+}
+
+// As in PyTorch, a custom Function's backward runs recorded under create_graph, with what forward
+// saved (inputs and its own outputs) carrying their history.
+TEST(DoubleBackward, CustomFunctions) {
   struct Cube : autograd::Function<Cube> {
     static Tensor forward(autograd::AutogradContext* ctx, const Tensor& v) {
       ctx->save_for_backward({v});
@@ -127,11 +134,24 @@ TEST(DoubleBackward, OpsWithoutOneSayWhichWhenDifferentiatedAgain) {
       return {grads[0] * 3.0 * v * v};
     }
   };
+  struct Exp : autograd::Function<Exp> {  // saves its output
+    static Tensor forward(autograd::AutogradContext* ctx, const Tensor& v) {
+      Tensor y = exp(v);
+      ctx->save_for_backward({y});
+      return y;
+    }
+    static std::vector<Tensor> backward(autograd::AutogradContext* ctx, std::vector<Tensor> grads) {
+      return {grads[0] * ctx->get_saved_variables()[0]};
+    }
+  };
+  Tensor x = T({0.5, 2.0, -1.5}, {3});
   Tensor c = autograd::grad({Cube::apply(x).sum()}, {x}, {}, {}, true)[0];
   expect_values(c, {0.75, 12.0, 6.75});
-  EMBER_EXPECT_THROW_MSG(c.sum().backward(), "double backward is not implemented");
-  // Without create_graph nothing changes: the gradient has no history at all.
-  EXPECT_FALSE(autograd::grad({prod(x, 0, false)}, {x})[0].requires_grad());
+  expect_values(autograd::grad({c.sum()}, {x})[0], {3.0, 12.0, -9.0});  // 6x
+  Tensor e = autograd::grad({Exp::apply(x).sum()}, {x}, {}, {}, true)[0];
+  expect_values(autograd::grad({e.sum()}, {x})[0], {std::exp(0.5), std::exp(2.0), std::exp(-1.5)});
+  EXPECT_TRUE(passes_gradgradcheck(
+      [](const std::vector<Tensor>& in) { return Exp::apply(Cube::apply(in[0])); }, {R({4}, -1, 1, 21)}));
 }
 
 // create_graph keeps the graph by default (retain_graph follows it), as in PyTorch.

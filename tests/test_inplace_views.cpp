@@ -96,6 +96,18 @@ TEST(InplaceViews, FillClampAndMaskedFillOnViews) {
   EXPECT_EQ(values(z.grad()), (std::vector<double>{0, 2, 3, 4, 0, 0}));
 }
 
+// An expanded view taken before a write reads the base's new value: its gradient sums over the copies.
+TEST(InplaceViews, GradgradcheckThroughAnExpandedStaleView) {
+  auto fn = [](const std::vector<Tensor>& in) {
+    Tensor a = in[0] * 1.0;
+    Tensor e = a.select(0, 0).unsqueeze(0).expand({3, 3});  // stale after the write below
+    a.select(0, 0).mul_(in[0].select(0, 1));
+    return (e * e * e).sum() + a.sum();
+  };
+  EXPECT_TRUE(passes_gradcheck(fn, {R({2, 3}, -1, 1, 31)}));
+  EXPECT_TRUE(passes_gradgradcheck(fn, {R({2, 3}, -1, 1, 31)}));
+}
+
 TEST(InplaceViews, GradcheckThroughSeveralWrites) {
   auto fn = [](const std::vector<Tensor>& in) {
     Tensor a = in[0] * 1.0;
@@ -108,6 +120,7 @@ TEST(InplaceViews, GradcheckThroughSeveralWrites) {
   Tensor x = T({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor y = T({2, -1, 0.5, 3}, {2, 2});
   EXPECT_TRUE(passes_gradcheck(fn, {x, y}));
+  EXPECT_TRUE(passes_gradgradcheck(fn, {x, y}));  // copy_slices and as_strided have a double backward
   fn({x, y}).backward();
   EXPECT_EQ(values(x.grad()), (std::vector<double>{8, 4, 24, 4.5, 105, 68}));
   EXPECT_EQ(values(y.grad()), (std::vector<double>{116, -8, 148, 175}));

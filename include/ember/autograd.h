@@ -121,12 +121,17 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 // the inputs that can be differentiated again: Hessian-vector products, gradient penalties.
 // Double backward is implemented for elementwise math, views, reductions, matmul/linear, conv2d,
 // pooling, norms, softmax, indexing and the standard losses (docs/internals.md lists them); a
-// gradient that came through any other op (prod, cumprod, the paper losses' fused kernels, custom
-// Functions, ...) carries a node that throws "<op>: double backward is not implemented" if it is
-// differentiated again.
+// gradient that came through any other op (prod, cumprod, the paper losses' fused kernels, ...)
+// carries a node that throws "<op>: double backward is not implemented" if it is differentiated
+// again. Custom Functions' backward runs recorded, as in PyTorch.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
                          bool create_graph = false, bool allow_unused = false);
+
+namespace detail {
+void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& outputs,
+                        const std::vector<Tensor>& inputs);
+}
 
 // A tensor kept for backward. Remembers the storage version at save time so that an in-place
 // change before backward is reported instead of silently giving a wrong gradient.
@@ -145,6 +150,10 @@ class SavedTensor {
   bool defined() const { return tensor_.defined(); }
 
  private:
+  // (a custom function's forward saves its outputs before they have a node: marked afterwards)
+  friend void detail::set_custom_outputs(const std::shared_ptr<Node>&, std::vector<Tensor>&,
+                                         const std::vector<Tensor>&);
+
   Tensor tensor_;  // detached: saving never creates a reference cycle through grad_fn
   uint64_t version_ = 0;
   Edge edge_;  // where the original's gradient went (an input's history is upstream: no cycle)
@@ -166,7 +175,9 @@ class SavedTensor {
 //   Tensor y = Square::apply(x);
 //
 // forward runs with grad recording off. backward returns one entry per forward argument after
-// ctx (undefined for non-tensor arguments or inputs that need no gradient). As in LibTorch, an
+// ctx (undefined for non-tensor arguments or inputs that need no gradient). As in PyTorch, backward
+// runs recorded in a backward pass with create_graph, with the saved tensors (inputs and outputs)
+// carrying their history: written in ember ops, it is differentiable again. As in LibTorch, an
 // output that received no gradient reaches backward as zeros of its shape (set_materialize_grads
 // (false) passes it undefined instead), only floating outputs require grad, and an input that
 // forward returns as it is comes back as a new view of it, so the input itself stays what it was
@@ -183,6 +194,7 @@ class AutogradContext {
   std::string name_;
   std::vector<bool> needs_input_grad_;
   std::vector<SavedTensor> saved_;
+  std::vector<const void*> saved_sources_;  // the TensorImpl of each saved tensor (identity only)
   bool materialize_grads_ = true;
 };
 
