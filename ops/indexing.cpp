@@ -166,27 +166,17 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor index_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& g) {
   Tensor out = zeros(shape, g.options());
   if (g.numel() > 0) index_add_stub(g.device(), out, dim, index, g.contiguous());
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        "index_select_backward", {g}, out,
-        [dim, si = SavedTensor(index)](const BackwardArgs& a) {
-          return Grads{index_select(a.grad(), dim, si.unpack("index_select_backward"))};
-        },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear("index_select_backward", g, out, [dim, si = SavedTensor(index)](const Tensor& u) {
+    return index_select(u, dim, si.unpack("index_select_backward"));
+  });
   return out;
 }
 Tensor scatter_add_into_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& g) {
   Tensor out = zeros(shape, g.options());
   if (index.numel() > 0) scatter_stub(out.device(), ScatterMode::add, out, dim, index, g);
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        "gather_backward", {g}, out,
-        [dim, si = SavedTensor(index)](const BackwardArgs& a) {
-          return Grads{gather(a.grad(), dim, si.unpack("gather_backward"))};
-        },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear("gather_backward", g, out, [dim, si = SavedTensor(index)](const Tensor& u) {
+    return gather(u, dim, si.unpack("gather_backward"));
+  });
   return out;
 }
 

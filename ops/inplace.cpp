@@ -55,12 +55,8 @@ Tensor region_of(const Tensor& t, const Geometry& view, const Geometry& base) {
   copy_into(s.base, t);
   Tensor out = empty(view.shape, t.options());
   copy_into(out, s.region);
-  if (autograd::any_requires_grad({t})) {
-    autograd::record(
-        "view_region", {t}, out,
-        [view, base](const BackwardArgs& a) { return Grads{base_from_region(a.grad(), view, base)}; },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear("view_region", t, out,
+                [view, base](const Tensor& u) { return base_from_region(u, view, base); });
   return out;
 }
 
@@ -68,12 +64,8 @@ Tensor base_from_region(const Tensor& region, const Geometry& view, const Geomet
   Scratch s = scratch_for(base, view, region.options(), /*zeroed=*/true);
   copy_into(s.region, region);
   Tensor out = s.base.detach();  // (not a view of the scratch buffer: nothing else holds that)
-  if (autograd::any_requires_grad({region})) {
-    autograd::record(
-        "view_region_backward", {region}, out,
-        [view, base](const BackwardArgs& a) { return Grads{region_of(a.grad(), view, base)}; },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear("view_region_backward", region, out,
+                [view, base](const Tensor& u) { return region_of(u, view, base); });
   return out;
 }
 

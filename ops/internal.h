@@ -15,19 +15,27 @@ namespace ember {
 // may differ.
 void copy_into(const Tensor& dst, const Tensor& src);
 
+// Records out = L(x) for a map L linear in x (a backward formula, typically) whose gradient is
+// its adjoint, `adjoint(grad)`. When the adjoint is itself recorded this way with L as its
+// gradient, the pair differentiates to any order (create_graph): gather and scatter-add, a view and
+// the zeros around it, cumsum and its reverse, a pool and its backward.
+template <class Adjoint>
+void record_linear(const char* name, const Tensor& x, Tensor& out, Adjoint adjoint) {
+  if (autograd::any_requires_grad({x})) {
+    autograd::record(
+        name, {x}, out,
+        [adjoint](const autograd::BackwardArgs& a) { return std::vector<Tensor>{adjoint(a.grad())}; },
+        autograd::DoubleBackward::supported);
+  }
+}
+
 // Zeros of `shape` with `g` written into the part `region(zeros)` (a view: a slice, a select, a
-// window): the gradient of a view that covers part of its base. Recorded, with the same region of
-// the incoming gradient as its own gradient, so that it can be differentiated again.
+// window): the gradient of a view that covers part of its base; its own gradient is that region.
 template <class Region>
 Tensor embed_in_zeros(const char* name, const Shape& shape, const Tensor& g, Region region) {
   Tensor full = zeros(shape, g.options());
   copy_into(region(full), g);
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        name, {g}, full,
-        [region](const autograd::BackwardArgs& a) { return std::vector<Tensor>{region(a.grad())}; },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear(name, g, full, region);
   return full;
 }
 // Whether writing dst element by element could change src before all of src is read: they share

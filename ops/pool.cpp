@@ -68,16 +68,17 @@ Pool2dParams pool_params(const char* op, const Tensor& x, std::array<int64_t, 2>
   return p;
 }
 
-// An average pool's backward is linear in the gradient, and its adjoint is the pool itself: under
-// create_graph it is recorded with `pool` as its own gradient, so pooling differentiates to any order.
-template <class RawBackward, class Pool>
-Tensor avg_pool_input_grad(const char* name, const Tensor& g, RawBackward raw_backward, Pool pool) {
-  Tensor dx = raw_backward(g);
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        name, {g}, dx, [pool](const BackwardArgs& a) { return Grads{pool(a.grad())}; },
-        autograd::DoubleBackward::supported);
-  }
+// An average pool's backward, `kernel(dx, g)` on [P, H, W] planes. It is linear in the gradient and
+// its adjoint is the pool itself, with which it is recorded (create_graph): pooling differentiates
+// to any order.
+template <class Kernel, class Pool>
+Tensor avg_pool_backward(const char* name, const Tensor& grad, const Shape& plane_shape, const Shape& x_shape,
+                         Kernel kernel, Pool pool) {
+  Tensor g = contiguous_raw(grad);
+  g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
+  Tensor dx = empty_tensor(x_shape, g.dtype(), g.device());
+  if (dx.numel() > 0) kernel(dx.view(plane_shape), g);
+  record_linear(name, grad, dx, pool);
   return dx;
 }
 
@@ -132,16 +133,10 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
     autograd::record(
         "avg_pool2d", {x}, out,
         [p, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
-          auto raw = [&](const Tensor& grad) {
-            Tensor g = contiguous_raw(grad);
-            g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
-            Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
-            if (dx.numel() > 0) avg_pool2d_backward_stub(g.device(), dx, g, p);
-            return dx.view(x_shape);
-          };
-          return Grads{avg_pool_input_grad("avg_pool2d_backward", a.grad(), raw, [p](const Tensor& u) {
-            return avg_pool2d(u, p.kernel, p.stride, p.padding);
-          })};
+          return Grads{avg_pool_backward(
+              "avg_pool2d_backward", a.grad(), plane_shape, x_shape,
+              [p](const Tensor& dx, const Tensor& g) { avg_pool2d_backward_stub(g.device(), dx, g, p); },
+              [p](const Tensor& u) { return avg_pool2d(u, p.kernel, p.stride, p.padding); })};
         },
         autograd::DoubleBackward::supported);
   }
@@ -165,15 +160,9 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
     autograd::record(
         "adaptive_avg_pool2d", {x}, out,
         [output_size, plane_shape = in.planes.shape(), x_shape = x.shape()](const BackwardArgs& a) {
-          auto raw = [&](const Tensor& grad) {
-            Tensor g = contiguous_raw(grad);
-            g = g.view({plane_shape[0], g.size(-2), g.size(-1)});
-            Tensor dx = empty_tensor(plane_shape, g.dtype(), g.device());
-            if (dx.numel() > 0) adaptive_avg_pool2d_backward_stub(g.device(), dx, g);
-            return dx.view(x_shape);
-          };
-          return Grads{avg_pool_input_grad(
-              "adaptive_avg_pool2d_backward", a.grad(), raw,
+          return Grads{avg_pool_backward(
+              "adaptive_avg_pool2d_backward", a.grad(), plane_shape, x_shape,
+              [](const Tensor& dx, const Tensor& g) { adaptive_avg_pool2d_backward_stub(g.device(), dx, g); },
               [output_size](const Tensor& u) { return adaptive_avg_pool2d(u, output_size); })};
         },
         autograd::DoubleBackward::supported);

@@ -29,11 +29,7 @@ namespace {
 // are adjoint, so under create_graph each is recorded with the other as its gradient.
 Tensor reverse_cumsum(const Tensor& g, int64_t d) {
   Tensor out = scan_raw(ScanOp::sum, g, d, /*reverse=*/true);
-  if (autograd::any_requires_grad({g})) {
-    autograd::record(
-        "cumsum_backward", {g}, out, [d](const BackwardArgs& a) { return Grads{cumsum(a.grad(), d)}; },
-        autograd::DoubleBackward::supported);
-  }
+  record_linear("cumsum_backward", g, out, [d](const Tensor& u) { return cumsum(u, d); });
   return out;
 }
 }  // namespace
