@@ -200,5 +200,23 @@ TEST(DoubleBackward, GradgradcheckThroughLayers) {
                                         R({4, 2}, -1, 1, 4), R({2}, -1, 1, 5, false)}));
 }
 
+// MAML's inner step: a small CNN's weights after one SGD step on a cross-entropy loss, taken with
+// create_graph, then the loss at the adapted weights, differentiated back to the original ones.
+TEST(DoubleBackward, GradgradcheckThroughAMamlStepOnACnn) {
+  auto loss_at = [](const Tensor& x, const Tensor& w, const Tensor& v, const Tensor& labels) {
+    Tensor h = relu(conv2d(x, w, {}, {1, 1}, {1, 1}));
+    h = max_pool2d(h, {2, 2}).flatten(1);
+    return losses::cross_entropy(matmul(h, v), labels);
+  };
+  Tensor x = R({2, 1, 4, 4}, -1, 1, 41, false);
+  Tensor labels = I({1, 0}, {2});
+  auto fn = [&](const std::vector<Tensor>& in) {
+    AutoGradMode recording(true);  // (gradcheck evaluates fn under NoGradGuard for its differences)
+    std::vector<Tensor> g = autograd::grad({loss_at(x, in[0], in[1], labels)}, {in[0], in[1]}, {}, {}, true);
+    return loss_at(x * 0.5, in[0] - g[0] * 0.3, in[1] - g[1] * 0.3, labels);
+  };
+  EXPECT_TRUE(passes_gradcheck(fn, {R({2, 1, 3, 3}, -1, 1, 42), R({8, 3}, -1, 1, 43)}));
+}
+
 }  // namespace
 }  // namespace ember::testing
