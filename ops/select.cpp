@@ -74,13 +74,18 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
   if (out.numel() > 0) gather_stub(x.device(), out, source, 0, index);
   if (autograd::any_requires_grad({source})) {
     const int64_t n = source.numel();
-    autograd::record("masked_select", {source}, out, [n, si = SavedTensor(index)](const BackwardArgs& a) {
-      Tensor idx = si.unpack("masked_select");
-      Tensor g = zeros({n}, a.grad().options());
-      // distinct indices, so add is exact; on CUDA it is the parallel (atomic) scatter
-      if (idx.numel() > 0) scatter_stub(g.device(), ScatterMode::add, g, 0, idx, a.grad());
-      return Grads{g};
-    });
+    autograd::record(
+        "masked_select", {source}, out,
+        [n, si = SavedTensor(index)](const BackwardArgs& a) {
+          Tensor idx = si.unpack("masked_select");
+          Tensor g = zeros({n}, a.grad().options());
+          if (GradMode::is_enabled())
+            return Grads{scatter_add(g, 0, idx, a.grad())};  // create_graph: recorded
+          // distinct indices, so add is exact; on CUDA it is the parallel (atomic) scatter
+          if (idx.numel() > 0) scatter_stub(g.device(), ScatterMode::add, g, 0, idx, a.grad());
+          return Grads{g};
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }
