@@ -158,6 +158,43 @@ class RunningNode {
 Tensor in_dtype_of_input(const Tensor& grad, DType input_dtype) {
   return grad.dtype() == input_dtype || !is_floating(input_dtype) ? grad : grad.to(input_dtype);
 }
+class NotDifferentiable final : public Node {
+ public:
+  explicit NotDifferentiable(std::string op) : op_(std::move(op)) {}
+  std::string name() const override { return op_ + " (no double backward)"; }
+  std::vector<Tensor> apply(std::vector<Tensor>&&) override {
+    fail(
+        "{}: double backward is not implemented: a gradient computed through {} with create_graph = "
+        "true was differentiated again",
+        op_, op_);
+  }
+
+ private:
+  std::string op_;
+};
+
+// The gradients `grads` of `node`, whose formula is not differentiable, computed while a backward
+// pass is recorded: each becomes an output of a NotDifferentiable node, which throws if a later
+// backward reaches it instead of silently treating it as a constant. Its edges are what the
+// gradients depend on (the node's inputs and incoming gradients), so that a backward towards any of
+// those finds it.
+void mark_not_differentiable(const Node& node, std::vector<Tensor>& grads,
+                             const std::vector<Tensor>& grad_outputs) {
+  std::shared_ptr<Node> marker;
+  for (Tensor& g : grads) {
+    if (!g.defined() || !is_floating(g.dtype())) continue;
+    if (!marker) {
+      std::vector<Edge> depends_on = node.next_edges();
+      for (const Tensor& go : grad_outputs)
+        if (go.defined() && go.requires_grad()) depends_on.push_back(gradient_edge(go));
+      marker = std::make_shared<NotDifferentiable>(node.name());
+      marker->set_next_edges(std::move(depends_on));
+    }
+    g = g.detach();  // a new handle: the formula may have returned a tensor someone else holds
+    set_history(g, marker);
+  }
+}
+
 }  // namespace
 
 std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
@@ -189,47 +226,8 @@ std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
       grads[i] = in_dtype_of_input(grads[i], input_dtypes_[i]);
     }
   }
-  if (recording && twice_ == DoubleBackward::unsupported)
-    mark_not_differentiable(name_, grads, gradient_inputs(*this, grad_outputs));
+  if (recording && twice_ == DoubleBackward::unsupported) mark_not_differentiable(*this, grads, grad_outputs);
   return grads;
-}
-
-std::vector<Edge> gradient_inputs(const Node& node, const std::vector<Tensor>& grad_outputs) {
-  std::vector<Edge> edges = node.next_edges();
-  for (const Tensor& g : grad_outputs)
-    if (g.defined() && g.requires_grad()) edges.push_back(gradient_edge(g));
-  return edges;
-}
-
-namespace {
-class NotDifferentiable final : public Node {
- public:
-  explicit NotDifferentiable(std::string op) : op_(std::move(op)) {}
-  std::string name() const override { return op_ + " (no double backward)"; }
-  std::vector<Tensor> apply(std::vector<Tensor>&&) override {
-    fail(
-        "{}: double backward is not implemented: a gradient computed through {} with create_graph = "
-        "true was differentiated again",
-        op_, op_);
-  }
-
- private:
-  std::string op_;
-};
-}  // namespace
-
-void mark_not_differentiable(const std::string& op, std::vector<Tensor>& grads,
-                             std::vector<Edge> depends_on) {
-  std::shared_ptr<Node> node;
-  for (Tensor& g : grads) {
-    if (!g.defined() || !is_floating(g.dtype())) continue;
-    if (!node) {
-      node = std::make_shared<NotDifferentiable>(op);
-      node->set_next_edges(std::move(depends_on));
-    }
-    g = g.detach();  // a new handle: the formula may have returned a tensor someone else holds
-    set_history(g, node);
-  }
 }
 
 void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& outputs,

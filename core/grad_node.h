@@ -65,14 +65,6 @@ inline void record(const char* name, const std::vector<Tensor>& inputs, Tensor& 
   record(name, inputs, std::vector<Tensor*>{&output}, std::move(fn), twice);
 }
 
-// The gradients of a node whose formula is not differentiable, computed while a backward pass is
-// recorded: each becomes an output of a node that throws "<op>: double backward is not
-// implemented" if a later backward reaches it, instead of silently treating it as a constant.
-// `depends_on` (the node's inputs and its incoming gradients) are its edges, so that a backward
-// towards any of those finds it.
-void mark_not_differentiable(const std::string& op, std::vector<Tensor>& grads, std::vector<Edge> depends_on);
-std::vector<Edge> gradient_inputs(const Node& node, const std::vector<Tensor>& grad_outputs);
-
 // Sums a broadcast gradient back down to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 

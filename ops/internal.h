@@ -29,6 +29,10 @@ void record_linear(const char* name, const Tensor& x, Tensor& out, Adjoint adjoi
   }
 }
 
+// The gradient of y = softmax(x) along dim, y (g - sum(g y)), in recorded ops: the backward of
+// softmax and masked_softmax when it is itself recorded (create_graph); their kernels compute it fused.
+Tensor softmax_grad_recorded(const Tensor& g, const Tensor& y, int64_t dim);
+
 // Zeros of `shape` with `g` written into the part `region(zeros)` (a view: a slice, a select, a
 // window): the gradient of a view that covers part of its base; its own gradient is that region.
 template <class Region>

@@ -61,7 +61,7 @@ Tensor masked_softmax(const Tensor& scores, double scale, bool causal, const Ten
         [op, scale, causal, sy = SavedTensor::output(out)](const BackwardArgs& a) {
           Tensor y = sy.unpack(op);
           // create_graph: the softmax gradient in recorded ops (masked positions have y = 0, so they get 0)
-          if (GradMode::is_enabled()) return Grads{y * (a.grad() - (a.grad() * y).sum({-1}, true)) * scale};
+          if (GradMode::is_enabled()) return Grads{softmax_grad_recorded(a.grad(), y, -1) * scale};
           Tensor g = packed(cast_raw(a.grad(), y.dtype()));
           Tensor grad_in = empty_tensor(y.shape(), y.dtype(), y.device());
           if (grad_in.numel() > 0) masked_softmax_backward_stub(y.device(), grad_in, g, y, scale, causal);

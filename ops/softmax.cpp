@@ -14,6 +14,10 @@ using autograd::BackwardArgs;
 using autograd::SavedTensor;
 using Grads = std::vector<Tensor>;
 
+Tensor softmax_grad_recorded(const Tensor& g, const Tensor& y, int64_t dim) {
+  return y * (g - (g * y).sum({dim}, true));
+}
+
 namespace {
 
 // The kernels walk lanes of a contiguous [outer, n, inner] block (ops/cpu/lanes.h); a strided
@@ -36,7 +40,7 @@ Tensor softmax_common(const char* name, const Tensor& x, int64_t dim, bool log) 
           Tensor y = sy.unpack(name);
           if (GradMode::is_enabled()) {  // create_graph: the same formulas, in differentiable ops
             const Tensor& g = a.grad();
-            return Grads{log ? g - exp(y) * g.sum({d}, true) : y * (g - (g * y).sum({d}, true))};
+            return Grads{log ? g - exp(y) * g.sum({d}, true) : softmax_grad_recorded(g, y, d)};
           }
           Tensor g = packed(cast_raw(a.grad(), y.dtype()));
           Tensor grad_in = empty_tensor(y.shape(), y.dtype(), y.device());

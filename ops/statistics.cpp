@@ -91,7 +91,11 @@ Tensor variance(const char* name, const Tensor& x, const Shape& dims, int64_t co
       // The saved centred values and result have no history; a recorded backward (create_graph)
       // recomputes them from x, which has.
       const bool recording = GradMode::is_enabled();
-      Tensor c = recording ? sx.unpack(name) - mean(sx.unpack(name), dims, true) : sc.unpack(name);
+      Tensor c = sc.unpack(name);
+      if (recording) {
+        Tensor xv = sx.unpack(name);
+        c = xv - mean(xv, dims, true);
+      }
       Tensor g = a.grad().reshape(kshape);
       if (!take_sqrt) return Grads{g * c * (2.0 / divisor)};
       Tensor s = recording ? sqrt(sum(square(c), dims, true) / divisor) : so.unpack(name).reshape(kshape);
