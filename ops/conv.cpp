@@ -146,7 +146,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int6
           const bool recording = GradMode::is_enabled();
           Tensor xv = (recording ? x_hist : sx).unpack("conv2d"),
                  wv = (recording ? w_hist : sw).unpack("conv2d");
-          const Tensor& g = a.grad();
+          // (packed once for both halves; a recorded pass keeps the gradient's own history)
+          const Tensor g = recording ? a.grad() : contiguous_raw(a.grad());
           return Grads{a.needs(0) ? conv2d_input_grad(g, wv, xv.shape(), p) : Tensor(),
                        a.needs(1) ? conv2d_weight_grad(xv, g, wv.shape(), p) : Tensor(),
                        a.needs(2) ? g.sum({0, 2, 3}) : Tensor()};

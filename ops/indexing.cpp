@@ -308,9 +308,9 @@ Tensor embedding(const Tensor& weight, const Tensor& indices_in, int64_t padding
         [=, sf = SavedTensor(flat)](const BackwardArgs& a) {
           Tensor idx = sf.unpack("embedding");
           Tensor g = a.grad().reshape({idx.numel(), width});
-          // The padding row is a fixed vector (e.g. zeros for padded tokens): it never learns.
-          const bool recording =
-              GradMode::is_enabled();  // create_graph: no in-place write on a recorded result
+          // The padding row is a fixed vector (e.g. zeros for padded tokens): it never learns. A
+          // recorded pass (create_graph) masks its rows of g rather than write into a recorded result.
+          const bool recording = GradMode::is_enabled();
           if (padding_idx >= 0 && recording)
             g = where((idx == static_cast<double>(padding_idx)).unsqueeze(1), 0.0, g);
           // Rows looked up several times accumulate every lookup's gradient.
