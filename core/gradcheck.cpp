@@ -1,5 +1,6 @@
 // Finite-difference gradient checking: compares the Jacobian that backward computes with
 // central differences (f(x + eps) - f(x - eps)) / 2 eps, element by element, in float64.
+#include <algorithm>
 #include <cmath>
 
 #include "core/tensor_impl.h"
@@ -87,6 +88,10 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 
 GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                               const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  // (checked here: v, added below, would otherwise be the only input that requires grad)
+  if (std::none_of(inputs.begin(), inputs.end(),
+                   [](const Tensor& t) { return t.defined() && t.requires_grad(); }))
+    fail("gradgradcheck: no input requires grad");
   Shape out_shape;
   DType out_dtype;
   Device out_device;

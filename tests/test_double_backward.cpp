@@ -154,6 +154,14 @@ TEST(DoubleBackward, CustomFunctions) {
       [](const std::vector<Tensor>& in) { return Exp::apply(Cube::apply(in[0])); }, {R({4}, -1, 1, 21)}));
 }
 
+TEST(DoubleBackward, GradgradcheckErrors) {
+  auto square_sum = [](const std::vector<Tensor>& in) { return square(in[0]).sum(); };
+  EMBER_EXPECT_THROW_MSG(gradgradcheck(square_sum, {R({3}, -1, 1, 51).to(DType::float32).requires_grad_()}),
+                         "gradcheck: input 0 is float32; finite differences need float64 inputs");
+  EMBER_EXPECT_THROW_MSG(gradgradcheck(square_sum, {R({3}, -1, 1, 51, false)}),
+                         "gradgradcheck: no input requires grad");
+}
+
 // create_graph keeps the graph by default (retain_graph follows it), as in PyTorch.
 TEST(DoubleBackward, RetainGraphDefaultsToCreateGraph) {
   Tensor x = T({1.5}, {1});
