@@ -105,6 +105,26 @@ Tensor derivative(BinaryOp fused, const Tensor& g, const Tensor& v, Recorded rec
   return GradMode::is_enabled() ? recorded() : binary_raw(fused, g, v, alpha);
 }
 
+// g times the slope of a piecewise-linear activation (relu, leaky_relu) at v, one fused kernel.
+// As an op of its own it can be recorded with v as an input, with derivative zero there (as
+// PyTorch's threshold_backward): the second derivative through such activations alone is then
+// zeros rather than a gradient with no history ("does not require grad").
+Tensor piecewise_linear_backward(const char* name, BinaryOp op, const Tensor& g, const Tensor& v,
+                                 double slope) {
+  Tensor out = binary_raw(op, g, v, slope, name);
+  if (autograd::any_requires_grad({g, v})) {
+    autograd::record(
+        name, {g, v}, out,
+        [=, sv = SavedTensor(v)](const BackwardArgs& a) {
+          Tensor at = sv.unpack(name);
+          return Grads{a.needs(0) ? piecewise_linear_backward(name, op, a.grad(), at, slope) : Tensor(),
+                       a.needs(1) ? zeros_like(at) : Tensor()};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+
 #define EMBER_UNARY(fn, OP, SAVE_IN, SAVE_OUT, ...)                                                        \
   Tensor fn(const Tensor& x) {                                                                             \
     return unary_with_grad(                                                                                \
@@ -134,7 +154,7 @@ EMBER_UNARY(sigmoid, sigmoid, false, true,
 EMBER_UNARY(tanh, tanh, false, true,
             derivative(BinaryOp::tanh_backward, g, y, [&] { return g * (1.0 - y * y); }))
 EMBER_UNARY(relu, relu, false, true,
-            derivative(BinaryOp::relu_backward, g, y, [&] { return where(y > 0.0, g, 0.0); }))
+            piecewise_linear_backward("relu_backward", BinaryOp::relu_backward, g, y, 0.0))
 EMBER_UNARY(silu, silu, true, false, derivative(BinaryOp::silu_backward, g, x, [&] {
               Tensor s = sigmoid(x);
               return g * s * (1.0 + x * (1.0 - s));
@@ -167,8 +187,7 @@ Tensor leaky_relu(const Tensor& x, double slope) {
   return unary_with_grad(
       "leaky_relu", x, unary_raw(UnaryOp::leaky_relu, x, slope),
       [slope](const Tensor& g, const Tensor& x, const Tensor&) {
-        return derivative(
-            BinaryOp::leaky_relu_backward, g, x, [&] { return where(x > 0.0, g, g * slope); }, slope);
+        return piecewise_linear_backward("leaky_relu_backward", BinaryOp::leaky_relu_backward, g, x, slope);
       },
       true, false);
 }

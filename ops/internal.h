@@ -67,6 +67,10 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 
                   std::string_view name = "binary");
 // A scan along `dim` without autograd (see ops/kernels/scan.h); used by backward passes too.
 Tensor scan_raw(ScanOp op, const Tensor& x, int64_t dim, bool reverse = false, bool exclusive = false);
+// The product of the elements before each one along dim d (after it when `reverse`), itself
+// excluded: d prod(x) / d x is their product. A raw scan, except while a backward pass is recorded
+// (create_graph): then cumprod of x shifted by one, which differentiates again.
+Tensor exclusive_cumprod(const Tensor& x, int64_t d, bool reverse);
 
 // Runs an in-place op. Without autograd, `kernel()` writes into self directly. With autograd,
 // `out_of_place(before)` builds the result and the graph from a snapshot `before` of self (so a

@@ -107,15 +107,16 @@ Tensor prod(const Tensor& x, int64_t dim, bool keepdim) {
   if (autograd::any_requires_grad({x})) {
     Shape kshape = keep_shape(x, mask);
     int64_t d = wrap_dim(dim, x.dim(), "prod");
-    autograd::record("prod", {x}, out, [=, sx = SavedTensor(x)](const BackwardArgs& a) {
+    auto backward = [=, sx = SavedTensor(x)](const BackwardArgs& a) {
       // d prod / d x_i is the product of all the other elements: the exclusive prefix product
       // times the exclusive suffix product along the dim. Two scans, O(n), and exact when some
       // x_j are zero (dividing the product by x_i would give 0/0 there).
       Tensor xv = sx.unpack("prod");
-      Tensor before = scan_raw(ScanOp::prod, xv, d, /*reverse=*/false, /*exclusive=*/true);
-      Tensor after = scan_raw(ScanOp::prod, xv, d, /*reverse=*/true, /*exclusive=*/true);
+      Tensor before = exclusive_cumprod(xv, d, /*reverse=*/false);
+      Tensor after = exclusive_cumprod(xv, d, /*reverse=*/true);
       return Grads{before * after * a.grad().reshape(kshape)};
-    });
+    };
+    autograd::record("prod", {x}, out, backward, autograd::DoubleBackward::supported);
   }
   return out;
 }

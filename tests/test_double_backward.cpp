@@ -111,14 +111,60 @@ TEST(DoubleBackward, SecondDerivativesThroughSavedOutputs) {
 // A gradient that passed through an op without a double backward still has the right values, but
 // differentiating it again throws (instead of treating it as a constant).
 TEST(DoubleBackward, OpsWithoutOneSayWhichWhenDifferentiatedAgain) {
-  Tensor x = T({0.5, 2.0, -1.5}, {3});
-  Tensor g = autograd::grad({prod(x, 0, false)}, {x}, {}, {}, true)[0];
-  expect_values(g, {-3.0, -0.75, 1.0});  // the first derivative is right
+  Tensor features = T({0.5, 2.0, -1.5, 0.3, 1.0, 0.2}, {3, 2});
+  Tensor target = tensor<int64_t>({0, 1, 0});
+  Tensor plain = autograd::grad({losses::opl(features, target)}, {features})[0];
+  Tensor g = autograd::grad({losses::opl(features, target)}, {features}, {}, {}, true)[0];
+  expect_values(g, plain.to_vector<double>(), 0);  // the first derivative is right
   ASSERT_TRUE(g.requires_grad());
-  EMBER_EXPECT_THROW_MSG(autograd::grad({g.sum()}, {x}), "prod: double backward is not implemented");
+  EMBER_EXPECT_THROW_MSG(autograd::grad({g.sum()}, {features}), "opl: double backward is not implemented");
 
   // Without create_graph nothing changes: the gradient has no history at all.
-  EXPECT_FALSE(autograd::grad({prod(x, 0, false)}, {x})[0].requires_grad());
+  EXPECT_FALSE(plain.requires_grad());
+}
+
+// prod, cumprod and logcumsumexp differentiate again, at zeros too: there the first-order formulas
+// drop terms that are zero in value but not in their derivative. H w for f = sum(op(x)),
+// w = [1, 2, 3, 4]; expected values are PyTorch's.
+TEST(DoubleBackward, ProductsAndScansAtZeros) {
+  Tensor w = T({1, 2, 3, 4}, {4}, false);
+  auto hessian_times_w = [&](const Tensor& x, const std::function<Tensor(const Tensor&)>& f) {
+    Tensor g = autograd::grad({f(x).sum()}, {x}, {}, {}, true)[0];
+    return autograd::grad({(g * w).sum()}, {x})[0];
+  };
+  Tensor with_zero = T({0.5, -1.0, 2.0, 0.0}, {4});
+  Tensor two_zeros = T({0.0, 1.5, 0.0, 2.0}, {4});
+  Tensor no_zero = T({0.5, -1.0, 2.0, 0.25}, {4});
+  auto prod0 = [](const Tensor& v) { return prod(v, 0); };
+  auto cumprod0 = [](const Tensor& v) { return cumprod(v, 0); };
+  auto logcumsumexp0 = [](const Tensor& v) { return logcumsumexp(v, 0); };
+  expect_values(hessian_times_w(with_zero, prod0), {-8.0, 4.0, -2.0, -1.5});
+  expect_values(hessian_times_w(two_zeros, prod0), {9.0, 0.0, 3.0, 0.0});
+  expect_values(hessian_times_w(no_zero, prod0), {-7.75, 4.875, -2.0, -1.5});
+  expect_values(hessian_times_w(with_zero, cumprod0), {-5.0, 8.5, -2.0, -1.5});
+  expect_values(hessian_times_w(two_zeros, cumprod0), {15.5, 1.0, 4.5, 0.0});
+  expect_values(hessian_times_w(no_zero, cumprod0), {-4.75, 9.375, -2.0, -1.5});
+  expect_values(hessian_times_w(with_zero, logcumsumexp0),
+                {-0.707722866453933, 0.09897757395322077, 0.4880281036592935, 0.12071718884141924});
+}
+
+// relu's and leaky_relu's gradients are ops with the activation as an input (derivative zero
+// there), as PyTorch's threshold_backward: differentiating them again gives zeros, where a
+// gradient with no history would make the second call throw.
+TEST(DoubleBackward, PiecewiseLinearActivationsHaveZeroSecondDerivative) {
+  Tensor x = T({0.5, -1.0, 2.0}, {3});
+  for (auto f : std::vector<std::function<Tensor(const Tensor&)>>{
+           [](const Tensor& v) { return relu(v); }, [](const Tensor& v) { return leaky_relu(v, 0.1); }}) {
+    Tensor g = autograd::grad({f(x).sum()}, {x}, {}, {}, true)[0];
+    ASSERT_TRUE(g.requires_grad());
+    expect_values(autograd::grad({(g * 3.0).sum()}, {x})[0], {0, 0, 0});
+  }
+  // The Hessian of a one-layer ReLU network in its weights: zeros, through relu's saved output.
+  Tensor W = T({0.3, -0.2, 0.1, 0.4, 0.5, -0.6}, {2, 3});
+  Tensor input = T({1.0, 2.0, -1.0}, {3}, false);
+  Tensor gW = autograd::grad({relu(matmul(W, input)).sum()}, {W}, {}, {}, true)[0];
+  expect_values(gW, {0, 0, 0, 1, 2, -1});  // W input = [-0.2, 2]
+  expect_values(autograd::grad({(gW * gW).sum()}, {W})[0], {0, 0, 0, 0, 0, 0});
 }
 
 // As in PyTorch, a custom Function's backward runs recorded under create_graph, with what forward
