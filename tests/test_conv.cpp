@@ -182,11 +182,11 @@ std::vector<OpCase> pool_cases() {
 }
 EMBER_OP_SUITE(Pool, pool_cases);
 
-TEST(Conv2d, BackwardMatchesLoopReferenceAcrossThreads) {
-  // Big enough to split the batch across threads (per-thread column buffers and dW partials).
-  ConvArgs p{{2, 1}, {1, 2}, {1, 2}, 2};
+// conv2d of random float64 x [xs], w [ws] and a bias against the loop reference, forward and all
+// three gradients, on 1 and 2 threads.
+void expect_matches_loop_reference(const std::string& label, const Shape& xs, const Shape& ws, ConvArgs p) {
   manual_seed(9);
-  Tensor x = randn({8, 6, 11, 10}, kFloat64), w = randn({8, 3, 3, 2}, kFloat64), b = randn({8}, kFloat64);
+  Tensor x = randn(xs, kFloat64), w = randn(ws, kFloat64), b = randn({ws[0]}, kFloat64);
   NaiveConv ref(x, w, b, p);
   Tensor expected = ref.forward();
   Tensor g = randn(expected.shape(), kFloat64);
@@ -194,15 +194,32 @@ TEST(Conv2d, BackwardMatchesLoopReferenceAcrossThreads) {
   const int threads = get_num_threads();
   for (int t : {1, 2}) {
     set_num_threads(t);
+    SCOPED_TRACE(label + ", " + std::to_string(t) + " threads");
     Tensor xr = x.clone().requires_grad_(), wr = w.clone().requires_grad_(), br = b.clone().requires_grad_();
     Tensor out = conv2d(xr, wr, br, p.stride, p.padding, p.dilation, p.groups);
-    EXPECT_TRUE(tensors_close(out, expected, 1e-12)) << t << " threads";
+    EXPECT_TRUE(tensors_close(out, expected, 1e-12));
     out.backward(g);
-    EXPECT_TRUE(tensors_close(xr.grad(), dx_ref, 1e-12)) << t << " threads";
-    EXPECT_TRUE(tensors_close(wr.grad(), dw_ref, 1e-12)) << t << " threads";
-    EXPECT_TRUE(tensors_close(br.grad(), g.sum({0, 2, 3}), 1e-12)) << t << " threads";
+    EXPECT_TRUE(tensors_close(xr.grad(), dx_ref, 1e-12));
+    EXPECT_TRUE(tensors_close(wr.grad(), dw_ref, 1e-12));
+    EXPECT_TRUE(tensors_close(br.grad(), g.sum({0, 2, 3}), 1e-12));
   }
   set_num_threads(threads);
+}
+
+TEST(Conv2d, BackwardMatchesLoopReferenceAcrossThreads) {
+  // Big enough to split the batch across threads (per-thread column buffers and dW partials).
+  expect_matches_loop_reference("grouped", {8, 6, 11, 10}, {8, 3, 3, 2}, {{2, 1}, {1, 2}, {1, 2}, 2});
+}
+
+// im2col and col2im have loops for horizontal strides 1 and 2 and a generic one (ops/cpu/conv.cpp):
+// each with padding, dilation, groups and a pointwise kernel.
+TEST(Conv2d, EveryHorizontalStrideMatchesLoopReference) {
+  expect_matches_loop_reference("stride 1", {5, 4, 6, 7}, {6, 4, 3, 2}, {{1, 1}, {1, 2}, {2, 1}});
+  expect_matches_loop_reference("stride 2", {5, 4, 6, 7}, {6, 4, 3, 3}, {{2, 2}, {1, 1}});
+  expect_matches_loop_reference("stride 3", {5, 4, 7, 8}, {6, 4, 3, 4}, {{1, 3}, {1, 2}, {1, 2}});
+  expect_matches_loop_reference("stride 2, groups 2", {5, 4, 5, 4}, {6, 2, 2, 3},
+                                {{1, 2}, {0, 1}, {1, 1}, 2});
+  expect_matches_loop_reference("pointwise, stride 2", {5, 4, 5, 5}, {5, 4, 1, 1}, {{2, 2}});
 }
 
 // Winograd F(2x2, 3x3) (ops/cpu/conv_winograd.h) against the loop reference: forward and both
