@@ -79,23 +79,40 @@ Tensor sample_grads(const Tensor& p, const Tensor& y, double amplifier, double c
   return g;
 }
 
+// The same per-sample gradient in recorded ops, for a backward that is itself recorded
+// (create_graph): c_pos and c_neg are then 0-d tensors that depend on p as well.
+Tensor sample_grads_recorded(const Tensor& p, const Tensor& y, double amplifier, const Tensor& c_pos,
+                             const Tensor& c_neg) {
+  Tensor t = amplifier * (p - 0.5);  // the slope as sigmoid(t) sigmoid(-t): q (1 - q) cancels to 0
+  return (y * c_pos + (1.0 - y) * c_neg) * (amplifier * sigmoid(t) * sigmoid(-t));
+}
+
+// The probabilities a backward formula works on: with grad mode on (create_graph) the saved
+// input with its history, else its data, contiguous for the kernel.
+Tensor unpack_probabilities(const SavedTensor& saved) {
+  Tensor p = saved.unpack("anyloss");
+  return GradMode::is_enabled() ? p : p.contiguous();
+}
+
 // The four cells as a differentiable multi-output node (for custom metrics).
-SoftConfusion soft_confusion(const Tensor& probabilities, const Tensor& p, const Tensor& y, const Sums& s,
-                             double n, double amplifier) {
-  const TensorOptions opts = TensorOptions(p.dtype()).device(p.device());
+SoftConfusion soft_confusion(const Tensor& probabilities, const Tensor& y, const Sums& s, double n,
+                             double amplifier) {
+  const TensorOptions opts = TensorOptions(y.dtype()).device(y.device());
   SoftConfusion c{scalar_tensor(s.s_yq, opts), scalar_tensor(s.s_y - s.s_yq, opts),
                   scalar_tensor(s.s_q - s.s_yq, opts), scalar_tensor(n - s.s_y - s.s_q + s.s_yq, opts)};
   if (autograd::any_requires_grad({probabilities})) {
-    autograd::record("anyloss_soft_confusion", {probabilities}, {&c.tp, &c.fn, &c.fp, &c.tn},
-                     [amplifier, sp = SavedTensor(p), sy = SavedTensor(y)](const BackwardArgs& a) {
-                       auto g = [&](size_t i) {
-                         return a.grad(i).defined() ? a.grad(i).item<double>() : 0.0;
-                       };
-                       // dTP/dq = y, dFN/dq = -y, dFP/dq = 1 - y, dTN/dq = -(1 - y).
-                       const double c_pos = g(0) - g(1), c_neg = g(2) - g(3);
-                       Tensor pv = sp.unpack("anyloss"), yv = sy.unpack("anyloss");
-                       return std::vector<Tensor>{sample_grads(pv, yv, amplifier, c_pos, c_neg)};
-                     });
+    auto backward = [amplifier, sp = SavedTensor(probabilities), sy = SavedTensor(y)](const BackwardArgs& a) {
+      // dTP/dq = y, dFN/dq = -y, dFP/dq = 1 - y, dTN/dq = -(1 - y).
+      Tensor pv = unpack_probabilities(sp), yv = sy.unpack("anyloss");
+      if (GradMode::is_enabled()) {
+        auto g = [&](size_t i) { return a.grad(i).defined() ? a.grad(i) : zeros({}, yv.options()); };
+        return std::vector<Tensor>{sample_grads_recorded(pv, yv, amplifier, g(0) - g(1), g(2) - g(3))};
+      }
+      auto g = [&](size_t i) { return a.grad(i).defined() ? a.grad(i).item<double>() : 0.0; };
+      return std::vector<Tensor>{sample_grads(pv, yv, amplifier, g(0) - g(1), g(2) - g(3))};
+    };
+    autograd::record("anyloss_soft_confusion", {probabilities}, {&c.tp, &c.fn, &c.fp, &c.tn}, backward,
+                     autograd::DoubleBackward::supported);
   }
   return c;
 }
@@ -116,7 +133,7 @@ Tensor anyloss(const Tensor& probabilities, const Tensor& target, const AnyLossO
       options.fixed_n > 0 ? static_cast<double>(options.fixed_n) : static_cast<double>(p.numel());
 
   if (options.custom) {
-    SoftConfusion c = soft_confusion(probabilities, p, y, s, n, options.amplifier);
+    SoftConfusion c = soft_confusion(probabilities, y, s, n, options.amplifier);
     Tensor metric = options.custom(c);
     if (!metric.defined() || !metric.is_floating_point() || metric.numel() != 1)
       fail("anyloss: the custom metric must return a floating tensor with one element, got {}",
@@ -126,17 +143,26 @@ Tensor anyloss(const Tensor& probabilities, const Tensor& target, const AnyLossO
   }
 
   const double tp = s.s_yq, fn = s.s_y - s.s_yq, fp = s.s_q - s.s_yq, tn = n - s.s_y - s.s_q + s.s_yq;
-  const MetricValue m = evaluate_metric(options.metric, options.beta, tp, fn, fp, tn);
+  const MetricValue<double> m = evaluate_metric(options.metric, options.beta, tp, fn, fp, tn);
   Tensor out = scalar_tensor(1.0 - m.value, TensorOptions(p.dtype()).device(p.device()));
   if (autograd::any_requires_grad({probabilities})) {
     const double c_pos = -(m.d_tp - m.d_fn), c_neg = -(m.d_fp - m.d_tn);
-    const double amplifier = options.amplifier;
-    autograd::record("anyloss", {probabilities}, out,
-                     [=, sp = SavedTensor(p), sy = SavedTensor(y)](const BackwardArgs& a) {
-                       const double g = a.grad().item<double>();
-                       Tensor pv = sp.unpack("anyloss"), yv = sy.unpack("anyloss");
-                       return std::vector<Tensor>{sample_grads(pv, yv, amplifier, g * c_pos, g * c_neg)};
-                     });
+    const double amplifier = options.amplifier, beta = options.beta;
+    const Metric metric = options.metric;
+    auto backward = [=, sp = SavedTensor(probabilities), sy = SavedTensor(y)](const BackwardArgs& a) {
+      Tensor pv = unpack_probabilities(sp), yv = sy.unpack("anyloss");
+      if (GradMode::is_enabled()) {  // the cells, and so the partials, are functions of p too
+        Tensor q = sigmoid(amplifier * (pv - 0.5)), s_y = yv.sum(), s_q = q.sum(), s_yq = (yv * q).sum();
+        MetricValue<Tensor> mt =
+            evaluate_metric(metric, beta, s_yq, s_y - s_yq, s_q - s_yq, n - s_y - s_q + s_yq);
+        Tensor g = a.grad();
+        return std::vector<Tensor>{
+            sample_grads_recorded(pv, yv, amplifier, -(mt.d_tp - mt.d_fn) * g, -(mt.d_fp - mt.d_tn) * g)};
+      }
+      const double g = a.grad().item<double>();
+      return std::vector<Tensor>{sample_grads(pv, yv, amplifier, g * c_pos, g * c_neg)};
+    };
+    autograd::record("anyloss", {probabilities}, out, backward, autograd::DoubleBackward::supported);
   }
   return out;
 }

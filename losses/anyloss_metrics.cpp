@@ -8,22 +8,28 @@
 #include <cmath>
 
 #include "ember/error.h"
+#include "ember/ops.h"
 
 namespace ember::losses {
 
-MetricValue evaluate_metric(Metric metric, double beta, double tp, double fn, double fp, double tn) {
-  MetricValue m;
-  const double pos = tp + fn, neg = tn + fp;
+template <class V>
+MetricValue<V> evaluate_metric(Metric metric, double beta, const V& tp, const V& fn, const V& fp,
+                               const V& tn) {
+  using std::sqrt;          // ember::sqrt for a Tensor, by argument-dependent lookup
+  const V zero = tp * 0.0;  // a partial the metric does not have
+  MetricValue<V> m{zero, zero, zero, zero, zero};
+  const V pos = tp + fn, neg = tn + fp;
   switch (metric) {
     case Metric::accuracy: {
-      const double n = tp + fn + fp + tn;
+      const V n = tp + fn + fp + tn;
       m.value = (tp + tn) / n;
       m.d_tp = m.d_tn = 1.0 / n - m.value / n;  // d/dX of (TP + TN) / (TP + FN + FP + TN)
       m.d_fn = m.d_fp = -m.value / n;
       break;
     }
     case Metric::f_beta: {
-      const double b2 = beta * beta, num = (1 + b2) * tp, den = (1 + b2) * tp + b2 * fn + fp;
+      const double b2 = beta * beta;
+      const V num = (1 + b2) * tp, den = (1 + b2) * tp + b2 * fn + fp;
       m.value = num / den;
       m.d_tp = (1 + b2) / den - num * (1 + b2) / (den * den);
       m.d_fn = -num * b2 / (den * den);
@@ -31,10 +37,10 @@ MetricValue evaluate_metric(Metric metric, double beta, double tp, double fn, do
       break;
     }
     case Metric::g_mean: {
-      const double tpr = tp / pos, tnr = tn / neg;
-      m.value = std::sqrt(tpr * tnr);
+      const V tpr = tp / pos, tnr = tn / neg;
+      m.value = sqrt(tpr * tnr);
       // d sqrt(u) = du / (2 sqrt(u)); dTPR/dTP = FN/P^2, dTPR/dFN = -TP/P^2, likewise for TNR.
-      const double half_inv = 0.5 / m.value;
+      const V half_inv = 0.5 / m.value;
       m.d_tp = half_inv * tnr * fn / (pos * pos);
       m.d_fn = -half_inv * tnr * tp / (pos * pos);
       m.d_tn = half_inv * tpr * fp / (neg * neg);
@@ -49,7 +55,7 @@ MetricValue evaluate_metric(Metric metric, double beta, double tp, double fn, do
       m.d_fp = -0.5 * tn / (neg * neg);
       break;
     case Metric::precision: {
-      const double pp = tp + fp;
+      const V pp = tp + fp;
       m.value = tp / pp;
       m.d_tp = fp / (pp * pp);
       m.d_fp = -tp / (pp * pp);
@@ -68,13 +74,13 @@ MetricValue evaluate_metric(Metric metric, double beta, double tp, double fn, do
     case Metric::mcc: {
       // mcc = num / sqrt(D), D = (TP+FP)(TP+FN)(TN+FP)(TN+FN):
       //   d mcc/dX = (d num/dX) / sqrt(D) - mcc/2 * d log(D)/dX.
-      const double a = tp + fp, b = tp + fn, c = tn + fp, d = tn + fn;
-      const double num = tp * tn - fp * fn, root = std::sqrt(a * b * c * d);
+      const V a = tp + fp, b = tp + fn, c = tn + fp, d = tn + fn;
+      const V num = tp * tn - fp * fn, root = sqrt(a * b * c * d);
       m.value = num / root;
-      m.d_tp = tn / root - 0.5 * m.value * (1 / a + 1 / b);
-      m.d_tn = tp / root - 0.5 * m.value * (1 / c + 1 / d);
-      m.d_fp = -fn / root - 0.5 * m.value * (1 / a + 1 / c);
-      m.d_fn = -fp / root - 0.5 * m.value * (1 / b + 1 / d);
+      m.d_tp = tn / root - 0.5 * m.value * (1.0 / a + 1.0 / b);
+      m.d_tn = tp / root - 0.5 * m.value * (1.0 / c + 1.0 / d);
+      m.d_fp = -fn / root - 0.5 * m.value * (1.0 / a + 1.0 / c);
+      m.d_fn = -fp / root - 0.5 * m.value * (1.0 / b + 1.0 / d);
       break;
     }
     default:
@@ -82,5 +88,10 @@ MetricValue evaluate_metric(Metric metric, double beta, double tp, double fn, do
   }
   return m;
 }
+
+template MetricValue<double> evaluate_metric(Metric, double, const double&, const double&, const double&,
+                                             const double&);
+template MetricValue<Tensor> evaluate_metric(Metric, double, const Tensor&, const Tensor&, const Tensor&,
+                                             const Tensor&);
 
 }  // namespace ember::losses

@@ -41,8 +41,9 @@ std::vector<OpCase> anyloss_cases() {
   custom.amplifier = 10;
   custom.custom = g_squared;
   // Expected values: anyloss.md (A1-A3) and, for the metrics it does not list, the same
-  // plain-Python computation (checked against finite differences there).
-  return {
+  // plain-Python computation (checked against finite differences there). Every row also checks
+  // the second derivative (create_graph), built-in metrics and the custom path alike.
+  return with_gradgradcheck({
       {"A1_accuracy", with(opts(Metric::accuracy, 10)), {p, y}, s(0.33609778)},
       {"A1_f1", with(opts(Metric::f_beta, 10)), {p, y}, s(0.40038672)},
       {"A1_f05", with(opts(Metric::f_beta, 10, 0.5)), {p, y}, s(0.41682376)},
@@ -68,7 +69,7 @@ std::vector<OpCase> anyloss_cases() {
        with(opts(Metric::f_beta, 10)),
        {p.detach().view({5, 1}).requires_grad_(), y.view({5, 1})},
        s(0.40038672)},
-  };
+  });
 }
 EMBER_OP_SUITE(AnyLoss, anyloss_cases);
 
