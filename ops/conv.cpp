@@ -67,12 +67,19 @@ Tensor conv2d_with(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
 // to any order. Unrecorded (the usual backward) each is one kernel call.
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& g, const Shape& w_shape, const Conv2dParams& p);
 
+// One of the two backward kernels, `kernel(out, g, other)` with `other` the weight (input
+// gradient) or the input (weight gradient), into a new tensor of `shape`. The kernels overwrite
+// their output; with an empty operand the gradient is all zeros.
+Tensor run_backward_kernel(DispatchStub<Conv2dBackwardInputFn>& kernel, const Shape& shape, const Tensor& g,
+                           const Tensor& other, const Conv2dParams& p) {
+  if (shape_numel(shape) == 0 || other.numel() == 0 || g.numel() == 0) return zeros(shape, g.options());
+  Tensor out = empty_tensor(shape, g.dtype(), g.device());
+  kernel(g.device(), out, contiguous_raw(g), contiguous_raw(other), p);
+  return out;
+}
+
 Tensor conv2d_input_grad(const Tensor& g, const Tensor& w, const Shape& x_shape, const Conv2dParams& p) {
-  const Tensor gc = contiguous_raw(g), wc = contiguous_raw(w);
-  // The kernels overwrite their output; with an empty operand the gradient is all zeros.
-  const bool empty = shape_numel(x_shape) == 0 || w.numel() == 0 || g.numel() == 0;
-  Tensor dx = empty ? zeros(x_shape, g.options()) : empty_tensor(x_shape, g.dtype(), g.device());
-  if (!empty) conv2d_backward_input_stub(g.device(), dx, gc, wc, p);
+  Tensor dx = run_backward_kernel(conv2d_backward_input_stub, x_shape, g, w, p);
   if (autograd::any_requires_grad({g, w})) {
     autograd::record(
         "conv2d_input_grad", {g, w}, dx,
@@ -88,10 +95,7 @@ Tensor conv2d_input_grad(const Tensor& g, const Tensor& w, const Shape& x_shape,
 }
 
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& g, const Shape& w_shape, const Conv2dParams& p) {
-  const Tensor xc = contiguous_raw(x), gc = contiguous_raw(g);
-  const bool empty = x.numel() == 0 || shape_numel(w_shape) == 0 || g.numel() == 0;
-  Tensor dw = empty ? zeros(w_shape, g.options()) : empty_tensor(w_shape, g.dtype(), g.device());
-  if (!empty) conv2d_backward_weight_stub(g.device(), dw, gc, xc, p);
+  Tensor dw = run_backward_kernel(conv2d_backward_weight_stub, w_shape, g, x, p);
   if (autograd::any_requires_grad({x, g})) {
     autograd::record(
         "conv2d_weight_grad", {x, g}, dw,

@@ -64,14 +64,13 @@ namespace {
 // with the same one host sync to take the zero-free path.
 Tensor cumprod_backward_masked(const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& is_zero,
                                int64_t d) {
-  auto reverse_cumsum = [d](const Tensor& t) { return scan_raw(ScanOp::sum, t, d, /*reverse=*/true); };
   Tensor zeros_so_far = scan_raw(ScanOp::sum, is_zero, d);
   Tensor before_first = zeros_so_far == 0.0;   // i < z1
   Tensor before_second = zeros_so_far == 1.0;  // z1 <= i < z2
   Tensor first = is_zero && before_second;     // i == z1
-  Tensor grad_before = reverse_cumsum(where(before_first, g * y, 0.0)) / x;
+  Tensor grad_before = reverse_cumsum(where(before_first, g * y, 0.0), d) / x;
   Tensor y_without_first = scan_raw(ScanOp::prod, where(first, 1.0, x), d);
-  Tensor grad_first = reverse_cumsum(where(before_second, g * y_without_first, 0.0));
+  Tensor grad_first = reverse_cumsum(where(before_second, g * y_without_first, 0.0), d);
   return where(before_first, grad_before, where(first, grad_first, 0.0));
 }
 
