@@ -105,21 +105,26 @@ Tensor derivative(BinaryOp fused, const Tensor& g, const Tensor& v, Recorded rec
   return GradMode::is_enabled() ? recorded() : binary_raw(fused, g, v, alpha);
 }
 
-// g times the slope of a piecewise-linear activation (relu, leaky_relu) at v, one fused kernel.
-// As an op of its own it can be recorded with v as an input, with derivative zero there (as
-// PyTorch's threshold_backward): the second derivative through such activations alone is then
-// zeros rather than a gradient with no history ("does not require grad").
+// g times the slope of a piecewise-linear activation (relu, leaky_relu) at v, one fused kernel, as
+// an op of its own so that it can be recorded (create_graph). It is linear in g; its derivative in v
+// is zero, so v is recorded as its input only when g has no history: the second derivative through
+// such activations alone is then zeros, as with PyTorch's threshold_backward, rather than a
+// gradient with no history ("does not require grad"). When g has a history (any network with
+// weights after the activation) the zeros would add nothing but a full backward pass through
+// whatever computed v, which doubled a WGAN-GP penalty step.
 Tensor piecewise_linear_backward(const char* name, BinaryOp op, const Tensor& g, const Tensor& v,
                                  double slope) {
   Tensor out = binary_raw(op, g, v, slope, name);
-  if (autograd::any_requires_grad({g, v})) {
+  if (autograd::any_requires_grad({g})) {
     autograd::record(
-        name, {g, v}, out,
+        name, {g}, out,
         [=, sv = SavedTensor(v)](const BackwardArgs& a) {
-          Tensor at = sv.unpack(name);
-          return Grads{a.needs(0) ? piecewise_linear_backward(name, op, a.grad(), at, slope) : Tensor(),
-                       a.needs(1) ? zeros_like(at) : Tensor()};
+          return Grads{piecewise_linear_backward(name, op, a.grad(), sv.unpack(name), slope)};
         },
+        autograd::DoubleBackward::supported);
+  } else if (autograd::any_requires_grad({v})) {
+    autograd::record(
+        name, {v}, out, [](const BackwardArgs& a) { return Grads{zeros_like(a.grad())}; },
         autograd::DoubleBackward::supported);
   }
   return out;
