@@ -163,6 +163,35 @@ Problem prepare(const Tensor& embeddings, const Tensor& classifier, const Tensor
   return p;
 }
 
+// The backward in differentiable ops, for a backward pass that is itself recorded (create_graph).
+// It materialises the scored rows' logits [n, V] (the kernels exist to avoid that; a second
+// derivative is worth the memory), computes in the accumulation dtype and filters nothing:
+//   dz'_r = (g_r + h_r) softmax(z'_r) - g_r onehot(x_r),  dz = dz' (1 - tanh^2(z / cap)) with a cap,
+//   dE[rows] = dz C,  dC = dz^T E[rows],  db = sum_r dz_r.
+// g and h: the upstream gradients of the per-row nll and lse [R] (undefined: none).
+std::vector<Tensor> cce_gradients_recorded(const Tensor& embeddings, const Tensor& classifier,
+                                           const Tensor& bias, const Tensor& rows, const Tensor& targets,
+                                           double softcap, const Tensor& g, const Tensor& h) {
+  const DType acc = cce_accumulation_dtype(embeddings.dtype());
+  const int64_t D = embeddings.size(-1), R = embeddings.numel() / D, V = classifier.size(0);
+  const Tensor E = embeddings.reshape({R, D}).to(acc), C = classifier.to(acc);
+  const Tensor E_rows = index_select(E, 0, rows);
+  Tensor z = matmul(E_rows, C.t());
+  if (bias.defined()) z = z + bias.to(acc);
+  Tensor capped = softcap > 0 ? softcap * tanh(z / softcap) : z;
+  // (the per-row weights of the softmax and the one-hot term)
+  Tensor weight_p = zeros({rows.size(0)}, TensorOptions(acc).device(E.device())), weight_x = weight_p;
+  if (g.defined()) weight_p = weight_p + index_select(g.to(acc), 0, rows), weight_x = weight_p;
+  if (h.defined()) weight_p = weight_p + index_select(h.to(acc), 0, rows);
+  Tensor dz =
+      weight_p.unsqueeze(1) * softmax(capped, 1) - weight_x.unsqueeze(1) * one_hot(targets, V).to(acc);
+  if (softcap > 0) dz = dz * (1.0 - square(capped / softcap));
+  const Tensor index = rows.view({rows.size(0), 1}).expand({rows.size(0), D});
+  return {scatter_add(zeros({R, D}, TensorOptions(acc).device(E.device())), 0, index, matmul(dz, C))
+              .view(embeddings.shape()),
+          matmul(dz.t(), E_rows), bias.defined() ? dz.sum({0}) : Tensor()};
+}
+
 // Per-row vector [B*T] -> the layout of Reduction::none: [N - shift] or [B, T - shift].
 Tensor unscored_tail_dropped(const Tensor& per_row, const Problem& p, int64_t shift, int64_t embeddings_dim) {
   if (embeddings_dim == 2) return per_row.narrow(0, 0, p.T - shift);
@@ -199,8 +228,14 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
         [e_shape = embeddings.shape(), rows = p.rows, targets = p.targets, V = p.V, D = p.D,
          eps = p.filter_eps, softcap = o.softcap, se = SavedTensor(p.E), sc = SavedTensor(p.C),
          sb = p.bias.defined() ? SavedTensor(p.bias) : SavedTensor(), sl = SavedTensor(lse.detach()),
-         logit_avg, signal_mask, deterministic = o.deterministic,
-         accumulate_fp32 = o.accumulate_fp32](const BackwardArgs& a) {
+         logit_avg, signal_mask, deterministic = o.deterministic, accumulate_fp32 = o.accumulate_fp32,
+         originals = std::array{SavedTensor(embeddings), SavedTensor(classifier), SavedTensor(o.bias)}](
+            const BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph; the inputs unpack with their history
+            std::array<Tensor, 3> in;
+            for (size_t k = 0; k < 3; ++k) in[k] = originals[k].unpack(kName);
+            return cce_gradients_recorded(in[0], in[1], in[2], rows, targets, softcap, a.grad(0), a.grad(1));
+          }
           std::vector<Tensor> grads(3);
           Tensor E = se.unpack(kName), C = sc.unpack(kName),
                  bias = sb.defined() ? sb.unpack(kName) : Tensor();
@@ -220,7 +255,8 @@ CCEResult run(const Tensor& embeddings, const Tensor& classifier, const Tensor& 
                             order, signal_mask, deterministic, accumulate_fp32, grads[0], grads[1], grads[2]);
           if (grads[0].defined()) grads[0] = grads[0].view(e_shape);
           return grads;
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
 
   CCEResult result;

@@ -17,6 +17,30 @@ namespace ember::losses {
 
 EMBER_DEFINE_STUB(pld_forward_stub, PLDForwardFn);
 
+namespace {
+// d loss_row / d student in differentiable ops, for a backward pass that is itself recorded
+// (create_graph); s and t in the blocked layout [outer, C, inner], y [outer, 1, inner]. The kernel's
+// gradient in ranked order, g_k = sum_{j <= k} alpha_j exp(u_k - Lambda_j) - alpha_k, is written
+// as exp(u_k + logcumsumexp_{j <= k}(log alpha_j - Lambda_j)) - alpha_k: no exp can overflow, and
+// the suffix log-sum-exps Lambda (a reversed logcumsumexp) carry the second derivative. The
+// ranking and the weights are constants (the teacher is).
+Tensor pld_gradient_recorded(const Tensor& s, const Tensor& t, const Tensor& y, double temperature) {
+  Tensor order, log_alpha;
+  {
+    NoGradGuard constant;
+    // the true class first (+inf), then the stable descending sort keeps smaller indices first on ties
+    Tensor key = t.clone();
+    key.scatter_(1, y, std::numeric_limits<double>::infinity());
+    order = argsort(key, 1, /*descending=*/true);
+    log_alpha = gather(log_softmax(t / temperature, 1), 1, order);
+  }
+  const Tensor u = gather(s, 1, order);
+  const Tensor suffix_lse = flip(logcumsumexp(flip(u, {1}), 1), {1});
+  const Tensor ranked = exp(u + logcumsumexp(log_alpha - suffix_lse, 1)) - exp(log_alpha);
+  return gather(ranked, 1, argsort(order, 1));  // back to class order
+}
+}  // namespace
+
 Tensor pld(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& target,
            const PLDOptions& o) {
   if (!(o.temperature > 0.0) || !std::isfinite(o.temperature))
@@ -56,11 +80,19 @@ Tensor pld(const Tensor& student_logits, const Tensor& teacher_logits, const Ten
   if (needs_grad) {
     const Shape shape = student_logits.shape();
     const Shape per_row = {layout.outer, 1, layout.inner};  // grad_loss, broadcast over the classes
-    autograd::record("pld", {student_logits}, loss,
-                     [=, gs = autograd::SavedTensor(row_grad)](const autograd::BackwardArgs& a) {
-                       const Tensor scale = cast_raw(a.grad(), dtype).reshape(per_row);
-                       return std::vector<Tensor>{(gs.unpack("pld") * scale).view(shape)};
-                     });
+    autograd::record(
+        "pld", {student_logits}, loss,
+        [=, gs = autograd::SavedTensor(row_grad), ss = autograd::SavedTensor(student_logits),
+         ts = autograd::SavedTensor(t), ys = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph; the student unpacks with its history
+            const Tensor row = pld_gradient_recorded(ss.unpack("pld").reshape(blocked), ts.unpack("pld"),
+                                                     ys.unpack("pld").reshape(per_row), o.temperature);
+            return std::vector<Tensor>{(row * a.grad().reshape(per_row)).view(shape)};
+          }
+          const Tensor scale = cast_raw(a.grad(), dtype).reshape(per_row);
+          return std::vector<Tensor>{(gs.unpack("pld") * scale).view(shape)};
+        },
+        autograd::DoubleBackward::supported);
   }
   return reduce_loss(loss, o.reduction);
 }

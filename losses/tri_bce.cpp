@@ -51,6 +51,29 @@ void validate(const Tensor& z, const Tensor& za, const Tensor& zb, const Tensor&
          shape_str(z.shape()));
 }
 
+// The backward in differentiable ops, for a backward pass that is itself recorded (create_graph).
+// With weights that are not detached the coefficients hold the three mean BCEs, so those are
+// recomputed as functions of the logits; which weights are active (a, s) stays as the forward
+// found it. `coef` are the forward's coefficients, used as constants when the weights are detached.
+std::vector<Tensor> tri_bce_gradients_recorded(const std::array<Tensor, 3>& z, const Tensor& y,
+                                               const Tensor& grad_loss, const std::array<double, 3>& coef,
+                                               double n, bool active_a, bool active_b, bool detach_weights) {
+  std::array<Tensor, 3> c;
+  if (detach_weights) {
+    for (size_t k = 0; k < 3; ++k) c[k] = scalar_tensor(coef[k], z[k].options());
+  } else {
+    auto mean_bce = [&](const Tensor& zk) { return (softplus(zk) - y * zk).sum() / n; };
+    const Tensor L = mean_bce(z[0]), L_a = mean_bce(z[1]), L_b = mean_bce(z[2]);
+    const Tensor zero = scalar_tensor(0.0, z[0].options());
+    c[0] = 1.0 - (active_a ? L_a : zero) - (active_b ? L_b : zero);
+    c[1] = active_a ? 2.0 * L_a - L : zero;
+    c[2] = active_b ? 2.0 * L_b - L : zero;
+  }
+  std::vector<Tensor> grads(3);
+  for (size_t k = 0; k < 3; ++k) grads[k] = (sigmoid(z[k]) - y) * (c[k] * grad_loss / n);
+  return grads;
+}
+
 }  // namespace
 
 Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor& logits_b,
@@ -93,14 +116,20 @@ Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor&
       coef = {1.0 - (active_a ? loss_a : 0.0) - (active_b ? loss_b : 0.0), active_a ? 2 * loss_a - loss : 0.0,
               active_b ? 2 * loss_b - loss : 0.0};
     }
-    for (double& c : coef) c /= n;
     autograd::record(
         "tri_bce", {fused_logits, logits_a, logits_b}, out,
-        [coef, sz = autograd::SavedTensor(z), sa = autograd::SavedTensor(za), sb = autograd::SavedTensor(zb),
-         sy = autograd::SavedTensor(y)](const autograd::BackwardArgs& a) {
-          Tensor z = sz.unpack("tri_bce"), za = sa.unpack("tri_bce"), zb = sb.unpack("tri_bce");
+        [coef, n, active_a, active_b, detach = options.detach_weights, sz = autograd::SavedTensor(z),
+         sa = autograd::SavedTensor(za), sb = autograd::SavedTensor(zb), sy = autograd::SavedTensor(y),
+         originals = std::array{autograd::SavedTensor(fused_logits), autograd::SavedTensor(logits_a),
+                                autograd::SavedTensor(logits_b)}](const autograd::BackwardArgs& a) {
           Tensor y = sy.unpack("tri_bce");
-          const double g = a.grad().item<double>();
+          if (GradMode::is_enabled()) {  // create_graph; the logits unpack with their history
+            std::array<Tensor, 3> logits;
+            for (size_t k = 0; k < 3; ++k) logits[k] = originals[k].unpack("tri_bce");
+            return tri_bce_gradients_recorded(logits, y, a.grad(), coef, n, active_a, active_b, detach);
+          }
+          Tensor z = sz.unpack("tri_bce"), za = sa.unpack("tri_bce"), zb = sb.unpack("tri_bce");
+          const double g = a.grad().item<double>() / n;
           std::vector<Tensor> grads(3);
           for (size_t k = 0; k < 3; ++k)
             if (a.needs(k)) grads[k] = empty_tensor(z.shape(), z.dtype(), z.device());
@@ -108,7 +137,8 @@ Tensor tri_bce(const Tensor& fused_logits, const Tensor& logits_a, const Tensor&
                                 std::array<double, 3>{g * coef[0], g * coef[1], g * coef[2]}, grads[0],
                                 grads[1], grads[2]);
           return grads;
-        });
+        },
+        autograd::DoubleBackward::supported);
   }
   return out;
 }

@@ -73,6 +73,32 @@ namespace {
   return check_result("gradgradcheck", gradgradcheck(fn, inputs, o));
 }
 
+::testing::AssertionResult recorded_gradients_match(const OpFn& fn, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> checked;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) checked.push_back(t);
+  if (checked.empty()) return ::testing::AssertionSuccess();
+  Tensor out = fn(inputs);
+  // a fixed, uneven weighting of the outputs (as gradgradcheck's v)
+  std::vector<double> w(static_cast<size_t>(out.numel()));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.7 + 1.9 * static_cast<double>(i));
+  const Tensor v = tensor<double>(w, out.shape()).to(out.device(), out.dtype());
+  const std::vector<Tensor> plain = autograd::grad({out}, checked, {v}, true, false, true);
+  const std::vector<Tensor> recorded = autograd::grad({out}, checked, {v}, true, true, true);
+  for (size_t k = 0; k < checked.size(); ++k) {
+    if (plain[k].defined() != recorded[k].defined())
+      return ::testing::AssertionFailure() << "input " << k << ": the gradient is defined only "
+                                           << (plain[k].defined() ? "without" : "with") << " create_graph";
+    if (!plain[k].defined()) continue;
+    const double gap = relative_gap(recorded[k], plain[k]);
+    if (!(gap <= 1e-9))
+      return ::testing::AssertionFailure()
+             << "input " << k << ": the gradient with create_graph differs from the "
+             << "plain one by " << gap << " (relative)\nwith: " << recorded[k] << "\nwithout: " << plain[k];
+  }
+  return ::testing::AssertionSuccess();
+}
+
 std::vector<OpCase> with_gradgradcheck(std::vector<OpCase> cases) {
   for (OpCase& c : cases) c.gradgradcheck = c.gradcheck;
   return cases;
@@ -123,8 +149,10 @@ void run_forward_check(const OpCase& c) {
 void run_gradcheck(const OpCase& c) {
   if (!c.gradcheck) GTEST_SKIP() << "not differentiable";
   EXPECT_TRUE(passes_gradcheck(c.fn, inputs_on(c.inputs, Device::cpu()), c.grad_options));
-  if (c.gradgradcheck)
+  if (c.gradgradcheck) {
+    EXPECT_TRUE(recorded_gradients_match(c.fn, inputs_on(c.inputs, Device::cpu())));
     EXPECT_TRUE(passes_gradgradcheck(c.fn, inputs_on(c.inputs, Device::cpu()), c.grad_options));
+  }
 }
 
 void expect_cuda_parity(const OpFn& fn, const std::vector<Tensor>& inputs, double tol,
@@ -156,8 +184,10 @@ void run_cuda_parity(const OpCase& c) {
       if (t.defined()) t = t.detach();
   expect_cuda_parity(c.fn, inputs, std::max(c.tol, 1e-9));
   if (c.gradcheck) EXPECT_TRUE(passes_gradcheck(c.fn, inputs_on(c.inputs, Device::cuda()), c.grad_options));
-  if (c.gradgradcheck)
+  if (c.gradgradcheck) {
+    EXPECT_TRUE(recorded_gradients_match(c.fn, inputs_on(c.inputs, Device::cuda())));
     EXPECT_TRUE(passes_gradgradcheck(c.fn, inputs_on(c.inputs, Device::cuda()), c.grad_options));
+  }
 }
 
 }  // namespace ember::testing

@@ -46,6 +46,10 @@ double relative_gap(const Tensor& actual, const Tensor& expected);
                                             GradcheckOptions options = {});
 ::testing::AssertionResult passes_gradgradcheck(const OpFn& fn, const std::vector<Tensor>& inputs,
                                                 GradcheckOptions options = {});
+// The gradients of sum(fn(inputs) * w), w fixed, computed with create_graph (the recorded backward
+// formulas, which a second derivative differentiates) equal the plain backward's to 1e-9 relative:
+// gradgradcheck checks the recorded formulas' derivative, this that they are the same gradient.
+::testing::AssertionResult recorded_gradients_match(const OpFn& fn, const std::vector<Tensor>& inputs);
 // Expects `body` to throw ember::Error whose message contains `needle`.
 ::testing::AssertionResult throws_error(const std::function<void()>& body, const std::string& needle);
 

@@ -357,7 +357,7 @@ std::vector<OpCase> cce_cases() {
   CCEOptions ignore3 = with(Reduction::sum);
   ignore3.ignore_index = 3;  // a class id can be the ignore index
   Tensor x_with3 = I({0, 6, 3, 3, 2}, {5});
-  return {
+  return with_gradgradcheck({
       {"mean", f(with(Reduction::mean), x), {E, C}, ref(E, C, x, with(Reduction::mean))},
       {"sum", f(with(Reduction::sum), x), {E, C}, ref(E, C, x, with(Reduction::sum))},
       {"none", f(with(Reduction::none), x), {E, C}, ref(E, C, x, with(Reduction::none))},
@@ -384,7 +384,7 @@ std::vector<OpCase> cce_cases() {
        },
        {E, C},
        Tensor()},
-  };
+  });
 }
 
 class CCEOps : public ::testing::TestWithParam<OpCase> {

@@ -52,7 +52,7 @@ double opl_reference(const Tensor& features, const std::vector<int64_t>& y, OPLO
 std::vector<OpCase> worked_examples() {
   // Variant B is not differentiable where a cosine is exactly 0 (O1, O3 and the orthogonal
   // edge case have such pairs), so those rows skip gradcheck; "B_random" checks B's gradient.
-  return {
+  return with_gradgradcheck({
       {"O1_A", opl_fn(kA), {o1(), I({0, 0, 1, 1}, {4})}, scalar_tensor(0.323223305, kFloat64)},
       {"O1_B", opl_fn(kB), {o1(), I({0, 0, 1, 1}, {4})}, scalar_tensor(0.323223305, kFloat64), 1e-6, false},
       {"O1_A_gamma2", opl_fn(kA2), {o1(), I({0, 0, 1, 1}, {4})}, scalar_tensor(0.853553391, kFloat64)},
@@ -82,7 +82,7 @@ std::vector<OpCase> worked_examples() {
        opl_fn(kA),
        {R({5, 4}, -1, 1, 8), I({-1, 1000, -1, 1000, 3}, {5})},
        scalar_tensor(opl_reference(R({5, 4}, -1, 1, 8), {-1, 1000, -1, 1000, 3}, kA), kFloat64)},
-  };
+  });
 }
 EMBER_OP_SUITE(OPLWorkedExamples, worked_examples);
 

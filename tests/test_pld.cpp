@@ -85,7 +85,7 @@ Tensor batch_teacher() { return T({0.5, 3.0, 1.0, -1.0, 2, 1, 0, -1}, {2, 4}, fa
 
 std::vector<OpCase> worked_examples() {
   auto tau4 = [](const std::vector<Tensor>& in) { return pld_fn(in, {4.0}); };
-  return {
+  return with_gradgradcheck({
       {"E1",
        [](const std::vector<Tensor>& in) { return pld_fn(in); },
        {T({0, 0, 0}, {1, 3}), T({2, 1, 0}, {1, 3}, false), I({0}, {1})},
@@ -129,7 +129,7 @@ std::vector<OpCase> worked_examples() {
        {T({1.0, 0.0, -0.5, 0.0, 2.0, 0.0, 0.0, 0.0}, {1, 4, 2}),
         T({0.5, 2, 3.0, 1, 1.0, 0, -1.0, -1}, {1, 4, 2}, false), I({2, 0}, {1, 2})},
        tensor<double>({1.660906465, 1.213300921}, {1, 2})},
-  };
+  });
 }
 EMBER_OP_SUITE(PLDWorkedExamples, worked_examples);
 

@@ -44,7 +44,7 @@ std::vector<OpCase> tri_bce_cases() {
            lb = bce_mean(b.to_vector<double>(), yv);
     return scalar_tensor(l + std::max(la - l, 0.0) * la + std::max(lb - l, 0.0) * lb, kFloat64);
   };
-  return {
+  return with_gradgradcheck({
       // T1: L_tri = 0.85595012 (w_D inactive, w_S = 0.35473509).
       {"T1_fcn_wiring",
        [](const std::vector<Tensor>& in) { return fcn_tri_bce(in[0], in[1], in[2]); },
@@ -56,7 +56,7 @@ std::vector<OpCase> tri_bce_cases() {
       // The detached variant has the same value; its gradient is not the derivative of the value
       // (checked separately below), so no gradcheck.
       {"detached_value", indep(true), {f, a, b, y6}, expected(f, a, b, y6), 1e-6, false},
-  };
+  });
 }
 EMBER_OP_SUITE(TriBCE, tri_bce_cases);
 
@@ -108,6 +108,38 @@ TEST(TriBCE, DetachedMatchesFrozenWeightSurrogate) {
           (surrogate(plus[0], plus[1], plus[2]) - surrogate(minus[0], minus[1], minus[2])) / 2e-6;
       EXPECT_NEAR(analytic[i], numeric, 1e-8) << "input " << k << " element " << i;
     }
+  }
+}
+
+// Detached weights are constants to every order, as w.detach() in PyTorch: differentiating the
+// gradient again gives the frozen-weight surrogate's Hessian, diagonal with entries
+// c_k sigmoid'(z_k[i]) / N (c = 1, w_a, w_b). (gradgradcheck does not apply: its finite differences
+// re-run the forward, which re-freezes the weights at each perturbed point.)
+TEST(TriBCE, DetachedSecondDerivativeKeepsTheWeightsFrozen) {
+  std::vector<double> f = {0.3, -1.2, 2.0, 0.1}, a = {-0.8, 0.4, 1.1, 1.5}, b = {0.5, -1.5, 2.2, -0.3};
+  std::vector<double> y = {1, 0, 1, 0}, u = {1.0, -2.0, 0.5, 3.0};
+  const double l = bce_mean(f, y), wa = std::max(bce_mean(a, y) - l, 0.0),
+               wb = std::max(bce_mean(b, y) - l, 0.0);
+  ASSERT_GT(wa, 0.0);
+  std::vector<Tensor> z = {T(f, {4}), T(a, {4}), T(b, {4})};
+  const OpFn detached = [&](const std::vector<Tensor>& in) {
+    return tri_bce(in[0], in[1], in[2], T(y, {4}, false), {true});
+  };
+  EXPECT_TRUE(recorded_gradients_match(detached, z));
+  Tensor loss = tri_bce(z[0], z[1], z[2], T(y, {4}, false), {true});
+  std::vector<Tensor> g = autograd::grad({loss}, z, {}, {}, /*create_graph=*/true);
+  Tensor gu =
+      (g[0] * T(u, {4}, false)).sum() + (g[1] * T(u, {4}, false)).sum() + (g[2] * T(u, {4}, false)).sum();
+  std::vector<Tensor> h = autograd::grad({gu}, z);
+  const double coef[3] = {1.0, wa, wb};
+  const std::vector<double>* x[3] = {&f, &a, &b};
+  for (int k = 0; k < 3; ++k) {
+    std::vector<double> expected(4);
+    for (size_t i = 0; i < 4; ++i) {
+      const double p = 1.0 / (1.0 + std::exp(-(*x[k])[i]));
+      expected[i] = coef[k] * p * (1 - p) / 4.0 * u[i];
+    }
+    EXPECT_TRUE(tensors_close(h[k], tensor<double>(expected, {4}), 1e-12)) << "input " << k;
   }
 }
 

@@ -119,11 +119,11 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 //
 // create_graph = true records the backward pass itself, so the returned gradients are functions of
 // the inputs that can be differentiated again: Hessian-vector products, gradient penalties.
-// Double backward is implemented for elementwise math, views, reductions and scans, matmul/linear,
-// conv2d, pooling, norms, softmax, indexing and the standard losses (docs/internals.md lists them);
-// a gradient that came through any other op (the paper losses' fused kernels: PLD, OPL, Tri-BCE,
-// CCE) carries a node that throws "<op>: double backward is not implemented" if it is differentiated
-// again. Custom Functions' backward runs recorded, as in PyTorch.
+// Double backward is implemented for every op: elementwise math, views, reductions and scans,
+// matmul/linear, conv2d, pooling, norms, softmax, indexing, the standard losses and the paper losses
+// (docs/internals.md lists them). A gradient that came through an op recorded without one carries
+// a node that throws "<op>: double backward is not implemented" if it is differentiated again.
+// Custom Functions' backward runs recorded, as in PyTorch.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
                          bool create_graph = false, bool allow_unused = false);
