@@ -137,6 +137,78 @@ TEST(DoubleBackward, OpsWithoutOneSayWhichWhenDifferentiatedAgain) {
   EXPECT_FALSE(plain.requires_grad());
 }
 
+// H v through the paper losses' fused kernels (their recorded backward under create_graph), against
+// PyTorch 1.13 on the same losses written in its ops (PLD with its ranking and logcumsumexp, OPL via
+// F.normalize, Tri-BCE with torch.where weights, CCE as a softcapped cross_entropy).
+std::vector<Tensor> hessian_vector_product(const Tensor& f, const std::vector<Tensor>& x,
+                                           const std::vector<Tensor>& v) {
+  std::vector<Tensor> g = autograd::grad({f}, x, {}, {}, /*create_graph=*/true);
+  Tensor gv = (g[0] * v[0]).sum();
+  for (size_t k = 1; k < g.size(); ++k) gv = gv + (g[k] * v[k]).sum();
+  return autograd::grad({gv}, x);
+}
+
+TEST(DoubleBackward, PaperLossesMatchPyTorch) {
+  {
+    Tensor s = T({3.0, 1.0, -2.0, 0.5, 0.0, 0.2, -1.0, 0.7, 1.5, -0.3}, {2, 5});
+    Tensor t = T({1.0, 2.5, -1.0, 0.0, 2.0, 0.0, 1.0, -2.0, 3.0, 0.5}, {2, 5}, false);
+    Tensor f = losses::pld(s, t, tensor<int64_t>({4, 0}), {2.0});
+    EXPECT_NEAR(f.item<double>(), 1.4275333508555137, 1e-12);
+    expect_values(
+        hessian_vector_product(f, {s}, {T({1, -2, 0.5, 3, -1, 0.3, 0.1, -0.7, 2, 1}, {2, 5}, false)})[0],
+        {0.0488680815552, -0.0987165366343, -0.0100869101939, 0.0696415132882, -0.00970614801523,
+         -0.00540133060537, -0.011047265041, -0.197784451029, 0.165329237076, 0.0489038095988},
+        1e-11);
+  }
+  {
+    Tensor x = T({0.5, 2.0, -1.5, 0.3, 1.0, 0.2, -1.0, 0.4, 0.8, 0.9, -0.6, 0.1}, {4, 3});
+    Tensor v = T({1.0, 0.5, -1.0, 2.0, -1.0, 0.3, 0.1, 0.2, 0.3, -0.5, 1.5, 0.7}, {4, 3}, false);
+    Tensor labels = tensor<int64_t>({0, 1, 0, 1});
+    Tensor f = losses::opl(x, labels, {2.0, true});
+    EXPECT_NEAR(f.item<double>(), 2.2243972980557576, 1e-12);
+    expect_values(
+        hessian_vector_product(f, {x}, {v})[0],
+        {0.223475427572, -0.1731082251, -0.182274218259, -0.64774820759, 2.12889538605, -0.140540065804,
+         -0.0112489358168, -0.384224373249, 0.140548463938, -0.253942378508, -1.82452243568, -0.609090348031},
+        1e-11);
+    expect_values(
+        hessian_vector_product(losses::opl(x, labels, {2.0, false}), {x}, {v})[0],
+        {0.226854093448, -0.0159151614957, 0.248793573676, -0.64774820759, 2.12889538605, -0.140540065804,
+         0.623111369408, 0.19250487435, 0.534015100542, 0.136964073624, -0.0915413345254, 0.156847306731},
+        1e-11);
+  }
+  {
+    Tensor z = T({0.3, -1.2, 2.0, 0.1}, {4}), za = T({-0.8, 0.4, 1.1, 1.5}, {4}),
+           zb = T({0.5, -1.5, 2.2, -0.3}, {4});
+    Tensor u = T({1.0, -2.0, 0.5, 3.0}, {4}, false);
+    Tensor f = losses::tri_bce(z, za, zb, T({1, 0, 1, 0}, {4}, false));
+    EXPECT_NEAR(f.item<double>(), 1.029072498392563, 1e-12);
+    std::vector<Tensor> h = hessian_vector_product(f, {z, za, zb}, {u, u, u});
+    expect_values(h[0], {0.0106029562195, -0.00475258113327, 0.00304276075893, -0.0178604538442}, 1e-12);
+    expect_values(h[1], {0.0753617407799, -0.184402575637, 0.0338389447121, 0.193551370203}, 1e-12);
+    expect_values(h[2], {0, 0, 0, 0}, 1e-15);  // tower b is inactive: no term of its own
+  }
+  {
+    Tensor E = T({0.5, -0.2, 1.0, 0.3, -0.7, 0.9}, {3, 2});
+    Tensor C = T({0.2, 1.0, -0.5, 0.4, 0.8, -0.3, 0.1, 0.1}, {4, 2}), b = T({0.1, -0.2, 0.0, 0.3}, {4});
+    losses::CCEOptions o;
+    o.bias = b;
+    o.softcap = 1.5;
+    Tensor f = losses::cut_cross_entropy(E, C, tensor<int64_t>({2, -100, 0}), o);
+    EXPECT_NEAR(f.item<double>(), 1.0116097490898905, 1e-12);
+    std::vector<Tensor> h = hessian_vector_product(
+        f, {E, C, b},
+        {T({1.0, -1.0, 0.5, 2.0, 0.3, 0.3}, {3, 2}, false),
+         T({0.1, 0.2, -1.0, 0.5, 0.7, 0.0, 0.2, -0.4}, {4, 2}, false), T({1.0, 0.5, -0.5, 2.0}, {4}, false)});
+    expect_values(h[0], {-0.0783794278879, -0.155114923331, 0, 0, -0.095876980158, 0.192226191546}, 1e-11);
+    expect_values(h[1],
+                  {-0.146651582552, 0.0340090972091, 0.069431800725, -0.0408994632095, -0.182198102738,
+                   0.220484354919, 0.229689217185, -0.136518508375},
+                  1e-11);
+    expect_values(h[2], {0.147772638975, -0.180505167338, 0.041271349128, 0.0752773418422}, 1e-11);
+  }
+}
+
 // prod, cumprod and logcumsumexp differentiate again, at zeros too: there the first-order formulas
 // drop terms that are zero in value but not in their derivative. H w for f = sum(op(x)),
 // w = [1, 2, 3, 4]; expected values are PyTorch's.
