@@ -129,6 +129,15 @@ std::vector<OpCase> worked_examples() {
        {T({1.0, 0.0, -0.5, 0.0, 2.0, 0.0, 0.0, 0.0}, {1, 4, 2}),
         T({0.5, 2, 3.0, 1, 1.0, 0, -1.0, -1}, {1, 4, 2}, false), I({2, 0}, {1, 2})},
        tensor<double>({1.660906465, 1.213300921}, {1, 2})},
+      // tied teacher logits (smaller class index first), the true class among the ties, and a row of
+      // all-equal teacher logits; values from the definition in PyTorch (stable descending sort)
+      {"teacher_ties_none",
+       [](const std::vector<Tensor>& in) {
+         return pld_fn(in, {1.0, Reduction::none});
+       },
+       {T({0.3, -0.2, 1.1, 0.4, -0.7, 0.9, 1.0, 0.5, -0.5, 0.2, 0.0, -1.2}, {2, 6}),
+        T({1.0, 2.0, 1.0, 2.0, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5}, {2, 6}, false), I({3, 4}, {2})},
+       tensor<double>({1.5747279664, 0.8651463713}, {2})},
   });
 }
 EMBER_OP_SUITE(PLDWorkedExamples, worked_examples);
