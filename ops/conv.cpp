@@ -161,4 +161,80 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int6
   return out;
 }
 
+// conv_transpose2d is conv2d's input gradient made public: y = conv_transpose2d(x, w) is the adjoint
+// of u -> conv2d(u, w) applied to x, so its weight layout [C_in, C_out/groups, kH, kW] is conv2d's
+// [out_channels, in_channels/groups, kH, kW] read the other way round, and its backward (and every
+// higher derivative) is conv2d's adjoint pair again.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
+                        std::array<int64_t, 2> padding, std::array<int64_t, 2> output_padding, int64_t groups,
+                        std::array<int64_t, 2> dilation) {
+  if (any_bfloat16(x, w, b))  // float32 accumulation, rounded output
+    return via_float32(
+        [&](const Tensor& xf, const Tensor& wf, const Tensor& bf) {
+          return conv_transpose2d(xf, wf, bf, stride, padding, output_padding, groups, dilation);
+        },
+        x, w, b);
+  constexpr const char* op = "conv_transpose2d";
+  check_defined(op, x, "input");
+  check_defined(op, w, "weight");
+  if (x.dim() == 3)
+    return conv_transpose2d(x.unsqueeze(0), w, b, stride, padding, output_padding, groups, dilation)
+        .squeeze(0);
+  if (x.dim() != 4)
+    fail("{}: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape {}", op, shape_str(x.shape()));
+  if (w.dim() != 4)
+    fail("{}: expected weight [in_channels, out_channels/groups, kH, kW], got shape {}", op,
+         shape_str(w.shape()));
+  if (groups < 1) fail("{}: groups must be positive, got {}", op, groups);
+  if (stride[0] < 1 || stride[1] < 1) fail("{}: stride must be positive, got {}", op, pair_str(stride));
+  if (dilation[0] < 1 || dilation[1] < 1)
+    fail("{}: dilation must be positive, got {}", op, pair_str(dilation));
+  if (padding[0] < 0 || padding[1] < 0)
+    fail("{}: padding must be non-negative, got {}", op, pair_str(padding));
+  for (int d = 0; d < 2; ++d)
+    if (output_padding[d] < 0 || output_padding[d] >= std::max(stride[d], dilation[d]))
+      fail("{}: output_padding {} must be non-negative and smaller than stride {} or dilation {}", op,
+           pair_str(output_padding), pair_str(stride), pair_str(dilation));
+  if (w.size(2) < 1 || w.size(3) < 1)
+    fail("{}: kernel size must be positive, got weight {}", op, shape_str(w.shape()));
+  if (x.size(1) != w.size(0))
+    fail("{}: input {} has {} channels, but weight {} expects {} (its first dim)", op, shape_str(x.shape()),
+         x.size(1), shape_str(w.shape()), w.size(0));
+  if (w.size(0) % groups != 0)
+    fail("{}: in_channels ({}) must be divisible by groups ({})", op, w.size(0), groups);
+  const int64_t out_channels = w.size(1) * groups;
+  if (b.defined() && (b.dim() != 1 || b.size(0) != out_channels))
+    fail("{}: bias must have shape [{}] (out_channels), got {}", op, out_channels, shape_str(b.shape()));
+  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
+    fail("{}: dtype mismatch: input {}, weight {}{}", op, x.dtype(), w.dtype(),
+         b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
+  if (!is_floating(x.dtype())) fail("{}: expected floating-point tensors, got {}", op, x.dtype());
+  check_same_device(op, {x, w, b});
+
+  Shape out_shape{x.size(0), out_channels, 0, 0};
+  for (int d = 0; d < 2; ++d) {
+    out_shape[2 + d] = (x.size(2 + d) - 1) * stride[d] - 2 * padding[d] + dilation[d] * (w.size(2 + d) - 1) +
+                       output_padding[d] + 1;
+    if (out_shape[2 + d] < 1)
+      fail("{}: input {} with stride {}, padding {} and kernel {} gives an empty output (size {} in dim {})",
+           op, shape_str(x.shape()), pair_str(stride), pair_str(padding), shape_str({w.size(2), w.size(3)}),
+           out_shape[2 + d], 2 + d);
+  }
+  const Conv2dParams p{stride, padding, dilation, groups};
+  // An output_padding of at least the stride (allowed when the dilation is larger) adds output rows
+  // that a conv2d of the output would map past x's last row: that row is zeros in the adjoint.
+  Tensor g = x;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t rows =
+        conv2d_output_size(out_shape[2 + d], w.size(2 + d), stride[d], padding[d], dilation[d]);
+    if (rows > g.size(2 + d)) {
+      Shape tail = g.shape();
+      tail[2 + d] = rows - g.size(2 + d);
+      g = cat({g, zeros(tail, g.options())}, 2 + d);
+    }
+  }
+  Tensor y = conv2d_input_grad(g, w, out_shape, p);
+  return b.defined() ? y + b.view({1, out_channels, 1, 1}) : y;
+}
+
 }  // namespace ember

@@ -117,6 +117,170 @@ std::vector<OpCase> conv_cases() {
 }
 EMBER_OP_SUITE(Conv2d, conv_cases);
 
+// ---- conv_transpose2d ----
+
+struct TransposeArgs {
+  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, output_padding{0, 0};
+  int64_t groups = 1;
+  std::array<int64_t, 2> dilation{1, 1};
+};
+
+OpFn conv_transpose_fn(TransposeArgs p) {
+  return [p](const std::vector<Tensor>& in) {
+    return conv_transpose2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), p.stride, p.padding,
+                            p.output_padding, p.groups, p.dilation);
+  };
+}
+
+// The definition as a scatter: input pixel (ci, i, j) adds x * w[ci, co, a, b] onto output pixel
+// (group's co, i * stride - padding + a * dilation, ...), for every tap that lands inside the output.
+Tensor conv_transpose_reference(const Tensor& x_in, const Tensor& w_in, const Tensor& b, TransposeArgs p) {
+  const Tensor x = x_in.detach().contiguous(), w = w_in.detach().contiguous();
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), wd = x.size(3);
+  const int64_t og = w.size(1), kh = w.size(2), kw = w.size(3), o = og * p.groups, cg = c / p.groups;
+  const int64_t oh =
+      (h - 1) * p.stride[0] - 2 * p.padding[0] + p.dilation[0] * (kh - 1) + p.output_padding[0] + 1;
+  const int64_t ow =
+      (wd - 1) * p.stride[1] - 2 * p.padding[1] + p.dilation[1] * (kw - 1) + p.output_padding[1] + 1;
+  const std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>();
+  std::vector<double> out(n * o * oh * ow, 0.0);
+  for (int64_t i0 = 0; i0 < n; ++i0)
+    for (int64_t ci = 0; ci < c; ++ci)
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t j = 0; j < wd; ++j)
+          for (int64_t co = 0; co < og; ++co)
+            for (int64_t a = 0; a < kh; ++a)
+              for (int64_t bb = 0; bb < kw; ++bb) {
+                const int64_t y = i * p.stride[0] - p.padding[0] + a * p.dilation[0];
+                const int64_t z = j * p.stride[1] - p.padding[1] + bb * p.dilation[1];
+                if (y < 0 || y >= oh || z < 0 || z >= ow) continue;
+                const int64_t oc = (ci / cg) * og + co;
+                out[((i0 * o + oc) * oh + y) * ow + z] +=
+                    xv[((i0 * c + ci) * h + i) * wd + j] * wv[((ci * og + co) * kh + a) * kw + bb];
+              }
+  Tensor r = tensor<double>(out, {n, o, oh, ow});
+  return b.defined() ? r + b.detach().view({-1, 1, 1}) : r;
+}
+
+std::vector<OpCase> conv_transpose_cases() {
+  Tensor x4 = T({1, 2, 3, 4}, {1, 1, 2, 2}), w4 = T({1, 2, 3, 4}, {1, 1, 2, 2});
+  std::vector<OpCase> cases = {
+      // the full convolution of [[1,2],[3,4]] with itself: y[1][1] = 1*4 + 2*3 + 3*2 + 4*1 = 20
+      {"convT_full",
+       conv_transpose_fn({}),
+       {x4, w4},
+       tensor<double>({1, 4, 4, 6, 20, 16, 9, 24, 16}, {1, 1, 3, 3})},
+      // stride 2: the four copies of w, scaled by x, side by side without overlap
+      {"convT_stride2",
+       conv_transpose_fn({{2, 2}}),
+       {x4, w4},
+       tensor<double>({1, 2, 2, 4, 3, 4, 6, 8, 3, 6, 4, 8, 9, 12, 12, 16}, {1, 1, 4, 4})},
+      // PyTorch 1.13: conv_transpose2d(x4, ones(1,1,3,3), stride=2, padding=1, output_padding=1)
+      {"convT_stride2_pad1_outpad1",
+       conv_transpose_fn({{2, 2}, {1, 1}, {1, 1}}),
+       {x4, T(std::vector<double>(9, 1.0), {1, 1, 3, 3})},
+       tensor<double>({1, 3, 2, 2, 4, 10, 6, 6, 3, 7, 4, 4, 3, 7, 4, 4}, {1, 1, 4, 4})},
+      // output_padding 2 >= stride 1 (allowed by dilation 3): two extra rows and columns of zeros
+      // (PyTorch 1.13's values)
+      {"convT_outpad_beyond_stride",
+       conv_transpose_fn({{1, 1}, {0, 0}, {2, 2}, 1, {3, 3}}),
+       {x4, w4},
+       tensor<double>({1, 2, 0, 2, 4,  0, 0,  3,  4, 0, 6, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 6, 0, 4,
+                       8, 0, 0, 9, 12, 0, 12, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                      {1, 1, 7, 7})},
+  };
+  auto ref = [&](const std::string& name, const Shape& xs, const Shape& ws, bool bias, TransposeArgs p) {
+    Tensor x = R(xs, -1, 1, 51), w = R(ws, -1, 1, 52);
+    std::vector<Tensor> in{x, w};
+    if (bias) in.push_back(R({ws[1] * p.groups}, -1, 1, 53));
+    cases.push_back(
+        {name, conv_transpose_fn(p), in, conv_transpose_reference(x, w, bias ? in[2] : Tensor(), p)});
+  };
+  ref("convT_groups2_stride2_pad1_outpad1_bias", {2, 4, 3, 3}, {4, 3, 3, 3}, true,
+      {{2, 2}, {1, 1}, {1, 1}, 2});
+  ref("convT_rect_asymmetric_dilated", {1, 2, 3, 4}, {2, 3, 2, 3}, false,
+      {{2, 1}, {1, 0}, {1, 0}, 1, {1, 2}});
+  ref("convT_depthwise", {1, 3, 3, 3}, {3, 1, 2, 2}, true, {{2, 2}, {0, 0}, {0, 0}, 3});
+  ref("convT_pointwise", {2, 3, 2, 2}, {3, 2, 1, 1}, true, {});
+  {
+    Tensor x = R({2, 3, 3}, -1, 1, 54), w = R({2, 2, 3, 3}, -1, 1, 55);
+    cases.push_back({"convT_unbatched",
+                     conv_transpose_fn({{2, 2}, {1, 1}}),
+                     {x, w},
+                     conv_transpose_reference(x.unsqueeze(0), w, {}, {{2, 2}, {1, 1}}).squeeze(0)});
+  }
+  return with_gradgradcheck(cases);  // conv2d's adjoint pair: differentiable to any order
+}
+EMBER_OP_SUITE(ConvTranspose2d, conv_transpose_cases);
+
+// conv_transpose2d is the adjoint of conv2d in its input: <conv2d(u, w), x> = <conv_transpose2d(x, w), u>.
+TEST(ConvTranspose2d, IsTheAdjointOfConv2d) {
+  const std::array<int64_t, 2> stride{2, 3}, padding{1, 2}, dilation{2, 1};
+  Tensor w = R({6, 2, 3, 3}, -1, 1, 61, false);  // conv2d: 4 -> 6 channels in 2 groups
+  Tensor u = R({2, 4, 9, 11}, -1, 1, 62, false);
+  Tensor y = conv2d(u, w, {}, stride, padding, dilation, 2);
+  Tensor x = R(y.shape(), -1, 1, 63, false);
+  // the output_padding that gives back u's size
+  std::array<int64_t, 2> output_padding{};
+  for (int d = 0; d < 2; ++d)
+    output_padding[d] =
+        u.size(2 + d) - ((y.size(2 + d) - 1) * stride[d] - 2 * padding[d] + dilation[d] * 2 + 1);
+  Tensor v = conv_transpose2d(x, w, {}, stride, padding, output_padding, 2, dilation);
+  ASSERT_EQ(v.shape(), u.shape());
+  EXPECT_NEAR((y * x).sum().item<double>(), (v * u).sum().item<double>(), 1e-10);
+}
+
+TEST(ConvTranspose2d, Errors) {
+  Tensor x = ones({1, 4, 3, 3}), w = ones({4, 2, 3, 3});
+  EMBER_EXPECT_THROW_MSG(
+      conv_transpose2d(ones({4, 5}), w),
+      "conv_transpose2d: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape [4,5]");
+  EMBER_EXPECT_THROW_MSG(
+      conv_transpose2d(x, ones({4, 2, 3})),
+      "conv_transpose2d: expected weight [in_channels, out_channels/groups, kH, kW], got shape "
+      "[4,2,3]");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, ones({2, 2, 3, 3})),
+                         "conv_transpose2d: input [1,4,3,3] has 4 channels, but weight [2,2,3,3] expects 2");
+  EMBER_EXPECT_THROW_MSG(
+      conv_transpose2d(ones({1, 3, 3, 3}), ones({3, 1, 1, 1}), {}, {1, 1}, {0, 0}, {0, 0}, 2),
+      "conv_transpose2d: in_channels (3) must be divisible by groups (2)");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, w, {}, {1, 1}, {0, 0}, {0, 0}, 0),
+                         "conv_transpose2d: groups must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, w, {}, {0, 1}),
+                         "conv_transpose2d: stride must be positive, got [0,1]");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, w, {}, {1, 1}, {0, -1}),
+                         "conv_transpose2d: padding must be non-negative, got [0,-1]");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, w, {}, {1, 1}, {0, 0}, {0, 0}, 1, {1, 0}),
+                         "conv_transpose2d: dilation must be positive, got [1,0]");
+  EMBER_EXPECT_THROW_MSG(
+      conv_transpose2d(x, w, {}, {2, 2}, {0, 0}, {2, 0}),
+      "conv_transpose2d: output_padding [2,0] must be non-negative and smaller than stride [2,2] "
+      "or dilation [1,1]");
+  EMBER_EXPECT_THROW_MSG(
+      conv_transpose2d(x, w, {}, {1, 1}, {3, 3}),
+      "conv_transpose2d: input [1,4,3,3] with stride [1,1], padding [3,3] and kernel [3,3] gives "
+      "an empty output (size -1 in dim 2)");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, w, ones({4})),
+                         "conv_transpose2d: bias must have shape [2] (out_channels), got [4]");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(x, ones({4, 2, 3, 3}, kFloat64)),
+                         "conv_transpose2d: dtype mismatch: input float32, weight float64");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(ones({1, 4, 3, 3}, kInt64), ones({4, 2, 3, 3}, kInt64)),
+                         "conv_transpose2d: expected floating-point tensors, got int64");
+  EMBER_EXPECT_THROW_MSG(conv_transpose2d(Tensor(), w), "conv_transpose2d: input is an undefined tensor");
+}
+
+TEST(ConvTranspose2d, Float32AndBfloat16MatchFloat64) {
+  Tensor x = R({2, 4, 5, 5}, -1, 1, 71, false), w = R({4, 3, 3, 3}, -1, 1, 72, false),
+         b = R({3}, -1, 1, 73, false);
+  Tensor ref = conv_transpose2d(x, w, b, {2, 2}, {1, 1}, {1, 1});
+  Tensor f32 = conv_transpose2d(x.to(kFloat32), w.to(kFloat32), b.to(kFloat32), {2, 2}, {1, 1}, {1, 1});
+  EXPECT_LT(relative_gap(f32, ref), 1e-6);
+  Tensor bf = conv_transpose2d(x.to(DType::bfloat16), w.to(DType::bfloat16), b.to(DType::bfloat16), {2, 2},
+                               {1, 1}, {1, 1});
+  EXPECT_EQ(bf.dtype(), DType::bfloat16);
+  EXPECT_LT(relative_gap(bf, ref), 2e-2);
+}
+
 std::vector<OpCase> pool_cases() {
   Tensor x16 = T({1, 5, 2, 7, 3, 6, 8, 4, 9, 16, 10, 11, 12, 13, 15, 14}, {1, 1, 4, 4});
   Tensor x9 = T({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});

@@ -221,6 +221,57 @@ TEST(Layers, Conv2dErrors) {
   EMBER_EXPECT_THROW_MSG(conv.forward(zeros({5, 5})), "expected input [N, C, H, W] or [C, H, W]");
 }
 
+TEST(Layers, ConvTranspose2dForward) {
+  // Stride 2: each input pixel stamps the 2x2 kernel, scaled by itself, without overlap.
+  nn::ConvTranspose2d up(1, 1, 2, 2);
+  EXPECT_EQ(up.weight.shape(), (Shape{1, 1, 2, 2}));
+  set_values(up.weight, {1, 2, 3, 4});
+  set_values(up.bias, {0.5});
+  Tensor x = tensor<float>({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor expected =
+      tensor<double>({1, 2, 2, 4, 3, 4, 6, 8, 3, 6, 4, 8, 9, 12, 12, 16}, {1, 1, 4, 4}) + 0.5;
+  EXPECT_TRUE(tensors_close(up.forward(x), expected, 1e-6));
+  EXPECT_TRUE(tensors_close(up.forward(x.view({1, 2, 2})), expected.view({1, 4, 4}), 1e-6));  // unbatched
+  // PyTorch's layout [in, out / groups, kh, kw] and output size, with every argument.
+  nn::ConvTranspose2d grouped(4, 6, {3, 2}, 2, 1, 1, 2, false, {1, 2});
+  EXPECT_EQ(grouped.weight.shape(), (Shape{4, 3, 3, 2}));
+  EXPECT_FALSE(grouped.bias.defined());
+  EXPECT_EQ(grouped.forward(zeros({2, 4, 5, 5})).shape(), (Shape{2, 6, 10, 10}));
+  EXPECT_EQ(grouped.extra_repr(),
+            "4, 6, kernel_size=(3, 2), stride=2, padding=1, output_padding=1, dilation=(1, 2), groups=2, "
+            "bias=false");
+  // PyTorch's init: the fan-in is read off the weight, out_channels / groups * kh * kw = 3 * 6.
+  nn::ConvTranspose2d wide(64, 3, 3);
+  const double bound = 1.0 / std::sqrt(27.0);
+  EXPECT_LE(amax(abs(wide.bias), {}).item<double>(), bound);
+  EXPECT_LE(amax(abs(wide.weight), {}).item<double>(),
+            bound);  // kaiming_uniform(a = sqrt(5)): the same bound
+  EXPECT_GT(amax(abs(wide.weight), {}).item<double>(), 0.9 * bound);
+}
+
+TEST(Layers, ConvTranspose2dGradcheck) {
+  manual_seed(6);
+  auto up = std::make_shared<nn::ConvTranspose2d>(2, 4, 3, 2, 1, 1, 2);
+  EXPECT_TRUE(module_gradcheck(*up, {&up->weight, &up->bias}, R({1, 2, 3, 3}),
+                               [&](const Tensor& x) { return up->forward(x); }));
+}
+
+TEST(Layers, ConvTranspose2dErrors) {
+  EMBER_EXPECT_THROW_MSG(
+      nn::ConvTranspose2d(3, 4, 3, 1, 0, 0, 2),
+      "ConvTranspose2d: in_channels (3) and out_channels (4) must both be divisible by groups (2)");
+  EMBER_EXPECT_THROW_MSG(
+      nn::ConvTranspose2d(1, 1, 3, 2, 0, 2),
+      "ConvTranspose2d: output_padding 2 must be non-negative and smaller than stride 2 or dilation 1");
+  EMBER_EXPECT_THROW_MSG(nn::ConvTranspose2d(1, 1, 3, 0), "ConvTranspose2d: stride must be positive");
+  nn::ConvTranspose2d up(3, 4, 3);
+  EMBER_EXPECT_THROW_MSG(
+      up.forward(zeros({1, 2, 5, 5})),
+      "ConvTranspose2d: input of shape [1,2,5,5] has 2 channels, expected in_channels = 3");
+  EMBER_EXPECT_THROW_MSG(up.forward(zeros({5, 5})),
+                         "ConvTranspose2d: expected input [N, C, H, W] or [C, H, W]");
+}
+
 TEST(Layers, EmbeddingForwardAndPadding) {
   nn::Embedding emb(4, 2, 1);
   EXPECT_TRUE(equal(emb.weight.select(0, 1), zeros({2})));  // the padding row starts at zero

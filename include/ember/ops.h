@@ -184,6 +184,14 @@ Tensor triu(const Tensor& x, int64_t diagonal = 0);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, std::array<int64_t, 2> stride = {1, 1},
               std::array<int64_t, 2> padding = {0, 0}, std::array<int64_t, 2> dilation = {1, 1},
               int64_t groups = 1);
+// Transposed convolution (the adjoint of conv2d in its input), as torch.nn.functional.conv_transpose2d:
+// x [N, C_in, H, W] (or unbatched [C_in, H, W]), w [C_in, C_out/groups, kH, kW], b [C_out]. Output size
+// per spatial dim: (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1, with
+// output_padding smaller than the stride or the dilation.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = {},
+                        std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
+                        std::array<int64_t, 2> output_padding = {0, 0}, int64_t groups = 1,
+                        std::array<int64_t, 2> dilation = {1, 1});
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride = {0, 0},
                   std::array<int64_t, 2> padding = {0, 0});
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride = {0, 0},
