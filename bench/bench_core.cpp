@@ -4,7 +4,7 @@
 //   2. per-op overhead: a 16-element add with autograd recording (and PyTorch's, when installed)
 //   3. elementwise add/mul/exp on 4M float32, and a row-broadcast bias add, vs an OpenMP loop
 //   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1): Winograd vs
-//      im2col + GEMM, vs PyTorch
+//      im2col + GEMM, vs PyTorch; and a DCGAN generator's conv_transpose2d vs PyTorch
 //
 // Each pair of contenders runs alternately (A, B, A, B, ...) and the best time of each is kept,
 // so background load on a shared machine hits both alike. Ratios are ember / reference
@@ -229,6 +229,57 @@ print(best * 1e3)
   }
 }
 
+// A DCGAN generator's upsampling layer (4x4, stride 2, padding 1: 8x8 -> 16x16), which ember runs as
+// conv2d's input-gradient kernel (col2im) forward and conv2d + its weight gradient backward.
+void bench_conv_transpose(const std::string& python) {
+  std::printf(
+      "\n== 4b. conv_transpose2d forward + backward: x [64,128,8,8], w [128,64,4,4], stride 2, padding 1 "
+      "==\n");
+  Tensor x = randn({64, 128, 8, 8}).requires_grad_(), w = randn({128, 64, 4, 4}).requires_grad_();
+  Tensor b = randn({64}).requires_grad_();
+  Tensor g = randn({64, 64, 16, 16});
+  auto forward = [&] {
+    NoGradGuard no_grad;
+    conv_transpose2d(x, w, b, {2, 2}, {1, 1});
+  };
+  auto both_ways = [&] { conv_transpose2d(x, w, b, {2, 2}, {1, 1}).backward(g); };
+  const double t_fwd = best_per_call(forward, 1, 5), t_both = best_per_call(both_ways, 1, 5);
+  std::printf("%-40s %9.1f ms\n", "ember forward", t_fwd * 1e3);
+  std::printf("%-40s %9.1f ms\n", "ember forward + backward", t_both * 1e3);
+  if (python.empty()) {
+    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
+    return;
+  }
+  auto py = run_python_output(python, fmt::format(R"(
+import time, torch
+import torch.nn.functional as F
+torch.set_num_threads({})
+x = torch.randn(64, 128, 8, 8, requires_grad=True); w = torch.randn(128, 64, 4, 4, requires_grad=True)
+b = torch.randn(64, requires_grad=True); g = torch.randn(64, 64, 16, 16)
+def forward():
+    with torch.no_grad():
+        F.conv_transpose2d(x, w, b, stride=2, padding=1)
+def both():
+    F.conv_transpose2d(x, w, b, stride=2, padding=1).backward(g)
+def best(f):
+    f(); b = 1e30
+    for _ in range(5):
+        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+    return b * 1e3
+print(best(forward), best(both))
+)",
+                                                  get_num_threads()));
+  double torch_fwd = 0, torch_both = 0;
+  if (py && std::sscanf(py->c_str(), "%lf %lf", &torch_fwd, &torch_both) == 2) {
+    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward", torch_fwd,
+                t_fwd * 1e3 / torch_fwd);
+    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward + backward", torch_both,
+                t_both * 1e3 / torch_both);
+  } else {
+    std::printf("%-40s %s\n", "PyTorch", "failed to run");
+  }
+}
+
 // ---- 5. double backward ----
 // WGAN-GP's gradient penalty on a small conv critic: d critic / d input with create_graph, then
 // backward through it to the weights. Beside it the plain forward + backward of the same critic,
@@ -310,6 +361,7 @@ int main(int argc, char** argv) {
   bench_overhead(python);
   bench_elementwise();
   bench_conv(python);
+  bench_conv_transpose(python);
   bench_double_backward(python);
   std::printf("\ntotal %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   return 0;
