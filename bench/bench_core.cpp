@@ -22,6 +22,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -229,6 +230,41 @@ print(best * 1e3)
   }
 }
 
+// Runs `steps` (Python defining the steps, then `print(best(step), ...)`) after a prelude that
+// imports torch, sets ember's thread count and defines best(f) (best of 5 calls, in ms), and prints
+// one "PyTorch <label>" line per row with its time beside ember's (`rows`: label, ember seconds).
+void compare_with_torch(const std::string& python, const std::string& steps,
+                        const std::vector<std::pair<std::string, double>>& rows) {
+  if (python.empty()) {
+    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
+    return;
+  }
+  const std::string prelude = fmt::format(R"(
+import time, torch
+import torch.nn.functional as F
+torch.set_num_threads({})
+def best(f):
+    f(); b = 1e30
+    for _ in range(5):
+        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+    return b * 1e3
+)",
+                                          get_num_threads());
+  const std::optional<std::string> out = run_python_output(python, prelude + steps);
+  std::vector<double> times;
+  if (out) {
+    std::istringstream in(*out);
+    for (double t; in >> t;) times.push_back(t);
+  }
+  if (times.size() != rows.size()) {
+    std::printf("%-40s %s\n", "PyTorch", "failed to run");
+    return;
+  }
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", ("PyTorch " + rows[i].first).c_str(),
+                times[i], rows[i].second * 1e3 / times[i]);
+}
+
 // A DCGAN generator's upsampling layer (4x4, stride 2, padding 1: 8x8 -> 16x16), which ember runs as
 // conv2d's input-gradient kernel (col2im) forward and conv2d + its weight gradient backward.
 void bench_conv_transpose(const std::string& python) {
@@ -246,14 +282,7 @@ void bench_conv_transpose(const std::string& python) {
   const double t_fwd = best_per_call(forward, 1, 5), t_both = best_per_call(both_ways, 1, 5);
   std::printf("%-40s %9.1f ms\n", "ember forward", t_fwd * 1e3);
   std::printf("%-40s %9.1f ms\n", "ember forward + backward", t_both * 1e3);
-  if (python.empty()) {
-    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
-    return;
-  }
-  auto py = run_python_output(python, fmt::format(R"(
-import time, torch
-import torch.nn.functional as F
-torch.set_num_threads({})
+  compare_with_torch(python, R"(
 x = torch.randn(64, 128, 8, 8, requires_grad=True); w = torch.randn(128, 64, 4, 4, requires_grad=True)
 b = torch.randn(64, requires_grad=True); g = torch.randn(64, 64, 16, 16)
 def forward():
@@ -261,23 +290,9 @@ def forward():
         F.conv_transpose2d(x, w, b, stride=2, padding=1)
 def both():
     F.conv_transpose2d(x, w, b, stride=2, padding=1).backward(g)
-def best(f):
-    f(); b = 1e30
-    for _ in range(5):
-        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
-    return b * 1e3
 print(best(forward), best(both))
 )",
-                                                  get_num_threads()));
-  double torch_fwd = 0, torch_both = 0;
-  if (py && std::sscanf(py->c_str(), "%lf %lf", &torch_fwd, &torch_both) == 2) {
-    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward", torch_fwd,
-                t_fwd * 1e3 / torch_fwd);
-    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward + backward", torch_both,
-                t_both * 1e3 / torch_both);
-  } else {
-    std::printf("%-40s %s\n", "PyTorch", "failed to run");
-  }
+                     {{"forward", t_fwd}, {"forward + backward", t_both}});
 }
 
 // ---- 5. double backward ----
@@ -304,14 +319,7 @@ void bench_double_backward(const std::string& python) {
   std::printf("%-40s %9.1f ms\n", "ember critic forward + backward", t_plain * 1e3);
   std::printf("%-40s %9.1f ms  (%.2fx the plain step)\n", "ember gradient-penalty step", t_penalty * 1e3,
               t_penalty / t_plain);
-  if (python.empty()) {
-    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
-    return;
-  }
-  auto py = run_python_output(python, fmt::format(R"(
-import time, torch
-import torch.nn.functional as F
-torch.set_num_threads({})
+  compare_with_torch(python, R"(
 w1 = (torch.randn(64, 3, 4, 4) * 0.1).requires_grad_(); w2 = (torch.randn(128, 64, 4, 4) * 0.05).requires_grad_()
 w3 = (torch.randn(1, 128 * 8 * 8) * 0.01).requires_grad_(); x = torch.randn(32, 3, 32, 32, requires_grad=True)
 def critic(i):
@@ -323,23 +331,9 @@ def plain():
 def penalty():
     gx, = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
     ((gx.flatten(1).norm(2, dim=1) - 1) ** 2).mean().backward()
-def best(f):
-    f(); b = 1e30
-    for _ in range(5):
-        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
-    return b * 1e3
 print(best(plain), best(penalty))
 )",
-                                                  get_num_threads()));
-  double torch_plain = 0, torch_penalty = 0;
-  if (py && std::sscanf(py->c_str(), "%lf %lf", &torch_plain, &torch_penalty) == 2) {
-    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch critic forward + backward",
-                torch_plain, t_plain * 1e3 / torch_plain);
-    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch gradient-penalty step",
-                torch_penalty, t_penalty * 1e3 / torch_penalty);
-  } else {
-    std::printf("%-40s %s\n", "PyTorch", "failed to run");
-  }
+                     {{"critic forward + backward", t_plain}, {"gradient-penalty step", t_penalty}});
 }
 
 }  // namespace
