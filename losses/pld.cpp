@@ -23,8 +23,23 @@ namespace {
 // gradient in ranked order, g_k = sum_{j <= k} alpha_j exp(u_k - Lambda_j) - alpha_k, is written
 // as exp(u_k + logcumsumexp_{j <= k}(log alpha_j - Lambda_j)) - alpha_k: no exp can overflow, and
 // the suffix log-sum-exps Lambda (a reversed logcumsumexp) carry the second derivative. The
-// ranking and the weights are constants (the teacher is).
-Tensor pld_gradient_recorded(const Tensor& s, const Tensor& t, const Tensor& y, double temperature) {
+// ranking and the weights are constants (the teacher is). -inf student logits follow the kernel's
+// convention (equally likely among themselves, never chosen before a finite one): they become one
+// constant per row, 1000 below its smallest finite logit, where exp(finite - it) is exactly 0 in
+// float32 and float64 (the log-space form would otherwise meet -inf + inf).
+Tensor pld_gradient_recorded(const Tensor& s_in, const Tensor& t, const Tensor& y, double temperature) {
+  Tensor s = s_in;
+  if ((s_in == -std::numeric_limits<double>::infinity()).any().item<bool>()) {
+    Tensor minus_inf, stand_in;
+    {
+      NoGradGuard constant;
+      minus_inf = s_in == -std::numeric_limits<double>::infinity();
+      const Tensor finite_min =
+          amin(where(minus_inf, std::numeric_limits<double>::infinity(), s_in), {1}, true);
+      stand_in = where(isinf(finite_min), 0.0, finite_min - 1000.0);  // (a row of -inf alone: all equal)
+    }
+    s = where(minus_inf, stand_in, s_in);
+  }
   Tensor order, log_alpha;
   {
     NoGradGuard constant;

@@ -633,6 +633,23 @@ TEST(PLD, MinusInfinityStudentLogits) {
   EXPECT_NEAR(tail.item<double>(), std::exp(1.0) / z * std::log(2.0), 1e-12);
 }
 
+// Under create_graph the recorded backward keeps the kernel's convention for -inf logits at the tail
+// (one alone: gradient 0; several: equally likely among themselves), and differentiates again to
+// finite values.
+TEST(PLD, MinusInfinityStudentLogitsUnderCreateGraph) {
+  const OpFn f = [](const std::vector<Tensor>& in) {
+    return losses::pld(in[0], T({2, 1, 0, -1, 3, 0.5, 0, -2}, {2, 4}, false), I({0, 1}, {2}),
+                       {1.0, Reduction::none});
+  };
+  for (Tensor s : {T({1.0, 0.0, 0.5, -kInf, 0.2, 1.5, -kInf, -kInf}, {2, 4}),
+                   T({-kInf, -kInf, -kInf, -kInf, 0.3, 0.1, -0.4, 0.9}, {2, 4})}) {
+    EXPECT_TRUE(recorded_gradients_match(f, {s}));
+    Tensor g = autograd::grad({f({s}).sum()}, {s}, {}, {}, /*create_graph=*/true)[0];
+    Tensor h = autograd::grad({(g * T({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4}, false)).sum()}, {s})[0];
+    EXPECT_TRUE(isfinite(h).all().item<bool>()) << h;
+  }
+}
+
 TEST(PLD, NaNStudentPropagatesNaNTeacherIsAnError) {
   Tensor t = T({2, 1, 0}, {1, 3}, false);
   EXPECT_TRUE(std::isnan(losses::pld(T({0.0, NAN, 1.0}, {1, 3}), t, I({0}, {1})).item<double>()));
