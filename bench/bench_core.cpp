@@ -172,64 +172,6 @@ void bench_elementwise() {
       0.7);
 }
 
-// ---- 4. conv2d ----
-// Winograd F(2x2, 3x3) (the default for this shape) raced against ember's own im2col + GEMM path,
-// then PyTorch (oneDNN) on the same thread count.
-void bench_conv(const std::string& python) {
-  std::printf("\n== 4. conv2d forward + backward: x [64,32,28,28], w [64,32,3,3], padding 1 ==\n");
-  Tensor x = randn({64, 32, 28, 28}).requires_grad_(), w = randn({64, 32, 3, 3}).requires_grad_();
-  Tensor b = randn({64}).requires_grad_();
-  Tensor g = randn({64, 64, 28, 28});
-  auto with = [](detail::Conv2dAlgorithm algorithm, const std::function<void()>& step) {
-    return [algorithm, step] {
-      const detail::Conv2dAlgorithmScope scope(algorithm);
-      step();
-    };
-  };
-  using enum detail::Conv2dAlgorithm;
-  auto forward = [&] {
-    NoGradGuard no_grad;
-    conv2d(x, w, b, {1, 1}, {1, 1});
-  };
-  auto both_ways = [&] { conv2d(x, w, b, {1, 1}, {1, 1}).backward(g); };
-  const Race fwd = race(with(winograd, forward), with(im2col, forward), 3.0);
-  const Race both = race(with(winograd, both_ways), with(im2col, both_ways), 6.0);
-  const double flops = 2.0 * 64 * 64 * 28 * 28 * 32 * 9;  // direct, one direction; backward is twice that
-  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward, Winograd", fwd.best_a * 1e3,
-              flops / fwd.best_a / 1e9);
-  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward, im2col + GEMM", fwd.best_b * 1e3,
-              fwd.ratio);
-  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward + backward, Winograd",
-              both.best_a * 1e3, 3 * flops / both.best_a / 1e9);
-  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward + backward, im2col + GEMM",
-              both.best_b * 1e3, both.ratio);
-  if (python.empty()) {
-    std::printf("%-40s %s\n", "PyTorch", "skipped (no python3 can import torch; set EMBER_PYTHON)");
-    return;
-  }
-  auto py = run_python(python, fmt::format(R"(
-import time, torch
-import torch.nn.functional as F
-torch.set_num_threads({})
-x = torch.randn(64, 32, 28, 28, requires_grad=True); w = torch.randn(64, 32, 3, 3, requires_grad=True)
-b = torch.randn(64, requires_grad=True); g = torch.randn(64, 64, 28, 28)
-def step():
-    F.conv2d(x, w, b, padding=1).backward(g)
-step()
-best = 1e30
-for _ in range(5):
-    t = time.perf_counter(); step(); best = min(best, time.perf_counter() - t)
-print(best * 1e3)
-)",
-                                           get_num_threads()));
-  if (py) {
-    std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", "PyTorch forward + backward", *py,
-                both.best_a * 1e3 / *py);
-  } else {
-    std::printf("%-40s %s\n", "PyTorch", "failed to run");
-  }
-}
-
 // Runs `steps` (Python defining the steps, then `print(best(step), ...)`) after a prelude that
 // imports torch, sets ember's thread count and defines best(f) (best of 5 calls, in ms), and prints
 // one "PyTorch <label>" line per row with its time beside ember's (`rows`: label, ember seconds).
@@ -263,6 +205,47 @@ def best(f):
   for (size_t i = 0; i < rows.size(); ++i)
     std::printf("%-40s %9.1f ms  (ember / PyTorch time: %.2f)\n", ("PyTorch " + rows[i].first).c_str(),
                 times[i], rows[i].second * 1e3 / times[i]);
+}
+
+// ---- 4. conv2d ----
+// Winograd F(2x2, 3x3) (the default for this shape) raced against ember's own im2col + GEMM path,
+// then PyTorch (oneDNN) on the same thread count.
+void bench_conv(const std::string& python) {
+  std::printf("\n== 4. conv2d forward + backward: x [64,32,28,28], w [64,32,3,3], padding 1 ==\n");
+  Tensor x = randn({64, 32, 28, 28}).requires_grad_(), w = randn({64, 32, 3, 3}).requires_grad_();
+  Tensor b = randn({64}).requires_grad_();
+  Tensor g = randn({64, 64, 28, 28});
+  auto with = [](detail::Conv2dAlgorithm algorithm, const std::function<void()>& step) {
+    return [algorithm, step] {
+      const detail::Conv2dAlgorithmScope scope(algorithm);
+      step();
+    };
+  };
+  using enum detail::Conv2dAlgorithm;
+  auto forward = [&] {
+    NoGradGuard no_grad;
+    conv2d(x, w, b, {1, 1}, {1, 1});
+  };
+  auto both_ways = [&] { conv2d(x, w, b, {1, 1}, {1, 1}).backward(g); };
+  const Race fwd = race(with(winograd, forward), with(im2col, forward), 3.0);
+  const Race both = race(with(winograd, both_ways), with(im2col, both_ways), 6.0);
+  const double flops = 2.0 * 64 * 64 * 28 * 28 * 32 * 9;  // direct, one direction; backward is twice that
+  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward, Winograd", fwd.best_a * 1e3,
+              flops / fwd.best_a / 1e9);
+  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward, im2col + GEMM", fwd.best_b * 1e3,
+              fwd.ratio);
+  std::printf("%-40s %9.1f ms  (%.1f direct-GFLOP/s)\n", "ember forward + backward, Winograd",
+              both.best_a * 1e3, 3 * flops / both.best_a / 1e9);
+  std::printf("%-40s %9.1f ms  (Winograd speed-up %.2fx)\n", "ember forward + backward, im2col + GEMM",
+              both.best_b * 1e3, both.ratio);
+  compare_with_torch(python, R"(
+x = torch.randn(64, 32, 28, 28, requires_grad=True); w = torch.randn(64, 32, 3, 3, requires_grad=True)
+b = torch.randn(64, requires_grad=True); g = torch.randn(64, 64, 28, 28)
+def step():
+    F.conv2d(x, w, b, padding=1).backward(g)
+print(best(step))
+)",
+                     {{"forward + backward", both.best_a}});
 }
 
 // A DCGAN generator's upsampling layer (4x4, stride 2, padding 1: 8x8 -> 16x16), which ember runs as
