@@ -169,4 +169,13 @@ Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
 }
 Tensor norm(const Tensor& x, double p) { return norm(x, p, {}, false); }
 
+// F.normalize: a composite of norm, clamp_min and a division, so its backward (and any higher
+// derivative) is theirs. A slice whose norm is below eps is divided by eps (a zero slice stays zero).
+Tensor normalize(const Tensor& x, double p, int64_t dim, double eps) {
+  check_floating("normalize", x);
+  if (!(eps >= 0)) fail("normalize: eps must be >= 0, got {}", eps);
+  const int64_t d = wrap_dim(dim, x.dim(), "normalize");
+  return x / clamp_min(norm(x, p, {d}, /*keepdim=*/true), eps);
+}
+
 }  // namespace ember

@@ -358,6 +358,24 @@ std::vector<OpCase> statistics_cases() {
        {c},
        E({std::sqrt(1 + 4 + 49 + 64.0), std::sqrt(9 + 16 + 81 + 100.0), std::sqrt(25 + 36 + 121 + 144.0)},
          {3})},
+      // normalize: x / max(norm along dim, eps)
+      {"normalize_rows",
+       [](const In& in) { return normalize(in[0]); },
+       {n},
+       E({0.6, -0.8, 0, 1.0 / 3, -2.0 / 3, 2.0 / 3}, {2, 3})},
+      {"normalize_columns",
+       [](const In& in) { return normalize(in[0], 2, 0); },
+       {n},
+       E({3 / std::sqrt(10.0), -4 / std::sqrt(20.0), 0, 1 / std::sqrt(10.0), -2 / std::sqrt(20.0), 1},
+         {2, 3})},
+      {"normalize_p1_last_dim",
+       [](const In& in) { return normalize(in[0], 1, -1); },
+       {m},
+       E({3 / 7.5, -4 / 7.5, 0.5 / 7.5, 1 / 4.5, -2 / 4.5, 1.5 / 4.5}, {2, 3})},
+      {"normalize_below_eps_divides_by_eps",
+       [](const In& in) { return normalize(in[0], 2, 1, 10.0); },
+       {n},
+       E({0.3, -0.4, 0, 0.1, -0.2, 0.2}, {2, 3})},
   });
   for (OpCase& c : cases)  // the 0-"norm" counts: its gradient is the constant zero, nothing to check
     if (c.name == "norm_p0_counts_nonzeros") c.gradgradcheck = false;
@@ -381,6 +399,23 @@ TEST(Statistics, GradientsAtZeroAreZeroNotNaN) {
   EXPECT_EQ(sd.item<double>(), 0.0);
   sd.backward();
   EXPECT_EQ(k.grad().to_vector<double>(), (std::vector<double>{0, 0, 0}));
+}
+
+// A zero slice stays zero; below eps the division is by the constant eps, so its gradient is v / eps
+// (as in PyTorch, and OPL's clamped rows).
+TEST(Statistics, NormalizeZeroRowAndErrors) {
+  Tensor x = tensor<double>({0, 0, 3, 4}, {2, 2}).requires_grad_();
+  Tensor y = normalize(x);
+  EXPECT_TRUE(tensors_close(y, E({0, 0, 0.6, 0.8}, {2, 2}), 1e-15));
+  (y * E({1, 2, 1, 0}, {2, 2})).sum().backward();
+  // row [3, 4]: d(x / |x|) . v = (v - y (y . v)) / |x| with v = [1, 0], y . v = 0.6
+  EXPECT_TRUE(tensors_close(x.grad(), E({1e12, 2e12, (1 - 0.36) / 5, -0.48 / 5}, {2, 2}), 1e-15));
+  EXPECT_EQ(normalize(tensor<float>({3, 4}), 2, 0).dtype(), kFloat32);
+  EMBER_EXPECT_THROW_MSG(normalize(tensor<double>({3, 4})), "normalize: dim 1 out of range for a 1-d tensor");
+  EMBER_EXPECT_THROW_MSG(normalize(tensor<int64_t>({3, 4}), 2, 0),
+                         "normalize: input dtype int64 is not floating point");
+  EMBER_EXPECT_THROW_MSG(normalize(tensor<double>({3, 4}), 2, 0, -1.0),
+                         "normalize: eps must be >= 0, got -1");
 }
 
 TEST(Statistics, EdgeCases) {

@@ -126,6 +126,8 @@ Tensor std(const Tensor& x, const Shape& dims, int64_t correction = 1, bool keep
 // p > 0, 0 (count of nonzeros), inf (max |x|) or -inf (min |x|); the one-argument form reduces all dims.
 Tensor norm(const Tensor& x, double p = 2.0);
 Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim = false);
+// torch.nn.functional.normalize: x / max(norm(x, p) along dim, eps), the norm broadcast back.
+Tensor normalize(const Tensor& x, double p = 2.0, int64_t dim = 1, double eps = 1e-12);
 Tensor cumsum(const Tensor& x, int64_t dim);
 Tensor cumprod(const Tensor& x, int64_t dim);  // integers and bools give int64, as in PyTorch
 Tensor logcumsumexp(const Tensor& x, int64_t dim);
