@@ -151,6 +151,13 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx = -1);
 Tensor one_hot(const Tensor& indices, int64_t num_classes);
+// torch.nn.functional.pad: `pad` holds (before, after) pairs from the last dim backwards
+// ({left, right, top, bottom, ...}). constant fills with `value` (negative pads crop); reflect
+// mirrors about the edge without repeating it (pads < the dim); replicate repeats the edge;
+// circular wraps around (pads <= the dim).
+enum class PadMode { constant, reflect, replicate, circular };
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, PadMode mode = PadMode::constant,
+           double value = 0.0);
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
