@@ -20,20 +20,37 @@ namespace {
 
 std::string pair_str(std::array<int64_t, 2> v) { return fmt::format("[{},{}]", v[0], v[1]); }
 
-void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+// The checks conv2d and conv_transpose2d share, before their channel rules: the ranks (`layout`
+// names the weight's dims) and the arguments that must be positive or non-negative.
+void check_conv_shapes(const char* op, const char* layout, const Tensor& x, const Tensor& w,
+                       const Conv2dParams& p) {
   if (x.dim() != 4)
-    fail("conv2d: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape {}", shape_str(x.shape()));
-  if (w.dim() != 4)
-    fail("conv2d: expected weight [out_channels, in_channels/groups, kH, kW], got shape {}",
-         shape_str(w.shape()));
-  if (p.groups < 1) fail("conv2d: groups must be positive, got {}", p.groups);
-  if (p.stride[0] < 1 || p.stride[1] < 1) fail("conv2d: stride must be positive, got {}", pair_str(p.stride));
+    fail("{}: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape {}", op, shape_str(x.shape()));
+  if (w.dim() != 4) fail("{}: expected weight {}, got shape {}", op, layout, shape_str(w.shape()));
+  if (p.groups < 1) fail("{}: groups must be positive, got {}", op, p.groups);
+  if (p.stride[0] < 1 || p.stride[1] < 1) fail("{}: stride must be positive, got {}", op, pair_str(p.stride));
   if (p.dilation[0] < 1 || p.dilation[1] < 1)
-    fail("conv2d: dilation must be positive, got {}", pair_str(p.dilation));
+    fail("{}: dilation must be positive, got {}", op, pair_str(p.dilation));
   if (p.padding[0] < 0 || p.padding[1] < 0)
-    fail("conv2d: padding must be non-negative, got {}", pair_str(p.padding));
+    fail("{}: padding must be non-negative, got {}", op, pair_str(p.padding));
   if (w.size(2) < 1 || w.size(3) < 1)
-    fail("conv2d: kernel size must be positive, got weight {}", shape_str(w.shape()));
+    fail("{}: kernel size must be positive, got weight {}", op, shape_str(w.shape()));
+}
+
+// ... and after them: the bias's size, one floating dtype, one device.
+void check_conv_operands(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
+                         int64_t out_channels) {
+  if (b.defined() && (b.dim() != 1 || b.size(0) != out_channels))
+    fail("{}: bias must have shape [{}] (out_channels), got {}", op, out_channels, shape_str(b.shape()));
+  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
+    fail("{}: dtype mismatch: input {}, weight {}{}", op, x.dtype(), w.dtype(),
+         b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
+  if (!is_floating(x.dtype())) fail("{}: expected floating-point tensors, got {}", op, x.dtype());
+  check_same_device(op, {x, w, b});
+}
+
+void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+  check_conv_shapes("conv2d", "[out_channels, in_channels/groups, kH, kW]", x, w, p);
   if (x.size(1) != w.size(1) * p.groups)
     fail("conv2d: input {} has {} channels, but weight {} with groups={} expects {}", shape_str(x.shape()),
          x.size(1), shape_str(w.shape()), p.groups, w.size(1) * p.groups);
@@ -46,13 +63,7 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
            shape_str(x.shape()), pair_str(p.padding), shape_str({w.size(2), w.size(3)}), pair_str(p.dilation),
            kernel, 2 + d);
   }
-  if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0)))
-    fail("conv2d: bias must have shape [{}] (out_channels), got {}", w.size(0), shape_str(b.shape()));
-  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
-    fail("conv2d: dtype mismatch: input {}, weight {}{}", x.dtype(), w.dtype(),
-         b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
-  if (!is_floating(x.dtype())) fail("conv2d: expected floating-point tensors, got {}", x.dtype());
-  check_same_device("conv2d", {x, w, b});
+  check_conv_operands("conv2d", x, w, b, w.size(0));
 }
 
 Tensor conv2d_with(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
@@ -180,36 +191,19 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, std::
   if (x.dim() == 3)
     return conv_transpose2d(x.unsqueeze(0), w, b, stride, padding, output_padding, groups, dilation)
         .squeeze(0);
-  if (x.dim() != 4)
-    fail("{}: expected input [N,C,H,W] (or unbatched [C,H,W]), got shape {}", op, shape_str(x.shape()));
-  if (w.dim() != 4)
-    fail("{}: expected weight [in_channels, out_channels/groups, kH, kW], got shape {}", op,
-         shape_str(w.shape()));
-  if (groups < 1) fail("{}: groups must be positive, got {}", op, groups);
-  if (stride[0] < 1 || stride[1] < 1) fail("{}: stride must be positive, got {}", op, pair_str(stride));
-  if (dilation[0] < 1 || dilation[1] < 1)
-    fail("{}: dilation must be positive, got {}", op, pair_str(dilation));
-  if (padding[0] < 0 || padding[1] < 0)
-    fail("{}: padding must be non-negative, got {}", op, pair_str(padding));
+  const Conv2dParams p{stride, padding, dilation, groups};
+  check_conv_shapes(op, "[in_channels, out_channels/groups, kH, kW]", x, w, p);
   for (int d = 0; d < 2; ++d)
     if (output_padding[d] < 0 || output_padding[d] >= std::max(stride[d], dilation[d]))
       fail("{}: output_padding {} must be non-negative and smaller than stride {} or dilation {}", op,
            pair_str(output_padding), pair_str(stride), pair_str(dilation));
-  if (w.size(2) < 1 || w.size(3) < 1)
-    fail("{}: kernel size must be positive, got weight {}", op, shape_str(w.shape()));
   if (x.size(1) != w.size(0))
     fail("{}: input {} has {} channels, but weight {} expects {} (its first dim)", op, shape_str(x.shape()),
          x.size(1), shape_str(w.shape()), w.size(0));
   if (w.size(0) % groups != 0)
     fail("{}: in_channels ({}) must be divisible by groups ({})", op, w.size(0), groups);
   const int64_t out_channels = w.size(1) * groups;
-  if (b.defined() && (b.dim() != 1 || b.size(0) != out_channels))
-    fail("{}: bias must have shape [{}] (out_channels), got {}", op, out_channels, shape_str(b.shape()));
-  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
-    fail("{}: dtype mismatch: input {}, weight {}{}", op, x.dtype(), w.dtype(),
-         b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
-  if (!is_floating(x.dtype())) fail("{}: expected floating-point tensors, got {}", op, x.dtype());
-  check_same_device(op, {x, w, b});
+  check_conv_operands(op, x, w, b, out_channels);
 
   Shape out_shape{x.size(0), out_channels, 0, 0};
   for (int d = 0; d < 2; ++d) {
@@ -220,7 +214,6 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, std::
            op, shape_str(x.shape()), pair_str(stride), pair_str(padding), shape_str({w.size(2), w.size(3)}),
            out_shape[2 + d], 2 + d);
   }
-  const Conv2dParams p{stride, padding, dilation, groups};
   // An output_padding of at least the stride (allowed when the dilation is larger) adds output rows
   // that a conv2d of the output would map past x's last row: that row is zeros in the adjoint.
   Tensor g = x;
