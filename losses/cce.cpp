@@ -179,12 +179,12 @@ std::vector<Tensor> cce_gradients_recorded(const Tensor& embeddings, const Tenso
   Tensor z = matmul(E_rows, C.t());
   if (bias.defined()) z = z + bias.to(acc);
   Tensor capped = softcap > 0 ? softcap * tanh(z / softcap) : z;
-  // (the per-row weights of the softmax and the one-hot term)
-  Tensor weight_p = zeros({rows.size(0)}, TensorOptions(acc).device(E.device())), weight_x = weight_p;
-  if (g.defined()) weight_p = weight_p + index_select(g.to(acc), 0, rows), weight_x = weight_p;
-  if (h.defined()) weight_p = weight_p + index_select(h.to(acc), 0, rows);
+  // the scored rows' upstream gradients (zero where none came)
+  const Tensor none = zeros({rows.size(0)}, TensorOptions(acc).device(E.device()));
+  const Tensor g_rows = g.defined() ? index_select(g.to(acc), 0, rows) : none;
+  const Tensor h_rows = h.defined() ? index_select(h.to(acc), 0, rows) : none;
   Tensor dz =
-      weight_p.unsqueeze(1) * softmax(capped, 1) - weight_x.unsqueeze(1) * one_hot(targets, V).to(acc);
+      (g_rows + h_rows).unsqueeze(1) * softmax(capped, 1) - g_rows.unsqueeze(1) * one_hot(targets, V).to(acc);
   if (softcap > 0) dz = dz * (1.0 - square(capped / softcap));
   const Tensor index = rows.view({rows.size(0), 1}).expand({rows.size(0), D});
   return {scatter_add(zeros({R, D}, TensorOptions(acc).device(E.device())), 0, index, matmul(dz, C))
