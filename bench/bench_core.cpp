@@ -5,6 +5,7 @@
 //   3. elementwise add/mul/exp on 4M float32, and a row-broadcast bias add, vs an OpenMP loop
 //   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1): Winograd vs
 //      im2col + GEMM, vs PyTorch; and a DCGAN generator's conv_transpose2d vs PyTorch
+//   4c. the composite layer ops (interpolate, group_norm, rms_norm) vs PyTorch
 //
 // Each pair of contenders runs alternately (A, B, A, B, ...) and the best time of each is kept,
 // so background load on a shared machine hits both alike. Ratios are ember / reference
@@ -278,6 +279,46 @@ print(best(forward), best(both))
                      {{"forward", t_fwd}, {"forward + backward", t_both}});
 }
 
+// ---- 4c. the composite layer ops ----
+// interpolate, group_norm and rms_norm are built from other ops (a pass per piece); this shows what
+// that costs beside PyTorch's fused kernels, on a decoder-sized feature map.
+void bench_composite_layers(const std::string& python) {
+  std::printf("\n== 4c. composite layer ops forward + backward on x [16,64,32,32] ==\n");
+  namespace F = nn::functional;
+  Tensor x = randn({16, 64, 32, 32}).requires_grad_();
+  Tensor w = randn({64}).requires_grad_(), b = randn({64}).requires_grad_();
+  Tensor w_rms = randn({32}).requires_grad_();
+  Tensor g_up = randn({16, 64, 64, 64}), g = randn({16, 64, 32, 32});
+  const std::vector<std::pair<std::string, std::function<void()>>> steps = {
+      {"bilinear 2x upsample",
+       [&] {
+         F::interpolate(x, {.scale_factor = {2.0}, .mode = F::InterpolateMode::bilinear}).backward(g_up);
+       }},
+      {"nearest 2x upsample", [&] { F::interpolate(x, {.scale_factor = {2.0}}).backward(g_up); }},
+      {"group_norm, 32 groups", [&] { F::group_norm(x, 32, w, b).backward(g); }},
+      {"rms_norm over the last dim", [&] { F::rms_norm(x, {32}, w_rms).backward(g); }},
+  };
+  std::vector<std::pair<std::string, double>> rows;
+  for (const auto& [name, step] : steps) {
+    const double t = best_per_call(step, 1, 5);
+    std::printf("%-40s %9.1f ms\n", ("ember " + name).c_str(), t * 1e3);
+    rows.emplace_back(name, t);
+  }
+  compare_with_torch(python, R"(
+x = torch.randn(16, 64, 32, 32, requires_grad=True)
+w = torch.randn(64, requires_grad=True); b = torch.randn(64, requires_grad=True)
+w_rms = torch.randn(32, requires_grad=True)
+g_up = torch.randn(16, 64, 64, 64); g = torch.randn(16, 64, 32, 32)
+def rms_norm(t, v):  # PyTorch 1.13 has no rms_norm: the same composite
+    return t * torch.rsqrt(t.square().mean(-1, keepdim=True) + torch.finfo(t.dtype).eps) * v
+print(best(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear").backward(g_up)),
+      best(lambda: F.interpolate(x, scale_factor=2.0).backward(g_up)),
+      best(lambda: F.group_norm(x, 32, w, b).backward(g)),
+      best(lambda: rms_norm(x, w_rms).backward(g)))
+)",
+                     rows);
+}
+
 // ---- 5. double backward ----
 // WGAN-GP's gradient penalty on a small conv critic: d critic / d input with create_graph, then
 // backward through it to the weights. Beside it the plain forward + backward of the same critic,
@@ -339,6 +380,7 @@ int main(int argc, char** argv) {
   bench_elementwise();
   bench_conv(python);
   bench_conv_transpose(python);
+  bench_composite_layers(python);
   bench_double_backward(python);
   std::printf("\ntotal %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   return 0;

@@ -1,6 +1,11 @@
 // batch_norm and layer_norm: validation, the running-statistics update, and the autograd record.
 // The arithmetic lives in the kernels (ops/kernels/norm.h; CPU: ops/cpu/norm.cpp).
+// group_norm and rms_norm are composites: group_norm is layer_norm over each sample's channel
+// groups plus a per-channel affine; rms_norm is a few elementwise ops and a mean. Their backward
+// (and every higher derivative) is that of the ops they are made of, on every backend.
 #include "ops/kernels/norm.h"
+
+#include <limits>
 
 #include "ember/nn/functional.h"
 #include "ops/bf16_compute.h"
@@ -32,6 +37,18 @@ void check_aux(const char* op, const Tensor& input, const Tensor& t, const char*
     fail("{}: {} is {} but the input is {}; convert them to one dtype", op, what, t.dtype(), input.dtype());
   if (t.device() != input.device())
     fail("{}: {} is on {} but the input is on {}", op, what, t.device(), input.device());
+}
+
+// layer_norm and rms_norm normalise over the trailing dims `normalized_shape` of the input.
+void check_normalized_shape(const char* op, const Tensor& input, const Shape& normalized_shape) {
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  if (k == 0) fail("{}: normalized_shape must not be empty", op);
+  bool tail_matches = input.dim() >= k;
+  for (int64_t d = 0; tail_matches && d < k; ++d)
+    tail_matches = input.size(input.dim() - k + d) == normalized_shape[d];
+  if (!tail_matches)
+    fail("{}: input of shape {} does not end with normalized_shape {}", op, shape_str(input.shape()),
+         shape_str(normalized_shape));
 }
 
 // The raw data of an optional tensor, contiguous, with the given shape (undefined stays undefined).
@@ -168,14 +185,7 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
   check_defined(op, input);
   if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());
   if (!(eps > 0)) fail("{}: eps must be positive, got {}", op, eps);
-  const int64_t k = static_cast<int64_t>(normalized_shape.size());
-  if (k == 0) fail("{}: normalized_shape must not be empty", op);
-  bool tail_matches = input.dim() >= k;
-  for (int64_t d = 0; tail_matches && d < k; ++d)
-    tail_matches = input.size(input.dim() - k + d) == normalized_shape[d];
-  if (!tail_matches)
-    fail("{}: input of shape {} does not end with normalized_shape {}", op, shape_str(input.shape()),
-         shape_str(normalized_shape));
+  check_normalized_shape(op, input, normalized_shape);
   check_aux(op, input, weight, "weight", normalized_shape);
   check_aux(op, input, bias, "bias", normalized_shape);
   const int64_t N = shape_numel(normalized_shape);
@@ -215,6 +225,56 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
         autograd::DoubleBackward::supported);
   }
   return out;
+}
+
+Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  if (any_bfloat16(input, weight, bias))  // statistics and affine in float32, rounded once
+    return via_float32([&](const Tensor& x, const Tensor& w,
+                           const Tensor& b) { return group_norm(x, num_groups, w, b, eps); },
+                       input, weight, bias);
+  const char* op = "group_norm";
+  check_defined(op, input);
+  if (input.dim() < 2) fail("{}: expected input [N, C, *], got shape {}", op, shape_str(input.shape()));
+  const int64_t N = input.size(0), C = input.size(1);
+  if (num_groups <= 0 || C % num_groups != 0)
+    fail("{}: num_groups = {} must be positive and divide the {} channels of input shape {}", op, num_groups,
+         C, shape_str(input.shape()));
+  check_aux(op, input, weight, "weight", {C});
+  check_aux(op, input, bias, "bias", {C});
+  int64_t group_size = C / num_groups;  // every value of one sample's group of channels
+  for (int64_t d = 2; d < input.dim(); ++d) group_size *= input.size(d);
+  // layer_norm checks the dtype and eps; it normalises each row [n, g, :] of the grouped view
+  Tensor y =
+      layer_norm(input.reshape({N, num_groups, group_size}), {group_size}, {}, {}, eps).view(input.shape());
+  Shape per_channel(input.dim(), 1);  // [1, C, 1, ...]: weight and bias broadcast over N and space
+  per_channel[1] = C;
+  if (weight.defined()) y = y * weight.view(per_channel);
+  if (bias.defined()) y = y + bias.view(per_channel);
+  return y;
+}
+
+Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
+                std::optional<double> eps) {
+  if (any_bfloat16(input, weight))  // in float32 (eps too), rounded once, as PyTorch computes it
+    return via_float32(
+        [&](const Tensor& x, const Tensor& w) { return rms_norm(x, normalized_shape, w, eps); }, input,
+        weight);
+  const char* op = "rms_norm";
+  check_defined(op, input);
+  if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());
+  if (eps && !(*eps >= 0)) fail("{}: eps must be >= 0, got {}", op, *eps);
+  check_normalized_shape(op, input, normalized_shape);
+  check_aux(op, input, weight, "weight", normalized_shape);
+  // the machine epsilon of the computing dtype when none is given (PyTorch's default)
+  const double e = eps ? *eps
+                       : (input.dtype() == DType::float64 ? std::numeric_limits<double>::epsilon()
+                                                          : std::numeric_limits<float>::epsilon());
+  Shape dims;
+  for (int64_t d = input.dim() - static_cast<int64_t>(normalized_shape.size()); d < input.dim(); ++d)
+    dims.push_back(d);
+  Tensor y = input * rsqrt(square(input).mean(dims, /*keepdim=*/true) + e);
+  return weight.defined() ? y * weight : y;
 }
 
 }  // namespace nn::functional

@@ -3,6 +3,7 @@
 #include <ember/nn.h>
 
 #include <cmath>
+#include <limits>
 
 #include "harness.h"
 #include "nn_test_util.h"
@@ -39,7 +40,50 @@ std::vector<OpCase> norm_op_cases() {
                                        -2 / q1, 1, 0, -2 / q1 - 1},
                                       {2, 4});
   Tensor ln_plain = tensor<double>({-1.5 / q0, -0.5 / q0, 0.5 / q0, 1.5 / q0, -2 / q1, 0, 0, 2 / q1}, {2, 4});
+  // group_norm on [1, 4, 2] with 2 groups: group 0 = channels {1, 2}, {3, 6} (mean 3, var 3.5),
+  // group 1 = channels {0, 4}, {-4, 8} (mean 2, var 20); then the per-channel affine.
+  Tensor gx = T({1, 2, 3, 6, 0, 4, -4, 8}, {1, 4, 2});
+  Tensor gw = T({2, 0.5, 1, -1}, {4}), gb = T({1, 0, -1, 0.5}, {4});
+  const double a = std::sqrt(3.5 + kEps), c = std::sqrt(20 + kEps);
+  Tensor gn_expected = tensor<double>(
+      {-4 / a + 1, -2 / a + 1, 0, 1.5 / a, -2 / c - 1, 2 / c - 1, 6 / c + 0.5, -6 / c + 0.5}, {1, 4, 2});
+  // rms_norm over the last dim of lx: mean squares 7.5 and 2
+  const double m0 = std::sqrt(7.5 + 1e-6), m1 = std::sqrt(2 + 1e-6);
+  Tensor rms_expected = tensor<double>({1 / m0, 1 / m0, 6 / m0, -4 / m0, -2 / m1, 0, 0, -2 / m1}, {2, 4});
+  const double e0 = std::sqrt(7.5 + std::numeric_limits<double>::epsilon()), e1 = std::sqrt(2.0);
+  Tensor rms_plain = tensor<double>({1 / e0, 2 / e0, 3 / e0, 4 / e0, -2 / e1, 0, 0, 2 / e1}, {2, 4});
   return with_gradgradcheck({
+      {"group_norm",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 2, in[1], in[2]); },
+       {gx, gw, gb},
+       gn_expected},
+      {"group_norm_4d_no_affine",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 3); },
+       {R({2, 6, 2, 2}, -1, 1, 27)},
+       Tensor()},
+      // num_groups = C: instance normalisation; num_groups = 1: one group of every channel
+      {"group_norm_instance",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 3, in[1], in[2], 1e-3); },
+       {R({2, 3, 4}, -1, 1, 28), R({3}, 0.5, 1.5, 29), R({3}, -1, 1, 30)},
+       Tensor()},
+      {"group_norm_one_group",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 1, in[1]); },
+       {R({2, 4, 3}, -1, 1, 31), R({4}, 0.5, 1.5, 32)},
+       Tensor()},
+      {"rms_norm",
+       [](const std::vector<Tensor>& in) { return F::rms_norm(in[0], {4}, in[1], 1e-6); },
+       {lx, lw},
+       rms_expected},
+      {"rms_norm_default_eps",
+       [](const std::vector<Tensor>& in) { return F::rms_norm(in[0], {4}); },
+       {lx},
+       rms_plain},
+      {"rms_norm_2d_shape",
+       [](const std::vector<Tensor>& in) {
+         return F::rms_norm(in[0], {2, 3}, in[1], 1e-5);
+       },
+       {R({2, 2, 3}, -2, 2, 33), R({2, 3}, 0.5, 1.5, 34)},
+       Tensor()},
       {"batch_norm_train",
        [](const std::vector<Tensor>& in) { return F::batch_norm(in[0], {}, {}, in[1], in[2], true); },
        {x, w, b},
@@ -246,6 +290,107 @@ TEST(LayerNorm, Errors) {
   EMBER_EXPECT_THROW_MSG(nn::LayerNorm(Shape{}), "normalized_shape must not be empty");
   EMBER_EXPECT_THROW_MSG(nn::LayerNorm(0), "must have positive sizes");
   EMBER_EXPECT_THROW_MSG(F::layer_norm(zeros({2, 3}), {3}, ones({4})), "weight has shape [4], expected [3]");
+}
+
+// ---- GroupNorm and RMSNorm modules ----
+
+TEST(GroupNorm, ModuleMatchesComposedReference) {
+  nn::GroupNorm gn(3, 6);
+  EXPECT_EQ(gn.str(), "GroupNorm(3, 6, eps=1e-05, affine=true)");
+  std::vector<std::string> names;
+  for (const auto& [n, t] : gn.named_parameters()) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"weight", "bias"}));
+  EXPECT_TRUE(tensors_close(gn.weight, ones({6}), 0));
+  EXPECT_TRUE(tensors_close(gn.bias, zeros({6}), 0));
+  manual_seed(10);
+  gn.weight.detach().copy_(randn({6}));
+  gn.bias.detach().copy_(randn({6}));
+  Tensor x = randn({3, 6, 4, 5}) * 2.0 + 1.0;
+  // the reference: mean and biased variance of each sample's two consecutive channels
+  Tensor g64 = x.to(DType::float64).view({3, 3, 40});
+  Tensor mean = g64.mean({2}, true);
+  Tensor var = (g64 - mean).square().mean({2}, true);
+  Tensor ref = ((g64 - mean) / (var + kEps).sqrt()).view({3, 6, 4, 5}) *
+                   gn.weight.to(DType::float64).view({1, 6, 1, 1}) +
+               gn.bias.to(DType::float64).view({1, 6, 1, 1});
+  Tensor y = gn.forward(x);
+  EXPECT_EQ(y.dtype(), DType::float32);
+  EXPECT_TRUE(tensors_close(y.to(DType::float64), ref, 1e-5));
+  // statistics of the sample itself: eval mode changes nothing
+  gn.eval();
+  EXPECT_TRUE(tensors_close(gn.forward(x), y, 0));
+}
+
+TEST(GroupNorm, ModuleGradcheckAndBfloat16) {
+  auto gn = std::make_shared<nn::GroupNorm>(2, 4);
+  set_values(gn->weight, {1.5, -0.5, 1, 2});
+  set_values(gn->bias, {0.2, 0.3, -1, 0});
+  EXPECT_TRUE(module_gradcheck(*gn, {&gn->weight, &gn->bias}, R({2, 4, 3}, -1, 1, 35),
+                               [&](const Tensor& in) { return gn->forward(in); }));
+  nn::GroupNorm plain(2, 4, 1e-5, /*affine=*/false);
+  EXPECT_TRUE(plain.parameters().empty());
+  Tensor x = tensor<float>({1, 2, 3, 6, 0, 4, -4, 8}, {1, 4, 2});
+  Tensor y = plain.forward(x.to(DType::bfloat16));
+  EXPECT_EQ(y.dtype(), DType::bfloat16);
+  EXPECT_TRUE(tensors_close(y, plain.forward(x), 1e-2));
+}
+
+TEST(GroupNorm, Errors) {
+  EMBER_EXPECT_THROW_MSG(nn::GroupNorm(4, 6),
+                         "GroupNorm: num_channels = 6 must be a positive multiple of num_groups = 4");
+  EMBER_EXPECT_THROW_MSG(nn::GroupNorm(0, 6), "must be a positive multiple");
+  EMBER_EXPECT_THROW_MSG(nn::GroupNorm(2, 6, 0.0), "GroupNorm: eps must be positive");
+  nn::GroupNorm gn(2, 4);
+  EMBER_EXPECT_THROW_MSG(gn.forward(zeros({2, 6, 3})),
+                         "GroupNorm: expected input [N, 4, *], got shape [2,6,3]");
+  EMBER_EXPECT_THROW_MSG(gn.forward(zeros({4})), "expected input [N, 4, *], got shape [4]");
+  EMBER_EXPECT_THROW_MSG(
+      F::group_norm(zeros({2, 6}), 4),
+      "group_norm: num_groups = 4 must be positive and divide the 6 channels of input shape [2,6]");
+  EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({3}), 1), "group_norm: expected input [N, C, *], got shape [3]");
+  EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({2, 6}), 2, ones({4})), "weight has shape [4], expected [6]");
+  EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({2, 6}, DType::int64), 2),
+                         "expected a floating input, got int64");
+}
+
+TEST(RMSNorm, ModuleDefaultsAndMachineEpsilon) {
+  nn::RMSNorm rms(4);
+  EXPECT_EQ(rms.str(), "RMSNorm([4], eps=None, elementwise_affine=true)");
+  EXPECT_EQ(nn::RMSNorm({2, 3}, 1e-6, false).str(), "RMSNorm([2,3], eps=1e-06, elementwise_affine=false)");
+  EXPECT_EQ(rms.parameters().size(), 1u);  // weight only: no bias
+  EXPECT_TRUE(tensors_close(rms.weight, ones({4}), 0));
+  // eps unset is the computing dtype's machine epsilon: it dominates a tiny mean square in float32
+  // (1e-8 vs 1.19e-7), not in float64 (2.2e-16)
+  nn::RMSNorm tiny(2);
+  Tensor x = tensor<float>({1e-4f, -1e-4f}, {1, 2});
+  const double f32 = 1e-4 / std::sqrt(1e-8 + std::numeric_limits<float>::epsilon());
+  EXPECT_TRUE(tensors_close(tiny.forward(x), tensor<double>({f32, -f32}, {1, 2}), 1e-5));
+  EXPECT_TRUE(tensors_close(F::rms_norm(x.to(DType::float64), {2}), tensor<double>({1, -1}, {1, 2}), 1e-7));
+  // bfloat16 computes in float32 with float32's epsilon, and rounds once
+  Tensor h = tiny.forward(x.to(DType::bfloat16));
+  EXPECT_EQ(h.dtype(), DType::bfloat16);
+  EXPECT_NEAR(h.to_vector<double>()[0], f32, 1e-2);
+}
+
+TEST(RMSNorm, ModuleGradcheck) {
+  auto rms = std::make_shared<nn::RMSNorm>(Shape{3}, 1e-5);
+  set_values(rms->weight, {1.5, -0.5, 2});
+  EXPECT_TRUE(module_gradcheck(*rms, {&rms->weight}, R({2, 2, 3}, -1, 1, 36),
+                               [&](const Tensor& in) { return rms->forward(in); }));
+}
+
+TEST(RMSNorm, Errors) {
+  EMBER_EXPECT_THROW_MSG(nn::RMSNorm(Shape{}), "RMSNorm: normalized_shape must not be empty");
+  EMBER_EXPECT_THROW_MSG(nn::RMSNorm(0), "must have positive sizes");
+  EMBER_EXPECT_THROW_MSG(nn::RMSNorm(3, -1.0), "RMSNorm: eps must be >= 0, got -1");
+  nn::RMSNorm rms({3, 4});
+  EMBER_EXPECT_THROW_MSG(rms.forward(zeros({2, 4, 3})),
+                         "rms_norm: input of shape [2,4,3] does not end with normalized_shape [3,4]");
+  EMBER_EXPECT_THROW_MSG(F::rms_norm(zeros({2, 3}), {3}, ones({4})),
+                         "rms_norm: weight has shape [4], expected [3]");
+  EMBER_EXPECT_THROW_MSG(F::rms_norm(zeros({2, 3}, DType::int64), {3}),
+                         "expected a floating input, got int64");
+  EMBER_EXPECT_THROW_MSG(F::rms_norm(zeros({2, 3}), {3}, {}, -1e-3), "rms_norm: eps must be >= 0");
 }
 
 }  // namespace

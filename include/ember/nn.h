@@ -15,3 +15,4 @@
 #include "ember/nn/resnet.h"
 #include "ember/nn/size2.h"
 #include "ember/nn/transformer.h"
+#include "ember/nn/upsample.h"

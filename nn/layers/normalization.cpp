@@ -1,5 +1,5 @@
-// BatchNorm1d/2d and LayerNorm: parameters, buffers and mode logic; the arithmetic is in
-// nn::functional::batch_norm / layer_norm (fused kernels).
+// BatchNorm1d/2d, LayerNorm, GroupNorm and RMSNorm: parameters, buffers and mode logic; the
+// arithmetic is in nn::functional (batch_norm, layer_norm, group_norm, rms_norm).
 #include "ember/nn/normalization.h"
 
 #include "ember/autograd.h"
@@ -103,6 +103,57 @@ Tensor LayerNorm::forward(const Tensor& input) {
 std::string LayerNorm::extra_repr() const {
   return fmt::format("{}, eps={}, elementwise_affine={}", shape_str(normalized_shape), eps,
                      elementwise_affine);
+}
+
+GroupNorm::GroupNorm(int64_t groups, int64_t channels, double e, bool aff)
+    : num_groups(groups), num_channels(channels), eps(e), affine(aff) {
+  if (groups <= 0 || channels <= 0 || channels % groups != 0)
+    fail("GroupNorm: num_channels = {} must be a positive multiple of num_groups = {}", channels, groups);
+  if (!(e > 0)) fail("GroupNorm: eps must be positive, got {}", e);
+  if (affine) {
+    weight = register_parameter("weight", empty({channels}));
+    bias = register_parameter("bias", empty({channels}));
+  }
+  reset_parameters();
+}
+
+void GroupNorm::reset_parameters() {
+  if (!affine) return;
+  init::ones_(weight);
+  init::zeros_(bias);
+}
+
+Tensor GroupNorm::forward(const Tensor& input) {
+  if (input.defined() && (input.dim() < 2 || input.size(1) != num_channels))
+    fail("GroupNorm: expected input [N, {}, *], got shape {}", num_channels, shape_str(input.shape()));
+  return functional::group_norm(input, num_groups, weight, bias, eps);
+}
+
+std::string GroupNorm::extra_repr() const {
+  return fmt::format("{}, {}, eps={}, affine={}", num_groups, num_channels, eps, affine);
+}
+
+RMSNorm::RMSNorm(Shape shape, std::optional<double> e, bool aff)
+    : normalized_shape(std::move(shape)), eps(e), elementwise_affine(aff) {
+  if (normalized_shape.empty()) fail("RMSNorm: normalized_shape must not be empty");
+  for (int64_t d : normalized_shape)
+    if (d <= 0) fail("RMSNorm: normalized_shape {} must have positive sizes", shape_str(normalized_shape));
+  if (e && !(*e >= 0)) fail("RMSNorm: eps must be >= 0, got {}", *e);
+  if (aff) weight = register_parameter("weight", empty(normalized_shape));
+  reset_parameters();
+}
+
+void RMSNorm::reset_parameters() {
+  if (elementwise_affine) init::ones_(weight);
+}
+
+Tensor RMSNorm::forward(const Tensor& input) {
+  return functional::rms_norm(input, normalized_shape, weight, eps);
+}
+
+std::string RMSNorm::extra_repr() const {
+  return fmt::format("{}, eps={}, elementwise_affine={}", shape_str(normalized_shape),
+                     eps ? fmt::format("{}", *eps) : std::string("None"), elementwise_affine);
 }
 
 }  // namespace ember::nn

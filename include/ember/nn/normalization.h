@@ -1,5 +1,6 @@
 #pragma once
-// BatchNorm1d, BatchNorm2d and LayerNorm, on the fused kernels of nn::functional.
+// BatchNorm1d, BatchNorm2d and LayerNorm, on the fused kernels of nn::functional; GroupNorm and
+// RMSNorm on its composites.
 #include <initializer_list>
 #include <optional>
 
@@ -71,6 +72,45 @@ class LayerNorm : public Module {
   double eps;
   bool elementwise_affine;
   Tensor weight, bias;  // undefined unless elementwise_affine
+};
+
+// Normalises each sample's groups of num_channels / num_groups consecutive channels (input
+// [N, C, *]), then applies the per-channel affine weight (ones) and bias (zeros). Statistics come
+// from the sample itself, so training and eval modes behave alike.
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& input) override;
+  void reset_parameters();
+  std::string extra_repr() const override;
+
+  int64_t num_groups, num_channels;
+  double eps;
+  bool affine;
+  Tensor weight, bias;  // undefined unless affine
+};
+
+// Root-mean-square normalisation over the trailing dims normalized_shape (no centring), then the
+// elementwise weight (ones; there is no bias). eps unset: the dtype's machine epsilon (see
+// nn::functional::rms_norm).
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(Shape normalized_shape, std::optional<double> eps = std::nullopt,
+                   bool elementwise_affine = true);
+  explicit RMSNorm(int64_t normalized_size, std::optional<double> eps = std::nullopt,
+                   bool elementwise_affine = true)
+      : RMSNorm(Shape{normalized_size}, eps, elementwise_affine) {}
+  explicit RMSNorm(std::initializer_list<int64_t> normalized_shape, std::optional<double> eps = std::nullopt,
+                   bool elementwise_affine = true)
+      : RMSNorm(Shape(normalized_shape), eps, elementwise_affine) {}
+  Tensor forward(const Tensor& input) override;
+  void reset_parameters();
+  std::string extra_repr() const override;
+
+  Shape normalized_shape;
+  std::optional<double> eps;
+  bool elementwise_affine;
+  Tensor weight;  // undefined unless elementwise_affine
 };
 
 }  // namespace ember::nn
