@@ -5,7 +5,7 @@
 //   3. elementwise add/mul/exp on 4M float32, and a row-broadcast bias add, vs an OpenMP loop
 //   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1): Winograd vs
 //      im2col + GEMM, vs PyTorch; and a DCGAN generator's conv_transpose2d vs PyTorch
-//   4c. the composite layer ops (interpolate, group_norm, rms_norm) vs PyTorch
+//   4c. the composite layer ops (interpolate, group_norm, rms_norm, LSTM) vs PyTorch
 //
 // Each pair of contenders runs alternately (A, B, A, B, ...) and the best time of each is kept,
 // so background load on a shared machine hits both alike. Ratios are ember / reference
@@ -280,10 +280,11 @@ print(best(forward), best(both))
 }
 
 // ---- 4c. the composite layer ops ----
-// interpolate, group_norm and rms_norm are built from other ops (a pass per piece); this shows what
-// that costs beside PyTorch's fused kernels, on a decoder-sized feature map.
+// interpolate, group_norm, rms_norm and the recurrent layers are built from other ops (a pass per
+// piece); this shows what that costs beside PyTorch's fused kernels, on a decoder-sized feature map
+// and a small LSTM language-model body.
 void bench_composite_layers(const std::string& python) {
-  std::printf("\n== 4c. composite layer ops forward + backward on x [16,64,32,32] ==\n");
+  std::printf("\n== 4c. composite layer ops forward + backward (x [16,64,32,32]; an LSTM) ==\n");
   namespace F = nn::functional;
   Tensor x = randn({16, 64, 32, 32}).requires_grad_();
   Tensor w = randn({64}).requires_grad_(), b = randn({64}).requires_grad_();
@@ -304,7 +305,15 @@ void bench_composite_layers(const std::string& python) {
     std::printf("%-40s %9.1f ms\n", ("ember " + name).c_str(), t * 1e3);
     rows.emplace_back(name, t);
   }
+  // a 2-layer LSTM language-model body: T = 64 steps of a batch of 32, 256 features
+  nn::LSTM lstm(256, 256, {.num_layers = 2});
+  Tensor seq = randn({64, 32, 256}), g_seq = randn({64, 32, 256});
+  const double t_lstm = best_per_call([&] { lstm.forward(seq).backward(g_seq); }, 1, 3);
+  std::printf("%-40s %9.1f ms\n", "ember LSTM 2 x 256, T 64, batch 32", t_lstm * 1e3);
+  rows.emplace_back("LSTM 2 x 256, T 64, batch 32", t_lstm);
   compare_with_torch(python, R"(
+lstm = torch.nn.LSTM(256, 256, num_layers=2)
+seq = torch.randn(64, 32, 256); g_seq = torch.randn(64, 32, 256)
 x = torch.randn(16, 64, 32, 32, requires_grad=True)
 w = torch.randn(64, requires_grad=True); b = torch.randn(64, requires_grad=True)
 w_rms = torch.randn(32, requires_grad=True)
@@ -314,7 +323,8 @@ def rms_norm(t, v):  # PyTorch 1.13 has no rms_norm: the same composite
 print(best(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear").backward(g_up)),
       best(lambda: F.interpolate(x, scale_factor=2.0).backward(g_up)),
       best(lambda: F.group_norm(x, 32, w, b).backward(g)),
-      best(lambda: rms_norm(x, w_rms).backward(g)))
+      best(lambda: rms_norm(x, w_rms).backward(g)),
+      best(lambda: lstm(seq)[0].backward(g_seq)))
 )",
                      rows);
 }

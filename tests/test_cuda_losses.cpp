@@ -470,7 +470,9 @@ TEST(CudaLosses, CCELseGradientSurvivesFilteringOnConfidentRows) {
   for (bool sorted : {false, true}) {
     SCOPED_TRACE(sorted ? "sorted vocabulary" : "natural order");
     losses::detail::cce_sort_vocabulary() = sorted;
-    expect_parity_both(z_loss, {f.E, f.C, f.x, f.bias});
+    // (the problem's tensors are constants: as leaves that require grad, the gradients are compared too)
+    auto leaf = [](const Tensor& t) { return t.detach().requires_grad_(true); };
+    expect_parity_both(z_loss, {leaf(f.E), leaf(f.C), f.x, leaf(f.bias)});
   }
   // Against materialised logits on the GPU (run_cce's h = 0.1 on every row), filtering on.
   const losses::CCEOptions o{};

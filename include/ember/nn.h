@@ -12,6 +12,7 @@
 #include "ember/nn/module.h"
 #include "ember/nn/normalization.h"
 #include "ember/nn/pooling.h"
+#include "ember/nn/recurrent.h"
 #include "ember/nn/resnet.h"
 #include "ember/nn/size2.h"
 #include "ember/nn/transformer.h"
