@@ -139,6 +139,36 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   return pieces;
 }
 
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim) {
+  check_defined("unbind", x);
+  if (x.dim() == 0) fail("unbind: cannot unbind a 0-d tensor");
+  dim = wrap_dim(dim, x.dim(), "unbind");
+  const int64_t n = x.size(dim);
+  // Recorded below, all slices by one node: a recorded select per slice would give each its own
+  // backward, a full-size zero tensor with one slice filled in (quadratic for a loop over slices).
+  std::vector<Tensor> slices;
+  {
+    NoGradGuard views_only;
+    for (int64_t i = 0; i < n; ++i) slices.push_back(x.select(dim, i));
+  }
+  if (n > 0 && autograd::any_requires_grad({x})) {
+    std::vector<Tensor*> outputs;
+    for (Tensor& s : slices) outputs.push_back(&s);
+    autograd::record(
+        "unbind", {x}, outputs,
+        [dim, n, slice_shape = slices[0].shape(), options = x.options()](const BackwardArgs& a) {
+          std::vector<Tensor> parts;  // a slice that got no gradient contributes zeros
+          for (int64_t i = 0; i < n; ++i) {
+            const Tensor& g = a.grad(static_cast<size_t>(i));
+            parts.push_back(g.defined() ? g : zeros(slice_shape, options));
+          }
+          return Grads{stack(parts, dim)};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return slices;
+}
+
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   check_defined("chunk", x);
   if (x.dim() == 0) fail("chunk: cannot chunk a 0-d tensor");

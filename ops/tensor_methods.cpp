@@ -13,13 +13,19 @@ Tensor Tensor::amax(const Shape& dims, bool keepdim) const { return ember::amax(
 Tensor Tensor::amin(const Shape& dims, bool keepdim) const { return ember::amin(*this, dims, keepdim); }
 Tensor Tensor::max() const { return ember::amax(*this, {}); }
 Tensor Tensor::min() const { return ember::amin(*this, {}); }
-std::pair<Tensor, Tensor> Tensor::max(int64_t dim, bool keepdim) const { return ember::max(*this, dim, keepdim); }
-std::pair<Tensor, Tensor> Tensor::min(int64_t dim, bool keepdim) const { return ember::min(*this, dim, keepdim); }
+std::pair<Tensor, Tensor> Tensor::max(int64_t dim, bool keepdim) const {
+  return ember::max(*this, dim, keepdim);
+}
+std::pair<Tensor, Tensor> Tensor::min(int64_t dim, bool keepdim) const {
+  return ember::min(*this, dim, keepdim);
+}
 Tensor Tensor::argmax() const { return ember::argmax(reshape({-1}), 0); }
 Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return ember::argmax(*this, dim, keepdim); }
 Tensor Tensor::argmin() const { return ember::argmin(reshape({-1}), 0); }
 Tensor Tensor::argmin(int64_t dim, bool keepdim) const { return ember::argmin(*this, dim, keepdim); }
-Tensor Tensor::logsumexp(const Shape& dims, bool keepdim) const { return ember::logsumexp(*this, dims, keepdim); }
+Tensor Tensor::logsumexp(const Shape& dims, bool keepdim) const {
+  return ember::logsumexp(*this, dims, keepdim);
+}
 Tensor Tensor::var(const Shape& dims, int64_t correction, bool keepdim) const {
   return ember::var(*this, dims, correction, keepdim);
 }
@@ -29,7 +35,9 @@ Tensor Tensor::std(const Shape& dims, int64_t correction, bool keepdim) const {
 }
 Tensor Tensor::std() const { return ember::std(*this, {}); }
 Tensor Tensor::norm(double p) const { return ember::norm(*this, p); }
-Tensor Tensor::norm(double p, const Shape& dims, bool keepdim) const { return ember::norm(*this, p, dims, keepdim); }
+Tensor Tensor::norm(double p, const Shape& dims, bool keepdim) const {
+  return ember::norm(*this, p, dims, keepdim);
+}
 Tensor Tensor::cumsum(int64_t dim) const { return ember::cumsum(*this, dim); }
 Tensor Tensor::cumprod(int64_t dim) const { return ember::cumprod(*this, dim); }
 Tensor Tensor::logcumsumexp(int64_t dim) const { return ember::logcumsumexp(*this, dim); }
@@ -62,17 +70,26 @@ Tensor Tensor::le(const Tensor& o) const { return ember::le(*this, o); }
 Tensor Tensor::gt(const Tensor& o) const { return ember::gt(*this, o); }
 Tensor Tensor::ge(const Tensor& o) const { return ember::ge(*this, o); }
 Tensor Tensor::logical_not() const { return ember::logical_not(*this); }
-Tensor Tensor::masked_fill(const Tensor& mask, double value) const { return ember::masked_fill(*this, mask, value); }
+Tensor Tensor::masked_fill(const Tensor& mask, double value) const {
+  return ember::masked_fill(*this, mask, value);
+}
 Tensor Tensor::matmul(const Tensor& other) const { return ember::matmul(*this, other); }
 
 Tensor Tensor::gather(int64_t dim, const Tensor& index) const { return ember::gather(*this, dim, index); }
-Tensor Tensor::index_select(int64_t dim, const Tensor& index) const { return ember::index_select(*this, dim, index); }
+Tensor Tensor::index_select(int64_t dim, const Tensor& index) const {
+  return ember::index_select(*this, dim, index);
+}
 Tensor Tensor::scatter_add(int64_t dim, const Tensor& index, const Tensor& src) const {
   return ember::scatter_add(*this, dim, index, src);
 }
 std::vector<Tensor> Tensor::split(int64_t size, int64_t dim) const { return ember::split(*this, size, dim); }
-std::vector<Tensor> Tensor::chunk(int64_t chunks, int64_t dim) const { return ember::chunk(*this, chunks, dim); }
-std::pair<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const { return ember::sort(*this, dim, descending); }
+std::vector<Tensor> Tensor::chunk(int64_t chunks, int64_t dim) const {
+  return ember::chunk(*this, chunks, dim);
+}
+std::vector<Tensor> Tensor::unbind(int64_t dim) const { return ember::unbind(*this, dim); }
+std::pair<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const {
+  return ember::sort(*this, dim, descending);
+}
 Tensor Tensor::argsort(int64_t dim, bool descending) const { return ember::argsort(*this, dim, descending); }
 std::pair<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest) const {
   return ember::topk(*this, k, dim, largest);

@@ -241,6 +241,18 @@ std::vector<OpCase> join_cases() {
        },
        {T({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {2, 5})},
        tensor<double>({5, 1, 2, 3, 4, 10, 6, 7, 8, 9}, {2, 5})},
+      // slice 1 unused: its part of the gradient is zero
+      {"unbind_some_slices",
+       [](const Inputs& in) {
+         std::vector<Tensor> p = unbind(in[0], 1);
+         return stack({p[2] * 3.0, p[0]}, 0);
+       },
+       {T({1, 2, 3, 4, 5, 6}, {2, 3})},
+       tensor<double>({9, 18, 1, 4}, {2, 2})},
+      {"unbind_method_last_dim",
+       [](const Inputs& in) { return in[0].unbind(-1)[1] + in[0].unbind(-1)[0]; },
+       {T({1, 2, 3, 4, 5, 6}, {3, 2})},
+       tensor<double>({3, 7, 11}, {3})},
       // 5 rows in 3 chunks: ceil(5 / 3) = 2 rows each, the last one row
       {"chunk_last_piece",
        [](const Inputs& in) { return in[0].chunk(3, 0)[2] * 2.0; },
@@ -400,6 +412,19 @@ TEST(Join, SplitAndChunkAreViewsWithTheRightSizes) {
   EXPECT_EQ(chunk(x, 10).size(), 5u);
   EXPECT_EQ(chunk(zeros({0, 3}), 3).size(), 3u);
   EXPECT_EQ(split(zeros({0, 3}), 2).size(), 1u);
+}
+
+TEST(Join, UnbindGivesViewsAndOneBackward) {
+  Tensor x = arange(6.0, kFloat64).reshape({2, 3}).requires_grad_();
+  std::vector<Tensor> rows = unbind(x);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].shape(), (Shape{3}));
+  EXPECT_EQ(static_cast<const char*>(rows[1].raw_data()),
+            static_cast<const char*>(x.raw_data()) + 3 * sizeof(double));
+  EXPECT_EQ(rows[0].grad_fn(), rows[1].grad_fn());  // one node for every slice
+  EXPECT_EQ(unbind(zeros({2, 0}), 1).size(), 0u);
+  EMBER_EXPECT_THROW_MSG(unbind(zeros({})), "unbind: cannot unbind a 0-d tensor");
+  EMBER_EXPECT_THROW_MSG(unbind(zeros({2}), 1), "unbind");
 }
 
 TEST(IndexingErrors, BadIndices) {

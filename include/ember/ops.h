@@ -162,6 +162,9 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+// The slices x.select(dim, i), i = 0 .. size(dim) - 1: views, with one backward for all of them
+// (the slices' gradients stacked), not one full-size zero tensor per slice.
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim = 0);
 std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);  // stable
 Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);

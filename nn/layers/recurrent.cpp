@@ -228,12 +228,13 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& input, const Tenso
     std::vector<Tensor> directions;
     for (int64_t d = 0; d < D; ++d) {
       const LayerWeights& w = weights[static_cast<size_t>(l * D + d)];
-      const Tensor xg = linear(layer_in, w.w_ih, w.b_ih);  // every step's input projection at once
+      // every step's input projection at once, then one view per step (unbind: one backward node)
+      const std::vector<Tensor> xg = unbind(linear(layer_in, w.w_ih, w.b_ih), 0);
       LSTMState s{h_init.select(0, l * D + d), c_init.defined() ? c_init.select(0, l * D + d) : Tensor()};
       std::vector<Tensor> outputs(static_cast<size_t>(T));
       for (int64_t k = 0; k < T; ++k) {
         const int64_t t = d == 0 ? k : T - 1 - k;  // the reverse direction reads the sequence backwards
-        s = step(kind, xg.select(0, t), s, w.w_hh, w.b_hh);
+        s = step(kind, xg[static_cast<size_t>(t)], s, w.w_hh, w.b_hh);
         outputs[static_cast<size_t>(t)] = s.h;
       }
       directions.push_back(stack(outputs, 0));
