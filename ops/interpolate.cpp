@@ -1,13 +1,12 @@
-// interpolate (torch.nn.functional.interpolate): resampling is separable, so every mode is a
-// sequence of 1-d resamplings, one per spatial dim, the innermost first. Each is built from
-// index_select (whose backward is the matching index_add) and, for the linear modes, two weights per
-// output position:
-//   nearest:  y[j] = x[src(j)]
-//   linear:   y[j] = l0[j] x[i0[j]] + l1[j] x[i1[j]]
-// so the backward and every higher derivative come from those ops, on every backend. The source
-// positions follow PyTorch's CPU kernels step for step, in the same floating type (float for
-// float32 and bfloat16, double for float64), so that positions falling exactly between two pixels
-// round the same way; innermost dim first makes bilinear's arithmetic PyTorch's
+// interpolate (torch.nn.functional.interpolate), built from index_select (whose backward is the
+// matching index_add) and, for the linear modes, elementwise weights, so the backward and every
+// higher derivative come from those ops, on every backend:
+//   nearest:  y[j] = x[src(j)], one index_select over the flattened spatial dims;
+//   linear:   resampling is separable: one 1-d resampling per spatial dim, the innermost first,
+//             y[j] = l0[j] x[i0[j]] + l1[j] x[i1[j]] along that dim.
+// The source positions follow PyTorch's CPU kernels step for step, in the same floating type (float
+// for float32 and bfloat16, double for float64), so that positions falling exactly between two
+// pixels round the same way; innermost dim first makes bilinear's arithmetic PyTorch's
 // h0 (w0 x00 + w1 x01) + h1 (w0 x10 + w1 x11).
 #include <fmt/ranges.h>
 
@@ -88,11 +87,32 @@ LinearTaps linear_taps(const Resize& r, bool align_corners) {
   return taps;
 }
 
-// x resampled along dim d.
-Tensor resample_dim(const Tensor& x, int64_t d, const Resize& r, InterpolateMode mode, bool align_corners) {
-  auto indices = [&](const std::vector<int64_t>& v) { return tensor<int64_t>(v).to(x.device()); };
-  if (!is_linear(mode))
-    return index_select(x, d, indices(nearest_sources(r, mode == InterpolateMode::nearest_exact)));
+Tensor indices_on(const std::vector<int64_t>& v, const Tensor& like) {
+  return tensor<int64_t>(v).to(like.device());
+}
+
+// Nearest modes pick one source pixel per output pixel, so all spatial dims go in one index_select
+// over the flattened spatial dims (one pass over the output, not one per dim): output pixel
+// (o_1, ..., o_k) reads flat input position sum_d src_d[o_d] * (input stride of dim d).
+Tensor resample_nearest(const Tensor& x, const std::vector<Resize>& sizes, bool exact) {
+  std::vector<int64_t> flat{0};
+  Shape out_shape{x.size(0), x.size(1)};
+  int64_t in_pixels = 1;
+  for (const Resize& r : sizes) {
+    const std::vector<int64_t> src = nearest_sources(r, exact);
+    std::vector<int64_t> next;
+    next.reserve(flat.size() * src.size());
+    for (int64_t base : flat)
+      for (int64_t i : src) next.push_back(base * r.in + i);
+    flat = std::move(next);
+    out_shape.push_back(r.out);
+    in_pixels *= r.in;
+  }
+  return index_select(x.reshape({x.size(0), x.size(1), in_pixels}), 2, indices_on(flat, x)).view(out_shape);
+}
+
+// x resampled along dim d by a linear mode.
+Tensor resample_linear(const Tensor& x, int64_t d, const Resize& r, bool align_corners) {
   const LinearTaps taps = x.dtype() == DType::float64 ? linear_taps<double>(r, align_corners)
                                                       : linear_taps<float>(r, align_corners);
   Shape weight_shape(static_cast<size_t>(x.dim() - d), 1);  // [out, 1, ...]: broadcast over later dims
@@ -100,8 +120,8 @@ Tensor resample_dim(const Tensor& x, int64_t d, const Resize& r, InterpolateMode
   auto weights = [&](const std::vector<double>& v) {
     return tensor<double>(v, weight_shape).to(x.dtype()).to(x.device());
   };
-  return index_select(x, d, indices(taps.i0)) * weights(taps.l0) +
-         index_select(x, d, indices(taps.i1)) * weights(taps.l1);
+  return index_select(x, d, indices_on(taps.i0, x)) * weights(taps.l0) +
+         index_select(x, d, indices_on(taps.i1, x)) * weights(taps.l1);
 }
 
 std::string input_forms(int64_t spatial_dims) {
@@ -182,9 +202,10 @@ Tensor interpolate(const Tensor& input, const InterpolateOptions& options) {
   }
   const std::vector<Resize> sizes = resizes(input, options);
   const bool align_corners = options.align_corners.value_or(false);
+  if (!is_linear(mode)) return resample_nearest(input, sizes, mode == InterpolateMode::nearest_exact);
   Tensor y = input;
   for (int64_t k = static_cast<int64_t>(sizes.size()) - 1; k >= 0; --k)
-    y = resample_dim(y, k + 2, sizes[static_cast<size_t>(k)], mode, align_corners);
+    y = resample_linear(y, k + 2, sizes[static_cast<size_t>(k)], align_corners);
   return y;
 }
 
