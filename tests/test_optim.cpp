@@ -49,6 +49,16 @@ Options options_from(const json& o) {
     if (o.contains("momentum")) opt.momentum = o["momentum"];
     if (o.contains("dampening")) opt.dampening = o["dampening"];
     if (o.contains("nesterov")) opt.nesterov = o["nesterov"];
+  } else if constexpr (std::is_same_v<Options, RMSpropOptions>) {
+    if (o.contains("alpha")) opt.alpha = o["alpha"];
+    if (o.contains("eps")) opt.eps = o["eps"];
+    if (o.contains("momentum")) opt.momentum = o["momentum"];
+    if (o.contains("centered")) opt.centered = o["centered"];
+  } else if constexpr (std::is_same_v<Options, AdagradOptions>) {
+    if (o.contains("lr_decay")) opt.lr_decay = o["lr_decay"];
+    if (o.contains("initial_accumulator_value"))
+      opt.initial_accumulator_value = o["initial_accumulator_value"];
+    if (o.contains("eps")) opt.eps = o["eps"];
   } else {
     if (o.contains("betas")) opt.betas = {o["betas"][0], o["betas"][1]};
     if (o.contains("eps")) opt.eps = o["eps"];
@@ -88,13 +98,17 @@ TEST(Optim, TrajectoriesMatchPyTorch) {
             const json& o = c["options"];
             if (name.starts_with("sgd"))
               return std::make_unique<SGD>(std::vector<Tensor>{p1, p2}, options_from<SGDOptions>(o));
+            if (name.starts_with("rmsprop"))
+              return std::make_unique<RMSprop>(std::vector<Tensor>{p1, p2}, options_from<RMSpropOptions>(o));
+            if (name.starts_with("adagrad"))
+              return std::make_unique<Adagrad>(std::vector<Tensor>{p1, p2}, options_from<AdagradOptions>(o));
             if (name.starts_with("adamw"))
               return std::make_unique<AdamW>(std::vector<Tensor>{p1, p2}, options_from<AdamWOptions>(o));
             return std::make_unique<Adam>(std::vector<Tensor>{p1, p2}, options_from<AdamOptions>(o));
           });
     }
   }
-  EXPECT_EQ(cases, 9);  // 4 SGD, 3 Adam, 2 AdamW configurations
+  EXPECT_EQ(cases, 14);  // 4 SGD, 3 Adam, 2 AdamW, 3 RMSprop, 2 Adagrad configurations
 }
 
 TEST(Optim, ParamGroupsHaveTheirOwnOptions) {
@@ -243,6 +257,56 @@ TEST(Optim, StateDictKeysAndResume) {
             second.state_dict().tensors.at("state.0.exp_avg").raw_data());
 }
 
+TEST(Optim, RMSpropAndAdagradStateResumesAndNamesItsBuffers) {
+  const json& init = fixtures()["init"];
+  auto run = [&](Tensor& p1, Tensor& p2, Optimizer& opt, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      opt.zero_grad();
+      fixture_loss(p1, p2).backward();
+      opt.step();
+    }
+  };
+  auto check = [&](auto make, const std::vector<std::string>& state_names) {
+    Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
+           a2 = from_json(init["P2"], DType::float64).requires_grad_();
+    auto first = make(std::vector<Tensor>{a1, a2});
+    run(a1, a2, *first, 2);
+    StateDict sd = first->state_dict();
+    SCOPED_TRACE(first->name());
+    for (const std::string& n : state_names) EXPECT_TRUE(sd.tensors.count("state.1." + n)) << n;
+    EXPECT_EQ(sd.tensors.size(), 2 * state_names.size());
+    EXPECT_EQ(sd.tensors.at("state.0.step").item<int64_t>(), 2);
+    Tensor b1 = a1.detach().clone().requires_grad_(), b2 = a2.detach().clone().requires_grad_();
+    auto second = make(std::vector<Tensor>{b1, b2});
+    second->load_state_dict(sd);
+    run(a1, a2, *first, 3);
+    run(b1, b2, *second, 3);
+    EXPECT_TRUE(equal(a1, b1));
+    EXPECT_TRUE(equal(a2, b2));
+  };
+  check(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<RMSprop>(ps, RMSpropOptions{0.01, 0.9, 1e-6, 0.1, 0.5, true});
+      },
+      {"step", "square_avg", "momentum_buffer", "grad_avg"});
+  check(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<Adagrad>(ps, AdagradOptions{0.1, 0.05, 0.0, 0.5});
+      },
+      {"step", "sum"});
+  RMSprop rms({zeros({1}).requires_grad_()}, {.lr = 0.3, .momentum = 0.7});
+  StateDict sd = rms.state_dict();
+  EXPECT_EQ(sd.metadata.at("param_groups.0.momentum"), "0.7");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.centered"), "false");
+  // bfloat16 parameters step in float32 and round once
+  Tensor h = tensor<float>({1.0f, -2.0f}, {2}).to(DType::bfloat16).requires_grad_();
+  Adagrad ada({h}, {.lr = 0.5});
+  h.set_grad(tensor<float>({0.5f, -0.25f}, {2}).to(DType::bfloat16));
+  ada.step();
+  EXPECT_EQ(h.dtype(), DType::bfloat16);
+  EXPECT_TRUE(tensors_close(h, tensor<double>({0.5, -1.5}, {2}), 1e-2));  // first step: lr * sign(g)
+}
+
 TEST(Optim, LoadStateDictChecks) {
   Tensor p = zeros({2}).requires_grad_();
   SGD sgd({p}, SGDOptions{0.1, 0.9});
@@ -291,6 +355,12 @@ TEST(Optim, OptionAndParameterErrors) {
                          "Nesterov momentum requires a momentum > 0");
   EMBER_EXPECT_THROW_MSG(Adam({p}, AdamOptions{0.1, {1.0, 0.999}}), "Adam: invalid beta1 1");
   EMBER_EXPECT_THROW_MSG(AdamW({p}, AdamWOptions{0.1, {0.9, 0.999}, -1.0}), "AdamW: invalid eps -1");
+  EMBER_EXPECT_THROW_MSG(RMSprop({p}, {.alpha = -0.5}), "RMSprop: invalid alpha -0.5");
+  EMBER_EXPECT_THROW_MSG(RMSprop({p}, {.momentum = -1}), "RMSprop: invalid momentum -1");
+  EMBER_EXPECT_THROW_MSG(Adagrad({p}, {.lr_decay = -1}), "Adagrad: invalid lr_decay -1");
+  EMBER_EXPECT_THROW_MSG(Adagrad({p}, {.initial_accumulator_value = -1}),
+                         "Adagrad: invalid initial_accumulator_value -1");
+  EMBER_EXPECT_THROW_MSG(Adagrad({p}).set_momentum(0, 0.9), "Adagrad has no momentum to set");
   EMBER_EXPECT_THROW_MSG(SGD({p, p}), "appears more than once");
   EMBER_EXPECT_THROW_MSG(SGD(std::vector<Tensor>{}), "needs at least one parameter");
   EMBER_EXPECT_THROW_MSG(SGD({p * 2.0}), "not a leaf tensor");
