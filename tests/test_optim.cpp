@@ -4,6 +4,7 @@
 #include <ember/optim.h>
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
@@ -370,6 +371,80 @@ TEST(Optim, OptionAndParameterErrors) {
   p.set_grad(zeros({2}, DType::float64));
   EMBER_EXPECT_THROW_MSG(sgd.step(),
                          "gradient ([2] float64 on cpu) does not match its parameter ([2] float32 on cpu)");
+}
+
+// ---- ReduceLROnPlateau ----
+
+TEST(Plateau, MatchesPyTorch) {
+  int cases = 0;
+  for (const auto& [name, c] : fixtures()["plateau"].items()) {
+    SCOPED_TRACE(name);
+    ++cases;
+    const json& o = c["options"];
+    ReduceLROnPlateauOptions options;
+    if (o.contains("mode")) options.mode = o["mode"] == "max" ? PlateauMode::max : PlateauMode::min;
+    if (o.contains("patience")) options.patience = o["patience"];
+    if (o.contains("threshold")) options.threshold = o["threshold"];
+    if (o.contains("threshold_mode"))
+      options.threshold_mode = o["threshold_mode"] == "abs" ? ThresholdMode::abs : ThresholdMode::rel;
+    if (o.contains("cooldown")) options.cooldown = o["cooldown"];
+    if (o.contains("factor")) options.factor = o["factor"];
+    if (o.contains("min_lr")) options.min_lr = o["min_lr"].get<std::vector<double>>();
+    Tensor p = zeros({1}).requires_grad_(), q = zeros({1}).requires_grad_();
+    SGD sgd({ParamGroup<SGDOptions>{{p}, {0.5}}, ParamGroup<SGDOptions>{{q}, {0.04}}});
+    ReduceLROnPlateau plateau(sgd, options);
+    for (size_t i = 0; i < c["metrics"].size(); ++i) {
+      plateau.step(c["metrics"][i].get<double>());
+      EXPECT_EQ(plateau.get_last_lr(), (std::vector<double>{c["lr"][i][0], c["lr"][i][1]})) << "step " << i;
+      EXPECT_EQ(sgd.lr(1), c["lr"][i][1].get<double>()) << "step " << i;
+    }
+  }
+  EXPECT_EQ(cases, 3);
+}
+
+TEST(Plateau, CountsBadEpochsAndResumes) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p}, SGDOptions{1.0});
+  ReduceLROnPlateau plateau(sgd, {.patience = 1, .cooldown = 1});
+  EXPECT_EQ(plateau.best(), std::numeric_limits<double>::infinity());
+  plateau.step(2.0);  // better than inf
+  plateau.step(2.0);  // not better by the relative threshold: 1 bad epoch
+  EXPECT_EQ(plateau.num_bad_epochs(), 1);
+  EXPECT_DOUBLE_EQ(sgd.lr(0), 1.0);
+  StateDict sd = plateau.state_dict();
+  EXPECT_EQ(sd.metadata.at("best"), "2");
+  plateau.step(std::nan(""));  // a NaN metric is a bad epoch: the second, beyond patience 1
+  EXPECT_DOUBLE_EQ(sgd.lr(0), 0.1);
+  EXPECT_EQ(plateau.cooldown_counter(), 1);
+  // a fresh scheduler loaded from the state two steps in takes the same third step
+  SGD other({zeros({1}).requires_grad_()}, SGDOptions{1.0});
+  ReduceLROnPlateau resumed(other, {.patience = 1, .cooldown = 1});
+  resumed.load_state_dict(sd);
+  EXPECT_EQ(resumed.last_epoch(), 2);
+  resumed.step(3.0);
+  EXPECT_DOUBLE_EQ(other.lr(0), 0.1);
+  EXPECT_EQ(resumed.state_dict().metadata, plateau.state_dict().metadata);
+  StateDict bad = sd;
+  bad.metadata["num_bad_epochs"] = "-1";
+  EMBER_EXPECT_THROW_MSG(resumed.load_state_dict(bad), "num_bad_epochs '-1' is not a count");
+  bad = sd;
+  bad.metadata["scheduler"] = "StepLR";
+  EMBER_EXPECT_THROW_MSG(resumed.load_state_dict(bad), "the state is for a StepLR scheduler");
+}
+
+TEST(Plateau, Errors) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p});
+  EMBER_EXPECT_THROW_MSG(ReduceLROnPlateau(sgd, {.factor = 1.0}),
+                         "ReduceLROnPlateau: factor must be in [0, 1), got 1");
+  EMBER_EXPECT_THROW_MSG(ReduceLROnPlateau(sgd, {.patience = -1}), "patience must be >= 0");
+  EMBER_EXPECT_THROW_MSG(ReduceLROnPlateau(sgd, {.cooldown = -2}), "cooldown must be >= 0");
+  EMBER_EXPECT_THROW_MSG(ReduceLROnPlateau(sgd, {.min_lr = {0.1, 0.2}}),
+                         "min_lr has 2 values; give one, or one per parameter group (1)");
+  EMBER_EXPECT_THROW_MSG(ReduceLROnPlateau(sgd, {.min_lr = {-0.1}}), "min_lr must be >= 0");
+  ReduceLROnPlateau plateau(sgd);
+  sgd.add_param_group({{zeros({1}).requires_grad_()}, {}});
+  EMBER_EXPECT_THROW_MSG(plateau.step(1.0), "made for 1 parameter groups, the optimizer now has 2");
 }
 
 // ---- schedulers ----

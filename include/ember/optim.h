@@ -5,6 +5,7 @@
 #include "ember/optim/adam.h"
 #include "ember/optim/clip_grad.h"
 #include "ember/optim/optimizer.h"
+#include "ember/optim/plateau.h"
 #include "ember/optim/rmsprop.h"
 #include "ember/optim/scheduler.h"
 #include "ember/optim/sgd.h"

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "nn/optim/number_list.h"
+
 namespace ember::optim {
 
 // ---- base ----
@@ -34,33 +36,12 @@ void LRScheduler::step() {
   last_lrs_ = std::move(lrs);
 }
 
-namespace {
-std::string join_numbers(const std::vector<double>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) out += ',';
-    out += number_text(v[i]);
-  }
-  return out;
-}
-std::vector<double> split_numbers(const std::string& key, const std::string& s) {
-  std::vector<double> out;
-  for (size_t begin = 0; !s.empty();) {
-    size_t comma = s.find(',', begin);
-    out.push_back(parse_number({{key, s.substr(begin, comma - begin)}}, key));
-    if (comma == std::string::npos) break;
-    begin = comma + 1;
-  }
-  return out;
-}
-}  // namespace
-
 StateDict LRScheduler::state_dict() const {
   StateDict sd;
   sd.metadata["scheduler"] = name();
   sd.metadata["last_epoch"] = std::to_string(last_epoch_);
-  sd.metadata["base_lrs"] = join_numbers(base_lrs_);
-  sd.metadata["last_lrs"] = join_numbers(last_lrs_);
+  sd.metadata["base_lrs"] = detail::join_numbers(base_lrs_);
+  sd.metadata["last_lrs"] = detail::join_numbers(last_lrs_);
   return sd;
 }
 
@@ -75,8 +56,8 @@ void LRScheduler::load_state_dict(const StateDict& sd) {
   double epoch = parse_number(sd.metadata, "last_epoch");
   if (!(epoch >= 0 && epoch < 0x1p62) || epoch != std::floor(epoch))  // (NaN fails too)
     fail("{}: last_epoch '{}' is not a count", me, meta("last_epoch"));
-  std::vector<double> base = split_numbers("base_lrs", meta("base_lrs"));
-  std::vector<double> last = split_numbers("last_lrs", meta("last_lrs"));
+  std::vector<double> base = detail::split_numbers("base_lrs", meta("base_lrs"));
+  std::vector<double> last = detail::split_numbers("last_lrs", meta("last_lrs"));
   if (base.size() != optimizer_.num_param_groups() || last.size() != base.size())
     fail("{}: the state has {} base and {} last learning rates for {} parameter groups", me, base.size(),
          last.size(), optimizer_.num_param_groups());
