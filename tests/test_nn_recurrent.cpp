@@ -168,6 +168,19 @@ TEST(RecurrentLayers, InitBoundAndShapes) {
   EXPECT_EQ(both.h_n.shape(), (Shape{6, 7, 4}));  // [L * D, B, H], never batch-first
 }
 
+TEST(RecurrentLayers, StateDictLoadsIntoTheWeightsForwardUses) {
+  manual_seed(11);
+  nn::LSTM a(3, 4, {.num_layers = 2, .bidirectional = true}),
+      b(3, 4, {.num_layers = 2, .bidirectional = true});
+  Tensor x = randn({5, 2, 3});
+  EXPECT_FALSE(tensors_close(a.forward(x), b.forward(x), 1e-3));
+  b.load_state_dict(a.state_dict());
+  EXPECT_TRUE(tensors_close(a.forward(x), b.forward(x), 0));
+  b.to(DType::float64);  // converted in place: weights[] still names the parameters
+  EXPECT_EQ(b.weights[3].w_hh.dtype(), DType::float64);
+  EXPECT_TRUE(tensors_close(b.forward(x.to(DType::float64)), a.forward(x), 1e-5));
+}
+
 TEST(RecurrentLayers, BidirectionalHalvesReadTheSequenceBothWays) {
   // The reverse direction's output at step t sees steps t..T-1 only: changing the first step moves
   // every forward-direction output but only the reverse direction's output at step 0.
