@@ -13,6 +13,12 @@ void check_defined(std::string_view op, const Tensor& t, std::string_view what) 
   if (!t.defined()) fail("{}: {} is an undefined tensor", op, what);
 }
 
+void check_floating(std::string_view op, const Tensor& x) {
+  check_defined(op, x);
+  if (!is_floating(x.dtype()))
+    fail("{}: input dtype {} is not floating point; convert with .to(kFloat32) first", op, x.dtype());
+}
+
 void check_same_device(std::string_view op, const std::vector<Tensor>& tensors) {
   const Tensor* first = nullptr;
   for (const Tensor& t : tensors) {

@@ -60,6 +60,8 @@ Tensor cast_raw(const Tensor& t, DType dtype);
 void check_same_device(std::string_view op, const std::vector<Tensor>& tensors);
 // Throws unless t is defined.
 void check_defined(std::string_view op, const Tensor& t, std::string_view what = "input");
+// Throws unless x is defined and floating point.
+void check_floating(std::string_view op, const Tensor& x);
 
 // Elementwise building blocks without autograd (the public ops add the graph on top).
 Tensor unary_raw(UnaryOp op, const Tensor& x, double a = 0, double b = 0);

@@ -14,12 +14,6 @@ using Grads = std::vector<Tensor>;
 
 namespace {
 
-void check_floating(const char* name, const Tensor& x) {
-  check_defined(name, x);
-  if (!is_floating(x.dtype()))
-    fail("{}: input dtype {} is not floating point; convert with .to(kFloat32) first", name, x.dtype());
-}
-
 // Number of elements that each output of a reduction over `mask` combines.
 int64_t reduced_count(const Tensor& x, const std::vector<bool>& mask) {
   int64_t count = 1;

@@ -4,6 +4,7 @@
 #include <ember/nn.h>
 
 #include <cmath>
+#include <functional>
 
 #include "harness.h"
 #include "nn_test_util.h"
@@ -36,6 +37,41 @@ std::vector<OpCase> activation_cases() {
       {"SiLU", layer_fn<nn::SiLU>(), {x}, map([](double v) { return v / (1 + std::exp(-v)); })},
       {"Sigmoid", layer_fn<nn::Sigmoid>(), {x}, map([](double v) { return 1 / (1 + std::exp(-v)); })},
       {"Tanh", layer_fn<nn::Tanh>(), {x}, map([](double v) { return std::tanh(v); })},
+      {"Identity", layer_fn<nn::Identity>(), {x}, tensor<double>({-2.0, -0.5, 0.25, 1.5}, {2, 2})},
+      {"LeakyReLU", layer_fn<nn::LeakyReLU>(0.2), {x}, map([](double v) { return v < 0 ? 0.2 * v : v; })},
+      {"ELU", layer_fn<nn::ELU>(1.5), {x}, map([](double v) { return v > 0 ? v : 1.5 * (std::exp(v) - 1); })},
+      // beta x above the threshold (1.5 * 2 > 1) gives x itself
+      {"Softplus_beta_threshold", layer_fn<nn::Softplus>(2.0, 1.0), {x}, map([](double v) {
+         return 2 * v > 1 ? v : std::log1p(std::exp(2 * v)) / 2;
+       })},
+      {"Mish", layer_fn<nn::Mish>(), {x}, map([](double v) {
+         return v * std::tanh(std::log1p(std::exp(v)));
+       })},
+      {"Hardtanh", layer_fn<nn::Hardtanh>(-1.0, 1.0), {x}, tensor<double>({-1, -0.5, 0.25, 1}, {2, 2})},
+      {"Softmax_rows",
+       layer_fn<nn::Softmax>(int64_t{1}),
+       {x},
+       [&] {
+         std::vector<double> v = x.to_vector<double>(), out;
+         for (int r = 0; r < 2; ++r) {
+           const double a = std::exp(v[2 * r]), b = std::exp(v[2 * r + 1]);
+           out.push_back(a / (a + b));
+           out.push_back(b / (a + b));
+         }
+         return tensor<double>(out, {2, 2});
+       }()},
+      {"LogSoftmax_columns",
+       layer_fn<nn::LogSoftmax>(int64_t{0}),
+       {x},
+       [&] {
+         std::vector<double> v = x.to_vector<double>(), out(4);
+         for (int c = 0; c < 2; ++c) {
+           const double lse = std::log(std::exp(v[c]) + std::exp(v[2 + c]));
+           out[c] = v[c] - lse;
+           out[2 + c] = v[2 + c] - lse;
+         }
+         return tensor<double>(out, {2, 2});
+       }()},
       {"Flatten",
        layer_fn<nn::Flatten>(),
        {T({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2})},
@@ -51,6 +87,33 @@ std::vector<OpCase> activation_cases() {
   });
 }
 EMBER_OP_SUITE(ActivationLayers, activation_cases);
+
+// Derivatives where a composite activation switches branch, as PyTorch 1.13 computes them.
+TEST(ActivationLayers, DerivativesAtTheSeamsMatchPyTorch) {
+  auto grad_of = [](const std::function<Tensor(const Tensor&)>& f, std::vector<double> at) {
+    Tensor x = tensor<double>(at, {static_cast<int64_t>(at.size())}).requires_grad_();
+    f(x).sum().backward();
+    return x.grad().to_vector<double>();
+  };
+  // elu: no NaN from the exponential branch at large x; alpha e^x at and below 0
+  EXPECT_EQ(grad_of([](const Tensor& x) { return elu(x, 2.0); }, {1000.0, 0.0, -1.0}),
+            (std::vector<double>{1.0, 2.0, 2.0 * std::exp(-1.0)}));
+  // hardtanh: slope 0 at both ends (clamp's would be 1 there)
+  EXPECT_EQ(grad_of([](const Tensor& x) { return hardtanh(x, -1.0, 2.0); }, {-1.0, 2.0, 0.5, 3.0}),
+            (std::vector<double>{0.0, 0.0, 1.0, 0.0}));
+  // softplus past its threshold is x (slope 1); below, sigmoid(beta x)
+  std::vector<double> g = grad_of([](const Tensor& x) { return softplus(x, 3.0, 6.0); }, {2.5, 1.0});
+  EXPECT_EQ(g[0], 1.0);
+  EXPECT_NEAR(g[1], 1 / (1 + std::exp(-3.0)), 1e-15);
+  EXPECT_EQ(grad_of([](const Tensor& x) { return mish(x); }, {-1000.0})[0], 0.0);  // no NaN far out
+  EMBER_EXPECT_THROW_MSG(hardtanh(zeros({2}), 1.0, -1.0), "hardtanh: min_val 1 must not exceed max_val -1");
+  EMBER_EXPECT_THROW_MSG(nn::Softplus(0.0), "Softplus: beta must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(elu(zeros({2}, DType::int64)), "elu: input dtype int64 is not floating point");
+  EXPECT_EQ(nn::LeakyReLU(0.2).str(), "LeakyReLU(negative_slope=0.2)");
+  EXPECT_EQ(nn::Softplus(2.0, 1.0).str(), "Softplus(beta=2, threshold=1)");
+  EXPECT_EQ(nn::Hardtanh().str(), "Hardtanh(min_val=-1, max_val=1)");
+  EXPECT_EQ(nn::LogSoftmax(-1).str(), "LogSoftmax(dim=-1)");
+}
 
 std::vector<OpCase> pooling_cases() {
   // 4x4 image 0..15 (distinct values keep max pooling differentiable for gradcheck)

@@ -92,6 +92,11 @@ Tensor softplus(const Tensor& x);
 Tensor logsigmoid(const Tensor& x);
 Tensor gelu(const Tensor& x, bool tanh_approx = false);
 Tensor leaky_relu(const Tensor& x, double slope = 0.01);
+// Composite activations (ops/activations.cpp), differentiable to any order, as torch.nn.functional's:
+Tensor softplus(const Tensor& x, double beta, double threshold = 20.0);         // x where beta x > threshold
+Tensor elu(const Tensor& x, double alpha = 1.0);                                // x > 0 ? x : alpha (e^x - 1)
+Tensor mish(const Tensor& x);                                                   // x tanh(softplus(x))
+Tensor hardtanh(const Tensor& x, double min_val = -1.0, double max_val = 1.0);  // slope 0 at the ends
 Tensor pow(const Tensor& x, double exponent);
 Tensor pow(const Tensor& x, const Tensor& exponent);
 Tensor pow(double base, const Tensor& exponent);
