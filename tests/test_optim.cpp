@@ -217,15 +217,17 @@ TEST(Optim, StateFollowsModuleTo) {
 
 // ---- state dicts ----
 
+// `steps` optimizer steps on the fixture's loss.
+void run(const Tensor& p1, const Tensor& p2, Optimizer& opt, int steps) {
+  for (int i = 0; i < steps; ++i) {
+    opt.zero_grad();
+    fixture_loss(p1, p2).backward();
+    opt.step();
+  }
+}
+
 TEST(Optim, StateDictKeysAndResume) {
   const json& init = fixtures()["init"];
-  auto run = [&](Tensor& p1, Tensor& p2, Optimizer& opt, int steps) {
-    for (int i = 0; i < steps; ++i) {
-      opt.zero_grad();
-      fixture_loss(p1, p2).backward();
-      opt.step();
-    }
-  };
   Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
          a2 = from_json(init["P2"], DType::float64).requires_grad_();
   AdamOptions o{0.1, {0.8, 0.99}, 1e-8, 0.01, true};
@@ -260,13 +262,6 @@ TEST(Optim, StateDictKeysAndResume) {
 
 TEST(Optim, RMSpropAndAdagradStateResumesAndNamesItsBuffers) {
   const json& init = fixtures()["init"];
-  auto run = [&](Tensor& p1, Tensor& p2, Optimizer& opt, int steps) {
-    for (int i = 0; i < steps; ++i) {
-      opt.zero_grad();
-      fixture_loss(p1, p2).backward();
-      opt.step();
-    }
-  };
   auto check = [&](auto make, const std::vector<std::string>& state_names) {
     Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
            a2 = from_json(init["P2"], DType::float64).requires_grad_();
