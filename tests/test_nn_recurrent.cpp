@@ -302,8 +302,11 @@ TEST(RecurrentLayers, Errors) {
   EMBER_EXPECT_THROW_MSG(nn::GRUCell(3, 2).forward(zeros({3}), zeros({1, 2})),
                          "GRUCell: h has shape [1,2], expected [2] for input of shape [3]");
   EMBER_EXPECT_THROW_MSG(nn::RNNCell(3, -1), "RNNCell: input_size must be >= 0 and hidden_size > 0");
-  EMBER_EXPECT_THROW_MSG(nn::LSTM(3, 2).forward(zeros({4, 2, 3}, DType::float64)),
-                         "linear: dtype mismatch: input float64, weight float32");
+  EMBER_EXPECT_THROW_MSG(
+      nn::LSTM(3, 2).forward(zeros({4, 2, 3}, DType::float64)),
+      "LSTM: input is float64 on cpu but the weights are float32 on cpu; convert one with .to(...)");
+  EMBER_EXPECT_THROW_MSG(nn::GRUCell(3, 2).forward(zeros({3}, DType::float64)),
+                         "GRUCell: input is float64 on cpu but the weights are float32 on cpu");
 }
 
 }  // namespace

@@ -79,6 +79,9 @@ std::string RNNCellBase::extra_repr() const {
 
 int64_t RNNCellBase::check_step(const Tensor& input, const Tensor& state, const char* state_name) const {
   if (!input.defined()) fail("{}: input is an undefined tensor", kind_);
+  if (input.dtype() != weight_ih.dtype() || input.device() != weight_ih.device())
+    fail("{}: input is {} on {} but the weights are {} on {}; convert one with .to(...)", kind_,
+         input.dtype(), input.device(), weight_ih.dtype(), weight_ih.device());
   if ((input.dim() != 1 && input.dim() != 2) || input.size(-1) != input_size)
     fail("{}: expected input [B, {}] or [{}], got shape {}", kind_, input_size, input_size,
          shape_str(input.shape()));
@@ -202,6 +205,10 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& input, const Tenso
     fail("{}: expected input {} or unbatched [T, {}], got shape {}", op,
          options.batch_first ? fmt::format("[B, T, {}]", input_size) : fmt::format("[T, B, {}]", input_size),
          input_size, shape_str(input.shape()));
+  const Tensor& w0 = weights[0].w_ih;
+  if (input.dtype() != w0.dtype() || input.device() != w0.device())
+    fail("{}: input is {} on {} but the weights are {} on {}; convert one with .to(...)", op, input.dtype(),
+         input.device(), w0.dtype(), w0.device());
   const bool unbatched = input.dim() == 2;
   // [T, B, features] from here on
   const Tensor x = unbatched ? input.unsqueeze(1) : options.batch_first ? input.transpose(0, 1) : input;
