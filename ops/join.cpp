@@ -106,6 +106,33 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return out;
 }
 
+namespace {
+
+// Records `pieces`, views of x taken without autograd, as the outputs of one node whose backward
+// joins their gradients along dim with `join` (cat for split's pieces, stack for unbind's slices);
+// a piece that got no gradient contributes zeros of its shape.
+void record_pieces(const char* op, const Tensor& x, std::vector<Tensor>& pieces, int64_t dim,
+                   Tensor (*join)(const std::vector<Tensor>&, int64_t)) {
+  if (pieces.empty() || !autograd::any_requires_grad({x})) return;
+  std::vector<Tensor*> outputs;
+  std::vector<Shape> shapes;
+  for (Tensor& p : pieces) {
+    outputs.push_back(&p);
+    shapes.push_back(p.shape());
+  }
+  autograd::record(
+      op, {x}, outputs,
+      [dim, shapes, join, options = x.options()](const BackwardArgs& a) {
+        std::vector<Tensor> parts;
+        for (size_t i = 0; i < shapes.size(); ++i)
+          parts.push_back(a.grad(i).defined() ? a.grad(i) : zeros(shapes[i], options));
+        return Grads{join(parts, dim)};
+      },
+      autograd::DoubleBackward::supported);
+}
+
+}  // namespace
+
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   check_defined("split", x);
   if (x.dim() == 0) fail("split: cannot split a 0-d tensor");
@@ -119,23 +146,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
     for (int64_t start = 0; start < n; start += split_size)
       pieces.push_back(x.narrow(dim, start, std::min(split_size, n - start)));
   }
-  if (autograd::any_requires_grad({x})) {
-    std::vector<Tensor*> outputs;
-    std::vector<Shape> shapes;
-    for (Tensor& p : pieces) {
-      outputs.push_back(&p);
-      shapes.push_back(p.shape());
-    }
-    autograd::record(
-        "split", {x}, outputs,
-        [dim, shapes, options = x.options()](const BackwardArgs& a) {
-          std::vector<Tensor> parts;  // a piece that got no gradient contributes zeros
-          for (size_t i = 0; i < shapes.size(); ++i)
-            parts.push_back(a.grad(i).defined() ? a.grad(i) : zeros(shapes[i], options));
-          return Grads{cat(parts, dim)};
-        },
-        autograd::DoubleBackward::supported);
-  }
+  record_pieces("split", x, pieces, dim, cat);
   return pieces;
 }
 
@@ -151,21 +162,7 @@ std::vector<Tensor> unbind(const Tensor& x, int64_t dim) {
     NoGradGuard views_only;
     for (int64_t i = 0; i < n; ++i) slices.push_back(x.select(dim, i));
   }
-  if (n > 0 && autograd::any_requires_grad({x})) {
-    std::vector<Tensor*> outputs;
-    for (Tensor& s : slices) outputs.push_back(&s);
-    autograd::record(
-        "unbind", {x}, outputs,
-        [dim, n, slice_shape = slices[0].shape(), options = x.options()](const BackwardArgs& a) {
-          std::vector<Tensor> parts;  // a slice that got no gradient contributes zeros
-          for (int64_t i = 0; i < n; ++i) {
-            const Tensor& g = a.grad(static_cast<size_t>(i));
-            parts.push_back(g.defined() ? g : zeros(slice_shape, options));
-          }
-          return Grads{stack(parts, dim)};
-        },
-        autograd::DoubleBackward::supported);
-  }
+  record_pieces("unbind", x, slices, dim, stack);
   return slices;
 }
 

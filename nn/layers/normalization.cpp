@@ -9,6 +9,15 @@
 
 namespace ember::nn {
 
+namespace {
+// LayerNorm and RMSNorm normalise over a non-empty trailing shape of positive sizes.
+void check_normalized_shape(const char* module, const Shape& normalized_shape) {
+  if (normalized_shape.empty()) fail("{}: normalized_shape must not be empty", module);
+  for (int64_t d : normalized_shape)
+    if (d <= 0) fail("{}: normalized_shape {} must have positive sizes", module, shape_str(normalized_shape));
+}
+}  // namespace
+
 BatchNormBase::BatchNormBase(int64_t n, double e, std::optional<double> m, bool aff, bool track)
     : num_features(n), eps(e), momentum(m), affine(aff), track_running_stats(track) {
   if (n <= 0) fail("BatchNorm: num_features must be positive, got {}", n);
@@ -79,9 +88,7 @@ void BatchNorm2d::check_input(const Tensor& input) const {
 
 LayerNorm::LayerNorm(Shape shape, double e, bool aff)
     : normalized_shape(std::move(shape)), eps(e), elementwise_affine(aff) {
-  if (normalized_shape.empty()) fail("LayerNorm: normalized_shape must not be empty");
-  for (int64_t d : normalized_shape)
-    if (d <= 0) fail("LayerNorm: normalized_shape {} must have positive sizes", shape_str(normalized_shape));
+  check_normalized_shape("LayerNorm", normalized_shape);
   if (!(e > 0)) fail("LayerNorm: eps must be positive, got {}", e);
   if (aff) {
     weight = register_parameter("weight", empty(normalized_shape));
@@ -135,9 +142,7 @@ std::string GroupNorm::extra_repr() const {
 
 RMSNorm::RMSNorm(Shape shape, std::optional<double> e, bool aff)
     : normalized_shape(std::move(shape)), eps(e), elementwise_affine(aff) {
-  if (normalized_shape.empty()) fail("RMSNorm: normalized_shape must not be empty");
-  for (int64_t d : normalized_shape)
-    if (d <= 0) fail("RMSNorm: normalized_shape {} must have positive sizes", shape_str(normalized_shape));
+  check_normalized_shape("RMSNorm", normalized_shape);
   if (e && !(*e >= 0)) fail("RMSNorm: eps must be >= 0, got {}", *e);
   if (aff) weight = register_parameter("weight", empty(normalized_shape));
   reset_parameters();

@@ -50,6 +50,12 @@ void init_uniform(const std::vector<Tensor>& params, int64_t hidden_size) {
     if (p.defined()) init::uniform_(p, -bound, bound);
 }
 
+void check_matches_weights(const char* kind, const Tensor& input, const Tensor& weight) {
+  if (input.dtype() != weight.dtype() || input.device() != weight.device())
+    fail("{}: input is {} on {} but the weights are {} on {}; convert one with .to(...)", kind, input.dtype(),
+         input.device(), weight.dtype(), weight.device());
+}
+
 void check_sizes(const char* kind, int64_t input_size, int64_t hidden_size) {
   if (input_size < 0 || hidden_size <= 0)
     fail("{}: input_size must be >= 0 and hidden_size > 0, got {} and {}", kind, input_size, hidden_size);
@@ -79,9 +85,7 @@ std::string RNNCellBase::extra_repr() const {
 
 int64_t RNNCellBase::check_step(const Tensor& input, const Tensor& state, const char* state_name) const {
   if (!input.defined()) fail("{}: input is an undefined tensor", kind_);
-  if (input.dtype() != weight_ih.dtype() || input.device() != weight_ih.device())
-    fail("{}: input is {} on {} but the weights are {} on {}; convert one with .to(...)", kind_,
-         input.dtype(), input.device(), weight_ih.dtype(), weight_ih.device());
+  check_matches_weights(kind_, input, weight_ih);
   if ((input.dim() != 1 && input.dim() != 2) || input.size(-1) != input_size)
     fail("{}: expected input [B, {}] or [{}], got shape {}", kind_, input_size, input_size,
          shape_str(input.shape()));
@@ -205,10 +209,7 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& input, const Tenso
     fail("{}: expected input {} or unbatched [T, {}], got shape {}", op,
          options.batch_first ? fmt::format("[B, T, {}]", input_size) : fmt::format("[T, B, {}]", input_size),
          input_size, shape_str(input.shape()));
-  const Tensor& w0 = weights[0].w_ih;
-  if (input.dtype() != w0.dtype() || input.device() != w0.device())
-    fail("{}: input is {} on {} but the weights are {} on {}; convert one with .to(...)", op, input.dtype(),
-         input.device(), w0.dtype(), w0.device());
+  check_matches_weights(op, input, weights[0].w_ih);
   const bool unbatched = input.dim() == 2;
   // [T, B, features] from here on
   const Tensor x = unbatched ? input.unsqueeze(1) : options.batch_first ? input.transpose(0, 1) : input;
@@ -222,8 +223,10 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& input, const Tenso
            shape_str(state_shape), shape_str(input.shape()));
     return unbatched ? s.unsqueeze(1) : s;
   };
-  const Tensor h_init = initial(h0, "h0");
-  const Tensor c_init = cell_ == Cell::lstm ? initial(c0, "c0") : Tensor();
+  // each layer and direction's initial state, as views (unbind: one backward node for all)
+  const std::vector<Tensor> h_init = unbind(initial(h0, "h0"), 0);
+  const std::vector<Tensor> c_init =
+      cell_ == Cell::lstm ? unbind(initial(c0, "c0"), 0) : std::vector<Tensor>();
   const Step kind = cell_ == Cell::lstm                             ? Step::lstm
                     : cell_ == Cell::gru                            ? Step::gru
                     : options.nonlinearity == RNNNonlinearity::tanh ? Step::rnn_tanh
@@ -234,10 +237,11 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run(const Tensor& input, const Tenso
   for (int64_t l = 0; l < L; ++l) {
     std::vector<Tensor> directions;
     for (int64_t d = 0; d < D; ++d) {
-      const LayerWeights& w = weights[static_cast<size_t>(l * D + d)];
+      const size_t at = static_cast<size_t>(l * D + d);
+      const LayerWeights& w = weights[at];
       // every step's input projection at once, then one view per step (unbind: one backward node)
       const std::vector<Tensor> xg = unbind(linear(layer_in, w.w_ih, w.b_ih), 0);
-      LSTMState s{h_init.select(0, l * D + d), c_init.defined() ? c_init.select(0, l * D + d) : Tensor()};
+      LSTMState s{h_init[at], c_init.empty() ? Tensor() : c_init[at]};
       std::vector<Tensor> outputs(static_cast<size_t>(T));
       for (int64_t k = 0; k < T; ++k) {
         const int64_t t = d == 0 ? k : T - 1 - k;  // the reverse direction reads the sequence backwards
