@@ -5,6 +5,7 @@
 #include "ember/nn/attention.h"
 #include "ember/nn/container.h"
 #include "ember/nn/conv.h"
+#include "ember/nn/distance.h"
 #include "ember/nn/fcn.h"
 #include "ember/nn/functional.h"
 #include "ember/nn/init.h"

@@ -97,6 +97,17 @@ Tensor softplus(const Tensor& x, double beta, double threshold = 20.0);         
 Tensor elu(const Tensor& x, double alpha = 1.0);                                // x > 0 ? x : alpha (e^x - 1)
 Tensor mish(const Tensor& x);                                                   // x tanh(softplus(x))
 Tensor hardtanh(const Tensor& x, double min_val = -1.0, double max_val = 1.0);  // slope 0 at the ends
+Tensor relu6(const Tensor& x);                                                  // min(max(x, 0), 6)
+Tensor selu(const Tensor& x);  // scale * elu(x, alpha), the self-normalising constants of Klambauer et al.
+Tensor celu(const Tensor& x, double alpha = 1.0);                               // max(0,x) + min(0, alpha (e^(x/alpha) - 1))
+Tensor hardsigmoid(const Tensor& x);                                            // relu6(x + 3) / 6
+Tensor hardswish(const Tensor& x);                                              // x relu6(x + 3) / 6
+Tensor softsign(const Tensor& x);                                               // x / (1 + |x|)
+// The gated linear unit: x split in two halves a, b along dim (of even size), a * sigmoid(b).
+Tensor glu(const Tensor& x, int64_t dim = -1);
+// max(0, x) + weight * min(0, x); weight holds one slope, or one per channel (dim 1 of x; dim 0 when
+// x is 1-D).
+Tensor prelu(const Tensor& x, const Tensor& weight);
 Tensor pow(const Tensor& x, double exponent);
 Tensor pow(const Tensor& x, const Tensor& exponent);
 Tensor pow(double base, const Tensor& exponent);
@@ -214,6 +225,31 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride = {0, 0},
                   std::array<int64_t, 2> padding = {0, 0});
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
+// The 1-D forms over [N, C, L] (or unbatched [C, L]), as torch.nn.functional's: the 2-D ops on a
+// height-1 image (ops/conv_pool_1d.cpp), so they share its kernels on every backend and its
+// derivatives to any order. w is [C_out, C_in/groups, k] for conv1d, [C_in, C_out/groups, k] for
+// conv_transpose1d.
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1, int64_t padding = 0,
+              int64_t dilation = 1, int64_t groups = 1);
+Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1,
+                        int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1, int64_t dilation = 1);
+Tensor max_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);  // stride 0: kernel
+Tensor avg_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);
+Tensor adaptive_avg_pool1d(const Tensor& x, int64_t output_size);
+// Rearranges [*, C r^2, H, W] into [*, C, H r, W r] (sub-pixel convolution, Shi et al. 2016), and back.
+Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor);
+Tensor pixel_unshuffle(const Tensor& x, int64_t downscale_factor);
 Tensor dropout(const Tensor& x, double p, bool training);
+// Zeroes whole channels (dim 1 of [N, C, *], dim 0 of an unbatched [C, *]) with probability p and
+// scales the rest by 1 / (1 - p): torch.nn.functional.dropout1d/2d/3d, which differ only in the
+// ranks they accept.
+Tensor feature_dropout(const Tensor& x, double p, bool training);
+
+// ---- distances (ops/distance.cpp) ----
+// torch.nn.functional.cosine_similarity: sum(a b) / (max(|a|, eps) max(|b|, eps)) along dim, a and b
+// broadcast to one shape.
+Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim = 1, double eps = 1e-8);
+// torch.nn.functional.pairwise_distance: the p-norm of a - b + eps along the last dim.
+Tensor pairwise_distance(const Tensor& a, const Tensor& b, double p = 2.0, double eps = 1e-6, bool keepdim = false);
 
 }  // namespace ember

@@ -73,6 +73,12 @@ struct SmoothL1Options {
 };
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1Options& = {});
 
+struct HuberOptions {
+  Reduction reduction = Reduction::mean;
+  double delta = 1.0;  // > 0; quadratic below delta, linear above: beta * smooth_l1 with beta = delta
+};
+Tensor huber_loss(const Tensor& input, const Tensor& target, const HuberOptions& = {});
+
 // ---- distributions -------------------------------------------------------------------------
 
 // kl_div has one reduction more than the others: batchmean (the sum divided by the batch size,
@@ -85,6 +91,27 @@ struct KLDivOptions {
 // KL(target || exp(log_input)) pointwise: target * (log target - log_input), with 0 where
 // target = 0.
 Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivOptions& = {});
+
+struct PoissonNLLOptions {
+  bool log_input = true;  // true: input is log(rate), loss exp(input) - target * input;
+                          // false: input is the rate, loss input - target * log(input + eps)
+  bool full = false;      // add Stirling's approximation of log(target!) where target > 1
+  double eps = 1e-8;
+  Reduction reduction = Reduction::mean;
+};
+// Negative log-likelihood of target ~ Poisson(rate).
+Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, const PoissonNLLOptions& = {});
+
+struct GaussianNLLOptions {
+  bool full = false;  // add the constant log(2 pi) / 2
+  double eps = 1e-6;  // var is clamped (without gradient, as in PyTorch) to at least eps
+  Reduction reduction = Reduction::mean;
+};
+// Negative log-likelihood of target ~ N(input, var): (log var + (input - target)^2 / var) / 2.
+// var has input's shape, or input's shape with the last dim 1, or input's shape minus the last dim
+// (one variance per example); every var must be >= 0.
+Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor& var,
+                         const GaussianNLLOptions& = {});
 
 struct KDOptions {
   double temperature = 4.0;  // > 0

@@ -1,5 +1,5 @@
 #pragma once
-// Parameter-free activation layers, Identity and Dropout.
+// Activation layers (all parameter-free but PReLU), Identity and the dropout layers.
 #include <string>
 
 #include "ember/nn/module.h"
@@ -103,6 +103,62 @@ class LogSoftmax : public Module {
   int64_t dim;
 };
 
+class ReLU6 : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+class SELU : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+class CELU : public Module {
+ public:
+  explicit CELU(double alpha = 1.0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  double alpha;
+};
+
+class Hardsigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+class Hardswish : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+class Softsign : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+};
+
+// Halves the input along dim and gates one half with the other: a * sigmoid(b).
+class GLU : public Module {
+ public:
+  explicit GLU(int64_t dim = -1);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t dim;
+};
+
+// max(0, x) + a * min(0, x) with a learned slope a: one shared (num_parameters = 1) or one per
+// channel (dim 1 of the input), each initialised to `init`.
+class PReLU : public Module {
+ public:
+  explicit PReLU(int64_t num_parameters = 1, double init = 0.25);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t num_parameters;
+  Tensor weight;  // [num_parameters]
+};
+
 // In training mode zeroes each element with probability p and scales the rest by 1 / (1 - p);
 // in eval mode it is the identity.
 class Dropout : public Module {
@@ -112,6 +168,31 @@ class Dropout : public Module {
   std::string extra_repr() const override;
 
   double p;
+};
+
+// Channel dropout (feature_dropout): in training mode zeroes whole channels of [N, C, L] (Dropout1d),
+// [N, C, H, W] (Dropout2d) or [N, C, D, H, W] (Dropout3d), or of their unbatched forms, with
+// probability p, and scales the rest by 1 / (1 - p); in eval mode it is the identity.
+class FeatureDropout : public Module {
+ public:
+  FeatureDropout(double p, int64_t spatial_dims);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  double p;
+  int64_t spatial_dims;  // 1, 2 or 3: the input has 1 + spatial_dims (unbatched) or 2 + spatial_dims dims
+};
+class Dropout1d : public FeatureDropout {
+ public:
+  explicit Dropout1d(double p = 0.5) : FeatureDropout(p, 1) {}
+};
+class Dropout2d : public FeatureDropout {
+ public:
+  explicit Dropout2d(double p = 0.5) : FeatureDropout(p, 2) {}
+};
+class Dropout3d : public FeatureDropout {
+ public:
+  explicit Dropout3d(double p = 0.5) : FeatureDropout(p, 3) {}
 };
 
 }  // namespace ember::nn

@@ -1,6 +1,7 @@
 #pragma once
 // Conv2d: 2-D convolution (cross-correlation, as in every framework) over [N, C, H, W];
-// ConvTranspose2d: its transpose (the adjoint in the input), which upsamples.
+// ConvTranspose2d: its transpose (the adjoint in the input), which upsamples. Conv1d and
+// ConvTranspose1d: the same over sequences [N, C, L].
 #include "ember/nn/module.h"
 #include "ember/nn/size2.h"
 
@@ -40,6 +41,35 @@ class ConvTranspose2d : public Module {
   int64_t in_channels, out_channels;
   Size2 kernel_size, stride, padding, output_padding, dilation;
   int64_t groups;
+  Tensor weight, bias;
+};
+
+// weight: [out_channels, in_channels / groups, kernel_size], bias: [out_channels]; Conv2d's output
+// size and init with one spatial dim.
+class Conv1d : public Module {
+ public:
+  Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
+         int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;  // [N, C, L] or unbatched [C, L]
+  void reset_parameters();
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels, kernel_size, stride, padding, dilation, groups;
+  Tensor weight, bias;
+};
+
+// weight: [in_channels, out_channels / groups, kernel_size], bias: [out_channels]; ConvTranspose2d's
+// output size, init and argument order with one spatial dim.
+class ConvTranspose1d : public Module {
+ public:
+  ConvTranspose1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
+                  int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1, bool bias = true,
+                  int64_t dilation = 1);
+  Tensor forward(const Tensor& input) override;  // [N, C, L] or unbatched [C, L]
+  void reset_parameters();
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, dilation;
   Tensor weight, bias;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// Linear (y = x W^T + b), Flatten and Embedding.
+// Linear (y = x W^T + b), Flatten, Unflatten and Embedding.
 #include <optional>
 
 #include "ember/nn/module.h"
@@ -27,6 +27,17 @@ class Flatten : public Module {
   std::string extra_repr() const override;
 
   int64_t start_dim, end_dim;
+};
+
+// Splits dim into `sizes` (a view when possible): Flatten's inverse.
+class Unflatten : public Module {
+ public:
+  Unflatten(int64_t dim, Shape sizes);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t dim;
+  Shape sizes;
 };
 
 // A lookup table: indices (int64 or int32, any shape) -> rows of weight [num_embeddings,

@@ -1,5 +1,5 @@
 #pragma once
-// 2-D pooling over [N, C, H, W] (or unbatched [C, H, W]).
+// 2-D pooling over [N, C, H, W] (or unbatched [C, H, W]); 1-D pooling over [N, C, L] (or [C, L]).
 #include <optional>
 
 #include "ember/nn/module.h"
@@ -36,6 +36,33 @@ class AdaptiveAvgPool2d : public Module {
   std::string extra_repr() const override;
 
   Size2 output_size;
+};
+
+class MaxPool1d : public Module {
+ public:
+  explicit MaxPool1d(int64_t kernel_size, std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t kernel_size, stride, padding;
+};
+
+class AvgPool1d : public Module {
+ public:
+  explicit AvgPool1d(int64_t kernel_size, std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t kernel_size, stride, padding;
+};
+
+class AdaptiveAvgPool1d : public Module {
+ public:
+  explicit AdaptiveAvgPool1d(int64_t output_size);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t output_size;
 };
 
 }  // namespace ember::nn

@@ -1,5 +1,6 @@
 #pragma once
-// Upsample: nn::functional::interpolate as a module (torch.nn.Upsample).
+// Upsample: nn::functional::interpolate as a module (torch.nn.Upsample); PixelShuffle and
+// PixelUnshuffle: pixel_shuffle / pixel_unshuffle (ember/ops.h) as modules.
 #include "ember/nn/functional.h"
 #include "ember/nn/module.h"
 
@@ -15,6 +16,24 @@ class Upsample : public Module {
   std::string extra_repr() const override;
 
   functional::InterpolateOptions options;
+};
+
+class PixelShuffle : public Module {
+ public:
+  explicit PixelShuffle(int64_t upscale_factor);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t upscale_factor;
+};
+
+class PixelUnshuffle : public Module {
+ public:
+  explicit PixelUnshuffle(int64_t downscale_factor);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t downscale_factor;
 };
 
 }  // namespace ember::nn
