@@ -5,7 +5,7 @@
 //   3. elementwise add/mul/exp on 4M float32, and a row-broadcast bias add, vs an OpenMP loop
 //   4. conv2d forward + backward (batch 64, 32->64 channels, 28x28, 3x3, padding 1): Winograd vs
 //      im2col + GEMM, vs PyTorch; and a DCGAN generator's conv_transpose2d vs PyTorch
-//   4c. the composite layer ops (interpolate, group_norm, rms_norm, LSTM) vs PyTorch
+//   4c. the composite layer ops (interpolate, group_norm, rms_norm, conv1d, LSTM) vs PyTorch
 //
 // Each pair of contenders runs alternately (A, B, A, B, ...) and the best time of each is kept,
 // so background load on a shared machine hits both alike. Ratios are ember / reference
@@ -280,7 +280,7 @@ print(best(forward), best(both))
 }
 
 // ---- 4c. the composite layer ops ----
-// interpolate, group_norm, rms_norm and the recurrent layers are built from other ops (a pass per
+// interpolate, group_norm, rms_norm, conv1d and the recurrent layers are built from other ops (a pass per
 // piece); this shows what that costs beside PyTorch's fused kernels, on a decoder-sized feature map
 // and a small LSTM language-model body.
 void bench_composite_layers(const std::string& python) {
@@ -290,6 +290,8 @@ void bench_composite_layers(const std::string& python) {
   Tensor w = randn({64}).requires_grad_(), b = randn({64}).requires_grad_();
   Tensor w_rms = randn({32}).requires_grad_();
   Tensor g_up = randn({16, 64, 64, 64}), g = randn({16, 64, 32, 32});
+  Tensor seq_x = randn({16, 64, 1024}).requires_grad_(), seq_g = randn({16, 64, 1024});
+  Tensor seq_w = (randn({64, 64, 3}) * 0.1).requires_grad_();
   const std::vector<std::pair<std::string, std::function<void()>>> steps = {
       {"bilinear 2x upsample",
        [&] {
@@ -298,6 +300,7 @@ void bench_composite_layers(const std::string& python) {
       {"nearest 2x upsample", [&] { F::interpolate(x, {.scale_factor = {2.0}}).backward(g_up); }},
       {"group_norm, 32 groups", [&] { F::group_norm(x, 32, w, b).backward(g); }},
       {"rms_norm over the last dim", [&] { F::rms_norm(x, {32}, w_rms).backward(g); }},
+      {"conv1d 64->64, k 3, [16,64,1024]", [&] { conv1d(seq_x, seq_w, {}, 1, 1).backward(seq_g); }},
   };
   std::vector<std::pair<std::string, double>> rows;
   for (const auto& [name, step] : steps) {
@@ -318,12 +321,15 @@ x = torch.randn(16, 64, 32, 32, requires_grad=True)
 w = torch.randn(64, requires_grad=True); b = torch.randn(64, requires_grad=True)
 w_rms = torch.randn(32, requires_grad=True)
 g_up = torch.randn(16, 64, 64, 64); g = torch.randn(16, 64, 32, 32)
+seq_x = torch.randn(16, 64, 1024, requires_grad=True); seq_g = torch.randn(16, 64, 1024)
+seq_w = (torch.randn(64, 64, 3) * 0.1).requires_grad_()
 def rms_norm(t, v):  # PyTorch 1.13 has no rms_norm: the same composite
     return t * torch.rsqrt(t.square().mean(-1, keepdim=True) + torch.finfo(t.dtype).eps) * v
 print(best(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear").backward(g_up)),
       best(lambda: F.interpolate(x, scale_factor=2.0).backward(g_up)),
       best(lambda: F.group_norm(x, 32, w, b).backward(g)),
       best(lambda: rms_norm(x, w_rms).backward(g)),
+      best(lambda: F.conv1d(seq_x, seq_w, None, 1, 1).backward(seq_g)),
       best(lambda: lstm(seq)[0].backward(g_seq)))
 )",
                      rows);

@@ -34,4 +34,70 @@ Tensor hardtanh(const Tensor& x, double min_val, double max_val) {
   return where(logical_and(x > min_val, x < max_val), x, clamp(x, min_val, max_val).detach());
 }
 
+Tensor relu6(const Tensor& x) {
+  check_floating("relu6", x);
+  return hardtanh(x, 0.0, 6.0);  // PyTorch's relu6 is this hardtanh, slope 0 at 0 and 6
+}
+
+Tensor selu(const Tensor& x) {
+  check_floating("selu", x);
+  // the fixed point of Klambauer et al. (2017): zero mean and unit variance are preserved
+  constexpr double alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946;
+  return elu(x, alpha) * scale;
+}
+
+Tensor celu(const Tensor& x, double alpha) {
+  check_floating("celu", x);
+  if (alpha == 0.0) fail("celu: alpha must not be 0");
+  return where(x > 0.0, x, expm1(clamp_max(x, 0.0) / alpha) * alpha);
+}
+
+Tensor hardsigmoid(const Tensor& x) {
+  check_floating("hardsigmoid", x);
+  return hardtanh(x, -3.0, 3.0) / 6.0 + 0.5;  // slope 1/6 strictly inside (-3, 3), as PyTorch's
+}
+
+Tensor hardswish(const Tensor& x) {
+  check_floating("hardswish", x);
+  // x relu6(x + 3) / 6 piecewise, so that the slopes at the seams are PyTorch's: the quadratic's
+  // -1/2 at -3 and the line's 1 at 3 (the product rule over relu6 would give 0 at -3)
+  return where(x < -3.0, x * 0.0, where(x < 3.0, x * (x + 3.0) / 6.0, x));
+}
+
+Tensor softsign(const Tensor& x) {
+  check_floating("softsign", x);
+  return x / (abs(x) + 1.0);
+}
+
+Tensor glu(const Tensor& x, int64_t dim) {
+  check_floating("glu", x);
+  if (x.dim() == 0) fail("glu: expected a tensor with at least one dim, got a scalar");
+  const int64_t d = wrap_dim(dim, x.dim(), "glu");
+  if (x.size(d) % 2 != 0)
+    fail("glu: the halved dim {} of input {} must have an even size, got {}", d, shape_str(x.shape()),
+         x.size(d));
+  const int64_t half = x.size(d) / 2;
+  return x.narrow(d, 0, half) * sigmoid(x.narrow(d, half, half));
+}
+
+Tensor prelu(const Tensor& x, const Tensor& weight) {
+  check_floating("prelu", x);
+  check_defined("prelu", weight, "weight");
+  check_same_device("prelu", {x, weight});
+  // one slope per channel: dim 1, and a single "channel" for inputs of fewer than two dims
+  const int64_t channels = x.dim() >= 2 ? x.size(1) : 1;
+  if (weight.dim() > 1 || (weight.numel() != 1 && weight.numel() != channels))
+    fail("prelu: weight {} must hold 1 slope or one per channel ({}, dim 1 of input {})",
+         shape_str(weight.shape()), channels, shape_str(x.shape()));
+  // [C, 1, ...]: one slope per channel broadcast over the dims after it; a scalar below 2-D
+  Shape slope_shape;
+  if (x.dim() >= 2) {
+    slope_shape.assign(x.dim() - 1, 1);
+    slope_shape[0] = weight.numel();
+  }
+  const Tensor slope = weight.reshape(slope_shape);
+  // slope w at x = 0, as PyTorch's prelu backward (x > 0 ? g : w g)
+  return where(x > 0.0, x, x * slope);
+}
+
 }  // namespace ember

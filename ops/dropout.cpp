@@ -18,4 +18,17 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   return x * scaled_mask;
 }
 
+Tensor feature_dropout(const Tensor& x, double p, bool training) {
+  check_defined("feature_dropout", x);
+  if (x.dim() < 2) fail("feature_dropout: expected input [N, C, *], got shape {}", shape_str(x.shape()));
+  if (!(p >= 0.0 && p <= 1.0)) fail("feature_dropout: probability must be in [0, 1], got {}", p);
+  if (!is_floating(x.dtype())) fail("feature_dropout: expected a floating-point tensor, got {}", x.dtype());
+  if (!training || p == 0.0) return x;
+  // one draw per (n, c), broadcast over the channel's elements
+  Shape per_channel(x.dim(), 1);
+  per_channel[0] = x.size(0);
+  per_channel[1] = x.size(1);
+  return x * dropout(ones(per_channel, x.options()), p, true);
+}
+
 }  // namespace ember

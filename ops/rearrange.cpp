@@ -1,7 +1,7 @@
-// Rearranging ops: flip, roll, repeat, tril, triu. Each returns a new tensor, never a view (as in
-// PyTorch), and each is a composition of existing differentiable ops -- index_select, narrow + cat,
-// expand + clone, where -- so autograd, every dtype (bfloat16 included) and the CUDA backend come
-// with those ops: no kernel and no backward formula of its own.
+// Rearranging ops: flip, roll, repeat, tril, triu, pixel_shuffle and pixel_unshuffle. Each returns a new
+// tensor, never a view (as in PyTorch), and each is a composition of existing differentiable ops --
+// index_select, narrow + cat, expand + clone, where -- so autograd, every dtype (bfloat16 included) and the
+// CUDA backend come with those ops: no kernel and no backward formula of its own.
 #include <algorithm>
 
 #include "ops/internal.h"
@@ -118,5 +118,51 @@ Tensor Tensor::roll(const Shape& shifts, const Shape& dims) const { return ember
 Tensor Tensor::repeat(const Shape& repeats) const { return ember::repeat(*this, repeats); }
 Tensor Tensor::tril(int64_t diagonal) const { return ember::tril(*this, diagonal); }
 Tensor Tensor::triu(int64_t diagonal) const { return ember::triu(*this, diagonal); }
+
+namespace {
+
+// pixel_shuffle is one permutation, [*, C, r, r, H, W] -> [*, C, H, r, W, r], between two
+// reshapes; pixel_unshuffle is its inverse. The permuted reshape is the one copy.
+Tensor shuffle_pixels(const char* op, const Tensor& x, int64_t r, bool up) {
+  check_defined(op, x);
+  if (x.dim() < 3) fail("{}: expected input [*, C, H, W], got shape {}", op, shape_str(x.shape()));
+  if (r < 1) fail("{}: the {} factor must be positive, got {}", op, up ? "upscale" : "downscale", r);
+  const int64_t c = x.size(-3), h = x.size(-2), w = x.size(-1);
+  if (up && c % (r * r) != 0)
+    fail("{}: the channels of input {} ({}) must be divisible by the square of the upscale factor {}", op,
+         shape_str(x.shape()), c, r);
+  if (!up && (h % r != 0 || w % r != 0))
+    fail("{}: the height and width of input {} must be divisible by the downscale factor {}", op,
+         shape_str(x.shape()), r);
+  const Shape lead(x.shape().begin(), x.shape().end() - 3);
+  const auto lead_and = [&lead](std::initializer_list<int64_t> tail) {
+    Shape s = lead;
+    s.insert(s.end(), tail);
+    return s;
+  };
+  const int64_t b = static_cast<int64_t>(lead.size());
+  // up: [*, C, r, r, H, W] -> [*, C, H, r, W, r]; down: [*, C, H, r, W, r] -> [*, C, r, r, H, W]
+  static constexpr std::array<int64_t, 5> shuffle{0, 3, 1, 4, 2}, unshuffle{0, 2, 4, 1, 3};
+  Shape order;
+  for (int64_t i = 0; i < b; ++i) order.push_back(i);  // the leading dims stay in front
+  for (int64_t i : up ? shuffle : unshuffle) order.push_back(b + i);
+  if (up) {
+    const int64_t oc = c / (r * r);
+    return x.reshape(lead_and({oc, r, r, h, w})).permute(order).reshape(lead_and({oc, h * r, w * r}));
+  }
+  return x.reshape(lead_and({c, h / r, r, w / r, r}))
+      .permute(order)
+      .reshape(lead_and({c * r * r, h / r, w / r}));
+}
+
+}  // namespace
+
+Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor) {
+  return shuffle_pixels("pixel_shuffle", x, upscale_factor, true);
+}
+
+Tensor pixel_unshuffle(const Tensor& x, int64_t downscale_factor) {
+  return shuffle_pixels("pixel_unshuffle", x, downscale_factor, false);
+}
 
 }  // namespace ember

@@ -205,6 +205,52 @@ TEST(Layers, DropoutTrainingAndEval) {
   EXPECT_TRUE(equal(nn::Dropout(1.0).forward(x), zeros({100, 100}, DType::float64)));
 }
 
+// Channel dropout: whole (n, c) slices are kept (scaled by 1 / (1 - p)) or zeroed together.
+TEST(Layers, FeatureDropoutDropsWholeChannels) {
+  manual_seed(5);
+  Tensor x = full({40, 50, 3, 2}, 2.0, DType::float64).requires_grad_();
+  nn::Dropout2d drop(0.4);
+  Tensor y = drop.forward(x);
+  int64_t dropped = 0;
+  for (const Tensor& slice : y.detach().view({2000, 6}).unbind(0)) {
+    const std::vector<double> v = slice.to_vector<double>();
+    const bool zeroed = v[0] == 0.0;
+    dropped += zeroed;
+    for (double e : v) EXPECT_NEAR(e, zeroed ? 0.0 : 2.0 / 0.6, 1e-12);
+  }
+  EXPECT_NEAR(dropped / 2000.0, 0.4, 5 * std::sqrt(0.4 * 0.6 / 2000));
+  y.sum().backward();
+  EXPECT_TRUE(tensors_close(x.grad(), y.detach() / 2.0, 1e-12));
+  // unbatched [C, H, W] input: each channel is one slice
+  Tensor u = nn::Dropout2d(0.5).forward(ones({64, 2, 2}));
+  EXPECT_TRUE(equal(amax(u, {1, 2}), amin(u, {1, 2})));
+  EXPECT_EQ(nn::Dropout1d(0.3).forward(ones({4, 5, 6})).shape(), (Shape{4, 5, 6}));
+  drop.eval();
+  EXPECT_TRUE(equal(drop.forward(x), x));
+  EXPECT_TRUE(equal(feature_dropout(x, 1.0, true), zeros({40, 50, 3, 2}, DType::float64)));
+  EXPECT_EQ(nn::Dropout3d(0.2).str(), "Dropout3d(p=0.2)");
+  EMBER_EXPECT_THROW_MSG(
+      nn::Dropout2d(0.5).forward(ones({2, 3})),
+      "Dropout2d: expected input of 4 dims [N, C, ...] or 3 dims [C, ...], got shape [2,3]");
+  EMBER_EXPECT_THROW_MSG(nn::Dropout1d(-0.1), "Dropout1d: probability must be in [0, 1], got -0.1");
+  EMBER_EXPECT_THROW_MSG(feature_dropout(ones({3}), 0.5, true),
+                         "feature_dropout: expected input [N, C, *], got shape [3]");
+}
+
+TEST(Layers, UnflattenSplitsOneDim) {
+  Tensor x = arange(24.0, kFloat64).view({2, 12});
+  EXPECT_EQ(nn::Unflatten(1, {3, 4}).forward(x).shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(nn::Unflatten(-1, {2, -1, 3}).forward(x).shape(), (Shape{2, 2, 2, 3}));
+  EXPECT_TRUE(equal(nn::Flatten().forward(nn::Unflatten(1, {3, 4}).forward(x)), x));
+  EXPECT_EQ(nn::Unflatten(1, {3, 4}).str(), "Unflatten(dim=1, unflattened_size=[3,4])");
+  EMBER_EXPECT_THROW_MSG(nn::Unflatten(1, {5, 2}).forward(x),
+                         "Unflatten: sizes [5,2] do not multiply to dim 1 of input [2,12] (size 12)");
+  EMBER_EXPECT_THROW_MSG(nn::Unflatten(1, {-1, -1}),
+                         "Unflatten: sizes [-1,-1] must be non-negative, with at most one -1");
+  EMBER_EXPECT_THROW_MSG(nn::Unflatten(2, {3, 4}).forward(x),
+                         "Unflatten: dim 2 is out of range for input [2,12]");
+}
+
 // ---- layers with parameters ----
 
 TEST(Layers, LinearForward) {

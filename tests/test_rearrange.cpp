@@ -258,6 +258,81 @@ std::vector<OpCase> rearrange_cases() {
 }
 EMBER_OP_SUITE(Rearrange, rearrange_cases);
 
+// ---- pixel_shuffle / pixel_unshuffle ----
+
+// out[..., c, h r + i, w r + j] = in[..., c r^2 + i r + j, h, w], by the definition.
+Tensor pixel_shuffle_by_loops(const Tensor& x, int64_t r) {
+  const int64_t lead = x.numel() / (x.size(-3) * x.size(-2) * x.size(-1));
+  const int64_t c = x.size(-3) / (r * r), h = x.size(-2), w = x.size(-1);
+  const std::vector<double> in = x.to_vector<double>();
+  std::vector<double> out(in.size());
+  for (int64_t n = 0; n < lead; ++n)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t y = 0; y < h * r; ++y)
+        for (int64_t z = 0; z < w * r; ++z)
+          out[((n * c + k) * h * r + y) * w * r + z] =
+              in[((n * c * r * r + k * r * r + (y % r) * r + z % r) * h + y / r) * w + z / r];
+  Shape shape = x.shape();
+  shape[shape.size() - 3] = c, shape[shape.size() - 2] = h * r, shape[shape.size() - 1] = w * r;
+  return tensor<double>(out, shape);
+}
+
+std::vector<OpCase> pixel_shuffle_cases() {
+  const Tensor x = R({2, 8, 2, 3}, -1, 1, 5);
+  const Tensor batched = R({2, 2, 9, 1, 2}, -1, 1, 6);  // two leading dims, r = 3
+  const Tensor unbatched = R({8, 2, 3}, -1, 1, 7);
+  return with_gradgradcheck({
+      {"pixel_shuffle_r2",
+       [](const Inputs& in) { return pixel_shuffle(in[0], 2); },
+       {x},
+       pixel_shuffle_by_loops(x, 2)},
+      {"pixel_shuffle_r3_two_leading_dims",
+       [](const Inputs& in) { return pixel_shuffle(in[0], 3); },
+       {batched},
+       pixel_shuffle_by_loops(batched, 3)},
+      {"pixel_shuffle_unbatched",
+       [](const Inputs& in) { return pixel_shuffle(in[0], 2); },
+       {unbatched},
+       pixel_shuffle_by_loops(unbatched, 2)},
+      {"pixel_unshuffle_inverts_shuffle",
+       [](const Inputs& in) { return pixel_unshuffle(pixel_shuffle(in[0], 2), 2); },
+       {x},
+       x.detach()},
+  });
+}
+EMBER_OP_SUITE(PixelShuffle, pixel_shuffle_cases);
+
+TEST(PixelShuffle, MatchesPyTorchAndChecksItsArguments) {
+  // torch.nn.functional.pixel_shuffle(torch.arange(96.).reshape(2, 8, 2, 3), 2), first 24 values
+  Tensor y = pixel_shuffle(arange(96.0, kFloat64).view({2, 8, 2, 3}), 2);
+  EXPECT_EQ(y.shape(), (Shape{2, 2, 4, 6}));
+  std::vector<double> v = y.to_vector<double>();
+  EXPECT_EQ(std::vector<double>(v.begin(), v.begin() + 24),
+            (std::vector<double>{0, 6, 1, 7,  2, 8,  12, 18, 13, 19, 14, 20,
+                                 3, 9, 4, 10, 5, 11, 15, 21, 16, 22, 17, 23}));
+  // torch.nn.functional.pixel_unshuffle(torch.arange(72.).reshape(1, 3, 4, 6), 2), first 24 values
+  Tensor z = pixel_unshuffle(arange(72.0, TensorOptions(kInt64)).view({1, 3, 4, 6}), 2);
+  EXPECT_EQ(z.shape(), (Shape{1, 12, 2, 3}));
+  EXPECT_EQ(z.dtype(), kInt64);
+  std::vector<int64_t> u = z.to_vector<int64_t>();
+  EXPECT_EQ(std::vector<int64_t>(u.begin(), u.begin() + 24),
+            (std::vector<int64_t>{0, 2, 4,  12, 14, 16, 1, 3, 5,  13, 15, 17,
+                                  6, 8, 10, 18, 20, 22, 7, 9, 11, 19, 21, 23}));
+  EXPECT_TRUE(equal(nn::PixelShuffle(2).forward(z), pixel_shuffle(z, 2)));
+  EXPECT_EQ(nn::PixelUnshuffle(3).str(), "PixelUnshuffle(downscale_factor=3)");
+  EMBER_EXPECT_THROW_MSG(pixel_shuffle(zeros({1, 3, 2, 2}), 2),
+                         "pixel_shuffle: the channels of input [1,3,2,2] (3) must be divisible by the square "
+                         "of the upscale factor 2");
+  EMBER_EXPECT_THROW_MSG(
+      pixel_unshuffle(zeros({1, 3, 3, 2}), 2),
+      "pixel_unshuffle: the height and width of input [1,3,3,2] must be divisible by the downscale factor 2");
+  EMBER_EXPECT_THROW_MSG(pixel_shuffle(zeros({4, 2}), 2),
+                         "pixel_shuffle: expected input [*, C, H, W], got shape [4,2]");
+  EMBER_EXPECT_THROW_MSG(pixel_shuffle(zeros({4, 2, 2}), 0),
+                         "pixel_shuffle: the upscale factor must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(nn::PixelShuffle(0), "PixelShuffle: upscale_factor must be positive, got 0");
+}
+
 // ---- dtypes ----
 
 TEST(Rearrange, IntegerValuesAndDtype) {

@@ -99,10 +99,10 @@ Tensor mish(const Tensor& x);                                                   
 Tensor hardtanh(const Tensor& x, double min_val = -1.0, double max_val = 1.0);  // slope 0 at the ends
 Tensor relu6(const Tensor& x);                                                  // min(max(x, 0), 6)
 Tensor selu(const Tensor& x);  // scale * elu(x, alpha), the self-normalising constants of Klambauer et al.
-Tensor celu(const Tensor& x, double alpha = 1.0);                               // max(0,x) + min(0, alpha (e^(x/alpha) - 1))
-Tensor hardsigmoid(const Tensor& x);                                            // relu6(x + 3) / 6
-Tensor hardswish(const Tensor& x);                                              // x relu6(x + 3) / 6
-Tensor softsign(const Tensor& x);                                               // x / (1 + |x|)
+Tensor celu(const Tensor& x, double alpha = 1.0);  // max(0,x) + min(0, alpha (e^(x/alpha) - 1))
+Tensor hardsigmoid(const Tensor& x);               // relu6(x + 3) / 6
+Tensor hardswish(const Tensor& x);                 // x relu6(x + 3) / 6
+Tensor softsign(const Tensor& x);                  // x / (1 + |x|)
 // The gated linear unit: x split in two halves a, b along dim (of even size), a * sigmoid(b).
 Tensor glu(const Tensor& x, int64_t dim = -1);
 // max(0, x) + weight * min(0, x); weight holds one slope, or one per channel (dim 1 of x; dim 0 when
@@ -232,17 +232,19 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1, int64_t padding = 0,
               int64_t dilation = 1, int64_t groups = 1);
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1,
-                        int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1, int64_t dilation = 1);
-Tensor max_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);  // stride 0: kernel
+                        int64_t padding = 0, int64_t output_padding = 0, int64_t groups = 1,
+                        int64_t dilation = 1);
+// (A pool's stride 0 means the kernel size.)
+Tensor max_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);
 Tensor avg_pool1d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);
 Tensor adaptive_avg_pool1d(const Tensor& x, int64_t output_size);
 // Rearranges [*, C r^2, H, W] into [*, C, H r, W r] (sub-pixel convolution, Shi et al. 2016), and back.
 Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor);
 Tensor pixel_unshuffle(const Tensor& x, int64_t downscale_factor);
 Tensor dropout(const Tensor& x, double p, bool training);
-// Zeroes whole channels (dim 1 of [N, C, *], dim 0 of an unbatched [C, *]) with probability p and
-// scales the rest by 1 / (1 - p): torch.nn.functional.dropout1d/2d/3d, which differ only in the
-// ranks they accept.
+// Channel dropout of x [N, C, *] (at least 2-D): zeroes each (n, c) slice as a whole with
+// probability p and scales the rest by 1 / (1 - p); torch.nn.functional.dropout1d/2d/3d on batched
+// input (the modules Dropout1d/2d/3d also take unbatched input).
 Tensor feature_dropout(const Tensor& x, double p, bool training);
 
 // ---- distances (ops/distance.cpp) ----
@@ -250,6 +252,7 @@ Tensor feature_dropout(const Tensor& x, double p, bool training);
 // broadcast to one shape.
 Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim = 1, double eps = 1e-8);
 // torch.nn.functional.pairwise_distance: the p-norm of a - b + eps along the last dim.
-Tensor pairwise_distance(const Tensor& a, const Tensor& b, double p = 2.0, double eps = 1e-6, bool keepdim = false);
+Tensor pairwise_distance(const Tensor& a, const Tensor& b, double p = 2.0, double eps = 1e-6,
+                         bool keepdim = false);
 
 }  // namespace ember

@@ -1,4 +1,4 @@
-// Activation layers, Identity and Dropout: each forwards to its op.
+// Activation layers, Identity and the dropout layers: each forwards to its op.
 #include "ember/nn/activation.h"
 
 #include "ember/ops.h"
@@ -66,5 +66,43 @@ Dropout::Dropout(double prob) : p(prob) {
 }
 Tensor Dropout::forward(const Tensor& input) { return dropout(checked("Dropout", input), p, is_training()); }
 std::string Dropout::extra_repr() const { return fmt::format("p={}", p); }
+
+Tensor ReLU6::forward(const Tensor& input) { return relu6(checked("ReLU6", input)); }
+Tensor SELU::forward(const Tensor& input) { return selu(checked("SELU", input)); }
+Tensor Hardsigmoid::forward(const Tensor& input) { return hardsigmoid(checked("Hardsigmoid", input)); }
+Tensor Hardswish::forward(const Tensor& input) { return hardswish(checked("Hardswish", input)); }
+Tensor Softsign::forward(const Tensor& input) { return softsign(checked("Softsign", input)); }
+
+CELU::CELU(double a) : alpha(a) {
+  if (alpha == 0.0) fail("CELU: alpha must not be 0");
+}
+Tensor CELU::forward(const Tensor& input) { return celu(checked("CELU", input), alpha); }
+std::string CELU::extra_repr() const { return fmt::format("alpha={}", alpha); }
+
+GLU::GLU(int64_t d) : dim(d) {}
+Tensor GLU::forward(const Tensor& input) { return glu(checked("GLU", input), dim); }
+std::string GLU::extra_repr() const { return fmt::format("dim={}", dim); }
+
+PReLU::PReLU(int64_t n, double init) : num_parameters(n) {
+  if (n < 1) fail("PReLU: num_parameters must be positive, got {}", n);
+  weight = register_parameter("weight", full({n}, init));
+}
+Tensor PReLU::forward(const Tensor& input) { return prelu(checked("PReLU", input), weight); }
+std::string PReLU::extra_repr() const { return fmt::format("num_parameters={}", num_parameters); }
+
+FeatureDropout::FeatureDropout(double prob, int64_t dims) : p(prob), spatial_dims(dims) {
+  if (dims < 1 || dims > 3) fail("FeatureDropout: spatial_dims must be 1, 2 or 3, got {}", dims);
+  if (!(p >= 0 && p <= 1)) fail("Dropout{}d: probability must be in [0, 1], got {}", dims, p);
+}
+Tensor FeatureDropout::forward(const Tensor& input) {
+  checked(name().c_str(), input);
+  const int64_t batched = spatial_dims + 2;
+  if (input.dim() != batched && input.dim() != batched - 1)
+    fail("Dropout{}d: expected input of {} dims [N, C, ...] or {} dims [C, ...], got shape {}", spatial_dims,
+         batched, batched - 1, shape_str(input.shape()));
+  if (input.dim() == batched) return feature_dropout(input, p, is_training());
+  return feature_dropout(input.unsqueeze(0), p, is_training()).squeeze(0);
+}
+std::string FeatureDropout::extra_repr() const { return fmt::format("p={}", p); }
 
 }  // namespace ember::nn

@@ -1,8 +1,9 @@
-// Conv2d and ConvTranspose2d: argument checks, PyTorch's init, and the calls into the conv2d and
-// conv_transpose2d ops.
+// Conv2d, ConvTranspose2d and their 1-D forms: argument checks, PyTorch's init, and the calls into
+// the conv ops.
 #include "ember/nn/conv.h"
 
 #include <cmath>
+#include <string_view>
 
 #include "ember/nn/init.h"
 #include "ember/ops.h"
@@ -34,13 +35,17 @@ void reset_conv_parameters(Tensor& weight, Tensor& bias) {
   }
 }
 
-// Checks a [N, C, H, W] or unbatched [C, H, W] input's channels, runs `op` on the batched form.
+// Checks a [N, C, *spatial] or unbatched [C, *spatial] input's channels (`spatial_dims` names
+// the spatial dims: "H, W" or "L"), runs `op` on the batched form.
 template <class Op>
-Tensor forward_batched(const char* layer, const Tensor& input, int64_t in_channels, const Op& op) {
+Tensor forward_batched(const char* layer, const char* spatial_dims, const Tensor& input, int64_t in_channels,
+                       const Op& op) {
   if (!input.defined()) fail("{}: input is an undefined tensor", layer);
-  if (input.dim() != 3 && input.dim() != 4)
-    fail("{}: expected input [N, C, H, W] or [C, H, W], got shape {}", layer, shape_str(input.shape()));
-  const bool batched = input.dim() == 4;
+  const int64_t rank = std::string_view(spatial_dims) == "L" ? 3 : 4;
+  if (input.dim() != rank - 1 && input.dim() != rank)
+    fail("{}: expected input [N, C, {}] or [C, {}], got shape {}", layer, spatial_dims, spatial_dims,
+         shape_str(input.shape()));
+  const bool batched = input.dim() == rank;
   Tensor x = batched ? input : input.unsqueeze(0);
   if (x.size(1) != in_channels)
     fail("{}: input of shape {} has {} channels, expected in_channels = {}", layer, shape_str(input.shape()),
@@ -73,7 +78,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Size2 s, Size2 p, Size2 d, int6
 void Conv2d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor Conv2d::forward(const Tensor& input) {
-  return forward_batched("Conv2d", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("Conv2d", "H, W", input, in_channels, [&](const Tensor& x) {
     return conv2d(x, weight, bias, stride.array(), padding.array(), dilation.array(), groups);
   });
 }
@@ -104,7 +109,7 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Size2 k, Size2 s, Size
 void ConvTranspose2d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor ConvTranspose2d::forward(const Tensor& input) {
-  return forward_batched("ConvTranspose2d", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("ConvTranspose2d", "H, W", input, in_channels, [&](const Tensor& x) {
     return conv_transpose2d(x, weight, bias, stride.array(), padding.array(), output_padding.array(), groups,
                             dilation.array());
   });
@@ -113,6 +118,58 @@ Tensor ConvTranspose2d::forward(const Tensor& input) {
 std::string ConvTranspose2d::extra_repr() const {
   return conv_repr(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias.defined(),
                    output_padding != Size2(0) ? ", output_padding=" + output_padding.str() : "");
+}
+
+Conv1d::Conv1d(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d, int64_t g, bool has_bias)
+    : in_channels(in), out_channels(out), kernel_size(k), stride(s), padding(p), dilation(d), groups(g) {
+  check_layer_args("Conv1d", in, out, k, s, p, d, g);
+  weight = register_parameter("weight", empty({out, in / g, k}));
+  if (has_bias) bias = register_parameter("bias", empty({out}));
+  reset_parameters();
+}
+
+void Conv1d::reset_parameters() { reset_conv_parameters(weight, bias); }
+
+Tensor Conv1d::forward(const Tensor& input) {
+  return forward_batched("Conv1d", "L", input, in_channels, [&](const Tensor& x) {
+    return conv1d(x, weight, bias, stride, padding, dilation, groups);
+  });
+}
+
+std::string Conv1d::extra_repr() const {
+  return conv_repr(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias.defined());
+}
+
+ConvTranspose1d::ConvTranspose1d(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t op,
+                                 int64_t g, bool has_bias, int64_t d)
+    : in_channels(in),
+      out_channels(out),
+      kernel_size(k),
+      stride(s),
+      padding(p),
+      output_padding(op),
+      groups(g),
+      dilation(d) {
+  check_layer_args("ConvTranspose1d", in, out, k, s, p, d, g);
+  if (op < 0 || op >= std::max(s, d))
+    fail("ConvTranspose1d: output_padding {} must be non-negative and smaller than stride {} or dilation {}",
+         op, s, d);
+  weight = register_parameter("weight", empty({in, out / g, k}));
+  if (has_bias) bias = register_parameter("bias", empty({out}));
+  reset_parameters();
+}
+
+void ConvTranspose1d::reset_parameters() { reset_conv_parameters(weight, bias); }
+
+Tensor ConvTranspose1d::forward(const Tensor& input) {
+  return forward_batched("ConvTranspose1d", "L", input, in_channels, [&](const Tensor& x) {
+    return conv_transpose1d(x, weight, bias, stride, padding, output_padding, groups, dilation);
+  });
+}
+
+std::string ConvTranspose1d::extra_repr() const {
+  return conv_repr(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias.defined(),
+                   output_padding != 0 ? fmt::format(", output_padding={}", output_padding) : "");
 }
 
 }  // namespace ember::nn

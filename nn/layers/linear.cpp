@@ -47,6 +47,37 @@ std::string Flatten::extra_repr() const {
   return fmt::format("start_dim={}, end_dim={}", start_dim, end_dim);
 }
 
+Unflatten::Unflatten(int64_t d, Shape s) : dim(d), sizes(std::move(s)) {
+  if (sizes.empty()) fail("Unflatten: sizes must not be empty");
+  int64_t inferred = 0;
+  for (int64_t size : sizes) {
+    if (size == -1) ++inferred;
+    if (size < -1 || (size == -1 && inferred > 1))
+      fail("Unflatten: sizes {} must be non-negative, with at most one -1 (inferred)", shape_str(sizes));
+  }
+}
+
+Tensor Unflatten::forward(const Tensor& input) {
+  if (!input.defined()) fail("Unflatten: input is an undefined tensor");
+  const int64_t d = dim < 0 ? dim + input.dim() : dim;
+  if (d < 0 || d >= input.dim())
+    fail("Unflatten: dim {} is out of range for input {}", dim, shape_str(input.shape()));
+  int64_t known = 1;
+  bool inferred = false;
+  for (int64_t size : sizes) size == -1 ? void(inferred = true) : void(known *= size);
+  if (inferred ? (known == 0 || input.size(d) % known != 0) : known != input.size(d))
+    fail("Unflatten: sizes {} do not multiply to dim {} of input {} (size {})", shape_str(sizes), d,
+         shape_str(input.shape()), input.size(d));
+  Shape shape(input.shape().begin(), input.shape().begin() + d);
+  for (int64_t size : sizes) shape.push_back(size == -1 ? input.size(d) / known : size);
+  shape.insert(shape.end(), input.shape().begin() + d + 1, input.shape().end());
+  return input.reshape(shape);
+}
+
+std::string Unflatten::extra_repr() const {
+  return fmt::format("dim={}, unflattened_size={}", dim, shape_str(sizes));
+}
+
 Embedding::Embedding(int64_t num, int64_t dim, std::optional<int64_t> pad)
     : num_embeddings(num), embedding_dim(dim) {
   if (num < 0 || dim < 0)

@@ -1,5 +1,7 @@
-// MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: thin layers over the pooling ops.
+// MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and their 1-D forms: thin layers over the pooling ops.
 #include "ember/nn/pooling.h"
+
+#include <string_view>
 
 #include "ember/ops.h"
 
@@ -14,13 +16,16 @@ void check_window(const char* layer, Size2 kernel, Size2 stride, Size2 padding) 
          kernel.str());
 }
 
-// Pooling ops take [N, C, H, W]; an unbatched [C, H, W] input gets a batch dim for the call.
+// Pooling ops take [N, C, *spatial]; an unbatched [C, *spatial] input gets a batch dim for the call.
+// `spatial_dims` names the spatial dims ("H, W" or "L").
 template <class F>
-Tensor pool(const char* layer, const Tensor& input, F op) {
+Tensor pool(const char* layer, const char* spatial_dims, const Tensor& input, F op) {
   if (!input.defined()) fail("{}: input is an undefined tensor", layer);
-  if (input.dim() != 3 && input.dim() != 4)
-    fail("{}: expected input [N, C, H, W] or [C, H, W], got shape {}", layer, shape_str(input.shape()));
-  if (input.dim() == 4) return op(input);
+  const int64_t rank = std::string_view(spatial_dims) == "L" ? 3 : 4;
+  if (input.dim() != rank - 1 && input.dim() != rank)
+    fail("{}: expected input [N, C, {}] or [C, {}], got shape {}", layer, spatial_dims, spatial_dims,
+         shape_str(input.shape()));
+  if (input.dim() == rank) return op(input);
   return op(input.unsqueeze(0)).squeeze(0);
 }
 
@@ -34,7 +39,7 @@ MaxPool2d::MaxPool2d(Size2 k, std::optional<Size2> s, Size2 p)
   check_window("MaxPool2d", kernel_size, stride, padding);
 }
 Tensor MaxPool2d::forward(const Tensor& input) {
-  return pool("MaxPool2d", input, [&](const Tensor& x) {
+  return pool("MaxPool2d", "H, W", input, [&](const Tensor& x) {
     return max_pool2d(x, kernel_size.array(), stride.array(), padding.array());
   });
 }
@@ -45,7 +50,7 @@ AvgPool2d::AvgPool2d(Size2 k, std::optional<Size2> s, Size2 p)
   check_window("AvgPool2d", kernel_size, stride, padding);
 }
 Tensor AvgPool2d::forward(const Tensor& input) {
-  return pool("AvgPool2d", input, [&](const Tensor& x) {
+  return pool("AvgPool2d", "H, W", input, [&](const Tensor& x) {
     return avg_pool2d(x, kernel_size.array(), stride.array(), padding.array());
   });
 }
@@ -55,9 +60,38 @@ AdaptiveAvgPool2d::AdaptiveAvgPool2d(Size2 out) : output_size(out) {
   if (out.h <= 0 || out.w <= 0) fail("AdaptiveAvgPool2d: output_size must be positive, got {}", out.str());
 }
 Tensor AdaptiveAvgPool2d::forward(const Tensor& input) {
-  return pool("AdaptiveAvgPool2d", input,
+  return pool("AdaptiveAvgPool2d", "H, W", input,
               [&](const Tensor& x) { return adaptive_avg_pool2d(x, output_size.array()); });
 }
 std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + output_size.str(); }
+
+MaxPool1d::MaxPool1d(int64_t k, std::optional<int64_t> s, int64_t p)
+    : kernel_size(k), stride(s.value_or(k)), padding(p) {
+  check_window("MaxPool1d", kernel_size, stride, padding);
+}
+Tensor MaxPool1d::forward(const Tensor& input) {
+  return pool("MaxPool1d", "L", input,
+              [&](const Tensor& x) { return max_pool1d(x, kernel_size, stride, padding); });
+}
+std::string MaxPool1d::extra_repr() const { return window_repr(kernel_size, stride, padding); }
+
+AvgPool1d::AvgPool1d(int64_t k, std::optional<int64_t> s, int64_t p)
+    : kernel_size(k), stride(s.value_or(k)), padding(p) {
+  check_window("AvgPool1d", kernel_size, stride, padding);
+}
+Tensor AvgPool1d::forward(const Tensor& input) {
+  return pool("AvgPool1d", "L", input,
+              [&](const Tensor& x) { return avg_pool1d(x, kernel_size, stride, padding); });
+}
+std::string AvgPool1d::extra_repr() const { return window_repr(kernel_size, stride, padding); }
+
+AdaptiveAvgPool1d::AdaptiveAvgPool1d(int64_t out) : output_size(out) {
+  if (out <= 0) fail("AdaptiveAvgPool1d: output_size must be positive, got {}", out);
+}
+Tensor AdaptiveAvgPool1d::forward(const Tensor& input) {
+  return pool("AdaptiveAvgPool1d", "L", input,
+              [&](const Tensor& x) { return adaptive_avg_pool1d(x, output_size); });
+}
+std::string AdaptiveAvgPool1d::extra_repr() const { return fmt::format("output_size={}", output_size); }
 
 }  // namespace ember::nn

@@ -1,4 +1,5 @@
-// Upsample: checks its options once, at construction; forward is interpolate.
+// Upsample: checks its options once, at construction; forward is interpolate. PixelShuffle and
+// PixelUnshuffle: their ops.
 #include "ember/nn/upsample.h"
 
 #include <fmt/ranges.h>
@@ -6,6 +7,7 @@
 #include <cmath>
 
 #include "ember/error.h"
+#include "ember/ops.h"
 
 namespace ember::nn {
 
@@ -28,6 +30,20 @@ std::string Upsample::extra_repr() const {
   s += fmt::format(", mode={}", functional::mode_name(options.mode));
   if (options.align_corners) s += fmt::format(", align_corners={}", *options.align_corners);
   return s;
+}
+
+PixelShuffle::PixelShuffle(int64_t r) : upscale_factor(r) {
+  if (r < 1) fail("PixelShuffle: upscale_factor must be positive, got {}", r);
+}
+Tensor PixelShuffle::forward(const Tensor& input) { return pixel_shuffle(input, upscale_factor); }
+std::string PixelShuffle::extra_repr() const { return fmt::format("upscale_factor={}", upscale_factor); }
+
+PixelUnshuffle::PixelUnshuffle(int64_t r) : downscale_factor(r) {
+  if (r < 1) fail("PixelUnshuffle: downscale_factor must be positive, got {}", r);
+}
+Tensor PixelUnshuffle::forward(const Tensor& input) { return pixel_unshuffle(input, downscale_factor); }
+std::string PixelUnshuffle::extra_repr() const {
+  return fmt::format("downscale_factor={}", downscale_factor);
 }
 
 }  // namespace ember::nn
