@@ -19,21 +19,25 @@ struct HingeEmbeddingOptions {
   double margin = 1.0;
   Reduction reduction = Reduction::mean;
 };
-// x where y = 1, max(0, margin - x) where y = -1 (x is typically a distance).
+// x where y = 1, max(0, margin - x) where y = -1 (x is typically a distance); as in PyTorch, any
+// other label gets both terms. x and y broadcast; y receives no gradient.
 Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, const HingeEmbeddingOptions& = {});
 
 struct SoftMarginOptions {
   Reduction reduction = Reduction::mean;
 };
-// log(1 + exp(-y x)), y = 1 or -1.
+// log(1 + exp(-y x)), y = 1 or -1 (broadcast to x's shape). Computed as softplus(-y x), which stays
+// finite where PyTorch's exp overflows to inf.
 Tensor soft_margin_loss(const Tensor& input, const Tensor& target, const SoftMarginOptions& = {});
 
 struct MultilabelSoftMarginOptions {
-  Tensor weight;  // [C] per-class weights (constant)
+  Tensor weight;  // [C] per-class weights (any shape that broadcasts to the input's); as in PyTorch a
+                  // plain factor, so it receives a gradient when it requires one
   Reduction reduction = Reduction::mean;
 };
-// Per example of input [N, C] (or [C]), -mean over classes of w_c (y_c log sigmoid(x_c) +
-// (1 - y_c) log sigmoid(-x_c)); y holds 0/1 per class.
+// Per example of input [N, C] (or [C], or [..., C]: the classes are the last dim), -mean over
+// classes of w_c (y_c log sigmoid(x_c) + (1 - y_c) log sigmoid(-x_c)); y holds 0/1 (or
+// probabilities) per class and broadcasts to the input's shape.
 Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
                                    const MultilabelSoftMarginOptions& = {});
 
@@ -43,8 +47,9 @@ struct MultiMarginOptions {
   Tensor weight;  // [C] per-class weights (constant), indexed by the target class
   Reduction reduction = Reduction::mean;
 };
-// The multi-class hinge loss of input [N, C] (or [C]) and int64 class ids y [N] (or a scalar):
-// sum over i != y of w_y max(0, margin - x_y + x_i)^p, divided by C.
+// The multi-class hinge loss of input [N, C] (or [C], or a 0-d score: one class) and int64 class ids
+// y [N] (or 0-d, or [1] for one example): sum over i != y of w_y max(0, margin - x_y + x_i)^p, divided
+// by C. A class id outside [0, C) is an error. Reduction::none gives [N], or 0-d for a 0-d target.
 Tensor multi_margin_loss(const Tensor& input, const Tensor& target, const MultiMarginOptions& = {});
 
 struct CosineEmbeddingOptions {
@@ -52,8 +57,8 @@ struct CosineEmbeddingOptions {
   Reduction reduction = Reduction::mean;
 };
 // With cos = sum(x1 x2) / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12)) along the last dim (x1, x2 [N, D]
-// or [D]; PyTorch's own epsilon, not cosine_similarity's): 1 - cos where y = 1, max(0, cos - margin)
-// where y = -1.
+// with a 1-D target y [N], or [D] with a 0-d y; x1 and x2 broadcast; PyTorch's own epsilon, not
+// cosine_similarity's): 1 - cos where y = 1, max(0, cos - margin) where y = -1, 0 for any other label.
 Tensor cosine_embedding_loss(const Tensor& x1, const Tensor& x2, const Tensor& target,
                              const CosineEmbeddingOptions& = {});
 
@@ -64,7 +69,8 @@ struct TripletMarginOptions {
   bool swap = false;  // use d(positive, negative) when it is smaller than d(anchor, negative)
   Reduction reduction = Reduction::mean;
 };
-// max(0, d(a, p) - d(a, n) + margin) with d = pairwise_distance; a, p, n [N, D] or [D].
+// max(0, d(a, p) - d(a, n) + margin) with d = pairwise_distance (over the last dim); a, p, n of one
+// rank (typically [N, D] or [D]) whose shapes broadcast.
 Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative,
                            const TripletMarginOptions& = {});
 

@@ -75,7 +75,7 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1O
 
 struct HuberOptions {
   Reduction reduction = Reduction::mean;
-  double delta = 1.0;  // > 0; quadratic below delta, linear above: beta * smooth_l1 with beta = delta
+  double delta = 1.0;  // > 0; quadratic below delta, linear above: delta * smooth_l1 with beta = delta
 };
 Tensor huber_loss(const Tensor& input, const Tensor& target, const HuberOptions& = {});
 
@@ -99,17 +99,19 @@ struct PoissonNLLOptions {
   double eps = 1e-8;
   Reduction reduction = Reduction::mean;
 };
-// Negative log-likelihood of target ~ Poisson(rate).
+// Negative log-likelihood of target ~ Poisson(rate); target has the input's shape.
 Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, const PoissonNLLOptions& = {});
 
 struct GaussianNLLOptions {
   bool full = false;  // add the constant log(2 pi) / 2
-  double eps = 1e-6;  // var is clamped (without gradient, as in PyTorch) to at least eps
+  double eps = 1e-6;  // var's value is clamped to at least eps; as in PyTorch (a clamp under no_grad)
+                      // its gradient is that of the unclamped var
   Reduction reduction = Reduction::mean;
 };
 // Negative log-likelihood of target ~ N(input, var): (log var + (input - target)^2 / var) / 2.
 // var has input's shape, or input's shape with the last dim 1, or input's shape minus the last dim
-// (one variance per example); every var must be >= 0.
+// (one variance per example); every var must be >= 0. target broadcasts against input (PyTorch's
+// target with a dim of 1).
 Tensor gaussian_nll_loss(const Tensor& input, const Tensor& target, const Tensor& var,
                          const GaussianNLLOptions& = {});
 
