@@ -213,5 +213,56 @@ TEST(Module, SequentialAndModuleList) {
   EMBER_EXPECT_THROW_MSG(list.forward(x), "ModuleList: this module has no single-tensor forward");
 }
 
+TEST(Module, ModuleDictAndParameterContainers) {
+  struct Heads : nn::Module {
+    std::shared_ptr<nn::ModuleDict> heads = register_module("heads", std::make_shared<nn::ModuleDict>());
+    std::shared_ptr<nn::ParameterList> scales =
+        register_module("scales", std::make_shared<nn::ParameterList>());
+    std::shared_ptr<nn::ParameterDict> biases =
+        register_module("biases", std::make_shared<nn::ParameterDict>());
+  } model;
+  model.heads->insert("cls", std::make_shared<nn::Linear>(4, 3));
+  auto box = model.heads->insert("box", std::make_shared<nn::Linear>(4, 2, false));
+  model.scales->append(ones({3}));
+  model.scales->append(full({2}, 2.0));
+  Tensor b = model.biases->insert("cls", zeros({3}));
+  // PyTorch's names: the dict's keys and the list's indices
+  EXPECT_EQ(names(model.named_parameters()),
+            (std::vector<std::string>{"heads.cls.weight", "heads.cls.bias", "heads.box.weight", "scales.0",
+                                      "scales.1", "biases.cls"}));
+  EXPECT_EQ(model.heads->keys(), (std::vector<std::string>{"cls", "box"}));
+  EXPECT_TRUE(model.heads->contains("box"));
+  EXPECT_FALSE(model.heads->contains("seg"));
+  EXPECT_EQ(model.heads->at<nn::Linear>("box"), box);
+  EXPECT_EQ(model.heads->size(), 2u);
+  std::vector<std::string> seen;
+  for (const auto& [key, m] : *model.heads) seen.push_back(key + ":" + m->name());
+  EXPECT_EQ(seen, (std::vector<std::string>{"cls:Linear", "box:Linear"}));
+  // registered parameters are leaves that require grad, and the containers hand out the same tensors
+  EXPECT_TRUE((*model.scales)[1].requires_grad());
+  EXPECT_TRUE((*model.biases)["cls"].is_same(b));
+  EXPECT_EQ(model.scales->size(), 2u);
+  EXPECT_EQ(model.biases->keys(), (std::vector<std::string>{"cls"}));
+  // a state dict round trip by those names
+  std::map<std::string, Tensor> state = model.state_dict();
+  state["scales.1"] = full({2}, 5.0);
+  model.load_state_dict(state);
+  EXPECT_TRUE(equal((*model.scales)[1], full({2}, 5.0)));
+
+  EMBER_EXPECT_THROW_MSG((*model.heads)["seg"], "ModuleDict: no entry 'seg' (keys: [cls, box])");
+  EMBER_EXPECT_THROW_MSG(model.heads->at<nn::ReLU>("cls"),
+                         "ModuleDict: module 'cls' is a Linear, not the requested type");
+  EMBER_EXPECT_THROW_MSG(model.heads->insert("cls", std::make_shared<nn::ReLU>()),
+                         "the name is already taken");
+  EMBER_EXPECT_THROW_MSG(model.heads->insert("a.b", std::make_shared<nn::ReLU>()), "must not contain '.'");
+  EMBER_EXPECT_THROW_MSG((*model.scales)[2], "ParameterList: index 2 out of range for 2 parameters");
+  EMBER_EXPECT_THROW_MSG((*model.biases)["box"], "ParameterDict: no entry 'box' (keys: [cls])");
+  EMBER_EXPECT_THROW_MSG(model.biases->insert("cls", zeros({1})), "the name is already taken");
+  EXPECT_EQ(model.heads->size(), 2u);  // a failed insert adds nothing
+  EXPECT_EQ(nn::ModuleDict({{"relu", std::make_shared<nn::ReLU>()}}).keys(),
+            (std::vector<std::string>{"relu"}));
+  EXPECT_EQ(nn::ParameterList({zeros({1}), zeros({2})}).size(), 2u);
+}
+
 }  // namespace
 }  // namespace ember::testing

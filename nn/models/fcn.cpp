@@ -13,9 +13,7 @@ namespace ember::nn {
 
 namespace {
 
-// Empty containers named like their PyTorch counterparts, so str() reads like the reference model.
-class ParameterList : public Module {};
-class ModuleDict : public Module {};
+// Empty containers named like the reference code's, so str() reads like the reference model.
 class FeatureEmbedding : public Module {};
 class FeatureEmbeddingDict : public Module {};
 
@@ -64,7 +62,7 @@ MultiHeadFeatureEmbedding::MultiHeadFeatureEmbedding(std::vector<int64_t> vocab_
                   ->register_module("embedding_layers", std::make_shared<ModuleDict>());
   for (int64_t f = 0; f < num_fields; ++f) {
     std::string name = names.empty() ? std::to_string(f) : names[f];
-    tables.push_back(dict->register_module(name, std::make_shared<Embedding>(vocab_sizes[f], d * h, 0)));
+    tables.push_back(dict->insert(name, std::make_shared<Embedding>(vocab_sizes[f], d * h, 0)));
   }
   reset_parameters();
 }
@@ -160,7 +158,7 @@ CrossNetwork::CrossNetwork(bool exp, int64_t num_layers, int64_t d, int64_t h,
     if (layer->batch_norm) bns->push_back(layer->batch_norm);
     if (layer->dropout) drops->push_back(layer->dropout);
     ws->push_back(layer->w);
-    bs->register_parameter(std::to_string(i), layer->b);
+    bs->append(layer->b);
     layers.push_back(layer);
   }
   head = register_module(exp ? "dfc" : "sfc", std::make_shared<Linear>(d, 1));
