@@ -445,7 +445,7 @@ TEST(Plateau, Errors) {
 // ---- schedulers ----
 
 struct Recorded {
-  std::vector<double> lr, momentum;
+  std::vector<double> lr, lr1, momentum;  // lr1: the second parameter group's, if any
 };
 
 template <class Make>
@@ -454,24 +454,33 @@ Recorded run_schedule(Optimizer& opt, int steps, Make make) {
   Recorded r;
   for (int i = 0;; ++i) {
     r.lr.push_back(opt.lr(0));
+    if (opt.num_param_groups() > 1) r.lr1.push_back(opt.lr(1));
     r.momentum.push_back(opt.momentum(0));
     if (i == steps) break;
     opt.step();
     sched->step();
   }
   EXPECT_EQ(sched->last_epoch(), steps);
-  EXPECT_EQ(sched->get_last_lr(), std::vector<double>{opt.lr(0)});
+  std::vector<double> lrs;
+  for (size_t g = 0; g < opt.num_param_groups(); ++g) lrs.push_back(opt.lr(g));
+  EXPECT_EQ(sched->get_last_lr(), lrs);
   return r;
 }
 
+// Compares a schedule with the fixture's: SGD (lr 0.5, momentum 0.9) or Adam (lr 0.5), and a second
+// SGD group with lr 0.04 when the fixture has "lr1".
 template <class Make>
 void expect_schedule(const std::string& name, Make make, bool adam = false) {
   SCOPED_TRACE(name);
   const json& f = fixtures()["schedulers"][name];
-  Tensor p = zeros({1}).requires_grad_();
+  ASSERT_TRUE(f.contains("lr")) << "no fixture";
+  Tensor p = zeros({1}).requires_grad_(), q = zeros({1}).requires_grad_();
   std::unique_ptr<Optimizer> opt;
   if (adam) {
     opt = std::make_unique<Adam>(std::vector<Tensor>{p}, AdamOptions{0.5});
+  } else if (f.contains("lr1")) {
+    opt = std::make_unique<SGD>(
+        std::vector<ParamGroup<SGDOptions>>{{{p}, SGDOptions{0.5, 0.9}}, {{q}, SGDOptions{0.04, 0.9}}});
   } else {
     opt = std::make_unique<SGD>(std::vector<Tensor>{p}, SGDOptions{0.5, 0.9});
   }
@@ -479,6 +488,7 @@ void expect_schedule(const std::string& name, Make make, bool adam = false) {
   Recorded r = run_schedule(*opt, steps, make);
   for (int i = 0; i <= steps; ++i) {
     EXPECT_NEAR(r.lr[i], f["lr"][i].get<double>(), 1e-12) << "lr after step " << i;
+    if (f.contains("lr1")) EXPECT_NEAR(r.lr1[i], f["lr1"][i].get<double>(), 1e-12) << "group 1 lr " << i;
     if (f.contains("momentum"))
       EXPECT_NEAR(r.momentum[i], f["momentum"][i].get<double>(), 1e-12) << "momentum " << i;
   }
@@ -512,6 +522,63 @@ TEST(Scheduler, SchedulesMatchPyTorch) {
   expect_schedule("onecycle_three_phase", [](Optimizer& o) {
     return std::make_unique<OneCycleLR>(o, 0.4, 12, 0.25, AnnealStrategy::cos, false, 0.85, 0.95, 25.0, 1e4,
                                         true);
+  });
+}
+
+TEST(Scheduler, MoreSchedulesMatchPyTorch) {
+  using Lambda = LambdaLR::Lambda;
+  expect_schedule("lambda_lr", [](Optimizer& o) {
+    return std::make_unique<LambdaLR>(o, [](int64_t e) { return std::pow(0.9, e) + 0.1 * (e % 3); });
+  });
+  expect_schedule("lambda_lr_groups", [](Optimizer& o) {
+    return std::make_unique<LambdaLR>(o, std::vector<Lambda>{[](int64_t e) { return 1.0 / (e + 1); },
+                                                             [](int64_t e) { return std::pow(0.95, e); }});
+  });
+  expect_schedule("multiplicative_lr", [](Optimizer& o) {
+    return std::make_unique<MultiplicativeLR>(o, [](int64_t e) { return e % 2 ? 0.9 : 1.05; });
+  });
+  expect_schedule("multiplicative_lr_groups", [](Optimizer& o) {
+    return std::make_unique<MultiplicativeLR>(
+        o, std::vector<Lambda>{[](int64_t) { return 0.8; }, [](int64_t e) { return 1 + 0.1 * e; }});
+  });
+  expect_schedule("constant_lr", [](Optimizer& o) { return std::make_unique<ConstantLR>(o, 0.5, 4); });
+  expect_schedule("constant_lr_default", [](Optimizer& o) { return std::make_unique<ConstantLR>(o); });
+  expect_schedule("polynomial_lr_default", [](Optimizer& o) { return std::make_unique<PolynomialLR>(o); });
+  expect_schedule("polynomial_lr_power",
+                  [](Optimizer& o) { return std::make_unique<PolynomialLR>(o, 7, 2.5); });
+  expect_schedule("warm_restarts",
+                  [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 4); });
+  expect_schedule("warm_restarts_mult2",
+                  [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 3, 2, 0.05); });
+  expect_schedule("warm_restarts_mult3",
+                  [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 2, 3); });
+  expect_schedule("cyclic_triangular",
+                  [](Optimizer& o) { return std::make_unique<CyclicLR>(o, 0.1, 1.0, 3); });
+  expect_schedule("cyclic_triangular2_down", [](Optimizer& o) {
+    return std::make_unique<CyclicLR>(o, 0.05, 0.5, 2, 4, CyclicMode::triangular2, 1.0, true, 0.7, 0.95);
+  });
+  expect_schedule("cyclic_exp_range", [](Optimizer& o) {
+    return std::make_unique<CyclicLR>(o, 0.01, 0.2, 3, std::nullopt, CyclicMode::exp_range, 0.9);
+  });
+  expect_schedule("cyclic_no_momentum", [](Optimizer& o) {
+    return std::make_unique<CyclicLR>(o, 0.2, 0.6, 4, 1, CyclicMode::triangular, 1.0,
+                                      /*cycle_momentum=*/false);
+  });
+  expect_schedule("sequential_new_parts", [](Optimizer& o) {
+    std::vector<std::unique_ptr<LRScheduler>> parts;
+    parts.push_back(std::make_unique<ConstantLR>(o, 0.25, 2));
+    parts.push_back(std::make_unique<LambdaLR>(o, [](int64_t e) { return (e + 1) / 3.0; }));
+    parts.push_back(std::make_unique<CosineAnnealingWarmRestarts>(o, 2, 2, 0.01));
+    parts.push_back(std::make_unique<CyclicLR>(o, 0.1, 0.6, 2, 3));
+    return std::make_unique<SequentialLR>(o, std::move(parts), std::vector<int64_t>{3, 6, 13});
+  });
+  expect_schedule("sequential_multiplicative", [](Optimizer& o) {
+    std::vector<std::unique_ptr<LRScheduler>> parts;
+    parts.push_back(std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.9; }));
+    parts.push_back(std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 1.1; }));
+    parts.push_back(std::make_unique<PolynomialLR>(o, 4, 2.0));
+    parts.push_back(std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.5; }));
+    return std::make_unique<SequentialLR>(o, std::move(parts), std::vector<int64_t>{3, 5, 9});
   });
 }
 
@@ -552,6 +619,107 @@ TEST(Scheduler, StateDictResumes) {
   StepLR other(b, 2);
   EMBER_EXPECT_THROW_MSG(other.load_state_dict(sd),
                          "StepLR.load_state_dict: the state is for a CosineAnnealingLR scheduler");
+}
+
+// Runs `before` steps, saves, loads the state into a fresh scheduler on an optimizer with another
+// lr, and checks that both take the same `after` steps (lr and momentum, exactly).
+template <class Make>
+void expect_resumes(const std::string& what, Make make, int before, int after) {
+  SCOPED_TRACE(what);
+  Tensor p = zeros({1}).requires_grad_(), q = zeros({1}).requires_grad_();
+  SGD a({p}, SGDOptions{0.3, 0.9}), b({q}, SGDOptions{123.0, 0.9});
+  auto sa = make(a);
+  for (int i = 0; i < before; ++i) sa->step();
+  StateDict sd = sa->state_dict();
+  EXPECT_EQ(sd.metadata.at("scheduler"), sa->name());
+  auto sb = make(b);
+  sb->load_state_dict(sd);
+  EXPECT_EQ(sb->last_epoch(), before);
+  EXPECT_EQ(sb->base_lrs(), sa->base_lrs());
+  for (int i = 0; i <= after; ++i) {
+    EXPECT_EQ(b.lr(0), a.lr(0)) << "step " << before + i;
+    EXPECT_EQ(b.momentum(0), a.momentum(0)) << "step " << before + i;
+    sa->step();
+    sb->step();
+  }
+}
+
+TEST(Scheduler, MoreStateDictsResume) {
+  // The functions are not in the state: the loading scheduler uses its own.
+  expect_resumes(
+      "LambdaLR",
+      [](Optimizer& o) { return std::make_unique<LambdaLR>(o, [](int64_t e) { return 1.0 / (1 + e); }); }, 3,
+      4);
+  expect_resumes(
+      "MultiplicativeLR",
+      [](Optimizer& o) {
+        return std::make_unique<MultiplicativeLR>(o, [](int64_t e) { return e % 2 ? 0.9 : 1.2; });
+      },
+      5, 4);
+  expect_resumes(
+      "ConstantLR", [](Optimizer& o) { return std::make_unique<ConstantLR>(o, 0.2, 4); }, 2, 4);
+  expect_resumes(
+      "PolynomialLR", [](Optimizer& o) { return std::make_unique<PolynomialLR>(o, 6, 1.5); }, 3, 5);
+  expect_resumes(
+      "CosineAnnealingWarmRestarts",
+      [](Optimizer& o) { return std::make_unique<CosineAnnealingWarmRestarts>(o, 2, 3, 0.01); }, 6, 10);
+  // The momentum is set from the loaded epoch (it is not max_momentum there).
+  expect_resumes(
+      "CyclicLR",
+      [](Optimizer& o) { return std::make_unique<CyclicLR>(o, 0.1, 0.5, 3, 2, CyclicMode::triangular2); }, 7,
+      8);
+  // A MultiplicativeLR part continues from the loaded base rates, not the fresh optimizer's.
+  expect_resumes(
+      "SequentialLR",
+      [](Optimizer& o) {
+        std::vector<std::unique_ptr<LRScheduler>> parts;
+        parts.push_back(std::make_unique<ConstantLR>(o, 0.5, 2));
+        parts.push_back(std::make_unique<MultiplicativeLR>(o, [](int64_t) { return 0.8; }));
+        return std::make_unique<SequentialLR>(o, std::move(parts), std::vector<int64_t>{3});
+      },
+      4, 4);
+}
+
+TEST(Scheduler, MoreClosedFormsByHand) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p}, SGDOptions{1.0, 0.9});
+  // CyclicLR's defaults: 2000 steps up, as many down, momentum from 0.9 down to 0.8.
+  CyclicLR cyclic(sgd, 0.1, 1.1);
+  EXPECT_EQ(sgd.lr(0), 0.1);
+  EXPECT_EQ(sgd.momentum(0), 0.9);
+  StateDict sd = cyclic.state_dict();
+  sd.metadata["last_epoch"] = "999";
+  cyclic.load_state_dict(sd);
+  cyclic.step();  // halfway up
+  EXPECT_NEAR(sgd.lr(0), 0.6, 1e-15);
+  EXPECT_NEAR(sgd.momentum(0), 0.85, 1e-15);
+  EXPECT_NEAR(cyclic.momentum_at(2000), 0.8, 1e-15);
+  EXPECT_NEAR(cyclic.momentum_at(3000), 0.85, 1e-15);
+  // Adam's beta1 cycles as its momentum.
+  Adam adam({p}, AdamOptions{0.5});
+  CyclicLR on_adam(adam, 0.1, 0.2, 2, 2, CyclicMode::triangular, 1.0, true, 0.5, 0.7);
+  on_adam.step();
+  EXPECT_NEAR(adam.momentum(0), 0.6, 1e-15);
+  EXPECT_NEAR(adam.lr(0), 0.15, 1e-15);
+
+  // Warm restarts far out, where the next cycle (T_mult^3 = 1e27 epochs) does not fit an int64:
+  // cycles of 1, 1e9 and 1e18 epochs end at 1000000001000000001.
+  Tensor q = zeros({1}).requires_grad_();
+  SGD other({q}, SGDOptions{1.0});
+  CosineAnnealingWarmRestarts sgdr(other, 1, 1000000000);
+  StateDict far = sgdr.state_dict();
+  far.metadata["last_epoch"] = "1000000001000000000";
+  sgdr.load_state_dict(far);
+  sgdr.step();  // T_cur = 0 of the 1e27-epoch cycle
+  EXPECT_EQ(other.lr(0), 1.0);
+  sgdr.step();
+  EXPECT_NEAR(other.lr(0), (1 + std::cos(M_PI * 1e-27)) / 2, 1e-15);
+  far.metadata["last_epoch"] = "999999999";  // then the last epoch of the 1e9 cycle and a restart
+  sgdr.load_state_dict(far);
+  sgdr.step();
+  EXPECT_NEAR(other.lr(0), 0.0, 1e-15);
+  sgdr.step();
+  EXPECT_EQ(other.lr(0), 1.0);
 }
 
 TEST(Scheduler, Errors) {
@@ -597,6 +765,49 @@ TEST(Scheduler, Errors) {
     bad.metadata["last_epoch"] = epoch;
     EMBER_EXPECT_THROW_MSG(again.load_state_dict(bad), "is not a count");
   }
+}
+
+TEST(Scheduler, MoreErrors) {
+  Tensor p = zeros({1}).requires_grad_();
+  SGD sgd({p}, SGDOptions{0.1, 0.9});
+  using Lambda = LambdaLR::Lambda;
+  auto half = [](int64_t) { return 0.5; };
+  EMBER_EXPECT_THROW_MSG(LambdaLR(sgd, std::vector<Lambda>{half, half}),
+                         "LambdaLR: expected 1 lr_lambdas (one per parameter group), got 2");
+  EMBER_EXPECT_THROW_MSG(LambdaLR(sgd, Lambda{}), "LambdaLR: lr_lambda 0 is empty");
+  EMBER_EXPECT_THROW_MSG(MultiplicativeLR(sgd, std::vector<Lambda>{}),
+                         "MultiplicativeLR: expected 1 lr_lambdas (one per parameter group), got 0");
+  EMBER_EXPECT_THROW_MSG(MultiplicativeLR(sgd, Lambda{}), "MultiplicativeLR: lr_lambda 0 is empty");
+  EMBER_EXPECT_THROW_MSG(ConstantLR(sgd, 1.5), "ConstantLR: factor must be in [0, 1], got 1.5");
+  EMBER_EXPECT_THROW_MSG(ConstantLR(sgd, 0.5, 0), "ConstantLR: total_iters must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(PolynomialLR(sgd, 0), "PolynomialLR: total_iters must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(PolynomialLR(sgd, 5, -1.0), "PolynomialLR: power must be >= 0, got -1");
+  EMBER_EXPECT_THROW_MSG(CosineAnnealingWarmRestarts(sgd, 0),
+                         "CosineAnnealingWarmRestarts: T_0 must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(CosineAnnealingWarmRestarts(sgd, 2, 0),
+                         "CosineAnnealingWarmRestarts: T_mult must be >= 1, got 0");
+  EMBER_EXPECT_THROW_MSG(CyclicLR(sgd, 0.1, 1.0, 0), "CyclicLR: step_size_up must be positive, got 0");
+  EMBER_EXPECT_THROW_MSG(CyclicLR(sgd, 0.1, 1.0, 2, -1), "CyclicLR: step_size_down must be >= 0, got -1");
+  EMBER_EXPECT_THROW_MSG(CyclicLR(sgd, -0.1, 1.0), "CyclicLR: base_lr (-0.1) and max_lr (1) must be >= 0");
+  EXPECT_EQ(sgd.lr(0), 0.1);
+
+  // Cycling momentum needs an optimizer that has one; the failed constructor leaves the rates alone.
+  Adagrad adagrad({p}, AdagradOptions{0.3});
+  EMBER_EXPECT_THROW_MSG(CyclicLR(adagrad, 0.1, 1.0, 2), "Adagrad has no momentum to set");
+  EXPECT_EQ(adagrad.lr(0), 0.3);
+  CyclicLR lr_only(adagrad, 0.1, 1.0, 2, std::nullopt, CyclicMode::triangular, 1.0, /*cycle_momentum=*/false);
+  lr_only.step();
+  EXPECT_NEAR(adagrad.lr(0), 0.55, 1e-15);
+
+  // A function that throws stops the step before anything changes.
+  LambdaLR failing(sgd, [](int64_t e) {
+    if (e == 2) fail("no factor for epoch {}", e);
+    return 1.0;
+  });
+  failing.step();
+  EMBER_EXPECT_THROW_MSG(failing.step(), "no factor for epoch 2");
+  EXPECT_EQ(failing.last_epoch(), 1);
+  EXPECT_EQ(sgd.lr(0), 0.1);
 }
 
 // ---- gradient clipping ----

@@ -30,10 +30,14 @@ void LRScheduler::step() {
   std::vector<double> lrs;
   for (size_t g = 0; g < base_lrs_.size(); ++g)
     lrs.push_back(lr_at(g, epoch));  // may throw: nothing changed yet
+  on_step(epoch);  // may throw too (momentum for an optimizer without): the rates are still unchanged
   for (size_t g = 0; g < lrs.size(); ++g) optimizer_.set_lr(g, lrs[g]);
-  on_step(epoch);
   last_epoch_ = epoch;
   last_lrs_ = std::move(lrs);
+}
+
+void LRScheduler::set_momentum(double momentum) {
+  for (size_t g = 0; g < optimizer_.num_param_groups(); ++g) optimizer_.set_momentum(g, momentum);
 }
 
 StateDict LRScheduler::state_dict() const {
@@ -64,11 +68,11 @@ void LRScheduler::load_state_dict(const StateDict& sd) {
   // A schedule that has no step `epoch` (OneCycleLR past its total) throws here, before anything
   // (this scheduler or the optimizer's learning rates) has changed.
   for (size_t g = 0; g < base.size(); ++g) (void)lr_at(g, static_cast<int64_t>(epoch));
-  base_lrs_ = std::move(base);
+  set_base_lrs(std::move(base));
   last_lrs_ = std::move(last);
   last_epoch_ = static_cast<int64_t>(epoch);
-  for (size_t g = 0; g < last_lrs_.size(); ++g) optimizer_.set_lr(g, last_lrs_[g]);
   on_step(last_epoch_);
+  for (size_t g = 0; g < last_lrs_.size(); ++g) optimizer_.set_lr(g, last_lrs_[g]);
 }
 
 // ---- StepLR, MultiStepLR, ExponentialLR ----
@@ -124,9 +128,21 @@ SequentialLR::SequentialLR(Optimizer& optimizer, std::vector<std::unique_ptr<LRS
     if (milestones_[i] <= (i == 0 ? 0 : milestones_[i - 1]))
       fail("SequentialLR: milestones must be positive and increasing, got {} after {}", milestones_[i],
            i == 0 ? 0 : milestones_[i - 1]);
-  base_lrs_ = parts_[0]->base_lrs_;  // the rates before any part changed them
-  for (auto& part : parts_) part->base_lrs_ = base_lrs_;
+  set_base_lrs(parts_[0]->base_lrs_);  // the rates before any part changed them
   initial_step();
+}
+void SequentialLR::set_base_lrs(std::vector<double> base) {
+  base_lrs_ = std::move(base);
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    if (i == 0 || !parts_[i]->continues_previous_lr()) {
+      parts_[i]->set_base_lrs(base_lrs_);
+      continue;
+    }
+    // The rates the earlier parts (whose bases are set) leave at the epoch before the handover.
+    std::vector<double> previous;
+    for (size_t g = 0; g < base_lrs_.size(); ++g) previous.push_back(lr_at(g, milestones_[i - 1] - 1));
+    parts_[i]->set_base_lrs(std::move(previous));
+  }
 }
 std::pair<LRScheduler*, int64_t> SequentialLR::part_at(int64_t epoch) const {
   const size_t i = std::upper_bound(milestones_.begin(), milestones_.end(), epoch) - milestones_.begin();
@@ -163,6 +179,31 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double
 double CosineAnnealingLR::lr_at(size_t g, int64_t epoch) const {
   return eta_min_ +
          (base_lrs_[g] - eta_min_) * cosine_factor(static_cast<double>(epoch) / static_cast<double>(t_max_));
+}
+
+CosineAnnealingWarmRestarts::CosineAnnealingWarmRestarts(Optimizer& optimizer, int64_t T_0, int64_t T_mult,
+                                                         double eta_min)
+    : LRScheduler(optimizer), t_0_(T_0), t_mult_(T_mult), eta_min_(eta_min) {
+  if (T_0 <= 0) fail("CosineAnnealingWarmRestarts: T_0 must be positive, got {}", T_0);
+  if (T_mult < 1) fail("CosineAnnealingWarmRestarts: T_mult must be >= 1, got {}", T_mult);
+  initial_step();
+}
+double CosineAnnealingWarmRestarts::lr_at(size_t g, int64_t epoch) const {
+  // Walk the cycles T_0, T_0 * T_mult, ... to the one holding `epoch`: T_cur epochs into it, of
+  // length T_i (as a double: the cycle after the last one that fits an int64 may not).
+  int64_t t_cur = epoch, t_i = t_0_;
+  double length = static_cast<double>(t_0_);
+  if (t_mult_ == 1) {
+    t_cur %= t_0_;
+  } else {
+    while (t_cur >= t_i) {
+      t_cur -= t_i;
+      length = static_cast<double>(t_i) * static_cast<double>(t_mult_);
+      if (t_i > t_cur / t_mult_) break;  // t_i * T_mult > t_cur: the next cycle holds it
+      t_i *= t_mult_;
+    }
+  }
+  return eta_min_ + (base_lrs_[g] - eta_min_) * cosine_factor(static_cast<double>(t_cur) / length);
 }
 
 LinearWarmupCosineLR::LinearWarmupCosineLR(Optimizer& optimizer, int64_t warmup_steps, int64_t total_steps,
@@ -252,9 +293,7 @@ double OneCycleLR::momentum_at(int64_t epoch) const {
 }
 
 void OneCycleLR::on_step(int64_t epoch) {
-  if (!cycle_momentum_) return;
-  const double m = momentum_at(epoch);
-  for (size_t g = 0; g < optimizer_.num_param_groups(); ++g) optimizer_.set_momentum(g, m);
+  if (cycle_momentum_) set_momentum(momentum_at(epoch));
 }
 
 }  // namespace ember::optim
