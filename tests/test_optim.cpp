@@ -41,31 +41,35 @@ Tensor fixture_loss(const Tensor& p1, const Tensor& p2) {
   return (w1 * p1).sum() + (w2 * p1 * p1).sum() + 0.5 * (p2 * p2).sum() + (p1.sum({0}) * p2).sum();
 }
 
+// The options a fixture case names (PyTorch's keyword arguments); the rest keep their defaults.
 template <class Options>
 Options options_from(const json& o) {
   Options opt;
-  if (o.contains("lr")) opt.lr = o["lr"];
-  if (o.contains("weight_decay")) opt.weight_decay = o["weight_decay"];
-  if constexpr (std::is_same_v<Options, SGDOptions>) {
-    if (o.contains("momentum")) opt.momentum = o["momentum"];
-    if (o.contains("dampening")) opt.dampening = o["dampening"];
-    if (o.contains("nesterov")) opt.nesterov = o["nesterov"];
-  } else if constexpr (std::is_same_v<Options, RMSpropOptions>) {
-    if (o.contains("alpha")) opt.alpha = o["alpha"];
-    if (o.contains("eps")) opt.eps = o["eps"];
-    if (o.contains("momentum")) opt.momentum = o["momentum"];
-    if (o.contains("centered")) opt.centered = o["centered"];
-  } else if constexpr (std::is_same_v<Options, AdagradOptions>) {
-    if (o.contains("lr_decay")) opt.lr_decay = o["lr_decay"];
-    if (o.contains("initial_accumulator_value"))
-      opt.initial_accumulator_value = o["initial_accumulator_value"];
-    if (o.contains("eps")) opt.eps = o["eps"];
-  } else {
+  auto set = [&](const char* key, auto& field) {
+    if (o.contains(key)) field = o[key];
+  };
+  set("lr", opt.lr);
+  set("weight_decay", opt.weight_decay);
+  if constexpr (requires { opt.momentum; }) set("momentum", opt.momentum);
+  if constexpr (requires { opt.dampening; }) set("dampening", opt.dampening);
+  if constexpr (requires { opt.nesterov; }) set("nesterov", opt.nesterov);
+  if constexpr (requires { opt.alpha; }) set("alpha", opt.alpha);
+  if constexpr (requires { opt.centered; }) set("centered", opt.centered);
+  if constexpr (requires { opt.lr_decay; }) set("lr_decay", opt.lr_decay);
+  if constexpr (requires { opt.initial_accumulator_value; })
+    set("initial_accumulator_value", opt.initial_accumulator_value);
+  if constexpr (requires { opt.eps; }) set("eps", opt.eps);
+  if constexpr (requires { opt.rho; }) set("rho", opt.rho);
+  if constexpr (requires { opt.betas; })
     if (o.contains("betas")) opt.betas = {o["betas"][0], o["betas"][1]};
-    if (o.contains("eps")) opt.eps = o["eps"];
-    if (o.contains("amsgrad")) opt.amsgrad = o["amsgrad"];
-  }
+  if constexpr (requires { opt.amsgrad; }) set("amsgrad", opt.amsgrad);
+  if constexpr (requires { opt.momentum_decay; }) set("momentum_decay", opt.momentum_decay);
   return opt;
+}
+
+template <class Opt, class Options>
+std::unique_ptr<Optimizer> make_from(const std::vector<Tensor>& params, const json& options) {
+  return std::make_unique<Opt>(params, options_from<Options>(options));
 }
 
 // Runs the fixture's optimisation with `make(p1, p2)` and compares every step with PyTorch.
@@ -77,7 +81,8 @@ void expect_trajectory(const std::string& name, DType dtype, double tol, MakeOpt
          p2 = from_json(init["P2"], dtype).requires_grad_();
   auto opt = make(p1, p2);
   const json& steps = fixtures()["optimizers"][name]["steps"];
-  ASSERT_EQ(steps.size(), 5u);
+  // RAdam runs past step 5, where its rectification switches on (rho_t > 5).
+  ASSERT_EQ(steps.size(), name.starts_with("radam") ? 10u : 5u);
   for (size_t s = 0; s < steps.size(); ++s) {
     opt->zero_grad();
     fixture_loss(p1, p2).backward();
@@ -94,22 +99,25 @@ TEST(Optim, TrajectoriesMatchPyTorch) {
     if (c.contains("groups")) continue;
     ++cases;
     for (auto [dtype, tol] : {std::pair{DType::float64, 1e-12}, std::pair{DType::float32, 2e-5}}) {
-      expect_trajectory(
-          name, dtype, tol, [&](const Tensor& p1, const Tensor& p2) -> std::unique_ptr<Optimizer> {
-            const json& o = c["options"];
-            if (name.starts_with("sgd"))
-              return std::make_unique<SGD>(std::vector<Tensor>{p1, p2}, options_from<SGDOptions>(o));
-            if (name.starts_with("rmsprop"))
-              return std::make_unique<RMSprop>(std::vector<Tensor>{p1, p2}, options_from<RMSpropOptions>(o));
-            if (name.starts_with("adagrad"))
-              return std::make_unique<Adagrad>(std::vector<Tensor>{p1, p2}, options_from<AdagradOptions>(o));
-            if (name.starts_with("adamw"))
-              return std::make_unique<AdamW>(std::vector<Tensor>{p1, p2}, options_from<AdamWOptions>(o));
-            return std::make_unique<Adam>(std::vector<Tensor>{p1, p2}, options_from<AdamOptions>(o));
-          });
+      expect_trajectory(name, dtype, tol,
+                        [&](const Tensor& p1, const Tensor& p2) -> std::unique_ptr<Optimizer> {
+                          const json& o = c["options"];
+                          const std::vector<Tensor> ps{p1, p2};
+                          if (name.starts_with("sgd")) return make_from<SGD, SGDOptions>(ps, o);
+                          if (name.starts_with("rmsprop")) return make_from<RMSprop, RMSpropOptions>(ps, o);
+                          if (name.starts_with("adagrad")) return make_from<Adagrad, AdagradOptions>(ps, o);
+                          if (name.starts_with("adadelta"))
+                            return make_from<Adadelta, AdadeltaOptions>(ps, o);
+                          if (name.starts_with("adamax")) return make_from<Adamax, AdamaxOptions>(ps, o);
+                          if (name.starts_with("nadam")) return make_from<NAdam, NAdamOptions>(ps, o);
+                          if (name.starts_with("radam")) return make_from<RAdam, RAdamOptions>(ps, o);
+                          if (name.starts_with("adamw")) return make_from<AdamW, AdamWOptions>(ps, o);
+                          return make_from<Adam, AdamOptions>(ps, o);
+                        });
     }
   }
-  EXPECT_EQ(cases, 14);  // 4 SGD, 3 Adam, 2 AdamW, 3 RMSprop, 2 Adagrad configurations
+  // 4 SGD, 3 Adam, 2 AdamW, 3 RMSprop, 2 Adagrad, 2 each of Adadelta, Adamax, NAdam and RAdam
+  EXPECT_EQ(cases, 22);
 }
 
 TEST(Optim, ParamGroupsHaveTheirOwnOptions) {
@@ -127,6 +135,26 @@ TEST(Optim, ParamGroupsHaveTheirOwnOptions) {
     EXPECT_DOUBLE_EQ(adam->lr(1), 0.02);
     return adam;
   });
+}
+
+// Two groups (p1, p2) built from the fixture's per-group options.
+template <class Opt, class Options>
+void expect_groups_trajectory(const std::string& name) {
+  const json& groups = fixtures()["optimizers"][name]["groups"];
+  expect_trajectory(name, DType::float64, 1e-12, [&](const Tensor& p1, const Tensor& p2) {
+    auto opt = std::make_unique<Opt>(std::vector<ParamGroup<Options>>{
+        {{p1}, options_from<Options>(groups[0])}, {{p2}, options_from<Options>(groups[1])}});
+    EXPECT_EQ(opt->num_param_groups(), 2u);
+    EXPECT_DOUBLE_EQ(opt->lr(1), groups[1]["lr"].get<double>());
+    return opt;
+  });
+}
+
+TEST(Optim, AdadeltaAdamaxNAdamRAdamParamGroupsMatchPyTorch) {
+  expect_groups_trajectory<Adadelta, AdadeltaOptions>("adadelta_groups");
+  expect_groups_trajectory<Adamax, AdamaxOptions>("adamax_groups");
+  expect_groups_trajectory<NAdam, NAdamOptions>("nadam_groups");
+  expect_groups_trajectory<RAdam, RAdamOptions>("radam_groups");
 }
 
 // ---- single steps worked out by hand ----
@@ -260,32 +288,50 @@ TEST(Optim, StateDictKeysAndResume) {
             second.state_dict().tensors.at("state.0.exp_avg").raw_data());
 }
 
-TEST(Optim, RMSpropAndAdagradStateResumesAndNamesItsBuffers) {
+// Two steps with make(params), the state dict (holding `state_names` for each parameter) loaded
+// into a second optimizer from make on copies of the parameters: both continue alike.
+template <class Make>
+void expect_state_resumes(Make make, const std::vector<std::string>& state_names, int steps_before = 2,
+                          int steps_after = 3) {
   const json& init = fixtures()["init"];
-  auto check = [&](auto make, const std::vector<std::string>& state_names) {
-    Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
-           a2 = from_json(init["P2"], DType::float64).requires_grad_();
-    auto first = make(std::vector<Tensor>{a1, a2});
-    run(a1, a2, *first, 2);
-    StateDict sd = first->state_dict();
-    SCOPED_TRACE(first->name());
-    for (const std::string& n : state_names) EXPECT_TRUE(sd.tensors.count("state.1." + n)) << n;
-    EXPECT_EQ(sd.tensors.size(), 2 * state_names.size());
-    EXPECT_EQ(sd.tensors.at("state.0.step").item<int64_t>(), 2);
-    Tensor b1 = a1.detach().clone().requires_grad_(), b2 = a2.detach().clone().requires_grad_();
-    auto second = make(std::vector<Tensor>{b1, b2});
-    second->load_state_dict(sd);
-    run(a1, a2, *first, 3);
-    run(b1, b2, *second, 3);
-    EXPECT_TRUE(equal(a1, b1));
-    EXPECT_TRUE(equal(a2, b2));
-  };
-  check(
+  Tensor a1 = from_json(init["P1"], DType::float64).requires_grad_(),
+         a2 = from_json(init["P2"], DType::float64).requires_grad_();
+  auto first = make(std::vector<Tensor>{a1, a2});
+  run(a1, a2, *first, steps_before);
+  StateDict sd = first->state_dict();
+  SCOPED_TRACE(first->name());
+  for (const std::string& n : state_names) EXPECT_TRUE(sd.tensors.count("state.1." + n)) << n;
+  EXPECT_EQ(sd.tensors.size(), 2 * state_names.size());
+  EXPECT_EQ(sd.tensors.at("state.0.step").item<int64_t>(), steps_before);
+  Tensor b1 = a1.detach().clone().requires_grad_(), b2 = a2.detach().clone().requires_grad_();
+  auto second = make(std::vector<Tensor>{b1, b2});
+  second->load_state_dict(sd);
+  run(a1, a2, *first, steps_after);
+  run(b1, b2, *second, steps_after);
+  EXPECT_TRUE(equal(a1, b1));
+  EXPECT_TRUE(equal(a2, b2));
+}
+
+// bfloat16 parameters step in float32 and round once: with lr 0.5, a first step of `Opt` that
+// moves each parameter by lr * sign(g) (Adagrad's, Adamax's).
+template <class Opt, class Options>
+void expect_bfloat16_sign_step(const Options& options) {
+  Tensor h = tensor<float>({1.0f, -2.0f}, {2}).to(DType::bfloat16).requires_grad_();
+  Opt opt({h}, options);
+  h.set_grad(tensor<float>({0.5f, -0.25f}, {2}).to(DType::bfloat16));
+  opt.step();
+  SCOPED_TRACE(opt.name());
+  EXPECT_EQ(h.dtype(), DType::bfloat16);
+  EXPECT_TRUE(tensors_close(h, tensor<double>({0.5, -1.5}, {2}), 1e-2));
+}
+
+TEST(Optim, RMSpropAndAdagradStateResumesAndNamesItsBuffers) {
+  expect_state_resumes(
       [](std::vector<Tensor> ps) {
         return std::make_unique<RMSprop>(ps, RMSpropOptions{0.01, 0.9, 1e-6, 0.1, 0.5, true});
       },
       {"step", "square_avg", "momentum_buffer", "grad_avg"});
-  check(
+  expect_state_resumes(
       [](std::vector<Tensor> ps) {
         return std::make_unique<Adagrad>(ps, AdagradOptions{0.1, 0.05, 0.0, 0.5});
       },
@@ -294,13 +340,140 @@ TEST(Optim, RMSpropAndAdagradStateResumesAndNamesItsBuffers) {
   StateDict sd = rms.state_dict();
   EXPECT_EQ(sd.metadata.at("param_groups.0.momentum"), "0.7");
   EXPECT_EQ(sd.metadata.at("param_groups.0.centered"), "false");
-  // bfloat16 parameters step in float32 and round once
-  Tensor h = tensor<float>({1.0f, -2.0f}, {2}).to(DType::bfloat16).requires_grad_();
-  Adagrad ada({h}, {.lr = 0.5});
-  h.set_grad(tensor<float>({0.5f, -0.25f}, {2}).to(DType::bfloat16));
-  ada.step();
-  EXPECT_EQ(h.dtype(), DType::bfloat16);
-  EXPECT_TRUE(tensors_close(h, tensor<double>({0.5, -1.5}, {2}), 1e-2));  // first step: lr * sign(g)
+  expect_bfloat16_sign_step<Adagrad, AdagradOptions>({.lr = 0.5});
+}
+
+TEST(Optim, AdadeltaAdamaxNAdamRAdamStateResumesAndNamesItsBuffers) {
+  expect_state_resumes(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<Adadelta>(ps, AdadeltaOptions{0.5, 0.8, 1e-4, 0.1});
+      },
+      {"step", "square_avg", "acc_delta"});
+  expect_state_resumes(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<Adamax>(ps, AdamaxOptions{0.05, {0.8, 0.99}, 1e-6, 0.2});
+      },
+      {"step", "exp_avg", "exp_inf"});
+  expect_state_resumes(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<NAdam>(ps, NAdamOptions{0.05, {0.8, 0.99}, 1e-6, 0.1, 0.1});
+      },
+      {"step", "exp_avg", "exp_avg_sq", "mu_product"});
+  // RAdam saved at step 4 (unrectified) and resumed past its switch at step 6.
+  expect_state_resumes(
+      [](std::vector<Tensor> ps) {
+        return std::make_unique<RAdam>(ps, RAdamOptions{0.05, {0.8, 0.95}, 1e-6, 0.1});
+      },
+      {"step", "exp_avg", "exp_avg_sq"}, 4, 6);
+
+  // Options as text, restored on load.
+  Tensor p = tensor<float>({1.0f, -1.0f}, {2}).requires_grad_();
+  NAdam nadam({p}, {.lr = 0.3, .betas = {0.8, 0.99}, .momentum_decay = 0.01});
+  p.set_grad(tensor<float>({0.5f, 2.0f}, {2}));
+  nadam.step();
+  StateDict sd = nadam.state_dict();
+  EXPECT_EQ(sd.metadata.at("optimizer"), "NAdam");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.betas"), "0.8,0.99");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.momentum_decay"), "0.01");
+  EXPECT_EQ(sd.metadata.at("param_groups.0.eps"), "1e-08");
+  // mu_product is a float64 scalar on the CPU whatever the parameter: mu_1 after one step.
+  const Tensor& mu_product = sd.tensors.at("state.0.mu_product");
+  EXPECT_EQ(mu_product.dtype(), DType::float64);
+  EXPECT_EQ(mu_product.shape(), Shape{});
+  EXPECT_DOUBLE_EQ(mu_product.item<double>(), 0.8 * (1 - 0.5 * std::pow(0.96, 0.01)));
+  EXPECT_EQ(sd.tensors.at("state.0.exp_avg").dtype(), DType::float32);
+  Tensor q = zeros({2}).requires_grad_();
+  NAdam fresh({q});
+  StateDict narrow = sd;  // a float32 mu_product (PyTorch's default dtype) is widened
+  narrow.tensors["state.0.mu_product"] = full({}, 0.5).to(DType::float32);
+  fresh.load_state_dict(narrow);
+  EXPECT_DOUBLE_EQ(fresh.options(0).betas.first, 0.8);
+  EXPECT_DOUBLE_EQ(fresh.options(0).momentum_decay, 0.01);
+  EXPECT_EQ(fresh.state_dict().tensors.at("state.0.mu_product").dtype(), DType::float64);
+  EXPECT_EQ(fresh.state_dict().tensors.at("state.0.mu_product").item<double>(), 0.5);
+  StateDict wide = sd;
+  wide.tensors["state.0.mu_product"] = zeros({2});
+  EMBER_EXPECT_THROW_MSG(fresh.load_state_dict(wide),
+                         "NAdam.load_state_dict: 'state.0.mu_product' should hold one number, has shape [2]");
+  StateDict one_beta = sd;
+  one_beta.metadata["param_groups.0.betas"] = "0.9";
+  EMBER_EXPECT_THROW_MSG(fresh.load_state_dict(one_beta), "option 'betas' is missing or not 'beta1,beta2'");
+  StateDict bad_beta = sd;
+  bad_beta.metadata["param_groups.0.betas"] = "0.9,1.5";
+  EMBER_EXPECT_THROW_MSG(fresh.load_state_dict(bad_beta), "NAdam: invalid beta2 1.5");
+  EXPECT_EQ(fresh.state_dict().tensors.at("state.0.mu_product").item<double>(), 0.5);  // unchanged
+  Adadelta adadelta({q}, {.rho = 0.7});
+  StateDict ad = adadelta.state_dict();
+  EXPECT_EQ(ad.metadata.at("param_groups.0.rho"), "0.7");
+  EXPECT_EQ(ad.metadata.at("param_groups.0.lr"), "1");
+  ad.metadata["param_groups.0.rho"] = "2";
+  EMBER_EXPECT_THROW_MSG(adadelta.load_state_dict(ad), "Adadelta: invalid rho 2 (must be in [0, 1])");
+  ad.metadata.erase("param_groups.0.rho");
+  EMBER_EXPECT_THROW_MSG(adadelta.load_state_dict(ad), "option 'rho' is missing");
+  EXPECT_DOUBLE_EQ(adadelta.options(0).rho, 0.7);
+
+  expect_bfloat16_sign_step<Adamax, AdamaxOptions>({.lr = 0.5});
+}
+
+// First steps worked out by hand (loss = sum(c * p), so g = c).
+TEST(Optim, AdadeltaAdamaxNAdamRAdamStepsByHand) {
+  auto stepped = [](Optimizer& opt, Tensor& p, const std::vector<double>& g) {
+    p.set_grad(tensor<double>(g, {static_cast<int64_t>(g.size())}));
+    opt.step();
+    return p;
+  };
+  {  // Adadelta: s = (1 - rho) g^2; delta = sqrt(eps) / sqrt(s + eps) * g; u = (1 - rho) delta^2
+    Tensor p = tensor<double>({1.0, -1.0}).requires_grad_();
+    Adadelta opt({p}, {.lr = 2.0, .rho = 0.9, .eps = 1e-2});
+    const double d1 = std::sqrt(1e-2) / std::sqrt(0.1 * 9 + 1e-2) * 3,
+                 d2 = std::sqrt(1e-2) / std::sqrt(0.1 + 1e-2) * -1;
+    EXPECT_TRUE(
+        tensors_close(stepped(opt, p, {3.0, -1.0}), tensor<double>({1 - 2 * d1, -1 - 2 * d2}), 1e-15));
+    EXPECT_TRUE(tensors_close(opt.state_dict().tensors.at("state.0.acc_delta"),
+                              tensor<double>({0.1 * d1 * d1, 0.1 * d2 * d2}), 1e-15));
+  }
+  {  // Adamax: step 1 is lr * g / (|g| + eps); a smaller gradient next keeps the decayed max.
+    Tensor p = tensor<double>({1.0}).requires_grad_();
+    Adamax opt({p}, {.lr = 0.1, .betas = {0.5, 0.9}, .eps = 0.0});
+    EXPECT_NEAR(stepped(opt, p, {4.0}).item<double>(), 0.9, 1e-15);
+    // m = 0.5 * 2 + 0.5 * 1 = 1.5; u = max(0.9 * 4, 1) = 3.6; p -= 0.1 / 0.75 * 1.5 / 3.6
+    EXPECT_NEAR(stepped(opt, p, {1.0}).item<double>(), 0.9 - 0.1 / 0.75 * 1.5 / 3.6, 1e-15);
+  }
+  {  // RAdam: rho_1 = 1 <= 5, so step 1 is p -= lr * (g + weight_decay * p), unrectified
+    Tensor p = tensor<double>({1.0, 2.0}).requires_grad_();
+    RAdam opt({p}, {.lr = 0.1, .weight_decay = 0.5});
+    EXPECT_TRUE(
+        tensors_close(stepped(opt, p, {3.0, -1.0}), tensor<double>({1 - 0.1 * 3.5, 2 - 0.1 * 0.0}), 1e-15));
+  }
+  {  // NAdam step 1 with eps 0: d = |g|, P = mu_1, P_next = mu_1 * mu_1 * mu_2 (PyTorch 1.13's product)
+    Tensor p = tensor<double>({1.0, -1.0}).requires_grad_();
+    NAdam opt({p}, {.lr = 0.1, .betas = {0.9, 0.999}, .eps = 0.0, .momentum_decay = 0.5});
+    const double mu1 = 0.9 * (1 - 0.5 * std::pow(0.96, 0.5)), mu2 = 0.9 * (1 - 0.5 * std::pow(0.96, 1.0));
+    const double size = 0.1 * (1 + mu2 * 0.1 / (1 - mu1 * mu1 * mu2));  // (1 - mu1) / (1 - P) = 1
+    EXPECT_TRUE(tensors_close(stepped(opt, p, {2.0, -0.5}), tensor<double>({1 - size, -1 + size}), 1e-15));
+  }
+}
+
+// OneCycleLR cycles beta1 of the optimizers with betas; Adadelta has no momentum to cycle.
+TEST(Optim, OneCycleLRCyclesBeta1OfAdamaxNAdamRAdam) {
+  Tensor p = zeros({1}).requires_grad_();
+  Adamax adamax({p});
+  NAdam nadam({p});
+  RAdam radam({p});
+  for (Optimizer* opt : std::initializer_list<Optimizer*>{&adamax, &nadam, &radam}) {
+    SCOPED_TRACE(opt->name());
+    OneCycleLR sched(*opt, 1.0, 10);  // momentum from max_momentum 0.95 down to base_momentum 0.85
+    EXPECT_DOUBLE_EQ(opt->momentum(0), 0.95);
+    for (int i = 0; i < 2; ++i) sched.step();
+    EXPECT_DOUBLE_EQ(opt->momentum(0), 0.85);  // the warm-up ends at step 0.3 * 10 - 1 = 2
+  }
+  EXPECT_DOUBLE_EQ(adamax.options(0).betas.first, 0.85);
+  EXPECT_DOUBLE_EQ(radam.options(0).betas.second, 0.999);
+  Adadelta adadelta({p});
+  EMBER_EXPECT_THROW_MSG(OneCycleLR(adadelta, 1.0, 10), "Adadelta has no momentum to set");
+  OneCycleLR lr_only(adadelta, 1.0, 10, 0.3, AnnealStrategy::cos, /*cycle_momentum=*/false);
+  EXPECT_NEAR(adadelta.lr(0), 1.0 / 25, 1e-15);
+  EXPECT_EQ(adadelta.momentum(0), 0.0);
 }
 
 TEST(Optim, LoadStateDictChecks) {
@@ -357,6 +530,25 @@ TEST(Optim, OptionAndParameterErrors) {
   EMBER_EXPECT_THROW_MSG(Adagrad({p}, {.initial_accumulator_value = -1}),
                          "Adagrad: invalid initial_accumulator_value -1");
   EMBER_EXPECT_THROW_MSG(Adagrad({p}).set_momentum(0, 0.9), "Adagrad has no momentum to set");
+  EMBER_EXPECT_THROW_MSG(Adadelta({p}, {.lr = -1}), "Adadelta: invalid learning rate -1 (must be >= 0)");
+  EMBER_EXPECT_THROW_MSG(Adadelta({p}, {.rho = 1.5}), "Adadelta: invalid rho 1.5 (must be in [0, 1])");
+  EMBER_EXPECT_THROW_MSG(Adadelta({p}, {.rho = std::nan("")}), "Adadelta: invalid rho nan");
+  EMBER_EXPECT_THROW_MSG(Adadelta({p}).set_momentum(0, 0.9), "Adadelta has no momentum to set");
+  EMBER_EXPECT_THROW_MSG(Adamax({p}, {.betas = {0.9, 1.0}}), "Adamax: invalid beta2 1 (must be in [0, 1))");
+  EMBER_EXPECT_THROW_MSG(Adamax({p}, {.betas = {-0.1, 0.9}}), "Adamax: invalid beta1 -0.1");
+  EMBER_EXPECT_THROW_MSG(NAdam({p}, {.momentum_decay = -0.1}), "NAdam: invalid momentum_decay -0.1");
+  EMBER_EXPECT_THROW_MSG(NAdam(std::vector<ParamGroup<NAdamOptions>>{}), "NAdam: no parameter groups given");
+  EMBER_EXPECT_THROW_MSG(RAdam({p}, {.eps = -1}), "RAdam: invalid eps -1");
+  EMBER_EXPECT_THROW_MSG(RAdam({p}, {.weight_decay = -2}), "RAdam: invalid weight_decay -2");
+  EMBER_EXPECT_THROW_MSG(RAdam({p, p}),
+                         "RAdam: parameter 1 of the new group (shape [2]) appears more than once");
+  {
+    Adamax adamax({p});
+    EMBER_EXPECT_THROW_MSG(adamax.options(1), "Adamax: parameter group 1 does not exist (1 groups)");
+    EMBER_EXPECT_THROW_MSG(adamax.add_param_group({{zeros({1}).requires_grad_()}, {.lr = -0.5}}),
+                           "Adamax: invalid learning rate -0.5");
+    EXPECT_EQ(adamax.num_param_groups(), 1u);
+  }
   EMBER_EXPECT_THROW_MSG(SGD({p, p}), "appears more than once");
   EMBER_EXPECT_THROW_MSG(SGD(std::vector<Tensor>{}), "needs at least one parameter");
   EMBER_EXPECT_THROW_MSG(SGD({p * 2.0}), "not a leaf tensor");

@@ -40,7 +40,7 @@ void Optimizer::update_params_with_grads(const ParamUpdate& update) {
       // State made before the parameter was converted in place (Module::to) follows it, as in
       // load_state_dict: the fused kernels read every operand with the parameter's dtype and device.
       for (auto& [n, t] : state_[g][i])
-        if (n != "step" && (t.dtype() != p.dtype() || t.device() != p.device()))
+        if (n != "step" && !is_scalar_state(n) && (t.dtype() != p.dtype() || t.device() != p.device()))
           t = t.to(p.device(), p.dtype());
       update(g, i, p, grad);
       p.impl()->bump_version();
@@ -172,6 +172,10 @@ void Optimizer::load_state_dict(const StateDict& sd) {
       if (!(step >= 0 && step < 0x1p62) || step != std::floor(step))  // (NaN fails too)
         fail("{}: '{}' holds {}, which is not a step count", me, key, step);
       copy = t.detach().reshape({}).to(Device::cpu(), DType::int64).clone();
+    } else if (is_scalar_state(n)) {
+      if (t.numel() != 1)
+        fail("{}: '{}' should hold one number, has shape {}", me, key, shape_str(t.shape()));
+      copy = t.detach().reshape({}).to(Device::cpu(), DType::float64).clone();
     } else {
       if (t.shape() != p.shape())
         fail("{}: '{}' has shape {} but parameter {} has shape {}", me, key, shape_str(t.shape()), id,

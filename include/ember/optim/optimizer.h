@@ -11,7 +11,8 @@
 //   tensors   "state.<i>.<name>"        state tensor <name> of parameter i, where i counts the
 //                                       parameters through all groups in order (PyTorch's ids):
 //                                       SGD: momentum_buffer; Adam/AdamW: exp_avg, exp_avg_sq,
-//                                       max_exp_avg_sq (amsgrad); step (int64 scalar)
+//                                       max_exp_avg_sq (amsgrad); step (int64 scalar); NAdam's
+//                                       mu_product (float64 scalar); the scalars live on the CPU
 //   metadata  "optimizer"               the type, e.g. "Adam"
 //             "param_groups"            the number of groups
 //             "param_groups.<g>.params" the ids of group g's parameters, "0,1,2"
@@ -74,6 +75,9 @@ class Optimizer {
   using ParamUpdate =
       std::function<void(size_t group, size_t index, const Tensor& param, const Tensor& grad)>;
   void update_params_with_grads(const ParamUpdate& update);
+  // State that is one number per parameter, kept as a float64 scalar on the CPU whatever the
+  // parameter's dtype and device (NAdam's mu_product), like the int64 step count.
+  virtual bool is_scalar_state(const std::string&) const { return false; }
   // Options as text for the state dict, and back (all groups at once, so that a bad entry
   // changes nothing).
   using OptionsText = std::map<std::string, std::string>;
