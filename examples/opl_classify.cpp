@@ -38,35 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The reference's schedule, stepped per batch: pytorch-cifar100's WarmUpLR over the first
-// `warmup_steps` batches (lr = base * k / warmup_steps at step k, so the very first batch runs at
-// lr 0), then MultiStepLR (lr = base * gamma^(milestones passed)). ember::optim has MultiStepLR and
-// a linear warm-up only in front of a cosine (LinearWarmupCosineLR), not the two together, so the
-// schedule is written here as an LRScheduler of its own. The milestones are in batches, so a
-// fraction of a short run may fall inside an epoch.
-class WarmupMultiStepLR : public ember::optim::LRScheduler {
- public:
-  WarmupMultiStepLR(ember::optim::Optimizer& optimizer, int64_t warmup_steps, std::vector<int64_t> milestones,
-                    double gamma)
-      : LRScheduler(optimizer), warmup_(warmup_steps), milestones_(std::move(milestones)), gamma_(gamma) {
-    std::sort(milestones_.begin(), milestones_.end());
-    initial_step();
-  }
-  std::string name() const override { return "WarmupMultiStepLR"; }
-
- protected:
-  double lr_at(size_t group, int64_t step) const override {
-    if (step < warmup_) return base_lrs_[group] * static_cast<double>(step) / static_cast<double>(warmup_);
-    const auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), step) - milestones_.begin();
-    return base_lrs_[group] * std::pow(gamma_, static_cast<double>(passed));
-  }
-
- private:
-  int64_t warmup_;
-  std::vector<int64_t> milestones_;
-  double gamma_;
-};
-
 // What OPL optimises, measured on a whole set of features [N, D] with labels [N] (int64): s, the
 // mean cosine over ordered pairs (i != j) of the same class, and d, the mean |cosine| over pairs of
 // different classes (the reference's CIFAR variant; for post-ReLU features every cosine is >= 0,
@@ -192,8 +163,18 @@ int main(int argc, char** argv) {
     const int64_t total = batches_per_epoch * run_epochs;
     std::vector<int64_t> steps;
     for (double m : milestones) steps.push_back(std::llround(m * static_cast<double>(total)));
-    return std::make_unique<WarmupMultiStepLR>(
-        optimizer, std::llround(warmup_epochs * static_cast<double>(batches_per_epoch)), steps, lr_decay);
+    std::sort(steps.begin(), steps.end());
+    // The reference's schedule, stepped per batch: pytorch-cifar100's WarmUpLR over the first
+    // `warmup` batches (lr = base * k / warmup at step k, so the very first batch runs at lr 0),
+    // then MultiStepLR (lr = base * gamma^(milestones passed)). The milestones are in batches, so a
+    // fraction of a short run may fall inside an epoch.
+    const int64_t warmup = std::llround(warmup_epochs * static_cast<double>(batches_per_epoch));
+    const double gamma = lr_decay;
+    return std::make_unique<ember::optim::LambdaLR>(optimizer, [warmup, steps, gamma](int64_t step) {
+      if (step < warmup) return static_cast<double>(step) / static_cast<double>(warmup);
+      const auto passed = std::upper_bound(steps.begin(), steps.end(), step) - steps.begin();
+      return std::pow(gamma, static_cast<double>(passed));
+    });
   };
 
   try {
