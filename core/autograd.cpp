@@ -423,11 +423,18 @@ namespace {
 // One run of the engine from some roots. With targets (autograd::grad), it records the gradient
 // arriving at each target edge, runs only the nodes on a path to a target, and never runs a leaf's
 // AccumulateGrad, so no .grad() changes. Without, it runs everything reachable (backward).
+thread_local bool t_returning_gradients = false;
+
 void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
                bool retain_graph, bool create_graph, const std::vector<Edge>& targets,
                std::vector<Tensor>* captured) {
   // Backward formulas are recorded only to differentiate their results again (create_graph).
   AutoGradMode mode(create_graph);
+  struct ModeScope {  // for checkpoint's nodes, which can only accumulate (see engine_returns_gradients)
+    bool previous = t_returning_gradients;
+    explicit ModeScope(bool returning) { t_returning_gradients = returning; }
+    ~ModeScope() { t_returning_gradients = previous; }
+  } returning(captured != nullptr);
   struct Pending {
     std::vector<Tensor> grads;
     int dependencies = 0;
@@ -538,6 +545,8 @@ void run_graph(const char* op, const std::vector<Tensor>& outputs, const std::ve
 }
 
 }  // namespace
+
+bool engine_returns_gradients() { return t_returning_gradients; }
 
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
               std::optional<bool> retain_graph, bool create_graph) {

@@ -65,6 +65,10 @@ inline void record(const char* name, const std::vector<Tensor>& inputs, Tensor& 
   record(name, inputs, std::vector<Tensor*>{&output}, std::move(fn), twice);
 }
 
+// Whether the engine run on this thread returns gradients (autograd::grad) rather than
+// accumulating them into .grad() (backward).
+bool engine_returns_gradients();
+
 // Sums a broadcast gradient back down to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 

@@ -128,6 +128,18 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs = {}, std::optional<bool> retain_graph = {},
                          bool create_graph = false, bool allow_unused = false);
 
+// Activation checkpointing, as torch.utils.checkpoint.checkpoint (use_reentrant=True): trades
+// compute for memory. fn(inputs) runs without recording, so none of its intermediate tensors is
+// kept; the output remembers only the inputs. Its backward runs fn again, recording, from the
+// inputs (with the random-number state of the first run when preserve_rng_state, so dropout draws
+// the same masks; the generator is put back afterwards) and backpropagates through that
+// recomputation: the inputs get their gradients through the output, and the parameters fn uses
+// (captured, not passed) accumulate theirs into .grad() there and then. So, as in PyTorch, a
+// checkpointed graph supports backward() but not autograd::grad or create_graph, which throw; and
+// fn must compute the same thing both times (no in-place change of what it reads in between).
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+                  bool preserve_rng_state = true);
+
 namespace detail {
 void set_custom_outputs(const std::shared_ptr<Node>& node, std::vector<Tensor>& outputs,
                         const std::vector<Tensor>& inputs);
