@@ -7,7 +7,7 @@
 #include "ops/kernels/elementwise.h"
 
 namespace ember::cuda {
-// Ops defined on float32/float64 only (exp ... reciprocal, pow_scalar, rpow_scalar, rdiv_scalar).
+// Ops defined on float32/float64 only (exp ... frac, reciprocal, pow_scalar, rpow_scalar, rdiv_scalar).
 void unary_float_cuda(UnaryOp op, const Tensor& out, const Tensor& x, double a, double b);
 // Comparisons and logic: bool output, any input dtype.
 void binary_compare_cuda(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);

@@ -6,6 +6,7 @@
 #include "cuda/elementwise.h"
 #include "cuda/loops.cuh"
 #include "cuda/math.cuh"
+#include "ops/kernels/modulo.h"
 
 namespace ember::cuda {
 namespace {
@@ -21,6 +22,10 @@ void binary_float(const KernelContext& ctx, BinaryOp op, const Tensor& out, cons
       return map([] __device__(T a, T b) { return a / b; });
     case BinaryOp::pow:
       return map([] __device__(T base, T e) { return pow(base, e); });
+    case BinaryOp::atan2:
+      return map([] __device__(T a, T b) { return atan2(a, b); });
+    case BinaryOp::hypot:
+      return map([] __device__(T a, T b) { return hypot(a, b); });
     case BinaryOp::sigmoid_backward:
       return map([] __device__(T gv, T y) { return gv * y * (T(1) - y); });
     case BinaryOp::tanh_backward:
@@ -63,6 +68,16 @@ void binary_numeric(const KernelContext& ctx, BinaryOp op, const Tensor& out, co
       return map([s = T(alpha)] __device__(T x, T y) { return static_cast<T>(x - s * y); });
     case BinaryOp::mul:
       return map([] __device__(T x, T y) { return static_cast<T>(x * y); });
+    case BinaryOp::fmod:
+      if constexpr (std::is_floating_point_v<T>)
+        return map([] __device__(T x, T y) { return fmod(x, y); });
+      else
+        return map([] __device__(T x, T y) { return integer_fmod(x, y); });
+    case BinaryOp::remainder:
+      if constexpr (std::is_floating_point_v<T>)
+        return map([] __device__(T x, T y) { return remainder_from_fmod(fmod(x, y), y); });
+      else
+        return map([] __device__(T x, T y) { return remainder_from_fmod(integer_fmod(x, y), y); });
     case BinaryOp::maximum:
       return map([] __device__(T x, T y) {
         if constexpr (std::is_floating_point_v<T>)

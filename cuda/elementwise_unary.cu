@@ -32,6 +32,18 @@ void unary_numeric(const KernelContext& ctx, UnaryOp op, const Tensor& out, cons
       return map([] __device__(T v) { return v <= T(0) ? T(0) : v; });  // NaN stays NaN
     case UnaryOp::square:
       return map([] __device__(T v) { return static_cast<T>(v * v); });
+    case UnaryOp::floor:
+    case UnaryOp::ceil:
+    case UnaryOp::trunc:
+    case UnaryOp::round:
+      if constexpr (std::is_floating_point_v<T>) {
+        if (op == UnaryOp::floor) return map([] __device__(T v) { return dmath::floor(v); });
+        if (op == UnaryOp::ceil) return map([] __device__(T v) { return dmath::ceil(v); });
+        if (op == UnaryOp::trunc) return map([] __device__(T v) { return dmath::trunc(v); });
+        return map([] __device__(T v) { return dmath::nearbyint(v); });  // half to even
+      } else {
+        return map([] __device__(T v) { return v; });  // integers are already whole
+      }
     case UnaryOp::affine:
       if constexpr (std::is_floating_point_v<T>) {
         return map([s = T(a), t = T(b)] __device__(T v) { return v * s + t; });

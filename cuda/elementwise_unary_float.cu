@@ -48,6 +48,36 @@ void unary_float(const KernelContext& ctx, UnaryOp op, const Tensor& out, const 
       return map([] __device__(T v) {
         return T(0.5) * v * (T(1) + tanh(T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v)));
       });
+    case UnaryOp::tan:
+      return map([] __device__(T v) { return tan(v); });
+    case UnaryOp::asin:
+      return map([] __device__(T v) { return asin(v); });
+    case UnaryOp::acos:
+      return map([] __device__(T v) { return acos(v); });
+    case UnaryOp::atan:
+      return map([] __device__(T v) { return atan(v); });
+    case UnaryOp::sinh:
+      return map([] __device__(T v) { return sinh(v); });
+    case UnaryOp::cosh:
+      return map([] __device__(T v) { return cosh(v); });
+    case UnaryOp::asinh:
+      return map([] __device__(T v) { return asinh(v); });
+    case UnaryOp::acosh:
+      return map([] __device__(T v) { return acosh(v); });
+    case UnaryOp::atanh:
+      return map([] __device__(T v) { return atanh(v); });
+    case UnaryOp::exp2:
+      return map([] __device__(T v) { return exp2(v); });
+    case UnaryOp::log2:
+      return map([] __device__(T v) { return log2(v); });
+    case UnaryOp::log10:
+      return map([] __device__(T v) { return log10(v); });
+    case UnaryOp::erfc:
+      return map([] __device__(T v) { return erfc(v); });
+    case UnaryOp::erfinv:
+      return map([] __device__(T v) { return erfinv(v); });
+    case UnaryOp::frac:
+      return map([] __device__(T v) { return v - trunc(v); });
     case UnaryOp::reciprocal:
       return map([] __device__(T v) { return T(1) / v; });
     case UnaryOp::pow_scalar: {

@@ -19,10 +19,34 @@ EMBER_DMATH_UNARY(cos, cosf, cos)
 EMBER_DMATH_UNARY(erf, erff, erf)
 EMBER_DMATH_UNARY(tanh, tanhf, tanh)
 EMBER_DMATH_UNARY(fabs, fabsf, fabs)
+EMBER_DMATH_UNARY(tan, tanf, tan)
+EMBER_DMATH_UNARY(asin, asinf, asin)
+EMBER_DMATH_UNARY(acos, acosf, acos)
+EMBER_DMATH_UNARY(atan, atanf, atan)
+EMBER_DMATH_UNARY(sinh, sinhf, sinh)
+EMBER_DMATH_UNARY(cosh, coshf, cosh)
+EMBER_DMATH_UNARY(asinh, asinhf, asinh)
+EMBER_DMATH_UNARY(acosh, acoshf, acosh)
+EMBER_DMATH_UNARY(atanh, atanhf, atanh)
+EMBER_DMATH_UNARY(exp2, exp2f, exp2)
+EMBER_DMATH_UNARY(log2, log2f, log2)
+EMBER_DMATH_UNARY(log10, log10f, log10)
+EMBER_DMATH_UNARY(erfc, erfcf, erfc)
+EMBER_DMATH_UNARY(erfinv, erfinvf, erfinv)
+EMBER_DMATH_UNARY(floor, floorf, floor)
+EMBER_DMATH_UNARY(ceil, ceilf, ceil)
+EMBER_DMATH_UNARY(trunc, truncf, trunc)
+EMBER_DMATH_UNARY(nearbyint, nearbyintf, nearbyint)  // half to even
 #undef EMBER_DMATH_UNARY
 
-__device__ __forceinline__ float pow(float x, float y) { return ::powf(x, y); }
-__device__ __forceinline__ double pow(double x, double y) { return ::pow(x, y); }
+#define EMBER_DMATH_BINARY(name, fname, dname)                                      \
+  __device__ __forceinline__ float name(float x, float y) { return ::fname(x, y); } \
+  __device__ __forceinline__ double name(double x, double y) { return ::dname(x, y); }
+EMBER_DMATH_BINARY(pow, powf, pow)
+EMBER_DMATH_BINARY(atan2, atan2f, atan2)
+EMBER_DMATH_BINARY(hypot, hypotf, hypot)
+EMBER_DMATH_BINARY(fmod, fmodf, fmod)
+#undef EMBER_DMATH_BINARY
 
 // Classification on doubles (integers are converted first, as on the CPU).
 __device__ __forceinline__ bool isnan(double x) { return x != x; }

@@ -25,7 +25,8 @@ bool binary_returns_bool(BinaryOp op) { return op >= BinaryOp::eq && op <= Binar
 
 namespace {
 bool is_float_op(BinaryOp op) {
-  return op == BinaryOp::div || op == BinaryOp::pow || op > BinaryOp::leaky_relu_backward;
+  return op == BinaryOp::div || op == BinaryOp::pow || op == BinaryOp::atan2 || op == BinaryOp::hypot ||
+         op > BinaryOp::leaky_relu_backward;
 }
 }  // namespace
 
@@ -154,6 +155,25 @@ EMBER_UNARY(reciprocal, reciprocal, false, true, -g* y* y)
 EMBER_UNARY(sin, sin, true, false, g* cos(x))
 EMBER_UNARY(cos, cos, true, false, -g* sin(x))
 EMBER_UNARY(erf, erf, true, false, g*(2.0 / std::sqrt(M_PI)) * exp(-square(x)))
+EMBER_UNARY(erfc, erfc, true, false, g*(-2.0 / std::sqrt(M_PI)) * exp(-square(x)))
+EMBER_UNARY(erfinv, erfinv, false, true, g*(std::sqrt(M_PI) / 2.0) * exp(square(y)))
+EMBER_UNARY(tan, tan, false, true, g*(1.0 + square(y)))
+EMBER_UNARY(asin, asin, true, false, g* rsqrt(1.0 - square(x)))
+EMBER_UNARY(acos, acos, true, false, -g* rsqrt(1.0 - square(x)))
+EMBER_UNARY(atan, atan, true, false, g / (1.0 + square(x)))
+EMBER_UNARY(sinh, sinh, true, false, g* cosh(x))
+EMBER_UNARY(cosh, cosh, true, false, g* sinh(x))
+EMBER_UNARY(asinh, asinh, true, false, g* rsqrt(square(x) + 1.0))
+EMBER_UNARY(acosh, acosh, true, false, g* rsqrt(square(x) - 1.0))
+EMBER_UNARY(atanh, atanh, true, false, g / (1.0 - square(x)))
+EMBER_UNARY(exp2, exp2, false, true, g* y* M_LN2)
+EMBER_UNARY(log2, log2, true, false, g / (x * M_LN2))
+EMBER_UNARY(log10, log10, true, false, g / (x * M_LN10))
+// Rounding: integers pass through unchanged; the derivative is 0 (PyTorch's, also at the jumps).
+EMBER_UNARY(floor, floor, false, false, zeros_like(g))
+EMBER_UNARY(ceil, ceil, false, false, zeros_like(g))
+EMBER_UNARY(round, round, false, false, zeros_like(g))
+EMBER_UNARY(trunc, trunc, false, false, zeros_like(g))
 EMBER_UNARY(sigmoid, sigmoid, false, true,
             derivative(BinaryOp::sigmoid_backward, g, y, [&] { return g * (y * (1.0 - y)); }))
 EMBER_UNARY(tanh, tanh, false, true,
@@ -169,6 +189,14 @@ EMBER_UNARY(softplus, softplus, true, false,
 EMBER_UNARY(logsigmoid, logsigmoid, true, false,
             derivative(BinaryOp::softplus_backward, g, -x, [&] { return g * sigmoid(-x); }))
 #undef EMBER_UNARY
+
+// x - trunc(x); PyTorch has no integer frac (it raises rather than promoting)
+Tensor frac(const Tensor& x) {
+  check_floating("frac", x);
+  return unary_with_grad(
+      "frac", x, unary_raw(UnaryOp::frac, x), [](const Tensor& g, const Tensor&, const Tensor&) { return g; },
+      false, false);
+}
 
 Tensor gelu(const Tensor& x, bool tanh_approx) {
   UnaryOp op = tanh_approx ? UnaryOp::gelu_tanh : UnaryOp::gelu;
@@ -371,6 +399,187 @@ Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) 
 Tensor maximum(const Tensor& a, const Tensor& b) { return min_max(BinaryOp::maximum, "maximum", a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return min_max(BinaryOp::minimum, "minimum", a, b); }
 
+namespace {
+// The gradient of `out` in input i: rules[i](g, inputs, out), written in differentiable ops (so
+// there is a double backward), summed back to the input's shape. For ops computed by one kernel and
+// for composites whose own graph would differ from PyTorch's derivative at the edges (a masked
+// 0 * inf): such a composite runs without recording and records only this.
+using InputGradient = Tensor (*)(const Tensor& g, const std::vector<Tensor>& in, const Tensor& out);
+Tensor with_gradients(const char* name, const std::vector<Tensor>& inputs, Tensor out,
+                      std::vector<InputGradient> rules, bool save_output = false) {
+  if (autograd::any_requires_grad(inputs)) {
+    std::vector<SavedTensor> saved(inputs.begin(), inputs.end());
+    SavedTensor so = save_output ? SavedTensor::output(out) : SavedTensor();
+    autograd::record(
+        name, inputs, out,
+        [=](const BackwardArgs& a) {
+          std::vector<Tensor> in;
+          for (const SavedTensor& t : saved) in.push_back(t.unpack(name));
+          const Tensor y = save_output ? so.unpack(name) : Tensor();
+          Grads grads(in.size());
+          for (size_t i = 0; i < in.size(); ++i)
+            if (a.needs(i)) grads[i] = sum_to(rules[i](a.grad(), in, y), in[i].shape());
+          return grads;
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
+}
+
+// The scalar operand of a binary op (where, fmod, remainder) as a 0-d tensor: of the tensor's
+// dtype, except that a fractional or non-finite scalar beside an integer or bool tensor makes the
+// result float32 (as i * 2.5 does).
+Tensor scalar_operand(double v, const Tensor& beside, std::string_view name) {
+  check_defined(name, beside);
+  const bool whole = std::isfinite(v) && v == std::floor(v);
+  DType dt = is_floating(beside.dtype()) || whole ? beside.dtype() : DType::float32;
+  return full({}, v, TensorOptions(dt).device(beside.device()));
+}
+
+// fmod and remainder: integers stay integers (a zero divisor raises, as PyTorch's
+// ZeroDivisionError), bool is rejected.
+Tensor modulo(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+  check_defined(name, a, "first operand");
+  check_defined(name, b, "second operand");
+  const DType dt = result_type(a, b);
+  if (dt == DType::boolean) fail("{}: not defined for bool tensors", name);
+  if (!is_floating(dt) && (b == 0.0).any().item<bool>())
+    fail("{}: ZeroDivisionError (integer division by zero)", name);
+  // d/da = 1; d/db = -(a / b rounded toward zero for fmod, down for remainder), as PyTorch
+  InputGradient db = [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+    return -g * trunc(in[0] / in[1]);
+  };
+  if (op == BinaryOp::remainder)
+    db = [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+      return -g * floor(in[0] / in[1]);
+    };
+  return with_gradients(name, {a, b}, binary_raw(op, a, b, 1.0, name),
+                        {[](const Tensor& g, const std::vector<Tensor>&, const Tensor&) { return g; }, db});
+}
+
+// PyTorch rejects integer (and bool) operands of these, rather than promoting them
+void check_floating_result(const char* name, const Tensor& a, const Tensor& b) {
+  check_defined(name, a, "first operand");
+  check_defined(name, b, "second operand");
+  const DType dt = result_type(a, b);
+  if (!is_floating(dt)) fail("{}: not defined for {} tensors (PyTorch has no integer {})", name, dt, name);
+}
+}  // namespace
+
+Tensor fmod(const Tensor& a, const Tensor& b) { return modulo(BinaryOp::fmod, "fmod", a, b); }
+Tensor remainder(const Tensor& a, const Tensor& b) { return modulo(BinaryOp::remainder, "remainder", a, b); }
+Tensor fmod(const Tensor& a, double b) {
+  const Tensor x = a.defined() && a.dtype() == DType::boolean ? a.to(DType::int64) : a;
+  return fmod(x, scalar_operand(b, x, "fmod"));
+}
+Tensor remainder(const Tensor& a, double b) {
+  const Tensor x = a.defined() && a.dtype() == DType::boolean ? a.to(DType::int64) : a;
+  return remainder(x, scalar_operand(b, x, "remainder"));
+}
+
+Tensor atan2(const Tensor& a, const Tensor& b) {
+  // d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2) (NaN at 0, 0, as in PyTorch)
+  return with_gradients("atan2", {a, b}, binary_raw(BinaryOp::atan2, a, b, 1.0, "atan2"),
+                        {[](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+                           return g * in[1] / (square(in[0]) + square(in[1]));
+                         },
+                         [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+                           return -g * in[0] / (square(in[0]) + square(in[1]));
+                         }});
+}
+
+Tensor hypot(const Tensor& a, const Tensor& b) {
+  check_floating_result("hypot", a, b);
+  // one kernel (libm's hypot): sqrt(a^2 + b^2) in ops would overflow from |a| ~ 1.8e19 in float32
+  return with_gradients(
+      "hypot", {a, b}, binary_raw(BinaryOp::hypot, a, b, 1.0, "hypot"),
+      {[](const Tensor& g, const std::vector<Tensor>& in, const Tensor& y) { return g * in[0] / y; },
+       [](const Tensor& g, const std::vector<Tensor>& in, const Tensor& y) { return g * in[1] / y; }},
+      true);
+}
+
+// log(e^a + e^b) = max(a, b) + log1p(e^-|a - b|), and a itself where a and b are the same
+// infinity. The derivatives are PyTorch's sigmoid(a - b), sigmoid(b - a) (NaN at two equal
+// infinities), which the composite's own graph would not give there.
+Tensor logaddexp(const Tensor& a, const Tensor& b) {
+  check_floating_result("logaddexp", a, b);
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = maximum(a, b) + log1p(exp(-abs(a - b)));
+    out = where(logical_and(isinf(a), a == b), a, out);
+  }
+  return with_gradients("logaddexp", {a, b}, out,
+                        {[](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+                           return g * sigmoid(in[0] - in[1]);
+                         },
+                         [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+                           return g * sigmoid(in[1] - in[0]);
+                         }});
+}
+
+// x log(y), 0 where x == 0 unless y is NaN. Derivatives as PyTorch: xlogy(x != 0, y) and x / y (so
+// d/dx is 0 at x == 0, where the composite's graph would give 0 * log 0 = NaN).
+Tensor xlogy(const Tensor& x, const Tensor& y) {
+  check_defined("xlogy", x, "first operand");
+  check_defined("xlogy", y, "second operand");
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = where(logical_and(x == 0.0, logical_not(isnan(y))), 0.0, x * log(y));
+  }
+  return with_gradients(
+      "xlogy", {x, y}, out,
+      {[](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) {
+         return g * xlogy(in[0] != 0.0, in[1]);
+       },
+       [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) { return g * in[0] / in[1]; }});
+}
+
+// sin(pi x) / (pi x), 1 at 0; the quotient sees 1 where x == 0, so the branch not taken has a
+// finite derivative and sinc'(0) is 0, as in PyTorch.
+Tensor sinc(const Tensor& x) {
+  check_defined("sinc", x);
+  const Tensor zero = x == 0.0;
+  const Tensor px = where(zero, 1.0, x) * M_PI;
+  return where(zero, 1.0, sin(px) / px);
+}
+
+namespace {
+void check_lerp_operand(const Tensor& t, const Tensor& start, const char* what) {
+  check_defined("lerp", t, what);
+  if (!is_floating(t.dtype())) fail("lerp: expected a floating dtype for `{}`, got {}", what, t.dtype());
+  if (t.dtype() != start.dtype())
+    fail("lerp: expected dtype {} for `{}` but got dtype {}", start.dtype(), what, t.dtype());
+}
+}  // namespace
+
+// start + weight (end - start), computed from end when |weight| >= 1/2 (PyTorch's formula, exact at
+// weight 1). start, end and a tensor weight share one floating dtype, as in PyTorch.
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
+  check_lerp_operand(start, start, "start");
+  check_lerp_operand(end, start, "end");
+  check_lerp_operand(weight, start, "weight");
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    const Tensor diff = end - start;
+    out = where(abs(weight) < 0.5, start + weight * diff, end - diff * (1.0 - weight));
+  }
+  return with_gradients(
+      "lerp", {start, end, weight}, out,
+      {[](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) { return g * (1.0 - in[2]); },
+       [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) { return g * in[2]; },
+       [](const Tensor& g, const std::vector<Tensor>& in, const Tensor&) { return g * (in[1] - in[0]); }});
+}
+
+Tensor lerp(const Tensor& start, const Tensor& end, double weight) {
+  check_lerp_operand(start, start, "start");
+  check_lerp_operand(end, start, "end");
+  const Tensor diff = end - start;  // (recorded: the gradients are (1 - w) g and w g)
+  return std::abs(weight) < 0.5 ? start + diff * weight : end - diff * (1.0 - weight);
+}
+
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
@@ -413,17 +622,12 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-namespace {
-// The scalar operand of where() as a 0-d tensor: of the tensor's dtype, except that a fractional
-// scalar beside an integer or bool tensor makes the result float32 (as i * 2.5 does).
-Tensor where_scalar(double v, const Tensor& beside) {
-  check_defined("where", beside);
-  DType dt = !is_floating(beside.dtype()) && v != std::floor(v) ? DType::float32 : beside.dtype();
-  return full({}, v, TensorOptions(dt).device(beside.device()));
+Tensor where(const Tensor& cond, const Tensor& a, double b) {
+  return where(cond, a, scalar_operand(b, a, "where"));
 }
-}  // namespace
-Tensor where(const Tensor& cond, const Tensor& a, double b) { return where(cond, a, where_scalar(b, a)); }
-Tensor where(const Tensor& cond, double a, const Tensor& b) { return where(cond, where_scalar(a, b), b); }
+Tensor where(const Tensor& cond, double a, const Tensor& b) {
+  return where(cond, scalar_operand(a, b, "where"), b);
+}
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x);
   check_defined("masked_fill", mask, "mask");

@@ -45,7 +45,10 @@ Tensor Tensor::softmax(int64_t dim) const { return ember::softmax(*this, dim); }
 Tensor Tensor::log_softmax(int64_t dim) const { return ember::log_softmax(*this, dim); }
 
 Tensor Tensor::exp() const { return ember::exp(*this); }
+Tensor Tensor::exp2() const { return ember::exp2(*this); }
 Tensor Tensor::log() const { return ember::log(*this); }
+Tensor Tensor::log2() const { return ember::log2(*this); }
+Tensor Tensor::log10() const { return ember::log10(*this); }
 Tensor Tensor::log1p() const { return ember::log1p(*this); }
 Tensor Tensor::expm1() const { return ember::expm1(*this); }
 Tensor Tensor::sqrt() const { return ember::sqrt(*this); }
@@ -58,6 +61,15 @@ Tensor Tensor::tanh() const { return ember::tanh(*this); }
 Tensor Tensor::relu() const { return ember::relu(*this); }
 Tensor Tensor::square() const { return ember::square(*this); }
 Tensor Tensor::reciprocal() const { return ember::reciprocal(*this); }
+Tensor Tensor::floor() const { return ember::floor(*this); }
+Tensor Tensor::ceil() const { return ember::ceil(*this); }
+Tensor Tensor::round() const { return ember::round(*this); }
+Tensor Tensor::trunc() const { return ember::trunc(*this); }
+Tensor Tensor::frac() const { return ember::frac(*this); }
+Tensor Tensor::fmod(const Tensor& o) const { return ember::fmod(*this, o); }
+Tensor Tensor::fmod(double o) const { return ember::fmod(*this, o); }
+Tensor Tensor::remainder(const Tensor& o) const { return ember::remainder(*this, o); }
+Tensor Tensor::remainder(double o) const { return ember::remainder(*this, o); }
 Tensor Tensor::pow(double e) const { return ember::pow(*this, e); }
 Tensor Tensor::pow(const Tensor& e) const { return ember::pow(*this, e); }
 Tensor Tensor::clamp(double lo, double hi) const { return ember::clamp(*this, lo, hi); }

@@ -83,7 +83,29 @@ Tensor square(const Tensor& x);
 Tensor reciprocal(const Tensor& x);
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+Tensor asin(const Tensor& x);
+Tensor acos(const Tensor& x);
+Tensor atan(const Tensor& x);
+Tensor sinh(const Tensor& x);
+Tensor cosh(const Tensor& x);
+Tensor asinh(const Tensor& x);
+Tensor acosh(const Tensor& x);
+Tensor atanh(const Tensor& x);
+Tensor exp2(const Tensor& x);
+Tensor log2(const Tensor& x);
+Tensor log10(const Tensor& x);
 Tensor erf(const Tensor& x);
+Tensor erfc(const Tensor& x);
+Tensor erfinv(const Tensor& x);  // NaN outside [-1, 1], +-inf at +-1
+Tensor sinc(const Tensor& x);    // sin(pi x) / (pi x), 1 at 0
+// Rounding, on any numeric dtype (integers unchanged; bool rejected), with derivative 0 as in
+// PyTorch. round is half to even (round(2.5) = 2), as torch.round.
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+Tensor round(const Tensor& x);
+Tensor trunc(const Tensor& x);
+Tensor frac(const Tensor& x);  // x - trunc(x), derivative 1; floating x only (as in PyTorch)
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor relu(const Tensor& x);
@@ -116,6 +138,19 @@ Tensor clamp_min(const Tensor& x, double lo);
 Tensor clamp_max(const Tensor& x, double hi);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
+// C's fmod (the result has the sign of a) and Python's % (the sign of b), broadcast and promoted like
+// arithmetic: integers stay integers, where a zero divisor throws (PyTorch's ZeroDivisionError).
+Tensor fmod(const Tensor& a, const Tensor& b);
+Tensor fmod(const Tensor& a, double b);
+Tensor remainder(const Tensor& a, const Tensor& b);
+Tensor remainder(const Tensor& a, double b);
+Tensor atan2(const Tensor& a, const Tensor& b);      // the angle of (b, a); integers promote to float32
+Tensor hypot(const Tensor& a, const Tensor& b);      // sqrt(a^2 + b^2) without overflow; floating only
+Tensor logaddexp(const Tensor& a, const Tensor& b);  // log(e^a + e^b), stable; floating only
+Tensor xlogy(const Tensor& x, const Tensor& y);      // x log(y), 0 where x == 0 (unless y is NaN)
+// start + weight (end - start); start, end and a weight tensor must share one floating dtype.
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+Tensor lerp(const Tensor& start, const Tensor& end, double weight);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, double b);
 Tensor where(const Tensor& cond, double a, const Tensor& b);

@@ -183,7 +183,10 @@ class Tensor {
 
   // ---- elementwise ----
   Tensor exp() const;
+  Tensor exp2() const;
   Tensor log() const;
+  Tensor log2() const;
+  Tensor log10() const;
   Tensor log1p() const;
   Tensor expm1() const;
   Tensor sqrt() const;
@@ -196,6 +199,15 @@ class Tensor {
   Tensor relu() const;
   Tensor square() const;
   Tensor reciprocal() const;
+  Tensor floor() const;
+  Tensor ceil() const;
+  Tensor round() const;
+  Tensor trunc() const;
+  Tensor frac() const;
+  Tensor fmod(const Tensor& other) const;
+  Tensor fmod(double other) const;
+  Tensor remainder(const Tensor& other) const;
+  Tensor remainder(double other) const;
   Tensor pow(double exponent) const;
   Tensor pow(const Tensor& exponent) const;
   Tensor clamp(double lo, double hi) const;

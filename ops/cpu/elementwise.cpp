@@ -4,12 +4,14 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "ops/cpu/loops.h"
 #include "ops/cpu/vector_math.h"
 #include "ops/kernels/copy.h"
 #include "ops/kernels/integer_cast.h"
+#include "ops/kernels/modulo.h"
 
 namespace ember::cpu {
 namespace {
@@ -26,6 +28,31 @@ inline T softplus_of(T x) {  // log(1 + e^x) without overflow
   return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
 }
 constexpr double kSqrt2OverPi = 0.7978845608028654;
+
+// The inverse error function (libm has none), as PyTorch's calc_erfinv: a rational first guess
+// (Pavlis' coefficients) refined by two Newton steps on erf.
+template <class T>
+T erfinv_of(T y) {
+  const T y_abs = std::abs(y);
+  if (y_abs > T(1)) return std::numeric_limits<T>::quiet_NaN();
+  if (y_abs == T(1)) return std::copysign(std::numeric_limits<T>::infinity(), y);
+  T x;
+  if (y_abs <= T(0.7)) {
+    const T z = y * y;
+    const T num = ((T(-0.140543331) * z + T(0.914624893)) * z + T(-1.645349621)) * z + T(0.886226899);
+    const T den =
+        (((T(0.012229801) * z + T(-0.329097515)) * z + T(1.442710462)) * z + T(-2.118377725)) * z + T(1);
+    x = y * num / den;
+  } else {  // (NaN comes here and stays NaN)
+    const T z = std::sqrt(-std::log((T(1) - y_abs) / T(2)));
+    const T num = ((T(1.641345311) * z + T(3.429567803)) * z + T(-1.624906493)) * z + T(-1.970840454);
+    const T den = (T(1.637067800) * z + T(3.543889200)) * z + T(1);
+    x = std::copysign(num, y) / den;
+  }
+  const T two_over_sqrt_pi = T(1.1283791670955126);
+  for (int step = 0; step < 2; ++step) x -= (std::erf(x) - y) / (two_over_sqrt_pi * std::exp(-x * x));
+  return x;
+}
 
 // exp over contiguous runs; in float the branch-free full-range exp of vector_math.h (libm's expf
 // per element was 3x PyTorch's time).
@@ -116,6 +143,37 @@ void unary_float(UnaryOp op, const Tensor& out, const Tensor& x, double a, doubl
       return map1<T, T>(out, x, [](T v) {
         return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v)));
       });
+    case UnaryOp::tan:
+      return map1<T, T>(out, x, [](T v) { return std::tan(v); });
+    case UnaryOp::asin:
+      return map1<T, T>(out, x, [](T v) { return std::asin(v); });
+    case UnaryOp::acos:
+      return map1<T, T>(out, x, [](T v) { return std::acos(v); });
+    case UnaryOp::atan:
+      return map1<T, T>(out, x, [](T v) { return std::atan(v); });
+    case UnaryOp::sinh:
+      return map1<T, T>(out, x, [](T v) { return std::sinh(v); });
+    case UnaryOp::cosh:
+      return map1<T, T>(out, x, [](T v) { return std::cosh(v); });
+    case UnaryOp::asinh:
+      return map1<T, T>(out, x, [](T v) { return std::asinh(v); });
+    case UnaryOp::acosh:
+      return map1<T, T>(out, x, [](T v) { return std::acosh(v); });
+    case UnaryOp::atanh:
+      return map1<T, T>(out, x, [](T v) { return std::atanh(v); });
+    case UnaryOp::exp2:
+      return map1<T, T>(out, x, [](T v) { return std::exp2(v); });
+    case UnaryOp::log2:
+      return map1<T, T>(out, x, [](T v) { return std::log2(v); });
+    case UnaryOp::log10:
+      return map1<T, T>(out, x, [](T v) { return std::log10(v); });
+    case UnaryOp::erfc:
+      return map1<T, T>(out, x, [](T v) { return std::erfc(v); });
+    case UnaryOp::erfinv:
+      if constexpr (std::is_floating_point_v<T>) return map1<T, T>(out, x, [](T v) { return erfinv_of(v); });
+      break;
+    case UnaryOp::frac:
+      return map1<T, T>(out, x, [](T v) { return v - std::trunc(v); });
     case UnaryOp::reciprocal:
       return map1<T, T>(out, x, [](T v) { return T(1) / v; });
     case UnaryOp::pow_scalar: {
@@ -146,6 +204,18 @@ void unary_numeric(UnaryOp op, const Tensor& out, const Tensor& x, double a, dou
       return map1<T, T>(out, x, [](T v) { return v <= T(0) ? T(0) : v; });  // NaN stays NaN
     case UnaryOp::square:
       return map1<T, T>(out, x, [](T v) { return static_cast<T>(v * v); });
+    case UnaryOp::floor:
+    case UnaryOp::ceil:
+    case UnaryOp::trunc:
+    case UnaryOp::round:
+      if constexpr (std::is_floating_point_v<T>) {
+        if (op == UnaryOp::floor) return map1<T, T>(out, x, [](T v) { return std::floor(v); });
+        if (op == UnaryOp::ceil) return map1<T, T>(out, x, [](T v) { return std::ceil(v); });
+        if (op == UnaryOp::trunc) return map1<T, T>(out, x, [](T v) { return std::trunc(v); });
+        return map1<T, T>(out, x, [](T v) { return std::nearbyint(v); });  // half to even
+      } else {
+        return map1<T, T>(out, x, [](T v) { return v; });  // integers are already whole
+      }
     case UnaryOp::affine: {
       if constexpr (std::is_floating_point_v<T>) {
         return map1<T, T>(out, x, [s = T(a), t = T(b)](T v) { return v * s + t; });
@@ -259,6 +329,10 @@ void binary_float_backward(BinaryOp op, const Tensor& out, const Tensor& g, cons
       });
     case BinaryOp::pow:
       return map2<T, T, T>(out, g, x, [](T base, T e) { return std::pow(base, e); });
+    case BinaryOp::atan2:
+      return map2<T, T, T>(out, g, x, [](T a, T b) { return std::atan2(a, b); });
+    case BinaryOp::hypot:
+      return map2<T, T, T>(out, g, x, [](T a, T b) { return std::hypot(a, b); });
     default:
       fail("binary kernel: op {} is not a float op", static_cast<int>(op));
   }
@@ -281,6 +355,17 @@ void binary_numeric(BinaryOp op, const Tensor& out, const Tensor& a, const Tenso
       } else {
         fail("div: integer inputs must be promoted to float first");
       }
+    case BinaryOp::fmod:
+    case BinaryOp::remainder: {
+      auto mod = [](T x, T y) {
+        if constexpr (std::is_floating_point_v<T>)
+          return std::fmod(x, y);
+        else
+          return integer_fmod(x, y);
+      };
+      if (op == BinaryOp::fmod) return map2<T, T, T>(out, a, b, mod);
+      return map2<T, T, T>(out, a, b, [mod](T x, T y) { return remainder_from_fmod(mod(x, y), y); });
+    }
     case BinaryOp::maximum:
       return map2<T, T, T>(out, a, b, [](T x, T y) {
         if constexpr (std::is_floating_point_v<T>)

@@ -10,9 +10,14 @@ namespace ember {
 enum class UnaryOp {
   // float only
   exp, log, log1p, expm1, sqrt, rsqrt, sin, cos, erf, sigmoid, tanh, silu, softplus, logsigmoid,
-  gelu, gelu_tanh, reciprocal,
+  gelu, gelu_tanh, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh, exp2, log2, log10, erfc,
+  erfinv,
+  frac,  // x - trunc(x) (integer inputs are rejected, not promoted, as in PyTorch)
+  reciprocal,
   // any numeric type
   neg, abs, sign, relu, square,
+  floor, ceil, trunc,
+  round,  // half to even
   // with scalar parameters a, b
   affine,       // x * a + b
   pow_scalar,   // x ^ a
@@ -29,6 +34,9 @@ enum class BinaryOp {
   add,  // a + alpha * b
   sub,  // a - alpha * b
   mul, div, pow, maximum, minimum,
+  fmod,       // C's fmod: the sign of a (integers: the caller rules out b == 0)
+  remainder,  // Python's %: the sign of b
+  atan2, hypot,  // float only
   // bool output (inputs of any one dtype)
   eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor,
   // fused backward helpers: (grad, x or y) -> grad_input
