@@ -73,6 +73,29 @@ void run_output_hooks(const Node& node, std::vector<Tensor>& grads) {
   }
 }
 
+// Whether nothing but `g` can see its memory, which then can become a leaf's .grad() as it is.
+// Gradients are often expanded views of something else; those must be copied.
+bool sole_owner(const Tensor& g) {
+  const TensorImpl* impl = g.impl();
+  return g.use_count() == 1 && impl->contiguous && impl->offset == 0 && !impl->view_base &&
+         impl->storage.use_count() == 1;
+}
+
+// A gradient as the first .grad() of a leaf, outside create_graph: `g` itself when nobody else
+// sees its memory, else a copy. A node's fresh buffer returned as a reshaped view of itself (CCE's
+// dE, say) counts as unseen when that view is the only holder of its base: it is re-wrapped as a
+// plain tensor over the same memory instead of copied (at the Gemma 2 CCE size a 36 MiB copy).
+Tensor kept_or_copied(Tensor&& g) {
+  if (!g.requires_grad() && sole_owner(g)) return std::move(g);
+  const TensorImpl* impl = g.impl();
+  const bool whole_base_view = impl->view_base && g.use_count() == 1 && impl->contiguous &&
+                               impl->offset == 0 && impl->view_base.use_count() == 1 &&
+                               impl->storage.use_count() == 2 && impl->view_base->numel == impl->numel &&
+                               !g.requires_grad();
+  if (!whole_base_view) return g.clone();
+  return make_tensor(impl->storage, 0, impl->shape, impl->strides, impl->dtype);
+}
+
 // The sink of every path that ends in a leaf: adds the incoming gradient to leaf.grad().
 class AccumulateGrad final : public Node {
  public:
@@ -90,10 +113,7 @@ class AccumulateGrad final : public Node {
       g = g.to(leaf_->dtype);                       // as in_dtype_of_input
     const bool recording = GradMode::is_enabled();  // create_graph: .grad() keeps its history
     if (!meta.grad.defined()) {
-      // Keep the incoming buffer when nobody else can see it; gradients are often expanded views.
-      bool owned = g.is_contiguous() && g.use_count() == 1 && g.storage_offset() == 0 &&
-                   g.impl()->storage.use_count() == 1 && (recording || !g.requires_grad());
-      meta.grad = owned ? g : g.clone();
+      meta.grad = recording ? (sole_owner(g) ? g : g.clone()) : kept_or_copied(std::move(g));
     } else if (recording) {
       meta.grad = meta.grad + g;  // out of place, so that the sum is recorded
     } else {

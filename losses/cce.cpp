@@ -39,8 +39,8 @@ bool& cce_signal_mask() {
 
 CCECudaCore cce_cuda_core_named(const char* value) {
   const std::string_view name = value ? value : "";
-  if (name.empty() || name == "wmma") return CCECudaCore::wmma;
-  if (name == "mma") return CCECudaCore::mma;
+  if (name.empty() || name == "mma") return CCECudaCore::mma;
+  if (name == "wmma") return CCECudaCore::wmma;
   EMBER_CHECK(name == "mma_wide",
               "cut_cross_entropy: EMBER_CCE_CORE is \"{}\"; expected \"wmma\", \"mma\" or \"mma_wide\"",
               name);

@@ -12,15 +12,15 @@ bool& cce_sort_vocabulary();
 // It changes no result, only the time: tests compare both settings.
 bool& cce_signal_mask();
 
-// Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `wmma`
-// (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; measured on an H200), `mma` (ldmatrix +
-// mma.sync, 128 x 128 tiles, three or four stages) or `mma_wide` (the same with 128 x 256 forward
-// tiles). The mma cores await their first GPU run, so `wmma` is the default. Starts as the
-// environment variable EMBER_CCE_CORE says ("wmma", "mma" or "mma_wide"; anything else throws
-// ember::Error), else as `wmma`.
+// Which tensor-core path the CUDA kernels use for bf16 inputs (cuda/losses/cce_tiled.cu): `mma`
+// (ldmatrix + mma.sync, 128 x 128 tiles, three or four stages; the default, the fastest on an
+// H200: 205 TFLOP/s forward), `wmma` (nvcuda::wmma, 64 x 128 tiles, two cp.async stages; 128) or
+// `mma_wide` (mma with 128 x 256 forward tiles; 189). Starts as the environment variable
+// EMBER_CCE_CORE says ("wmma", "mma" or "mma_wide"; anything else throws ember::Error), else as
+// `mma`.
 enum class CCECudaCore { wmma, mma, mma_wide };
 CCECudaCore& cce_cuda_core();
-// The core a value of EMBER_CCE_CORE names (null or empty: wmma).
+// The core a value of EMBER_CCE_CORE names (null or empty: mma).
 CCECudaCore cce_cuda_core_named(const char* value);
 
 // A cap on the shared memory per block the CUDA kernels may use, in bytes (0, the default: the

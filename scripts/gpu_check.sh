@@ -90,15 +90,16 @@ declare -A R  # results by name
 
 # The whole run must stay inside the issue's 8 minutes: every step gets at most its own cap and
 # never more than what is left of BUDGET seconds (the rest covers unpacking and the summary).
-BUDGET=450
+BUDGET=${GPU_CHECK_BUDGET:-450}
 time_box() {  # time_box CAP -> seconds the next step may take (1 when the budget is spent;
   local left=$((BUDGET - (SECONDS - RUN_START)))  # never 0, which means "no limit" to timeout)
   [ $left -lt 15 ] && left=1
   echo $((left < $1 ? left : $1))
 }
 
-TEST_BINARIES="test_*"   # run-cce narrows these two
+TEST_BINARIES="test_*"
 TEST_FILTER='*Cuda*'
+TEST_DEADLINE=300
 # Runs test binary $4 (gtest filter $3, at most $2 seconds; any further arguments are environment
 # assignments for it), adds its counts to the caller's passed / failed / skipped / failed_names and
 # prints one line, labelled $1.
@@ -122,26 +123,40 @@ run_test_binary() {
   printf '  %-28s passed %4s  failed %3s  skipped %3s\n' "$label" "${p:-0}" "${f:-0}" "${s:-0}"
 }
 
+# Runs the test binaries $TEST_BINARIES with gtest filter $TEST_FILTER, none started after
+# $TEST_DEADLINE seconds into the run; adds its counts to R[tests_*].
 run_tests() {
-  log "CUDA tests (gtest filter $TEST_FILTER)"
+  log "CUDA tests (${TEST_BINARIES}, gtest filter $TEST_FILTER)"
   local passed=0 failed=0 skipped=0 failed_names=""
   for t in "$BUNDLE"/bin/$TEST_BINARIES; do
     local name limit
     name=$(basename "$t")
     limit=$(time_box 240)
-    if [ "$limit" -le 1 ] || [ $((SECONDS - RUN_START)) -gt 300 ]; then  # leave the benchmarks time
+    if [ "$limit" -le 1 ] || [ $((SECONDS - RUN_START)) -gt "$TEST_DEADLINE" ]; then
       echo "  $name: not run (time budget spent)"; failed=$((failed + 1)); failed_names="$failed_names $name(not-run)"
       continue
     fi
     run_test_binary "$name" "$limit" "$TEST_FILTER" "$t"
   done
-  # The Cut Cross-Entropy tests again with the bf16 kernels on their mma core (not yet the default).
-  if [ -x "$BUNDLE/bin/test_cuda_losses" ] && [ "$(time_box 120)" -gt 1 ]; then
-    run_test_binary "test_cuda_losses[mma]" "$(time_box 120)" 'CudaLosses.CCE*' "$BUNDLE/bin/test_cuda_losses" \
-      EMBER_CCE_CORE=mma
-  fi
-  R[tests_passed]=$passed; R[tests_failed]=$failed; R[tests_skipped]=$skipped
-  R[tests_failed_binaries]="${failed_names:- none}"
+  R[tests_passed]=$((${R[tests_passed]:-0} + passed)); R[tests_failed]=$((${R[tests_failed]:-0} + failed))
+  R[tests_skipped]=$((${R[tests_skipped]:-0} + skipped))
+  R[tests_failed_binaries]="${R[tests_failed_binaries]:-}$failed_names"
+}
+
+# The Cut Cross-Entropy tests (bf16 on the default mma core), then again with the bf16 kernels on
+# each other core.
+run_cce_tests() {
+  TEST_BINARIES=test_cuda_losses TEST_FILTER='CudaLosses.CCE*:CudaMma*' run_tests
+  [ -x "$BUNDLE/bin/test_cuda_losses" ] || return 0
+  local passed=0 failed=0 skipped=0 failed_names="" core
+  for core in wmma mma_wide; do
+    [ "$(time_box 120)" -gt 1 ] || break
+    run_test_binary "test_cuda_losses[$core]" "$(time_box 120)" 'CudaLosses.CCE*' "$BUNDLE/bin/test_cuda_losses" \
+      EMBER_CCE_CORE=$core
+  done
+  R[tests_passed]=$((${R[tests_passed]:-0} + passed)); R[tests_failed]=$((${R[tests_failed]:-0} + failed))
+  R[tests_skipped]=$((${R[tests_skipped]:-0} + skipped))
+  R[tests_failed_binaries]="${R[tests_failed_binaries]:-}$failed_names"
 }
 
 run_bench() {
@@ -202,17 +217,17 @@ run_cce_bench() {
   printf '%s\n' "$out"
   while read -r _ key value; do R[$key]=$value; done < <(grep '^RESULT ' <<<"$out")
 
-  # The mma cores (not yet the default) in a process of their own: a fault there cannot take the
-  # rows above with it. Their time over PyTorch's uses the eager baseline just measured.
+  # The other bf16 cores (wmma, mma_wide) in a process of their own. Their time over PyTorch's uses
+  # the eager baseline just measured.
   left=$((BUDGET - (SECONDS - RUN_START)))
-  if [ $left -lt 30 ]; then echo "bench_cuda_cce --mma-cores: not run (time budget spent)"; return 0; fi
-  log "Cut Cross-Entropy on the mma cores (bench_cuda_cce --rounds 2 --no-torch --mma-cores)"
+  if [ $left -lt 30 ]; then echo "bench_cuda_cce --other-cores: not run (time budget spent)"; return 0; fi
+  log "Cut Cross-Entropy on the other cores (bench_cuda_cce --rounds 2 --no-torch --other-cores)"
   set +e
-  out=$(timeout "$((left < 90 ? left : 90))" "$BUNDLE/bin/bench_cuda_cce" --rounds 2 --no-torch --mma-cores 2>&1)
+  out=$(timeout "$((left < 90 ? left : 90))" "$BUNDLE/bin/bench_cuda_cce" --rounds 2 --no-torch --other-cores 2>&1)
   set -e
   printf '%s\n' "$out"
   while read -r _ key value; do R[$key]=$value; done < <(grep '^RESULT ' <<<"$out")
-  for c in mma mma_wide; do
+  for c in wmma mma_wide; do
     local m="${R[cce_lm_${c}_both_ms]:-}" t="${R[cce_lm_torch_both_ms]:-}"
     [ -n "$m" ] && [ -n "$t" ] && R[cce_lm_${c}_time_over_torch]=$(awk -v m="$m" -v t="$t" 'BEGIN { printf "%.4g", m / t }')
   done
@@ -317,25 +332,26 @@ summary() {
     # summed in bf16 in place); accumulate_fp32 (fp32 scratch) is reported beside it
     printf '%-40s %-22s %-10s %s\n' "CCE fwd / bwd / both (ms)" \
       "${R[cce_lm_cce_fwd_ms]:-?} / ${R[cce_lm_cce_bwd_ms]:-?} / ${R[cce_lm_cce_both_ms]:-?}" "paper 46/100/145" "-"
-    # the mma cores (EMBER_CCE_CORE=mma / mma_wide; not yet the default)
+    # the default core is mma; the other two (EMBER_CCE_CORE=wmma / mma_wide) beside it
     printf '%-40s %-22s %-10s %s\n' "CCE forward TFLOP/s: wmma/mma/mma_wide" \
       "${R[cce_lm_wmma_fwd_tflops]:-?} / ${R[cce_lm_mma_fwd_tflops]:-?} / ${R[cce_lm_mma_wide_fwd_tflops]:-?}" \
       "report" "-"
-    for c in mma mma_wide; do
+    for c in wmma mma_wide; do
       printf '%-40s %-22s %-10s %s\n' "CCE $c core fwd / bwd / both (ms)" \
         "${R[cce_lm_${c}_fwd_ms]:-?} / ${R[cce_lm_${c}_bwd_ms]:-?} / ${R[cce_lm_${c}_both_ms]:-?}" "report" "-"
+      # (the goals are the default core's, below; these rows say how the others compare)
       printf '%-40s %-22s %-10s %s\n' "CCE $c core both / torch eager" "${R[cce_lm_${c}_time_over_torch]:-n/a}" \
-        "< 1.0" "$(verdict "${R[cce_lm_${c}_time_over_torch]:-}" "<=" 0.999)"
+        "report" "-"
       printf '%-40s %-22s %-10s %s\n' "CCE $c core peak / bf16 dE+dC bound" "${R[cce_lm_${c}_mem_over_bound]:-n/a}" \
-        "<= 1.01" "$(verdict "${R[cce_lm_${c}_mem_over_bound]:-}" "<=" 1.01)"
-      printf '%-40s %-22s %-10s %s\n' "CCE $c vs wmma: loss / dE / dC gap" \
+        "report" "-"
+      printf '%-40s %-22s %-10s %s\n' "CCE $c vs mma: loss / dE / dC gap" \
         "${R[cce_lm_${c}_loss_gap]:-?} / ${R[cce_lm_${c}_dE_gap]:-?} / ${R[cce_lm_${c}_dC_gap]:-?}" "report" "-"
     done
     printf '%-40s %-22s %-10s %s\n' "CCE no signal mask: bwd / both (ms)" \
       "${R[cce_lm_nomask_bwd_ms]:-?} / ${R[cce_lm_nomask_both_ms]:-?} (flat ${R[cce_flat_nomask_both_ms]:-?})" "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE deterministic both (ms)" "${R[cce_lm_det_both_ms]:-n/a}" "report" "-"
-    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; mma, mma_wide)" \
-      "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_mma_both_ms]:-n/a}, ${R[cce_flat_mma_wide_both_ms]:-n/a})" \
+    printf '%-40s %-22s %-10s %s\n' "CCE flat logits both (ms; wmma, mma_wide)" \
+      "${R[cce_flat_cce_both_ms]:-n/a} (${R[cce_flat_wmma_both_ms]:-n/a}, ${R[cce_flat_mma_wide_both_ms]:-n/a})" \
       "report" "-"
     printf '%-40s %-22s %-10s %s\n' "CCE peak MiB (fwd / both)" \
       "${R[cce_lm_cce_fwd_mib]:-?} / ${R[cce_lm_cce_both_mib]:-?}" "report" "-"
@@ -377,13 +393,16 @@ run() {
   export LD_LIBRARY_PATH="$BUNDLE/lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   R[gpu]=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
   echo "GPU: ${R[gpu]:-none found (the CUDA tests will skip)}"
-  run_tests
+  # Cut Cross-Entropy first (issue 6's open goal), then every other CUDA test, then the
+  # benchmarks measured before, with what time is left.
+  run_cce_tests
+  run_cce_bench
   if [ "${SCOPE:-all}" = all ]; then
+    TEST_DEADLINE=$((BUDGET - 90)) TEST_FILTER='*Cuda*:-CudaLosses.CCE*:CudaMma*' run_tests
     run_bench
     run_attention_ref
     run_loss_bench
   fi
-  run_cce_bench
   summary
   log "done in $((SECONDS - RUN_START)) s"
   [ "${R[tests_failed]:-1}" = 0 ]
@@ -392,7 +411,7 @@ run() {
 case "${1:-}" in
   pack) pack ;;
   run) run ;;
-  run-cce) SCOPE=cce TEST_BINARIES=test_cuda_losses TEST_FILTER='CudaLosses.CCE*:CudaMma*' run ;;
+  run-cce) SCOPE=cce run ;;
   all) pack && run ;;
   *) echo "usage: $0 pack | run | run-cce | all   (see the header of this script)"; exit 2 ;;
 esac

@@ -133,7 +133,19 @@ std::vector<Tensor> inputs_on(const std::vector<Tensor>& inputs, Device device, 
   return out;
 }
 
+// A row's inputs must be leaves: gtest keeps the rows in static storage until exit, and an input
+// with a grad_fn would keep its graph alive past the thread-local state that frees graphs (a heap
+// corruption at exit, far from the row that caused it). Write such an input as a leaf instead.
+::testing::AssertionResult inputs_are_leaves(const OpCase& c) {
+  for (size_t i = 0; i < c.inputs.size(); ++i)
+    if (c.inputs[i].defined() && !c.inputs[i].is_leaf())
+      return ::testing::AssertionFailure()
+             << "row " << c.name << ": input " << i << " has a grad_fn; table inputs must be leaves";
+  return ::testing::AssertionSuccess();
+}
+
 void run_forward_check(const OpCase& c) {
+  ASSERT_TRUE(inputs_are_leaves(c));
   if (!c.expected.defined()) GTEST_SKIP() << "no hand-computed values for this row";
   Tensor out = c.fn(inputs_on(c.inputs, Device::cpu()));
   EXPECT_TRUE(tensors_close(out, c.expected, c.tol));
@@ -147,6 +159,7 @@ void run_forward_check(const OpCase& c) {
 }
 
 void run_gradcheck(const OpCase& c) {
+  ASSERT_TRUE(inputs_are_leaves(c));
   if (!c.gradcheck) GTEST_SKIP() << "not differentiable";
   EXPECT_TRUE(passes_gradcheck(c.fn, inputs_on(c.inputs, Device::cpu()), c.grad_options));
   if (c.gradgradcheck) {

@@ -26,6 +26,9 @@ struct OpCase {
   bool gradgradcheck = false;  // also check second derivatives (ops with a double backward)
 };
 
+// Fails for a row with an input that has a grad_fn (rows live until exit; see harness.cpp).
+::testing::AssertionResult inputs_are_leaves(const OpCase& c);
+
 // Turns on gradgradcheck for every row of a table (of ops that all have a double backward).
 std::vector<OpCase> with_gradgradcheck(std::vector<OpCase> cases);
 

@@ -164,6 +164,50 @@ TEST(Autograd, CustomFunction) {
   EXPECT_FALSE(c.requires_grad());
 }
 
+// Returns its gradient as a [2, 3] view of a fresh [6] buffer, which it also keeps when asked.
+struct ReshapedGradient : autograd::Function<ReshapedGradient> {
+  static inline Tensor kept;
+  static inline const float* buffer = nullptr;
+  static Tensor forward(autograd::AutogradContext* ctx, const Tensor& x, bool keep) {
+    ctx->saved_data["keep"] = keep ? 1.0 : 0.0;
+    return x.reshape({6}) * 2.0;
+  }
+  static std::vector<Tensor> backward(autograd::AutogradContext* ctx, std::vector<Tensor> g) {
+    Tensor fresh = g[0] * 2.0;
+    buffer = fresh.data_ptr<float>();
+    if (ctx->saved_data["keep"] != 0.0) kept = fresh;
+    return {fresh.view({2, 3}), Tensor()};
+  }
+};
+
+// A leaf's first gradient is taken over without a copy when nothing else can see its memory, also
+// when it arrives as a reshaped view of a node's fresh buffer (CCE's dE: a 36 MiB copy at the
+// Gemma 2 size); a view of a buffer someone still holds is copied.
+TEST(Autograd, LeafTakesOverAFreshGradientBufferEvenThroughAView) {
+  Tensor x = zeros({2, 3}).requires_grad_();
+  ReshapedGradient::apply(x, false).sum().backward();
+  EXPECT_EQ(x.grad().data_ptr<float>(), ReshapedGradient::buffer);
+  EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>(6, 2.0));
+  EXPECT_TRUE(x.grad().is_contiguous());
+
+  Tensor y = zeros({2, 3}).requires_grad_();
+  ReshapedGradient::apply(y, true).sum().backward();
+  EXPECT_NE(y.grad().data_ptr<float>(), ReshapedGradient::buffer);
+  ReshapedGradient::kept.fill_(7.0);  // the holder's writes do not reach y.grad()
+  EXPECT_EQ(y.grad().to_vector<double>(), std::vector<double>(6, 2.0));
+  ReshapedGradient::kept = Tensor();
+}
+
+TEST(Harness, RowsWithNonLeafInputsAreRejected) {
+  Tensor x = R({3});
+  OpCase row{.name = "sliced",
+             .fn = [](const std::vector<Tensor>& in) { return in[0] * 2.0; },
+             .inputs = {x.narrow(0, 1, 2)}};
+  EXPECT_FALSE(inputs_are_leaves(row));
+  row.inputs = {x, I({1}, {1})};
+  EXPECT_TRUE(inputs_are_leaves(row));
+}
+
 // d/dx claims 3x^2 but forward computes x^3 / 2: gradcheck must notice.
 struct WrongScaleFn : autograd::Function<WrongScaleFn> {
   static Tensor forward(autograd::AutogradContext* ctx, const Tensor& x) {

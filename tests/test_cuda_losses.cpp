@@ -868,8 +868,8 @@ TEST(CudaLosses, CCEForwardSplitsFillWholeWaves) {
 
 TEST(CudaMma, CoreNamedByTheEnvironment) {
   using losses::detail::CCECudaCore;
-  EXPECT_EQ(losses::detail::cce_cuda_core_named(nullptr), CCECudaCore::wmma);
-  EXPECT_EQ(losses::detail::cce_cuda_core_named(""), CCECudaCore::wmma);
+  EXPECT_EQ(losses::detail::cce_cuda_core_named(nullptr), CCECudaCore::mma);
+  EXPECT_EQ(losses::detail::cce_cuda_core_named(""), CCECudaCore::mma);
   EXPECT_EQ(losses::detail::cce_cuda_core_named("wmma"), CCECudaCore::wmma);
   EXPECT_EQ(losses::detail::cce_cuda_core_named("mma"), CCECudaCore::mma);
   EXPECT_EQ(losses::detail::cce_cuda_core_named("mma_wide"), CCECudaCore::mma_wide);
