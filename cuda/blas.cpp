@@ -18,10 +18,11 @@ int cublas_int(int64_t v, const char* what) {
 }  // namespace
 
 template <class T>
-void gemm_rowmajor(int device, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
-                   const T* a, int64_t lda, int64_t stride_a, const T* b, int64_t ldb, int64_t stride_b,
-                   T beta, T* c, int64_t ldc, int64_t stride_c, int64_t batch) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuBLAS GEMM is for float and double");
+void gemm_rowmajor(int device, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                   GemmScalar<T> alpha, const T* a, int64_t lda, int64_t stride_a, const T* b, int64_t ldb,
+                   int64_t stride_b, GemmScalar<T> beta, T* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bfloat16>,
+                "cuBLAS GEMM is for float, double and bfloat16");
   if (m == 0 || n == 0 || batch == 0) return;
   DeviceGuard guard(device);
   cublasHandle_t h = cublas_handle(device);
@@ -32,19 +33,22 @@ void gemm_rowmajor(int device, bool trans_a, bool trans_b, int64_t m, int64_t n,
   const int ildc = cublas_int(std::max<int64_t>(ldc, std::max<int64_t>(1, n)), "ldc");
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if constexpr (std::is_same_v<T, float>) {
-    // TF32 tensor cores (inputs rounded to 10 mantissa bits) only when the user allowed them. The
-    // choice travels with each call as its compute type, rather than as the handle's math mode:
-    // the handle is shared, and a mode set on it would be state that another caller could change
-    // between our setting it and our GEMM.
-    const cublasComputeType_t compute = allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if constexpr (!std::is_same_v<T, double>) {
+    // float32: TF32 tensor cores (inputs rounded to 10 mantissa bits) only when the user allowed
+    // them. The choice travels with each call as its compute type, rather than as the handle's
+    // math mode: the handle is shared, and a mode set on it would be state that another caller
+    // could change between our setting it and our GEMM. bfloat16: bf16 tensor cores, whose
+    // products are exact in float32, accumulated in float32.
+    constexpr cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+    const cublasComputeType_t compute =
+        std::is_same_v<T, float> && allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     if (batch == 1) {
-      EMBER_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F, ildb, a, CUDA_R_32F,
-                                      ilda, &beta, c, CUDA_R_32F, ildc, compute, CUBLAS_GEMM_DEFAULT));
+      EMBER_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, in, im, ik, &alpha, b, type, ildb, a, type, ilda, &beta,
+                                      c, type, ildc, compute, CUBLAS_GEMM_DEFAULT));
     } else {
       EMBER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-          h, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F, ildb, stride_b, a, CUDA_R_32F, ilda, stride_a,
-          &beta, c, CUDA_R_32F, ildc, stride_c, cublas_int(batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
+          h, op_b, op_a, in, im, ik, &alpha, b, type, ildb, stride_b, a, type, ilda, stride_a, &beta, c, type,
+          ildc, stride_c, cublas_int(batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
     }
   } else {  // (TF32 never applies to double)
     if (batch == 1) {
@@ -63,5 +67,8 @@ template void gemm_rowmajor<float>(int, bool, bool, int64_t, int64_t, int64_t, f
 template void gemm_rowmajor<double>(int, bool, bool, int64_t, int64_t, int64_t, double, const double*,
                                     int64_t, int64_t, const double*, int64_t, int64_t, double, double*,
                                     int64_t, int64_t, int64_t);
+template void gemm_rowmajor<bfloat16>(int, bool, bool, int64_t, int64_t, int64_t, float, const bfloat16*,
+                                      int64_t, int64_t, const bfloat16*, int64_t, int64_t, float, bfloat16*,
+                                      int64_t, int64_t, int64_t);
 
 }  // namespace ember::cuda

@@ -1,4 +1,4 @@
-// CUDA matrix multiply: cuBLAS for float32/float64 (through gemm_rowmajor, cuda/blas.h, which
+// CUDA matrix multiply: cuBLAS for float32/float64/bfloat16 (through gemm_rowmajor, cuda/blas.h, which
 // explains the row-major/column-major translation), a plain kernel for integer dtypes. A
 // transposed view (BlasLayout::transposed) is passed with cuBLAS's transpose flag: no copy, as
 // on the CPU; a batch stride of 0 (one matrix broadcast over the batch) is passed as is.
@@ -15,9 +15,10 @@ void gemm_cublas(const KernelContext& ctx, const Tensor& out, const Tensor& a, c
   const std::optional<BlasLayout> la = blas_layout(a), lb = blas_layout(b);
   EMBER_CHECK(la && lb, "gemm kernel (cuda): an operand has no BLAS layout (the op must copy it first)");
   gemm_rowmajor<T>(ctx.device, la->transposed, lb->transposed, out.size(1), out.size(2), a.size(2),
-                   static_cast<T>(alpha), static_cast<const T*>(a.raw_data()), la->ld, a.stride(0),
-                   static_cast<const T*>(b.raw_data()), lb->ld, b.stride(0), static_cast<T>(beta),
-                   static_cast<T*>(out.raw_data()), out.stride(1), out.stride(0), out.size(0));
+                   static_cast<GemmScalar<T>>(alpha), static_cast<const T*>(a.raw_data()), la->ld,
+                   a.stride(0), static_cast<const T*>(b.raw_data()), lb->ld, b.stride(0),
+                   static_cast<GemmScalar<T>>(beta), static_cast<T*>(out.raw_data()), out.stride(1),
+                   out.stride(0), out.size(0));
 }
 
 // The strides of one [B, R, C] operand, for the integer kernel.
@@ -85,7 +86,7 @@ void gemm_cuda(const Tensor& out, const Tensor& a, const Tensor& b, double alpha
     case DType::boolean:
       break;
     case DType::bfloat16:
-      fail_bfloat16("matmul");
+      return gemm_cublas<bfloat16>(ctx, out, a, b, alpha, beta);
   }
   fail("matmul: not defined for {} tensors", out.dtype());
 }

@@ -27,7 +27,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
          b.defined() ? fmt::format(", bias {}", b.dtype()) : "");
   if (x.dtype() == DType::boolean) fail("linear: not defined for bool tensors");
   check_same_device("linear", {x, w, b});
-  if (x.dtype() == DType::bfloat16)  // float32 GEMM (float32 accumulation), rounded output
+  // bfloat16 on the CPU: a float32 GEMM, rounded once; on CUDA the GEMM takes bf16 (see matmul).
+  if (x.dtype() == DType::bfloat16 && !x.device().is_cuda())
     return via_float32(
         [](const Tensor& x32, const Tensor& w32, const Tensor& b32) { return linear(x32, w32, b32); }, x, w,
         b);

@@ -139,7 +139,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
          b.dtype());
   if (a.dtype() == DType::boolean) fail("matmul: {}: not defined for bool tensors", shapes());
   check_same_device("matmul", {a, b});
-  if (a.dtype() == DType::bfloat16)  // float32 GEMM (float32 accumulation), rounded output
+  // bfloat16 on the CPU: a float32 GEMM of the widened operands, rounded once. On CUDA the GEMM
+  // takes bf16 directly (tensor cores, float32 accumulation, the same single rounding).
+  if (a.dtype() == DType::bfloat16 && !a.device().is_cuda())
     return via_float32([](const Tensor& x, const Tensor& y) { return matmul(x, y); }, a, b);
 
   // A vector is a 1-row (left) or 1-column (right) matrix whose extra dim is dropped at the end.

@@ -673,5 +673,50 @@ TEST(BFloat16Cuda, EveryLossMatchesTheCpu) {
   }
 }
 
+// bfloat16 matmul and linear on CUDA run on the bf16 tensor cores (cuBLAS, float32 accumulation,
+// one rounding), not on float32 copies: within one bfloat16 rounding of the CPU's float32 GEMM of
+// the widened operands, also for transposed, batched, broadcast and vector operands and for the
+// gradients; and the only memory a product asks for is its bf16 output.
+TEST(BFloat16Cuda, MatmulAndLinearRunInBFloat16AndMatchTheCpu) {
+  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device available (the CUDA tests need a GPU)";
+  constexpr double kOneRounding = 0x1p-7;
+  using Pair = std::pair<Tensor, Tensor>;
+  const Tensor m = randn({37, 70}, kBFloat16), k = randn({70, 45}, kBFloat16);
+  const Tensor batch = randn({3, 16, 33}, kBFloat16), w = randn({33, 9}, kBFloat16);
+  const Tensor v = randn({70}, kBFloat16);
+  for (const auto& [a, b] : {Pair{m, k}, Pair{k.t(), m.t()}, Pair{batch, w},
+                             Pair{batch, batch.transpose(1, 2)}, Pair{m, v}, Pair{v, k}}) {
+    SCOPED_TRACE(fmt::format("{} @ {}", shape_str(a.shape()), shape_str(b.shape())));
+    const Tensor got = matmul(a.cuda(), b.cuda());
+    ASSERT_EQ(got.dtype(), kBFloat16);
+    EXPECT_LE(relative_gap(got.cpu(), matmul(a, b)), kOneRounding);
+  }
+  // linear with bias, forward and every gradient
+  const Tensor x = randn({2, 5, 70}, kBFloat16), weight = randn({45, 70}, kBFloat16),
+               bias = randn({45}, kBFloat16);
+  std::vector<Tensor> on_gpu{x.cuda().requires_grad_(), weight.cuda().requires_grad_(),
+                             bias.cuda().requires_grad_()};
+  std::vector<Tensor> on_cpu{x.detach().requires_grad_(), weight.detach().requires_grad_(),
+                             bias.detach().requires_grad_()};
+  const Tensor y_gpu = linear(on_gpu[0], on_gpu[1], on_gpu[2]),
+               y_cpu = linear(on_cpu[0], on_cpu[1], on_cpu[2]);
+  EXPECT_LE(relative_gap(y_gpu.cpu(), y_cpu), kOneRounding);
+  (y_gpu * y_gpu.detach()).sum().backward();
+  (y_cpu * y_gpu.detach().cpu()).sum().backward();
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(on_gpu[i].grad().dtype(), kBFloat16);
+    EXPECT_LE(relative_gap(on_gpu[i].grad().cpu(), on_cpu[i].grad()), kOneRounding) << "input " << i;
+  }
+  // No float32 copies: a [1024, 512] @ [512, 1024] product allocates its 2 MiB output and nothing
+  // else (float32 operands and output would add 8 MiB).
+  const Tensor big_a = randn({1024, 512}, kBFloat16).cuda(), big_b = randn({512, 1024}, kBFloat16).cuda();
+  cuda::synchronize();
+  cuda::reset_peak_memory_stats();
+  const int64_t before = cuda::memory_stats().current_bytes;
+  const Tensor big = matmul(big_a, big_b);
+  cuda::synchronize();
+  EXPECT_LE(cuda::memory_stats().peak_bytes - before, 1024 * 1024 * 2);
+}
+
 }  // namespace
 }  // namespace ember::testing
