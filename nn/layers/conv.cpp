@@ -3,10 +3,10 @@
 #include "ember/nn/conv.h"
 
 #include <cmath>
-#include <string_view>
 
 #include "ember/nn/init.h"
 #include "ember/ops.h"
+#include "nn/layers/unbatched.h"
 
 namespace ember::nn {
 namespace {
@@ -35,23 +35,17 @@ void reset_conv_parameters(Tensor& weight, Tensor& bias) {
   }
 }
 
-// Checks a [N, C, *spatial] or unbatched [C, *spatial] input's channels (`spatial_dims` names
-// the spatial dims: "H, W" or "L"), runs `op` on the batched form.
+// Checks a [N, C, *spatial] or unbatched [C, *spatial] input's channels, runs `op` on the batched
+// form.
 template <class Op>
-Tensor forward_batched(const char* layer, const char* spatial_dims, const Tensor& input, int64_t in_channels,
+Tensor forward_batched(const char* layer, int spatial, const Tensor& input, int64_t in_channels,
                        const Op& op) {
-  if (!input.defined()) fail("{}: input is an undefined tensor", layer);
-  const int64_t rank = std::string_view(spatial_dims) == "L" ? 3 : 4;
-  if (input.dim() != rank - 1 && input.dim() != rank)
-    fail("{}: expected input [N, C, {}] or [C, {}], got shape {}", layer, spatial_dims, spatial_dims,
-         shape_str(input.shape()));
-  const bool batched = input.dim() == rank;
-  Tensor x = batched ? input : input.unsqueeze(0);
-  if (x.size(1) != in_channels)
-    fail("{}: input of shape {} has {} channels, expected in_channels = {}", layer, shape_str(input.shape()),
-         x.size(1), in_channels);
-  Tensor y = op(x);
-  return batched ? y : y.squeeze(0);
+  return detail::on_batched(layer, spatial, input, [&](const Tensor& x) {
+    if (x.size(1) != in_channels)
+      fail("{}: input of shape {} has {} channels, expected in_channels = {}", layer,
+           shape_str(input.shape()), x.size(1), in_channels);
+    return op(x);
+  });
 }
 
 std::string conv_repr(int64_t in, int64_t out, Size2 k, Size2 s, Size2 p, Size2 d, int64_t g, bool bias,
@@ -78,7 +72,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Size2 s, Size2 p, Size2 d, int6
 void Conv2d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor Conv2d::forward(const Tensor& input) {
-  return forward_batched("Conv2d", "H, W", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("Conv2d", 2, input, in_channels, [&](const Tensor& x) {
     return conv2d(x, weight, bias, stride.array(), padding.array(), dilation.array(), groups);
   });
 }
@@ -109,7 +103,7 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Size2 k, Size2 s, Size
 void ConvTranspose2d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor ConvTranspose2d::forward(const Tensor& input) {
-  return forward_batched("ConvTranspose2d", "H, W", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("ConvTranspose2d", 2, input, in_channels, [&](const Tensor& x) {
     return conv_transpose2d(x, weight, bias, stride.array(), padding.array(), output_padding.array(), groups,
                             dilation.array());
   });
@@ -131,7 +125,7 @@ Conv1d::Conv1d(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t
 void Conv1d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor Conv1d::forward(const Tensor& input) {
-  return forward_batched("Conv1d", "L", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("Conv1d", 1, input, in_channels, [&](const Tensor& x) {
     return conv1d(x, weight, bias, stride, padding, dilation, groups);
   });
 }
@@ -162,7 +156,7 @@ ConvTranspose1d::ConvTranspose1d(int64_t in, int64_t out, int64_t k, int64_t s, 
 void ConvTranspose1d::reset_parameters() { reset_conv_parameters(weight, bias); }
 
 Tensor ConvTranspose1d::forward(const Tensor& input) {
-  return forward_batched("ConvTranspose1d", "L", input, in_channels, [&](const Tensor& x) {
+  return forward_batched("ConvTranspose1d", 1, input, in_channels, [&](const Tensor& x) {
     return conv_transpose1d(x, weight, bias, stride, padding, output_padding, groups, dilation);
   });
 }

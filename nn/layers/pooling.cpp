@@ -1,9 +1,8 @@
 // MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and their 1-D forms: thin layers over the pooling ops.
 #include "ember/nn/pooling.h"
 
-#include <string_view>
-
 #include "ember/ops.h"
+#include "nn/layers/unbatched.h"
 
 namespace ember::nn {
 
@@ -16,19 +15,6 @@ void check_window(const char* layer, Size2 kernel, Size2 stride, Size2 padding) 
          kernel.str());
 }
 
-// Pooling ops take [N, C, *spatial]; an unbatched [C, *spatial] input gets a batch dim for the call.
-// `spatial_dims` names the spatial dims ("H, W" or "L").
-template <class F>
-Tensor pool(const char* layer, const char* spatial_dims, const Tensor& input, F op) {
-  if (!input.defined()) fail("{}: input is an undefined tensor", layer);
-  const int64_t rank = std::string_view(spatial_dims) == "L" ? 3 : 4;
-  if (input.dim() != rank - 1 && input.dim() != rank)
-    fail("{}: expected input [N, C, {}] or [C, {}], got shape {}", layer, spatial_dims, spatial_dims,
-         shape_str(input.shape()));
-  if (input.dim() == rank) return op(input);
-  return op(input.unsqueeze(0)).squeeze(0);
-}
-
 std::string window_repr(Size2 k, Size2 s, Size2 p) {
   return fmt::format("kernel_size={}, stride={}, padding={}", k.str(), s.str(), p.str());
 }
@@ -39,7 +25,7 @@ MaxPool2d::MaxPool2d(Size2 k, std::optional<Size2> s, Size2 p)
   check_window("MaxPool2d", kernel_size, stride, padding);
 }
 Tensor MaxPool2d::forward(const Tensor& input) {
-  return pool("MaxPool2d", "H, W", input, [&](const Tensor& x) {
+  return detail::on_batched("MaxPool2d", 2, input, [&](const Tensor& x) {
     return max_pool2d(x, kernel_size.array(), stride.array(), padding.array());
   });
 }
@@ -50,7 +36,7 @@ AvgPool2d::AvgPool2d(Size2 k, std::optional<Size2> s, Size2 p)
   check_window("AvgPool2d", kernel_size, stride, padding);
 }
 Tensor AvgPool2d::forward(const Tensor& input) {
-  return pool("AvgPool2d", "H, W", input, [&](const Tensor& x) {
+  return detail::on_batched("AvgPool2d", 2, input, [&](const Tensor& x) {
     return avg_pool2d(x, kernel_size.array(), stride.array(), padding.array());
   });
 }
@@ -60,8 +46,8 @@ AdaptiveAvgPool2d::AdaptiveAvgPool2d(Size2 out) : output_size(out) {
   if (out.h <= 0 || out.w <= 0) fail("AdaptiveAvgPool2d: output_size must be positive, got {}", out.str());
 }
 Tensor AdaptiveAvgPool2d::forward(const Tensor& input) {
-  return pool("AdaptiveAvgPool2d", "H, W", input,
-              [&](const Tensor& x) { return adaptive_avg_pool2d(x, output_size.array()); });
+  return detail::on_batched("AdaptiveAvgPool2d", 2, input,
+                            [&](const Tensor& x) { return adaptive_avg_pool2d(x, output_size.array()); });
 }
 std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + output_size.str(); }
 
@@ -70,8 +56,8 @@ MaxPool1d::MaxPool1d(int64_t k, std::optional<int64_t> s, int64_t p)
   check_window("MaxPool1d", kernel_size, stride, padding);
 }
 Tensor MaxPool1d::forward(const Tensor& input) {
-  return pool("MaxPool1d", "L", input,
-              [&](const Tensor& x) { return max_pool1d(x, kernel_size, stride, padding); });
+  return detail::on_batched("MaxPool1d", 1, input,
+                            [&](const Tensor& x) { return max_pool1d(x, kernel_size, stride, padding); });
 }
 std::string MaxPool1d::extra_repr() const { return window_repr(kernel_size, stride, padding); }
 
@@ -80,8 +66,8 @@ AvgPool1d::AvgPool1d(int64_t k, std::optional<int64_t> s, int64_t p)
   check_window("AvgPool1d", kernel_size, stride, padding);
 }
 Tensor AvgPool1d::forward(const Tensor& input) {
-  return pool("AvgPool1d", "L", input,
-              [&](const Tensor& x) { return avg_pool1d(x, kernel_size, stride, padding); });
+  return detail::on_batched("AvgPool1d", 1, input,
+                            [&](const Tensor& x) { return avg_pool1d(x, kernel_size, stride, padding); });
 }
 std::string AvgPool1d::extra_repr() const { return window_repr(kernel_size, stride, padding); }
 
@@ -89,8 +75,8 @@ AdaptiveAvgPool1d::AdaptiveAvgPool1d(int64_t out) : output_size(out) {
   if (out <= 0) fail("AdaptiveAvgPool1d: output_size must be positive, got {}", out);
 }
 Tensor AdaptiveAvgPool1d::forward(const Tensor& input) {
-  return pool("AdaptiveAvgPool1d", "L", input,
-              [&](const Tensor& x) { return adaptive_avg_pool1d(x, output_size); });
+  return detail::on_batched("AdaptiveAvgPool1d", 1, input,
+                            [&](const Tensor& x) { return adaptive_avg_pool1d(x, output_size); });
 }
 std::string AdaptiveAvgPool1d::extra_repr() const { return fmt::format("output_size={}", output_size); }
 
