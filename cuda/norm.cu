@@ -1,4 +1,4 @@
-// CUDA batch norm and layer norm, forward and backward (contracts: ops/kernels/norm.h). The
+// CUDA batch norm, layer norm and group norm, forward and backward (contracts: ops/kernels/norm.h). The
 // formulas, the double accumulators and the order of the final sums are the CPU's
 // (ops/cpu/norm.cpp).
 //
@@ -12,6 +12,11 @@
 // row's mean, variance and outputs need three row_reduce'd sums and one more pass. The weight
 // and bias gradients are column sums over rows, taken like the CPU: 64 fixed blocks of rows, one
 // partial sum per block and column, then the blocks added in order.
+//
+// Group norm's rows are each sample's channel groups (contiguous): the forward is layer norm's with
+// a per-channel affine; the backward takes batch norm's per-plane sums, from which come the
+// per-channel weight and bias gradients (samples added in order) and two coefficients per row for
+// an elementwise input gradient.
 #include "cuda/lanes.cuh"
 #include "cuda/math.cuh"
 #include "ops/kernels/norm.h"
@@ -52,15 +57,22 @@ __global__ void plane_sums_kernel(double* out, Lanes g, F f) {
   }
 }
 
-// Per-channel sums of f over the planes: returns a contiguous [1, C] double tensor.
+// The sum of f(p, i) over i < S for each of the N * C planes p: a contiguous [N, C] double tensor.
 template <class F>
-Tensor channel_sums(const KernelContext& ctx, int64_t N, int64_t C, int64_t S, Device device, F f) {
+Tensor plane_sums(const KernelContext& ctx, int64_t N, int64_t C, int64_t S, Device device, F f) {
   Tensor planes = empty_tensor({N, C}, DType::float64, device);
   const Lanes g{N * C, S, 1};
   const LaneLaunch launch = lane_launch(g);
   plane_sums_kernel<<<launch.grid, launch.block, kLaneThreads * sizeof(double), ctx.stream>>>(
       static_cast<double*>(planes.raw_data()), g, f);
   EMBER_CUDA_CHECK_LAUNCH("plane_sums_kernel");
+  return planes;
+}
+
+// Per-channel sums of f over the planes: returns a contiguous [1, C] double tensor.
+template <class F>
+Tensor channel_sums(const KernelContext& ctx, int64_t N, int64_t C, int64_t S, Device device, F f) {
+  Tensor planes = plane_sums(ctx, N, C, S, device, f);
   Tensor sums = empty_tensor({1, C}, DType::float64, device);
   reduce_stub(device, ReduceOp::sum, sums, planes, std::vector<bool>{true, false});
   return sums;
@@ -204,6 +216,21 @@ void bn_backward(const KernelContext& ctx, const Tensor& grad_out, const Tensor&
 
 // ---- layer norm ----
 
+// The mean and rstd = 1 / sqrt(biased var + eps) of a row of n values, in double and in two passes
+// (as on the CPU), by one row of threads. A row past the end (valid false) joins the reductions
+// with nothing.
+template <class T>
+__device__ void row_moments(const T* v, int64_t n, bool valid, double eps, double* row, double& mu,
+                            double& rs) {
+  double s = 0, q = 0;
+  if (valid)
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
+  mu = row_reduce(s, Sum{}, row) / static_cast<double>(n);
+  if (valid)
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) q += (v[i] - mu) * (v[i] - mu);
+  rs = 1.0 / ::sqrt(row_reduce(q, Sum{}, row) / static_cast<double>(n) + eps);
+}
+
 template <class T>
 __global__ void ln_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t M,
                                   int64_t N, double eps) {
@@ -214,15 +241,9 @@ __global__ void ln_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T* w
     const int64_t r = r0 + threadIdx.y;
     const bool valid = r < M;
     const T* v = x + (valid ? r : 0) * N;
-    double mu = 0, var = 0;
-    if (valid)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) mu += v[i];
-    mu = row_reduce(mu, Sum{}, row) / static_cast<double>(N);
-    if (valid)
-      for (int64_t i = threadIdx.x; i < N; i += blockDim.x) var += (v[i] - mu) * (v[i] - mu);
-    var = row_reduce(var, Sum{}, row) / static_cast<double>(N);
+    double mu, rs;
+    row_moments(v, N, valid, eps, row, mu, rs);
     if (!valid) continue;
-    const double rs = 1.0 / ::sqrt(var + eps);
     if (threadIdx.x == 0) {
       mean[r] = static_cast<T>(mu);
       rstd[r] = static_cast<T>(rs);
@@ -345,6 +366,131 @@ void ln_backward(const KernelContext& ctx, const Tensor& grad_out, const Tensor&
   EMBER_CUDA_CHECK_LAUNCH("ln_column_finish_kernel");
 }
 
+// ---- group norm ----
+// x [N, C, S]: row r = n * G + g (sample n's group g) is the contiguous run of M = Cg * S values
+// from r * M (Cg = C / G channels); plane p = n * C + c lies in row p / Cg.
+
+template <class T>
+__global__ void gn_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t rows,
+                                  int64_t G, int64_t Cg, int64_t S, double eps) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  double* row = reinterpret_cast<double*>(smem_raw) + threadIdx.y * blockDim.x;
+  const int64_t M = Cg * S;
+  for (int64_t r0 = static_cast<int64_t>(blockIdx.x) * blockDim.y; r0 < rows;
+       r0 += static_cast<int64_t>(gridDim.x) * blockDim.y) {
+    const int64_t r = r0 + threadIdx.y;
+    const bool valid = r < rows;
+    const T* v = x + (valid ? r : 0) * M;
+    double mu, rs;
+    row_moments(v, M, valid, eps, row, mu, rs);
+    if (!valid) continue;
+    if (threadIdx.x == 0) {
+      mean[r] = static_cast<T>(mu);
+      rstd[r] = static_cast<T>(rs);
+    }
+    T* o = y + r * M;
+    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {  // y = x * scale + shift, per channel
+      const int64_t c = r % G * Cg + i / S;
+      const double sc = rs * (w ? static_cast<double>(w[c]) : 1.0);
+      o[i] = v[i] * static_cast<T>(sc) + static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mu * sc);
+    }
+  }
+}
+
+// grad_weight[c] = sum over n of sum_dy_xc[n, c] * rstd of its row; grad_bias[c] = sum of sum_dy.
+template <class T>
+__global__ void gn_param_grads_kernel(T* gw, T* gb, const double* sum_dy, const double* sum_dy_xc,
+                                      const T* rstd, int64_t N, int64_t C, int64_t Cg) {
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < C;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double sw = 0, sb = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t p = n * C + c;
+      sw += sum_dy_xc[p] * static_cast<double>(rstd[p / Cg]);
+      sb += sum_dy[p];
+    }
+    if (gw) gw[c] = static_cast<T>(sw);
+    if (gb) gb[c] = static_cast<T>(sb);
+  }
+}
+
+// Per row, with B = sum(g) and A = sum(g (x - mean)) (g = dy * w): coef[r] = ka = rstd B / M and
+// coef[rows + r] = kr = rstd^3 A / M, for dx = rstd w[c] dy - ka - (x - mean) kr.
+template <class T>
+__global__ void gn_row_coefficients_kernel(T* coef, const double* sum_dy, const double* sum_dy_xc,
+                                           const T* rstd, const T* w, int64_t rows, int64_t G, int64_t Cg,
+                                           int64_t S) {
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double sum_g = 0, sum_g_xc = 0;
+    for (int64_t j = 0; j < Cg; ++j) {
+      const double wc = w ? static_cast<double>(w[r % G * Cg + j]) : 1.0;
+      sum_g += wc * sum_dy[r * Cg + j];
+      sum_g_xc += wc * sum_dy_xc[r * Cg + j];
+    }
+    const double rs = rstd[r], M = static_cast<double>(Cg * S);
+    coef[r] = static_cast<T>(rs * sum_g / M);
+    coef[rows + r] = static_cast<T>(rs * rs * rs * sum_g_xc / M);
+  }
+}
+
+template <class T>
+__global__ void gn_backward_input_kernel(T* dx, const T* g, const T* x, const T* mean, const T* rstd,
+                                         const T* w, const T* coef, int64_t rows, int64_t C, int64_t Cg,
+                                         int64_t S, int64_t n) {
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t p = idx / S, r = p / Cg;
+    const T k = static_cast<T>(static_cast<double>(rstd[r]) * (w ? static_cast<double>(w[p % C]) : 1.0));
+    dx[idx] = k * g[idx] - coef[r] - (x[idx] - mean[r]) * coef[rows + r];
+  }
+}
+
+template <class T>
+void gn_forward(const KernelContext& ctx, const Tensor& x, int64_t G, const Tensor& w, const Tensor& b,
+                double eps, const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
+  const LaneLaunch launch = lane_launch(Lanes{N * G, C / G * S, 1});
+  gn_forward_kernel<T><<<launch.grid, launch.block, kLaneThreads * sizeof(double), ctx.stream>>>(
+      static_cast<T*>(out.raw_data()), static_cast<T*>(mean.raw_data()), static_cast<T*>(rstd.raw_data()),
+      static_cast<const T*>(x.raw_data()), ptr_or_null<T>(w), ptr_or_null<T>(b), N * G, G, C / G, S, eps);
+  EMBER_CUDA_CHECK_LAUNCH("gn_forward_kernel");
+}
+
+template <class T>
+void gn_backward(const KernelContext& ctx, const Tensor& grad_out, const Tensor& x, int64_t G,
+                 const Tensor& mean, const Tensor& rstd, const Tensor& w, const Tensor& grad_input,
+                 const Tensor& grad_weight, const Tensor& grad_bias) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2), Cg = C / G, rows = N * G;
+  const T* px = static_cast<const T*>(x.raw_data());
+  const T* pg = static_cast<const T*>(grad_out.raw_data());
+  const T* pm = static_cast<const T*>(mean.raw_data());
+  const T* pr = static_cast<const T*>(rstd.raw_data());
+  Tensor sum_dy = plane_sums(ctx, N, C, S, x.device(), [=] __device__(int64_t p, int64_t i) {
+    return static_cast<double>(pg[p * S + i]);
+  });
+  Tensor sum_dy_xc = plane_sums(ctx, N, C, S, x.device(), [=] __device__(int64_t p, int64_t i) {
+    return static_cast<double>(pg[p * S + i]) * (px[p * S + i] - static_cast<double>(pm[p / Cg]));
+  });
+  const double* psd = static_cast<const double*>(sum_dy.raw_data());
+  const double* psx = static_cast<const double*>(sum_dy_xc.raw_data());
+  if (grad_weight.defined() || grad_bias.defined()) {
+    gn_param_grads_kernel<T><<<blocks_for(C, kThreads), kThreads, 0, ctx.stream>>>(
+        out_ptr<T>(grad_weight), out_ptr<T>(grad_bias), psd, psx, pr, N, C, Cg);
+    EMBER_CUDA_CHECK_LAUNCH("gn_param_grads_kernel");
+  }
+  if (!grad_input.defined()) return;
+  Tensor coef = empty_tensor({2, rows}, x.dtype(), x.device());
+  T* pc = static_cast<T*>(coef.raw_data());
+  gn_row_coefficients_kernel<T><<<blocks_for(rows, kThreads), kThreads, 0, ctx.stream>>>(
+      pc, psd, psx, pr, ptr_or_null<T>(w), rows, G, Cg, S);
+  EMBER_CUDA_CHECK_LAUNCH("gn_row_coefficients_kernel");
+  gn_backward_input_kernel<T><<<blocks_for(x.numel(), kThreads), kThreads, 0, ctx.stream>>>(
+      static_cast<T*>(grad_input.raw_data()), pg, px, pm, pr, ptr_or_null<T>(w), pc, rows, C, Cg, S,
+      x.numel());
+  EMBER_CUDA_CHECK_LAUNCH("gn_backward_input_kernel");
+}
+
 // ---- host-side contract checks and dtype dispatch ----
 
 void check_norm(const char* op, const Tensor& x, int64_t dims,
@@ -410,6 +556,38 @@ void ln_backward_cuda(const Tensor& g, const Tensor& x, const Tensor& mean, cons
                     [&]<class T>() { ln_backward<T>(ctx, g, x, mean, rstd, w, gi, gw, gb); });
 }
 
+void check_groups(const char* op, const Tensor& x, int64_t groups) {
+  if (groups <= 0 || (x.dim() == 3 && x.size(1) % groups != 0))
+    fail("{} (cuda): {} groups do not divide the channels of {}", op, groups, shape_str(x.shape()));
+}
+
+void gn_forward_cuda(const Tensor& x, int64_t groups, const Tensor& w, const Tensor& b, double eps,
+                     const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  const int64_t N = x.dim() == 3 ? x.size(0) : 0, C = x.dim() == 3 ? x.size(1) : 0;
+  check_norm("group_norm", x, 3, {{&w, C}, {&b, C}, {&mean, N * groups}, {&rstd, N * groups}});
+  check_groups("group_norm", x, groups);
+  if (out.shape() != x.shape()) fail("group_norm (cuda): output shape differs from the input's");
+  if (x.numel() == 0) return;
+  KernelContext ctx(x, "group_norm");
+  dispatch_floating(x.dtype(), "group_norm",
+                    [&]<class T>() { gn_forward<T>(ctx, x, groups, w, b, eps, out, mean, rstd); });
+}
+
+void gn_backward_cuda(const Tensor& g, const Tensor& x, int64_t groups, const Tensor& mean,
+                      const Tensor& rstd, const Tensor& w, const Tensor& gi, const Tensor& gw,
+                      const Tensor& gb) {
+  const int64_t N = x.dim() == 3 ? x.size(0) : 0, C = x.dim() == 3 ? x.size(1) : 0;
+  check_norm("group_norm backward", x, 3,
+             {{&mean, N * groups}, {&rstd, N * groups}, {&w, C}, {&gw, C}, {&gb, C}});
+  check_groups("group_norm backward", x, groups);
+  if (g.shape() != x.shape() || (gi.defined() && gi.shape() != x.shape()))
+    fail("group_norm backward (cuda): gradient shapes differ from the input's {}", shape_str(x.shape()));
+  if (x.numel() == 0) return;
+  KernelContext ctx(x, "group_norm backward");
+  dispatch_floating(x.dtype(), "group_norm_backward",
+                    [&]<class T>() { gn_backward<T>(ctx, g, x, groups, mean, rstd, w, gi, gw, gb); });
+}
+
 }  // namespace
 
 EMBER_REGISTER_KERNEL(batch_norm_stats_stub, cuda, &bn_stats_cuda);
@@ -417,5 +595,7 @@ EMBER_REGISTER_KERNEL(batch_norm_apply_stub, cuda, &bn_apply_cuda);
 EMBER_REGISTER_KERNEL(batch_norm_backward_stub, cuda, &bn_backward_cuda);
 EMBER_REGISTER_KERNEL(layer_norm_forward_stub, cuda, &ln_forward_cuda);
 EMBER_REGISTER_KERNEL(layer_norm_backward_stub, cuda, &ln_backward_cuda);
+EMBER_REGISTER_KERNEL(group_norm_forward_stub, cuda, &gn_forward_cuda);
+EMBER_REGISTER_KERNEL(group_norm_backward_stub, cuda, &gn_backward_cuda);
 
 }  // namespace ember::cuda

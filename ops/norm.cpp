@@ -1,8 +1,7 @@
-// batch_norm and layer_norm: validation, the running-statistics update, and the autograd record.
-// The arithmetic lives in the kernels (ops/kernels/norm.h; CPU: ops/cpu/norm.cpp).
-// group_norm and rms_norm are composites: group_norm is layer_norm over each sample's channel
-// groups plus a per-channel affine; rms_norm is a few elementwise ops and a mean. Their backward
-// (and every higher derivative) is that of the ops they are made of, on every backend.
+// batch_norm, layer_norm and group_norm: validation, the running-statistics update, and the
+// autograd record. The arithmetic lives in the kernels (ops/kernels/norm.h; CPU: ops/cpu/norm.cpp).
+// rms_norm is a composite: a few elementwise ops and a mean, whose backward (and every higher
+// derivative) is that of the ops it is made of, on every backend.
 #include "ops/kernels/norm.h"
 
 #include <limits>
@@ -18,6 +17,8 @@ EMBER_DEFINE_STUB(batch_norm_apply_stub, BatchNormApplyFn);
 EMBER_DEFINE_STUB(batch_norm_backward_stub, BatchNormBackwardFn);
 EMBER_DEFINE_STUB(layer_norm_forward_stub, LayerNormForwardFn);
 EMBER_DEFINE_STUB(layer_norm_backward_stub, LayerNormBackwardFn);
+EMBER_DEFINE_STUB(group_norm_forward_stub, GroupNormForwardFn);
+EMBER_DEFINE_STUB(group_norm_backward_stub, GroupNormBackwardFn);
 
 namespace nn::functional {
 
@@ -242,16 +243,44 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
          C, shape_str(input.shape()));
   check_aux(op, input, weight, "weight", {C});
   check_aux(op, input, bias, "bias", {C});
-  int64_t group_size = C / num_groups;  // every value of one sample's group of channels
-  for (int64_t d = 2; d < input.dim(); ++d) group_size *= input.size(d);
-  // layer_norm checks the dtype and eps; it normalises each row [n, g, :] of the grouped view
-  Tensor y =
-      layer_norm(input.reshape({N, num_groups, group_size}), {group_size}, {}, {}, eps).view(input.shape());
-  Shape per_channel(input.dim(), 1);  // [1, C, 1, ...]: weight and bias broadcast over N and space
-  per_channel[1] = C;
-  if (weight.defined()) y = y * weight.view(per_channel);
-  if (bias.defined()) y = y + bias.view(per_channel);
-  return y;
+  if (!input.is_floating_point()) fail("{}: expected a floating input, got {}", op, input.dtype());
+  if (!(eps > 0)) fail("{}: eps must be positive, got {}", op, eps);
+  const int64_t G = num_groups, S = input.numel() / std::max<int64_t>(N * C, 1);
+  if (input.numel() == 0) return empty_like(input);
+
+  Tensor x = input.detach().contiguous().view({N, C, S});
+  Tensor w = raw(weight, {C}), b = raw(bias, {C});
+  Tensor out = empty_tensor({N, C, S}, x.dtype(), x.device());
+  Tensor mean = empty_tensor({N, G}, x.dtype(), x.device());
+  Tensor rstd = empty_tensor({N, G}, x.dtype(), x.device());
+  group_norm_forward_stub(x.device(), x, G, w, b, eps, out, mean, rstd);
+  out = out.view(input.shape());
+
+  if (autograd::any_requires_grad({input, weight, bias})) {
+    Shape in_shape = input.shape();
+    autograd::record(
+        op, {input, weight, bias}, out,
+        [=, sx = SavedTensor(x), sw = SavedTensor(w), x_hist = SavedTensor(input),
+         w_hist = SavedTensor(weight)](const BackwardArgs& a) {
+          if (GradMode::is_enabled()) {  // create_graph: [N, G, C / G, S], statistics over dims 2 and 3
+            const Shape grouped{N, G, C / G, S};
+            const Tensor w4 = w_hist.defined() ? w_hist.unpack(op).reshape({1, G, C / G, 1}) : Tensor();
+            NormGradients r =
+                norm_gradients_recorded(x_hist.unpack(op).reshape(grouped), w4, a.grad().reshape(grouped),
+                                        {2, 3}, {0, 3}, true, {}, {}, eps);
+            return Grads{r.input.view(in_shape), r.weight.reshape({C}), r.bias.reshape({C})};
+          }
+          Tensor xs = sx.unpack(op), ws = sw.unpack(op);
+          Tensor g = a.grad().contiguous().view({N, C, S});
+          Tensor gi = new_like(a.needs(0), {N, C, S}, xs);
+          Tensor gw = new_like(a.needs(1), {C}, xs);
+          Tensor gb = new_like(a.needs(2), {C}, xs);
+          group_norm_backward_stub(xs.device(), g, xs, G, mean, rstd, ws, gi, gw, gb);
+          return Grads{gi.defined() ? gi.view(in_shape) : gi, gw, gb};
+        },
+        autograd::DoubleBackward::supported);
+  }
+  return out;
 }
 
 Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,

@@ -70,6 +70,16 @@ std::vector<OpCase> norm_op_cases() {
        [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 1, in[1]); },
        {R({2, 4, 3}, -1, 1, 31), R({4}, 0.5, 1.5, 32)},
        Tensor()},
+      // [N, C] (one value per channel) with a bias alone; and a larger [N, C, H, W] whose groups
+      // span several channels of several values
+      {"group_norm_2d_bias_only",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 2, Tensor(), in[1]); },
+       {R({3, 4}, -1, 1, 36), R({4}, -1, 1, 37)},
+       Tensor()},
+      {"group_norm_4d_affine",
+       [](const std::vector<Tensor>& in) { return F::group_norm(in[0], 3, in[1], in[2]); },
+       {R({2, 6, 3, 5}, -2, 3, 38), R({6}, -1.5, 1.5, 39), R({6}, -1, 1, 40)},
+       Tensor()},
       {"rms_norm",
        [](const std::vector<Tensor>& in) { return F::rms_norm(in[0], {4}, in[1], 1e-6); },
        {lx, lw},
@@ -350,7 +360,32 @@ TEST(GroupNorm, Errors) {
   EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({3}), 1), "group_norm: expected input [N, C, *], got shape [3]");
   EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({2, 6}), 2, ones({4})), "weight has shape [4], expected [6]");
   EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({2, 6}, DType::int64), 2),
-                         "expected a floating input, got int64");
+                         "group_norm: expected a floating input, got int64");
+  EMBER_EXPECT_THROW_MSG(F::group_norm(zeros({2, 6}), 2, Tensor(), Tensor(), 0.0),
+                         "group_norm: eps must be positive, got 0");
+  EXPECT_EQ(F::group_norm(zeros({0, 6, 3}), 2).shape(), (Shape{0, 6, 3}));
+}
+
+// The fused kernels against the composite they replaced: layer_norm over each sample's channel
+// groups, then the per-channel affine; forward and all three gradients, float32 and float64.
+TEST(GroupNorm, FusedKernelsMatchTheComposite) {
+  for (DType dt : {DType::float32, DType::float64}) {
+    Tensor x = (randn({4, 12, 5, 3}) * 3.0 + 2.0).to(dt).requires_grad_();
+    Tensor w = randn({12}).to(dt).requires_grad_(), b = randn({12}).to(dt).requires_grad_();
+    Tensor x2 = x.detach().requires_grad_(), w2 = w.detach().requires_grad_(),
+           b2 = b.detach().requires_grad_();
+    Tensor y = F::group_norm(x, 4, w, b);
+    Tensor y2 = F::layer_norm(x2.reshape({4, 4, 45}), {45}).view({4, 12, 5, 3}) * w2.view({1, 12, 1, 1}) +
+                b2.view({1, 12, 1, 1});
+    const double tol = dt == DType::float32 ? 1e-5 : 1e-12;
+    EXPECT_TRUE(tensors_close(y, y2, tol));
+    Tensor g = randn({4, 12, 5, 3}).to(dt);
+    (y * g).sum().backward();
+    (y2 * g).sum().backward();
+    EXPECT_TRUE(tensors_close(x.grad(), x2.grad(), tol));
+    EXPECT_TRUE(tensors_close(w.grad(), w2.grad(), tol));
+    EXPECT_TRUE(tensors_close(b.grad(), b2.grad(), tol));
+  }
 }
 
 TEST(RMSNorm, ModuleDefaultsAndMachineEpsilon) {

@@ -1,4 +1,4 @@
-// CPU kernels for batch norm and layer norm (contracts in ops/kernels/norm.h).
+// CPU kernels for batch norm, layer norm and group norm (contracts in ops/kernels/norm.h).
 //
 // Batch norm views x [N, C, S] as N * C "planes" of S contiguous values. Every pass works plane
 // by plane in parallel and leaves one partial sum per plane; channels then add up their N partial
@@ -251,6 +251,93 @@ void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& 
   }
 }
 
+// ---- group norm ----
+// x [N, C, S]: row r = n * G + g (sample n's group g) is the contiguous run of M = C / G * S values
+// from r * M, and its channel j is the plane of S values from r * M + j * S.
+
+template <class T>
+void group_norm_forward(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias, double eps,
+                        const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2), Cg = C / G, M = Cg * S;
+  const T *px = data<T>(x), *pw = ptr_or_null<T>(weight), *pb = ptr_or_null<T>(bias);
+  T *py = data<T>(out), *pm = data<T>(mean), *pr = data<T>(rstd);
+  parallel_for(0, N * G, grain_for(M), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* v = px + r * M;
+      const double mu = run_sum(v, M) / static_cast<double>(M);
+      const double rs = 1.0 / std::sqrt(run_squared_deviations(v, M, mu) / static_cast<double>(M) + eps);
+      pm[r] = static_cast<T>(mu);
+      pr[r] = static_cast<T>(rs);
+      // The per-channel affine folded into the normalisation: y = x * scale + shift per channel.
+      for (int64_t j = 0; j < Cg; ++j) {
+        const int64_t c = r % G * Cg + j;
+        const double sc = rs * (pw ? static_cast<double>(pw[c]) : 1.0);
+        const T scale = static_cast<T>(sc), shift = static_cast<T>((pb ? pb[c] : 0.0) - mu * sc);
+        const T* vc = v + j * S;
+        T* o = py + r * M + j * S;
+        for (int64_t i = 0; i < S; ++i) o[i] = vc[i] * scale + shift;
+      }
+    }
+  });
+}
+
+template <class T>
+void group_norm_backward(const Tensor& grad_out, const Tensor& x, int64_t G, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& weight, const Tensor& grad_input,
+                         const Tensor& grad_weight, const Tensor& grad_bias) {
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2), Cg = C / G, M = Cg * S;
+  const T *px = data<T>(x), *pg = data<T>(grad_out), *pw = ptr_or_null<T>(weight);
+  const T *pm = data<T>(mean), *pr = data<T>(rstd);
+  // Per plane (n, c): sum(dy) and sum(dy * (x - mean)), with the mean of c's group. Plane
+  // p = n * C + c lies in row p / Cg = n * G + c / Cg, whose mean and rstd are pm[p / Cg], pr[p / Cg].
+  std::vector<double> sum_dy(static_cast<size_t>(N * C)), sum_dy_xc(static_cast<size_t>(N * C));
+  parallel_for(0, N * C, grain_for(S), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      sum_dy[p] = run_sum(pg + p * S, S);
+      sum_dy_xc[p] = run_dot_deviations(pg + p * S, px + p * S, S, static_cast<double>(pm[p / Cg]));
+    }
+  });
+  if (grad_weight.defined() || grad_bias.defined()) {
+    T* gw = grad_weight.defined() ? data<T>(grad_weight) : nullptr;
+    T* gb = grad_bias.defined() ? data<T>(grad_bias) : nullptr;
+    for (int64_t c = 0; c < C; ++c) {  // samples added in order: the same bits for any thread count
+      double sw = 0, sb = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t p = n * C + c;
+        sw += sum_dy_xc[p] * static_cast<double>(pr[p / Cg]);
+        sb += sum_dy[p];
+      }
+      if (gw) gw[c] = static_cast<T>(sw);
+      if (gb) gb[c] = static_cast<T>(sb);
+    }
+  }
+  if (!grad_input.defined()) return;
+  // Per row, with B = sum(g) and A = sum(g (x - mean)) over its M values (g = dy * w):
+  //   dx = k dy - ka - (x - mean) kr,  k = rstd w[c], ka = rstd B / M, kr = rstd^3 A / M
+  T* pdx = data<T>(grad_input);
+  parallel_for(0, N * G, grain_for(M), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      double sum_g = 0, sum_g_xc = 0;
+      for (int64_t j = 0; j < Cg; ++j) {
+        const int64_t c = r % G * Cg + j, p = r * Cg + j;
+        const double w = pw ? static_cast<double>(pw[c]) : 1.0;
+        sum_g += w * sum_dy[p];
+        sum_g_xc += w * sum_dy_xc[p];
+      }
+      const double rs = pr[r];
+      const T ka = static_cast<T>(rs * sum_g / static_cast<double>(M));
+      const T kr = static_cast<T>(rs * rs * rs * sum_g_xc / static_cast<double>(M));
+      const T mu = pm[r];
+      for (int64_t j = 0; j < Cg; ++j) {
+        const T k = static_cast<T>(rs * (pw ? static_cast<double>(pw[r % G * Cg + j]) : 1.0));
+        const T *g = pg + r * M + j * S, *v = px + r * M + j * S;
+        T* o = pdx + r * M + j * S;
+        for (int64_t i = 0; i < S; ++i) o[i] = k * g[i] - ka - (v[i] - mu) * kr;
+      }
+    }
+  });
+}
+
 // ---- dtype dispatch ----
 
 void bn_stats_cpu(const Tensor& x, const Tensor& mean, const Tensor& var) {
@@ -279,10 +366,23 @@ void ln_backward_cpu(const Tensor& g, const Tensor& x, const Tensor& mean, const
                     [&]<class T>() { layer_norm_backward<T>(g, x, mean, rstd, w, gi, gw, gb); });
 }
 
+void gn_forward_cpu(const Tensor& x, int64_t groups, const Tensor& w, const Tensor& b, double eps,
+                    const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  dispatch_floating(x.dtype(), "group_norm",
+                    [&]<class T>() { group_norm_forward<T>(x, groups, w, b, eps, out, mean, rstd); });
+}
+void gn_backward_cpu(const Tensor& g, const Tensor& x, int64_t groups, const Tensor& mean, const Tensor& rstd,
+                     const Tensor& w, const Tensor& gi, const Tensor& gw, const Tensor& gb) {
+  dispatch_floating(x.dtype(), "group_norm_backward",
+                    [&]<class T>() { group_norm_backward<T>(g, x, groups, mean, rstd, w, gi, gw, gb); });
+}
+
 }  // namespace
 EMBER_REGISTER_KERNEL(batch_norm_stats_stub, cpu, &bn_stats_cpu);
 EMBER_REGISTER_KERNEL(batch_norm_apply_stub, cpu, &bn_apply_cpu);
 EMBER_REGISTER_KERNEL(batch_norm_backward_stub, cpu, &bn_backward_cpu);
 EMBER_REGISTER_KERNEL(layer_norm_forward_stub, cpu, &ln_forward_cpu);
 EMBER_REGISTER_KERNEL(layer_norm_backward_stub, cpu, &ln_backward_cpu);
+EMBER_REGISTER_KERNEL(group_norm_forward_stub, cpu, &gn_forward_cpu);
+EMBER_REGISTER_KERNEL(group_norm_backward_stub, cpu, &gn_backward_cpu);
 }  // namespace ember::cpu
