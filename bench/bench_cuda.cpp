@@ -189,6 +189,26 @@ void bench_attention() {
   print_result("masked_softmax_gbs", 2.0 * static_cast<double>(scores.numel()) * sizeof(float) / t / 1e9);
 }
 
+// group_norm forward + backward on a feature map of 134 MB (bandwidth-bound), as gpu_check.sh's
+// PyTorch reference.
+void bench_group_norm() {
+  using namespace ember;
+  const Device gpu = Device::cuda();
+  manual_seed(0);
+  Tensor x = randn({32, 256, 64, 64}, gpu).requires_grad_();
+  Tensor w = randn({256}, gpu).requires_grad_(), b = randn({256}, gpu).requires_grad_();
+  Tensor g = randn({32, 256, 64, 64}, gpu);
+  auto step = [&] {
+    x.set_grad(Tensor());
+    w.set_grad(Tensor());
+    b.set_grad(Tensor());
+    nn::functional::group_norm(x, 32, w, b).backward(g);
+  };
+  print_result("group_norm_ms_ember", seconds_per_call(
+                                          step, [] { cuda::synchronize(); }, 10, 3, 3) *
+                                          1e3);
+}
+
 }  // namespace
 
 int main() {
@@ -202,6 +222,7 @@ int main() {
     bench_launch();
     bench_training();
     bench_attention();
+    bench_group_norm();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());
     return 1;

@@ -23,6 +23,8 @@
 #
 #   scripts/gpu_check.sh run-cce   runs only the Cut Cross-Entropy part (its tests on every core,
 #   both CCE benchmarks): about a minute, for iterating on the CCE kernels.
+#   scripts/gpu_check.sh run-tests runs every CUDA test and bench_cuda with its PyTorch rows (no
+#   CCE, attention or loss benchmarks): under two minutes.
 #
 # Tests run here are the CUDA ones (gtest filter *Cuda*: the harness's CudaParity rows of every op
 # suite, the CudaRuntime tests and any other test with Cuda in its name); the CPU suite is CI's job.
@@ -193,6 +195,13 @@ cnn = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReL
                     nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10)).cuda()
 x = torch.randn(64, 1, 28, 28, device="cuda"); y = torch.randint(0, 10, (64,), device="cuda")
 print("RESULT train_cnn_ms_torch %.6g" % step_ms(cnn, torch.optim.Adam(cnn.parameters()), x, y))
+x = torch.randn(32, 256, 64, 64, device="cuda", requires_grad=True)
+w = torch.randn(256, device="cuda", requires_grad=True); b = torch.randn(256, device="cuda", requires_grad=True)
+g = torch.randn(32, 256, 64, 64, device="cuda")
+def gn_step():
+    x.grad = w.grad = b.grad = None
+    torch.nn.functional.group_norm(x, 32, w, b).backward(g)
+print("RESULT group_norm_ms_torch %.6g" % (best_seconds(gn_step, inner=10, rounds=3) * 1e3))
 EOF
 )
     set -e
@@ -321,6 +330,10 @@ summary() {
       printf '%-40s %-22s %-10s %s\n' "attention step: ember / ${ref#*:}" \
         "${r:-n/a} (${e:-?} vs ${t:-?} ms)" "report" "-"
     done
+    local e="${R[group_norm_ms_ember]:-}" t="${R[group_norm_ms_torch]:-}" r=""
+    [ -n "$e" ] && [ -n "$t" ] && r=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.3g", e / t }')
+    printf '%-40s %-22s %-10s %s\n' "group_norm fwd+bwd: ember / PyTorch" "${r:-n/a} (${e:-?} vs ${t:-?} ms)" \
+      "report" "-"
     local sm_ratio=""
     [ -n "${R[masked_softmax_gbs]:-}" ] && [ -n "${R[copy_gbs]:-}" ] &&
       sm_ratio=$(awk -v s="${R[masked_softmax_gbs]}" -v c="${R[copy_gbs]}" 'BEGIN { printf "%.3g", s / c }')
@@ -393,13 +406,15 @@ run() {
   export LD_LIBRARY_PATH="$BUNDLE/lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   R[gpu]=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1 || true)
   echo "GPU: ${R[gpu]:-none found (the CUDA tests will skip)}"
-  # Cut Cross-Entropy first (issue 6's open goal), then every other CUDA test, then the
+  # Cut Cross-Entropy first (the largest kernels), then every other CUDA test, then the
   # benchmarks measured before, with what time is left.
   run_cce_tests
-  run_cce_bench
-  if [ "${SCOPE:-all}" = all ]; then
+  [ "${SCOPE:-all}" = tests ] || run_cce_bench
+  if [ "${SCOPE:-all}" != cce ]; then
     TEST_DEADLINE=$((BUDGET - 90)) TEST_FILTER='*Cuda*:-CudaLosses.CCE*:CudaMma*' run_tests
     run_bench
+  fi
+  if [ "${SCOPE:-all}" = all ]; then
     run_attention_ref
     run_loss_bench
   fi
@@ -412,6 +427,7 @@ case "${1:-}" in
   pack) pack ;;
   run) run ;;
   run-cce) SCOPE=cce run ;;
+  run-tests) SCOPE=tests run ;;
   all) pack && run ;;
-  *) echo "usage: $0 pack | run | run-cce | all   (see the header of this script)"; exit 2 ;;
+  *) echo "usage: $0 pack | run | run-cce | run-tests | all   (see the header of this script)"; exit 2 ;;
 esac
