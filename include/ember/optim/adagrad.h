@@ -6,7 +6,7 @@
 // Written in tensor ops (a pass per op, on any backend), not a fused kernel.
 #include <vector>
 
-#include "ember/optim/optimizer.h"
+#include "ember/optim/grouped_optimizer.h"
 
 namespace ember::optim {
 
@@ -21,28 +21,17 @@ struct AdagradOptions {
 
 // Adagrad has no momentum: momentum() is 0 and set_momentum throws (so OneCycleLR's momentum
 // cycling refuses it, as PyTorch's does).
-class Adagrad : public Optimizer {
+namespace detail {
+extern template class GroupedOptimizer<AdagradOptions>;
+}
+
+class Adagrad : public detail::GroupedOptimizer<AdagradOptions> {
  public:
   explicit Adagrad(const std::vector<Tensor>& params, AdagradOptions options = {});
   explicit Adagrad(const std::vector<ParamGroup<AdagradOptions>>& groups);
-  void add_param_group(const ParamGroup<AdagradOptions>& group);
 
   void step() override;
-  AdagradOptions& options(size_t group);
-  const AdagradOptions& options(size_t group) const;
-
-  double lr(size_t group) const override { return options(group).lr; }
-  void set_lr(size_t group, double lr) override { options(group).lr = lr; }
-  double momentum(size_t) const override { return 0.0; }
-  void set_momentum(size_t group, double m) override;
   std::string name() const override { return "Adagrad"; }
-
- protected:
-  OptionsText options_to_text(size_t group) const override;
-  void options_from_text(const std::vector<OptionsText>& groups) override;
-
- private:
-  std::vector<AdagradOptions> options_;
 };
 
 }  // namespace ember::optim

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "ember/optim/optimizer.h"
+#include "ember/optim/grouped_optimizer.h"
 
 namespace ember::optim {
 
@@ -33,27 +33,19 @@ struct AdamWOptions {
 
 namespace detail {
 // The shared implementation; `decoupled` selects AdamW's weight decay.
-template <class Options>
-class AdamBase : public Optimizer {
- public:
-  void add_param_group(const ParamGroup<Options>& group);
-  void step() override;
-  Options& options(size_t group);
-  const Options& options(size_t group) const;
+extern template class GroupedOptimizer<AdamOptions>;
+extern template class GroupedOptimizer<AdamWOptions>;
 
-  double lr(size_t group) const override { return options(group).lr; }
-  void set_lr(size_t group, double lr) override { options(group).lr = lr; }
-  double momentum(size_t group) const override { return options(group).betas.first; }
-  void set_momentum(size_t group, double m) override { options(group).betas.first = m; }
+template <class Options>
+class AdamBase : public GroupedOptimizer<Options> {
+ public:
+  void step() override;
 
  protected:
   explicit AdamBase(bool decoupled) : decoupled_(decoupled) {}
-  OptionsText options_to_text(size_t group) const override;
-  void options_from_text(const std::vector<OptionsText>& groups) override;
 
  private:
   bool decoupled_;
-  std::vector<Options> options_;
 };
 extern template class AdamBase<AdamOptions>;
 extern template class AdamBase<AdamWOptions>;

@@ -1,10 +1,13 @@
 #pragma once
-// The per-group plumbing Adadelta, Adamax, NAdam and RAdam share: their options per parameter group,
-// lr / momentum for the schedulers, the option checks, and the options as state-dict text. Each
-// optimizer adds its step() and its name.
+// The per-group plumbing every optimizer shares: its options per parameter group, lr / momentum
+// for the schedulers, the option checks, and the options as state-dict text (PyTorch's names). Each
+// optimizer adds its step() and its name; the options structs differ only in which fields they
+// have, and the plumbing reads whichever are there.
 //
-// The checks are PyTorch's, by field: lr, eps, weight_decay and momentum_decay must be >= 0, rho in
-// [0, 1], each beta in [0, 1); a bad value throws ember::Error naming the optimizer and the value.
+// The checks are PyTorch's, by field: lr, lr_decay, alpha, eps, weight_decay,
+// initial_accumulator_value, momentum and momentum_decay must be >= 0, rho in [0, 1], each beta in
+// [0, 1), and Nesterov momentum needs momentum > 0 and no dampening; a bad value throws
+// ember::Error naming the optimizer and the value.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,8 +25,9 @@ class GroupedOptimizer : public Optimizer {
 
   double lr(size_t group) const override { return options(group).lr; }
   void set_lr(size_t group, double lr) override { options(group).lr = lr; }
-  // With betas (as Adam): beta1, the coefficient OneCycleLR cycles. Without (Adadelta): 0, and
-  // setting it throws, so OneCycleLR's momentum cycling refuses the optimizer, as PyTorch's does.
+  // With betas (as Adam): beta1, the coefficient OneCycleLR cycles; with a momentum field (SGD,
+  // RMSprop): that. Without either (Adagrad, Adadelta): 0, and setting it throws, so OneCycleLR's
+  // momentum cycling refuses the optimizer, as PyTorch's does.
   double momentum(size_t group) const override;
   void set_momentum(size_t group, double m) override;
 

@@ -9,7 +9,7 @@
 // Written in tensor ops (a pass per op, on any backend), not a fused kernel.
 #include <vector>
 
-#include "ember/optim/optimizer.h"
+#include "ember/optim/grouped_optimizer.h"
 
 namespace ember::optim {
 
@@ -23,28 +23,17 @@ struct RMSpropOptions {
   bool centered = false;
 };
 
-class RMSprop : public Optimizer {
+namespace detail {
+extern template class GroupedOptimizer<RMSpropOptions>;
+}
+
+class RMSprop : public detail::GroupedOptimizer<RMSpropOptions> {
  public:
   explicit RMSprop(const std::vector<Tensor>& params, RMSpropOptions options = {});
   explicit RMSprop(const std::vector<ParamGroup<RMSpropOptions>>& groups);
-  void add_param_group(const ParamGroup<RMSpropOptions>& group);
 
   void step() override;
-  RMSpropOptions& options(size_t group);
-  const RMSpropOptions& options(size_t group) const;
-
-  double lr(size_t group) const override { return options(group).lr; }
-  void set_lr(size_t group, double lr) override { options(group).lr = lr; }
-  double momentum(size_t group) const override { return options(group).momentum; }
-  void set_momentum(size_t group, double m) override { options(group).momentum = m; }
   std::string name() const override { return "RMSprop"; }
-
- protected:
-  OptionsText options_to_text(size_t group) const override;
-  void options_from_text(const std::vector<OptionsText>& groups) override;
-
- private:
-  std::vector<RMSpropOptions> options_;
 };
 
 }  // namespace ember::optim

@@ -7,7 +7,7 @@
 //   p = p - lr * d
 #include <vector>
 
-#include "ember/optim/optimizer.h"
+#include "ember/optim/grouped_optimizer.h"
 
 namespace ember::optim {
 
@@ -20,28 +20,17 @@ struct SGDOptions {
   bool nesterov = false;
 };
 
-class SGD : public Optimizer {
+namespace detail {
+extern template class GroupedOptimizer<SGDOptions>;
+}
+
+class SGD : public detail::GroupedOptimizer<SGDOptions> {
  public:
   explicit SGD(const std::vector<Tensor>& params, SGDOptions options = {});
   explicit SGD(const std::vector<ParamGroup<SGDOptions>>& groups);
-  void add_param_group(const ParamGroup<SGDOptions>& group);
 
   void step() override;
-  SGDOptions& options(size_t group);
-  const SGDOptions& options(size_t group) const;
-
-  double lr(size_t group) const override { return options(group).lr; }
-  void set_lr(size_t group, double lr) override { options(group).lr = lr; }
-  double momentum(size_t group) const override { return options(group).momentum; }
-  void set_momentum(size_t group, double m) override { options(group).momentum = m; }
   std::string name() const override { return "SGD"; }
-
- protected:
-  OptionsText options_to_text(size_t group) const override;
-  void options_from_text(const std::vector<OptionsText>& groups) override;
-
- private:
-  std::vector<SGDOptions> options_;
 };
 
 }  // namespace ember::optim
