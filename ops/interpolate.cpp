@@ -1,9 +1,10 @@
-// interpolate (torch.nn.functional.interpolate), built from index_select (whose backward is the
-// matching index_add) and, for the linear modes, elementwise weights, so the backward and every
-// higher derivative come from those ops, on every backend:
-//   nearest:  y[j] = x[src(j)], one index_select over the flattened spatial dims;
+// interpolate (torch.nn.functional.interpolate):
+//   nearest:  y[j] = x[src(j)], one index_select over the flattened spatial dims (whose backward is
+//             the matching index_add);
 //   linear:   resampling is separable: one 1-d resampling per spatial dim, the innermost first,
-//             y[j] = l0[j] x[i0[j]] + l1[j] x[i1[j]] along that dim.
+//             y[j] = l0[j] x[i0[j]] + l1[j] x[i1[j]] along that dim, as one pass of combine_rows
+//             (ops/kernels/combine_rows.h) with a two-entry row per output position; its gradient
+//             is combine_rows with the transposed matrix, so every derivative is that one kernel.
 // The source positions follow PyTorch's CPU kernels step for step, in the same floating type (float
 // for float32 and bfloat16, double for float64), so that positions falling exactly between two
 // pixels round the same way; innermost dim first makes bilinear's arithmetic PyTorch's
@@ -16,6 +17,11 @@
 #include "ember/nn/functional.h"
 #include "ops/bf16_compute.h"
 #include "ops/internal.h"
+#include "ops/kernels/combine_rows.h"
+
+namespace ember {
+EMBER_DEFINE_STUB(combine_rows_stub, CombineRowsFn);
+}
 
 namespace ember::nn::functional {
 
@@ -111,17 +117,67 @@ Tensor resample_nearest(const Tensor& x, const std::vector<Resize>& sizes, bool 
   return index_select(x.reshape({x.size(0), x.size(1), in_pixels}), 2, indices_on(flat, x)).view(out_shape);
 }
 
-// x resampled along dim d by a linear mode.
+// A sparse [rows, cols] matrix in compressed rows, on the device of the tensor it applies to
+// (ops/kernels/combine_rows.h).
+struct RowCombination {
+  int64_t rows = 0, cols = 0;
+  Tensor offsets, col, weight;
+};
+
+// y = A x along dim d (x's size there is A's column count). The gradient is A^T g along d: the
+// same op with the two matrices swapped, so the backward is recorded under create_graph and every
+// higher derivative comes with it.
+Tensor combine_rows(const Tensor& x, int64_t d, const RowCombination& a, const RowCombination& a_t) {
+  Shape out_shape = x.shape();
+  out_shape[static_cast<size_t>(d)] = a.rows;
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < d; ++k) outer *= x.size(k);
+  for (int64_t k = d + 1; k < x.dim(); ++k) inner *= x.size(k);
+  Tensor y = empty_tensor({outer, a.rows, inner}, x.dtype(), x.device());
+  combine_rows_stub(x.device(), x.detach().contiguous().view({outer, a.cols, inner}), a.offsets, a.col,
+                    a.weight, y);
+  y = y.view(out_shape);
+  if (autograd::any_requires_grad({x}))
+    autograd::record(
+        "interpolate", {x}, y,
+        [d, a, a_t](const autograd::BackwardArgs& args) {
+          return std::vector<Tensor>{combine_rows(args.grad(), d, a_t, a)};
+        },
+        autograd::DoubleBackward::supported);
+  return y;
+}
+
+// x resampled along dim d by a linear mode: one pass, y[j] = l0[j] x[i0[j]] + l1[j] x[i1[j]].
 Tensor resample_linear(const Tensor& x, int64_t d, const Resize& r, bool align_corners) {
   const LinearTaps taps = x.dtype() == DType::float64 ? linear_taps<double>(r, align_corners)
                                                       : linear_taps<float>(r, align_corners);
-  Shape weight_shape(static_cast<size_t>(x.dim() - d), 1);  // [out, 1, ...]: broadcast over later dims
-  weight_shape[0] = r.out;
-  auto weights = [&](const std::vector<double>& v) {
-    return tensor<double>(v, weight_shape).to(x.dtype()).to(x.device());
+  auto on_device = [&](const std::vector<int64_t>& offsets, const std::vector<int64_t>& col,
+                       const std::vector<double>& weight, int64_t rows, int64_t cols) {
+    return RowCombination{rows, cols, indices_on(offsets, x), indices_on(col, x),
+                          tensor<double>(weight).to(x.dtype()).to(x.device())};
   };
-  return index_select(x, d, indices_on(taps.i0, x)) * weights(taps.l0) +
-         index_select(x, d, indices_on(taps.i1, x)) * weights(taps.l1);
+  // A: output position j takes (i0, l0) then (i1, l1).
+  std::vector<int64_t> offsets, col;
+  std::vector<double> weight;
+  for (int64_t j = 0; j < r.out; ++j) {
+    offsets.push_back(2 * j);
+    col.insert(col.end(), {taps.i0[j], taps.i1[j]});
+    weight.insert(weight.end(), {taps.l0[j], taps.l1[j]});
+  }
+  offsets.push_back(2 * r.out);
+  const RowCombination a = on_device(offsets, col, weight, r.out, r.in);
+  // A^T: input position i gives to the output positions that read it, in output order.
+  std::vector<int64_t> t_offsets(static_cast<size_t>(r.in + 1), 0), t_col(col.size());
+  std::vector<double> t_weight(col.size());
+  for (int64_t i : col) ++t_offsets[static_cast<size_t>(i + 1)];
+  for (int64_t i = 0; i < r.in; ++i) t_offsets[i + 1] += t_offsets[i];
+  std::vector<int64_t> fill(t_offsets.begin(), t_offsets.end() - 1);
+  for (size_t e = 0; e < col.size(); ++e) {
+    const int64_t at = fill[static_cast<size_t>(col[e])]++;
+    t_col[at] = static_cast<int64_t>(e / 2);
+    t_weight[at] = weight[e];
+  }
+  return combine_rows(x, d, a, on_device(t_offsets, t_col, t_weight, r.in, r.out));
 }
 
 std::string input_forms(int64_t spatial_dims) {
