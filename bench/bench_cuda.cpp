@@ -209,6 +209,24 @@ void bench_group_norm() {
                                           1e3);
 }
 
+// Bilinear 2x upsampling forward + backward, [32, 64, 128, 128] -> [32, 64, 256, 256], as
+// gpu_check.sh's PyTorch reference.
+void bench_upsample() {
+  using namespace ember;
+  namespace F = nn::functional;
+  const Device gpu = Device::cuda();
+  manual_seed(0);
+  Tensor x = randn({32, 64, 128, 128}, gpu).requires_grad_();
+  Tensor g = randn({32, 64, 256, 256}, gpu);
+  auto step = [&] {
+    x.set_grad(Tensor());
+    F::interpolate(x, {.scale_factor = {2.0}, .mode = F::InterpolateMode::bilinear}).backward(g);
+  };
+  print_result("bilinear_ms_ember", seconds_per_call(
+                                        step, [] { cuda::synchronize(); }, 10, 3, 3) *
+                                        1e3);
+}
+
 }  // namespace
 
 int main() {
@@ -223,6 +241,7 @@ int main() {
     bench_training();
     bench_attention();
     bench_group_norm();
+    bench_upsample();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());
     return 1;

@@ -202,6 +202,13 @@ def gn_step():
     x.grad = w.grad = b.grad = None
     torch.nn.functional.group_norm(x, 32, w, b).backward(g)
 print("RESULT group_norm_ms_torch %.6g" % (best_seconds(gn_step, inner=10, rounds=3) * 1e3))
+del x, g
+x = torch.randn(32, 64, 128, 128, device="cuda", requires_grad=True)
+g = torch.randn(32, 64, 256, 256, device="cuda")
+def up_step():
+    x.grad = None
+    torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear").backward(g)
+print("RESULT bilinear_ms_torch %.6g" % (best_seconds(up_step, inner=10, rounds=3) * 1e3))
 EOF
 )
     set -e
@@ -330,10 +337,12 @@ summary() {
       printf '%-40s %-22s %-10s %s\n' "attention step: ember / ${ref#*:}" \
         "${r:-n/a} (${e:-?} vs ${t:-?} ms)" "report" "-"
     done
-    local e="${R[group_norm_ms_ember]:-}" t="${R[group_norm_ms_torch]:-}" r=""
-    [ -n "$e" ] && [ -n "$t" ] && r=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.3g", e / t }')
-    printf '%-40s %-22s %-10s %s\n' "group_norm fwd+bwd: ember / PyTorch" "${r:-n/a} (${e:-?} vs ${t:-?} ms)" \
-      "report" "-"
+    for op in group_norm bilinear; do
+      local e="${R[${op}_ms_ember]:-}" t="${R[${op}_ms_torch]:-}" r=""
+      [ -n "$e" ] && [ -n "$t" ] && r=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.3g", e / t }')
+      printf '%-40s %-22s %-10s %s\n' "$op fwd+bwd: ember / PyTorch" "${r:-n/a} (${e:-?} vs ${t:-?} ms)" \
+        "report" "-"
+    done
     local sm_ratio=""
     [ -n "${R[masked_softmax_gbs]:-}" ] && [ -n "${R[copy_gbs]:-}" ] &&
       sm_ratio=$(awk -v s="${R[masked_softmax_gbs]}" -v c="${R[copy_gbs]}" 'BEGIN { printf "%.3g", s / c }')
