@@ -224,5 +224,110 @@ TEST(Attention, Errors) {
                          "must all be 3-D (batched) or all 2-D");
 }
 
+// ---- scaled_dot_product_attention (PyTorch 2.x's functional) ----
+
+namespace sdpa_tests {
+namespace F = nn::functional;
+const double kInf = std::numeric_limits<double>::infinity();
+
+// softmax(scale q k^T + mask) v with plain ops, the reference for the fused path.
+Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& float_mask, double scale) {
+  Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
+  if (float_mask.defined()) scores = scores + float_mask;
+  return matmul(softmax(scores, -1), v);
+}
+
+std::vector<OpCase> sdpa_cases() {
+  auto bool_mask =
+      tensor<bool>({true, false, true, true, true, false, false, true, true, true, false, true}, {3, 4});
+  return with_gradgradcheck({
+      {"sdpa_plain",
+       [](const std::vector<Tensor>& in) { return F::scaled_dot_product_attention(in[0], in[1], in[2]); },
+       {R({2, 3, 5}, -1, 1, 50), R({2, 4, 5}, -1, 1, 51), R({2, 4, 3}, -1, 1, 52)},
+       Tensor()},
+      {"sdpa_causal_square",
+       [](const std::vector<Tensor>& in) {
+         return F::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, true);
+       },
+       {R({2, 2, 4, 3}, -1, 1, 53), R({2, 2, 4, 3}, -1, 1, 54), R({2, 2, 4, 2}, -1, 1, 55)},
+       Tensor()},
+      {"sdpa_causal_wide_scaled",
+       [](const std::vector<Tensor>& in) {
+         return F::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.0, true, 0.7);
+       },
+       {R({3, 2}, -1, 1, 56), R({5, 2}, -1, 1, 57), R({5, 3}, -1, 1, 58)},
+       Tensor()},
+      {"sdpa_bool_mask",
+       [bool_mask](const std::vector<Tensor>& in) {
+         return F::scaled_dot_product_attention(in[0], in[1], in[2], on_device_of(bool_mask, in[0]));
+       },
+       {R({2, 3, 2}, -1, 1, 59), R({2, 4, 2}, -1, 1, 60), R({2, 4, 2}, -1, 1, 61)},
+       Tensor()},
+      {"sdpa_float_mask",
+       [](const std::vector<Tensor>& in) {
+         return F::scaled_dot_product_attention(in[0], in[1], in[2], in[3]);
+       },
+       {R({2, 3, 2}, -1, 1, 62), R({2, 4, 2}, -1, 1, 63), R({2, 4, 2}, -1, 1, 64), R({3, 4}, -1, 1, 65)},
+       Tensor()},
+  });
+}
+}  // namespace sdpa_tests
+
+EMBER_OP_SUITE(ScaledDotProductAttention, sdpa_tests::sdpa_cases);
+
+TEST(ScaledDotProductAttention, HandComputedAndAgainstTheComposite) {
+  using namespace sdpa_tests;
+  // L = 1, S = 2, E = 1: scores [0, 2], weights [1, e^2] / (1 + e^2), out (1 + 3 e^2) / (1 + e^2)
+  const double e2 = std::exp(2.0);
+  Tensor out = F::scaled_dot_product_attention(tensor<double>({1}, {1, 1}), tensor<double>({0, 2}, {2, 1}),
+                                               tensor<double>({1, 3}, {2, 1}));
+  EXPECT_NEAR(out.item<double>(), (1 + 3 * e2) / (1 + e2), 1e-14);
+
+  Tensor q = R({2, 3, 6, 4}, -2, 2, 70, false), k = R({2, 3, 5, 4}, -2, 2, 71, false),
+         v = R({2, 3, 5, 3}, -2, 2, 72, false);
+  Tensor none;
+  EXPECT_TRUE(tensors_close(F::scaled_dot_product_attention(q, k, v), reference(q, k, v, none, 0.5), 1e-12));
+  // is_causal is top-left aligned: query i sees keys 0..i, also when L != S
+  Tensor allowed = tril(ones({6, 5}, DType::boolean));
+  Tensor float_mask = where(allowed, zeros({6, 5}, DType::float64), full({6, 5}, -kInf, DType::float64));
+  EXPECT_TRUE(tensors_close(F::scaled_dot_product_attention(q, k, v, {}, 0.0, true),
+                            reference(q, k, v, float_mask, 0.5), 1e-12));
+  EXPECT_TRUE(tensors_close(F::scaled_dot_product_attention(q, k, v, allowed),
+                            reference(q, k, v, float_mask, 0.5), 1e-12));
+  Tensor qs = R({3, 5, 4}, -2, 2, 73, false);
+  Tensor square = tril(ones({5, 5}, DType::boolean));
+  Tensor k0 = k.select(0, 0), v0 = v.select(0, 0);
+  EXPECT_TRUE(tensors_close(F::scaled_dot_product_attention(qs, k0, v0, {}, 0.0, true),
+                            F::scaled_dot_product_attention(qs, k0, v0, square), 1e-12));
+  // a query that may see no key gets zeros
+  Tensor blind = ones({6, 5}, DType::boolean);
+  blind.select(0, 2).fill_(0.0);
+  Tensor y = F::scaled_dot_product_attention(q, k, v, blind);
+  EXPECT_EQ(y.select(-2, 2).abs().max().item<double>(), 0.0);
+  // dropout: the reference's weights dropped with the same random stream
+  manual_seed(5);
+  Tensor dropped = F::scaled_dot_product_attention(q, k, v, {}, 0.4);
+  manual_seed(5);
+  Tensor expect = matmul(dropout(softmax(matmul(q, k.transpose(-2, -1)) * 0.5, -1), 0.4, true), v);
+  EXPECT_TRUE(tensors_close(dropped, expect, 1e-12));
+}
+
+TEST(ScaledDotProductAttention, Errors) {
+  namespace F = nn::functional;
+  Tensor q = zeros({2, 3, 4}), k = zeros({2, 5, 4}), v = zeros({2, 5, 3});
+  EMBER_EXPECT_THROW_MSG(
+      F::scaled_dot_product_attention(q, zeros({2, 5, 6}), v),
+      "scaled_dot_product_attention: query [2,3,4] and key [2,5,6] differ in their last dim (4 vs 6)");
+  EMBER_EXPECT_THROW_MSG(F::scaled_dot_product_attention(q, k, zeros({2, 4, 3})),
+                         "key [2,5,4] and value [2,4,3] differ in length (5 vs 4)");
+  EMBER_EXPECT_THROW_MSG(F::scaled_dot_product_attention(q, k, v, ones({3, 5}, DType::boolean), 0.0, true),
+                         "give attn_mask or is_causal, not both");
+  EMBER_EXPECT_THROW_MSG(F::scaled_dot_product_attention(q, k, v, {}, 1.0),
+                         "dropout_p must be in [0, 1), got 1");
+  EMBER_EXPECT_THROW_MSG(F::scaled_dot_product_attention(q, k, v, ones({3, 5}, DType::int64)),
+                         "attn_mask must be bool (true = may attend) or floating");
+  EMBER_EXPECT_THROW_MSG(F::scaled_dot_product_attention(zeros({4}), k, v), "must be at least 2-D");
+}
+
 }  // namespace
 }  // namespace ember::testing

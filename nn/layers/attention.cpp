@@ -1,6 +1,7 @@
 // MultiheadAttention: the in-projection, scaled dot-product attention per head with masks, and
 // the out-projection, composed from ember ops: batched matmul (strided-batched GEMMs over the
-// heads, cuBLAS on the GPU), the fused masked_softmax (nn/functional.h), dropout.
+// heads, cuBLAS on the GPU), the fused masked_softmax (nn/functional.h), dropout. Also the
+// functional scaled_dot_product_attention, the same core with PyTorch 2.x's SDPA mask convention.
 #include "ember/nn/attention.h"
 
 #include <cmath>
@@ -20,6 +21,58 @@ Tensor causal_mask(int64_t query_len, int64_t key_len, Device device) {
   Tensor cols = arange(static_cast<double>(key_len), TensorOptions(DType::int64).device(device)).unsqueeze(0);
   return cols > rows;
 }
+
+namespace functional {
+
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask, double dropout_p, bool is_causal,
+                                    std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  if (!query.defined() || !key.defined() || !value.defined())
+    fail("{}: query, key and value must be defined", op);
+  if (query.dim() < 2 || key.dim() < 2 || value.dim() < 2)
+    fail("{}: query {}, key {} and value {} must be at least 2-D ([..., L, E], [..., S, E], [..., S, Ev])",
+         op, shape_str(query.shape()), shape_str(key.shape()), shape_str(value.shape()));
+  const int64_t L = query.size(-2), S = key.size(-2), E = query.size(-1);
+  if (key.size(-1) != E)
+    fail("{}: query {} and key {} differ in their last dim ({} vs {})", op, shape_str(query.shape()),
+         shape_str(key.shape()), E, key.size(-1));
+  if (value.size(-2) != S)
+    fail("{}: key {} and value {} differ in length ({} vs {})", op, shape_str(key.shape()),
+         shape_str(value.shape()), S, value.size(-2));
+  if (attn_mask.defined() && is_causal) fail("{}: give attn_mask or is_causal, not both", op);
+  if (!(dropout_p >= 0 && dropout_p < 1)) fail("{}: dropout_p must be in [0, 1), got {}", op, dropout_p);
+  const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(E)));
+
+  Tensor scores = matmul(query, key.transpose(-2, -1));  // [..., L, S]
+  const Shape scores_shape = scores.shape();
+  // masked_softmax takes [B, H, L, S]: the leading dims are folded into B.
+  auto weights_of = [&](const Tensor& t, double sc, bool causal) {
+    return masked_softmax(t.reshape({-1, 1, L, S}), sc, causal).view(scores_shape);
+  };
+  Tensor weights;
+  if (!attn_mask.defined() && (!is_causal || L == S)) {
+    weights = weights_of(scores, s, is_causal);  // scale and causal rule fused into the softmax
+  } else {
+    scores = scores * s;
+    if (is_causal) {
+      scores = masked_fill(scores, nn::causal_mask(L, S, scores.device()),
+                           -std::numeric_limits<double>::infinity());
+    } else if (attn_mask.dtype() == DType::boolean) {
+      scores = masked_fill(scores, logical_not(attn_mask), -std::numeric_limits<double>::infinity());
+    } else if (attn_mask.is_floating_point()) {
+      scores = scores + attn_mask.to(scores.dtype());
+    } else {
+      fail("{}: attn_mask must be bool (true = may attend) or floating (added to the scores), got {}", op,
+           attn_mask.dtype());
+    }
+    weights = weights_of(scores, 1.0, false);
+  }
+  if (dropout_p > 0) weights = ember::dropout(weights, dropout_p, true);
+  return matmul(weights, value);
+}
+
+}  // namespace functional
 
 MultiheadAttention::MultiheadAttention(int64_t e, int64_t h, double p, bool bias, bool bf)
     : embed_dim(e), num_heads(h), head_dim(h > 0 ? e / h : 0), dropout(p), batch_first(bf) {

@@ -1,8 +1,9 @@
 #pragma once
-// ember::nn::functional: the normalisation ops behind BatchNorm and LayerNorm and the softmax
-// behind MultiheadAttention, as fused kernels (one forward and one backward kernel each, behind
-// dispatch stubs; see ops/kernels/norm.h and ops/kernels/masked_softmax.h); group_norm and
-// rms_norm, composites of those and of plain ops (ops/norm.cpp); interpolate (ops/interpolate.cpp).
+// ember::nn::functional: the normalisation ops behind BatchNorm, LayerNorm and GroupNorm and the
+// softmax behind MultiheadAttention, as fused kernels (one forward and one backward kernel each,
+// behind dispatch stubs; see ops/kernels/norm.h and ops/kernels/masked_softmax.h); rms_norm, a
+// composite of plain ops (ops/norm.cpp); interpolate (ops/interpolate.cpp);
+// scaled_dot_product_attention (nn/layers/attention.cpp).
 #include <optional>
 #include <vector>
 
@@ -75,5 +76,18 @@ Tensor interpolate(const Tensor& input, const InterpolateOptions& options);
 // (PyTorch gives NaN there). Differentiable in scores.
 Tensor masked_softmax(const Tensor& scores, double scale, bool causal = false,
                       const Tensor& key_padding_mask = {});
+
+// torch.nn.functional.scaled_dot_product_attention (PyTorch 2.x), written with matmul and
+// masked_softmax (nn/layers/attention.cpp):
+//   out = dropout(softmax(scale * Q K^T + mask)) V
+// for query [..., L, E], key [..., S, E], value [..., S, Ev] (leading dims broadcast, as matmul's)
+// -> [..., L, Ev]. scale defaults to 1 / sqrt(E). attn_mask broadcasts to [..., L, S]: bool with
+// PyTorch's SDPA convention, true = may attend (the opposite of MultiheadAttention's masks), or
+// floating, added to the scaled scores. is_causal lets query i see keys 0..i (top-left aligned;
+// not together with attn_mask). A query that may see no key gets zero weights, as PyTorch's math
+// path (_safe_softmax, 2.5+). dropout_p > 0 drops weights whenever called, as the functional does.
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask = {}, double dropout_p = 0.0,
+                                    bool is_causal = false, std::optional<double> scale = std::nullopt);
 
 }  // namespace ember::nn::functional
