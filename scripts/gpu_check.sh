@@ -102,9 +102,15 @@ time_box() {  # time_box CAP -> seconds the next step may take (1 when the budge
 TEST_BINARIES="test_*"
 TEST_FILTER='*Cuda*'
 TEST_DEADLINE=300
+count_tests() {  # count_tests PASSED FAILED SKIPPED: adds to the run's totals
+  R[tests_passed]=$((${R[tests_passed]:-0} + $1))
+  R[tests_failed]=$((${R[tests_failed]:-0} + $2))
+  R[tests_skipped]=$((${R[tests_skipped]:-0} + $3))
+}
+
 # Runs test binary $4 (gtest filter $3, at most $2 seconds; any further arguments are environment
-# assignments for it), adds its counts to the caller's passed / failed / skipped / failed_names and
-# prints one line, labelled $1.
+# assignments for it), adds its counts to R[tests_passed / tests_failed / tests_skipped /
+# tests_failed_binaries] and prints one line, labelled $1.
 run_test_binary() {
   local label=$1 limit=$2 filter=$3 binary=$4
   shift 4
@@ -116,10 +122,10 @@ run_test_binary() {
   p=$(grep -oE '\[  PASSED  \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
   f=$(grep -oE '\[  FAILED  \] [0-9]+ test' <<<"$out" | grep -oE '[0-9]+' | head -1 || echo 0)
   s=$(grep -oE '\[  SKIPPED \] [0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+  count_tests "${p:-0}" "${f:-0}" "${s:-0}"
   if [ $rc -ne 0 ]; then
-    failed_names="$failed_names $label"
-    [ "${f:-0}" = 0 ] && failed=$((failed + 1))  # crashed or timed out without a gtest summary
+    R[tests_failed_binaries]="${R[tests_failed_binaries]:-} $label"
+    [ "${f:-0}" = 0 ] && count_tests 0 1 0  # crashed or timed out without a gtest summary
     printf '%s\n' "$out" | tail -40
   fi
   printf '  %-28s passed %4s  failed %3s  skipped %3s\n' "$label" "${p:-0}" "${f:-0}" "${s:-0}"
@@ -129,20 +135,18 @@ run_test_binary() {
 # $TEST_DEADLINE seconds into the run; adds its counts to R[tests_*].
 run_tests() {
   log "CUDA tests (${TEST_BINARIES}, gtest filter $TEST_FILTER)"
-  local passed=0 failed=0 skipped=0 failed_names=""
   for t in "$BUNDLE"/bin/$TEST_BINARIES; do
     local name limit
     name=$(basename "$t")
     limit=$(time_box 240)
     if [ "$limit" -le 1 ] || [ $((SECONDS - RUN_START)) -gt "$TEST_DEADLINE" ]; then
-      echo "  $name: not run (time budget spent)"; failed=$((failed + 1)); failed_names="$failed_names $name(not-run)"
+      echo "  $name: not run (time budget spent)"
+      count_tests 0 1 0
+      R[tests_failed_binaries]="${R[tests_failed_binaries]:-} $name(not-run)"
       continue
     fi
     run_test_binary "$name" "$limit" "$TEST_FILTER" "$t"
   done
-  R[tests_passed]=$((${R[tests_passed]:-0} + passed)); R[tests_failed]=$((${R[tests_failed]:-0} + failed))
-  R[tests_skipped]=$((${R[tests_skipped]:-0} + skipped))
-  R[tests_failed_binaries]="${R[tests_failed_binaries]:-}$failed_names"
 }
 
 # The Cut Cross-Entropy tests (bf16 on the default mma core), then again with the bf16 kernels on
@@ -150,15 +154,12 @@ run_tests() {
 run_cce_tests() {
   TEST_BINARIES=test_cuda_losses TEST_FILTER='CudaLosses.CCE*:CudaMma*' run_tests
   [ -x "$BUNDLE/bin/test_cuda_losses" ] || return 0
-  local passed=0 failed=0 skipped=0 failed_names="" core
+  local core
   for core in wmma mma_wide; do
     [ "$(time_box 120)" -gt 1 ] || break
     run_test_binary "test_cuda_losses[$core]" "$(time_box 120)" 'CudaLosses.CCE*' "$BUNDLE/bin/test_cuda_losses" \
       EMBER_CCE_CORE=$core
   done
-  R[tests_passed]=$((${R[tests_passed]:-0} + passed)); R[tests_failed]=$((${R[tests_failed]:-0} + failed))
-  R[tests_skipped]=$((${R[tests_skipped]:-0} + skipped))
-  R[tests_failed_binaries]="${R[tests_failed_binaries]:-}$failed_names"
 }
 
 run_bench() {
